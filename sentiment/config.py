@@ -1,0 +1,204 @@
+"""Typed experiment configuration: defaults here, a TOML file per experiment, `--set` overrides.
+
+Every section owns its defaults; a config file overrides some of them; `--set key=value`
+overrides those. The merged result is validated (unknown keys and wrong types are one clear
+error naming the key, with the closest valid key suggested) and saved with every output.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sentiment.errors import SentimentError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsConfig(Section):
+    data: str = "data"
+    """Fetched raw files (`raw/`), vectors (`vectors/`) and prepared datasets (`prepared/`)."""
+    runs: str = "runs"
+    reports: str = "reports"
+
+
+class DataConfig(Section):
+    source: str = "clothing"
+    """A named source (`clothing`, `imdb`), a local CSV/TSV/JSONL/Parquet file, or a hub id (`hub:NAME`)."""
+    text_column: str | None = None
+    """Column holding the review; default: the named source's own, else `text`."""
+    label_column: str | None = None
+    """Column holding the rating or sentiment word; default: the named source's own, else `label`."""
+    title_column: str | None = None
+    """Prefix each text with this column (the clothing reviews' `Title`), when set."""
+    label_scheme: Literal["binary", "ternary", "stars"] = "binary"
+    hub_config: str | None = None
+    """Configuration name of a hub dataset, where it has several."""
+
+
+class TokenizeConfig(Section):
+    lowercase: bool = True
+    max_len: int = Field(256, ge=1)
+    """Tokens kept per review when encoding (the first `max_len`)."""
+
+
+class SplitConfig(Section):
+    validation: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+    """Ignored when the source has its own test split."""
+
+
+class VocabConfig(Section):
+    min_freq: int = Field(2, ge=1)
+    max_size: int | None = Field(30000, ge=1)
+    """Most frequent words kept, not counting `<pad>` and `<unk>`; none for no limit."""
+
+
+class ModelConfig(Section):
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    embedding_dim: int = Field(50, ge=1)
+    vectors: str | None = "glove-6b-50d"
+    """Pretrained word vectors: `glove-6b-50d`, a path to a GloVe/word2vec/fastText text file, or none."""
+    freeze_embeddings: bool = False
+    hidden_size: int = Field(128, ge=1)
+    num_layers: int = Field(1, ge=1)
+    bidirectional: bool = True
+    dropout: float = Field(0.3, ge=0, lt=1)
+    embedding_dropout: float = Field(0.0, ge=0, lt=1)
+    pooling: Literal["last", "max", "mean", "max+mean"] = "max+mean"
+
+
+class TrainingConfig(Section):
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    max_epochs: int = Field(8, ge=1)
+    patience: int = Field(2, ge=1)
+    """Epochs without improvement of the selection metric before stopping."""
+    clip_norm: float = Field(1.0, gt=0)
+    class_weights: bool = False
+    """Weight the loss by inverse class frequency (for skewed label distributions)."""
+    select_metric: Literal["macro_f1", "accuracy", "loss"] = "macro_f1"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    packed: Literal["auto", "yes", "no"] = "auto"
+    """Packed sequences: `auto` packs on CUDA only (on CPU padded batches are 3.5x faster)."""
+
+
+class ExperimentConfig(Section):
+    name: str = "experiment"
+    """Names the outputs: data/prepared/<name>, runs/<name>, reports/<name>."""
+    seed: int = 13
+    paths: PathsConfig = PathsConfig()
+    data: DataConfig = DataConfig()
+    tokenize: TokenizeConfig = TokenizeConfig()
+    split: SplitConfig = SplitConfig()
+    vocab: VocabConfig = VocabConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    # Where each stage reads and writes.
+    @property
+    def prepared_dir(self) -> Path:
+        return Path(self.paths.data) / "prepared" / self.name
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.paths.runs) / self.name
+
+    @property
+    def report_dir(self) -> Path:
+        return Path(self.paths.reports) / self.name
+
+    def fingerprint(self, *sections: str) -> str:
+        """A short hash of the named sections (all when none), to tell whether outputs are stale."""
+        dump = self.model_dump(mode="json")
+        chosen = {key: dump[key] for key in (sections or dump)}
+        blob = json.dumps(chosen, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a TOML experiment file (or start from the defaults), apply `key=value` overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SentimentError(f"config file not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SentimentError(f"{path}: not valid TOML: {error}") from None
+        data.setdefault("name", path.stem)
+    for override in overrides:
+        key, value = _parse_override(override)
+        _set_dotted(data, key, value)
+    return config_from_dict(data, origin=str(path) if path else "config")
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "config") -> ExperimentConfig:
+    """Validate a plain dict (a TOML file's content, or a `config.json` saved with a run)."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as error:
+        raise SentimentError(f"{origin}: {_describe(error)}") from None
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SentimentError(f"--set expects key=value (for example vocab.min_freq=3), got {text!r}")
+    raw = raw.strip()
+    # Values are TOML literals (3, 0.5, true, "x", [1, 2]); anything else is taken as a plain string.
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if raw.lower() in ("none", "null"):
+        value = None
+    return key, value
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SentimentError(f"--set {key}: {part!r} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _describe(error: ValidationError) -> str:
+    """The first problem in one line, naming the dotted key and, for unknown keys, the closest valid one."""
+    problem = error.errors()[0]
+    location = [str(part) for part in problem["loc"]]
+    key = ".".join(location)
+    if problem["type"] == "extra_forbidden":
+        valid = _valid_keys(location[:-1])
+        close = difflib.get_close_matches(location[-1], valid, n=1, cutoff=0.5)
+        hint = f"; did you mean {'.'.join(location[:-1] + close)!r}?" if close else f"; valid keys: {', '.join(valid)}"
+        return f"unknown key {key!r}{hint}"
+    return f"{key}: {problem['msg']} (got {problem.get('input')!r})"
+
+
+def _valid_keys(section_path: list[str]) -> list[str]:
+    model: type[BaseModel] = ExperimentConfig
+    for part in section_path:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

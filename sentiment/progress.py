@@ -1,0 +1,13 @@
+"""Progress bars on a terminal, silence in logs and CI (where the stages print one line per step)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", **options):
+    """A tqdm bar on stderr when it is a terminal; a no-op bar otherwise."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True, leave=False, **options)

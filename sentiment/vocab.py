@@ -1,0 +1,57 @@
+"""The vocabulary: words seen in training, `<pad>` = 0, `<unk>` = 1.
+
+torchtext used to provide this; it is archived and no longer imports with current torch,
+and its maintainers suggested copying the few lines needed, which is what this is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from sentiment.artifacts import read_json, write_json
+from sentiment.errors import SentimentError
+
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+
+
+class Vocab:
+    def __init__(self, tokens: Sequence[str]):
+        if list(tokens[:2]) != [PAD, UNK]:
+            raise SentimentError(f"a vocabulary must start with {PAD!r} and {UNK!r}")
+        self.tokens = list(tokens)
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+        if len(self.index) != len(self.tokens):
+            raise SentimentError("the vocabulary has duplicate tokens")
+
+    @classmethod
+    def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
+        """Most frequent first (ties alphabetical, so the result is deterministic)."""
+        counts = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
+        counts.pop(PAD, None)
+        counts.pop(UNK, None)
+        kept = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            kept = kept[:max_size]
+        return cls([PAD, UNK, *kept])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: Sequence[str], max_len: int | None = None) -> list[int]:
+        ids = [self.index.get(token, UNK_ID) for token in tokens]
+        return ids if max_len is None else ids[:max_len]
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, {"tokens": self.tokens})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        data = read_json(path, what="vocabulary")
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            raise SentimentError(f"{path}: not a vocabulary file (expected a 'tokens' list)")
+        return cls(data["tokens"])
