@@ -204,6 +204,8 @@ def _read_table(path: Path, file_format: str, delimiter: str | None = None):
         while cause.__cause__ is not None:
             cause = cause.__cause__
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if "corresponds to no data" in reason:  # datasets' words for a file with a header and no rows
+            raise SentimentError(f"{path}: the file has no rows") from None
         raise SentimentError(f"{path}: cannot read it as {file_format.upper()}: {reason}") from None
 
 

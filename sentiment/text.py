@@ -23,9 +23,12 @@ class Tokenizer:
 
     def __init__(self, lowercase: bool = True):
         import spacy
+        from spacy.attrs import LOWER, ORTH
 
         self.lowercase = lowercase
         self._tokenizer = spacy.blank("en").tokenizer
+        self._attribute = LOWER if lowercase else ORTH
+        self._strings = self._tokenizer.vocab.strings
 
     def __call__(self, text: str) -> list[str]:
         return self._tokens(self._tokenizer(clean_text(text)))
@@ -36,6 +39,7 @@ class Tokenizer:
             yield self._tokens(doc)
 
     def _tokens(self, doc) -> list[str]:
-        if self.lowercase:
-            return [token.lower_ for token in doc if not token.is_space]
-        return [token.text for token in doc if not token.is_space]
+        # One array of string hashes per doc is about twice as fast as reading Token objects.
+        strings = self._strings
+        words = [strings[key] for key in doc.to_array(self._attribute).tolist()]
+        return [word for word in words if not word.isspace()]

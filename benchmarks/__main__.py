@@ -1,0 +1,22 @@
+"""`python -m benchmarks [--quick] [NAME ...]`: run the benchmarks, print a table, write results.json."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = ["prepare"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=[], metavar="NAME",
+                        help=f"which to run (default: all of {', '.join(BENCHMARKS)})")
+    parser.add_argument("--quick", action="store_true", help="a reduced version of each, in under two minutes")
+    args = parser.parse_args()
+    for name in args.names or BENCHMARKS:
+        importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()

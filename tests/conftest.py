@@ -1,0 +1,80 @@
+"""Shared fixtures: small review files written to tmp_path, and configs that point at them."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+from sentiment.config import load_config
+
+POSITIVE = [
+    "love this dress, the fabric is soft and it fits perfectly",
+    "great quality and the color is exactly as pictured",
+    "so comfortable, i wear it every day",
+    "beautiful top, flattering cut and true to size",
+    "excellent jeans, they hold their shape after washing",
+    "perfect for summer, light and breezy",
+    "the sweater is warm and cozy, highly recommend",
+    "gorgeous color and the material feels expensive",
+    "fits like a glove, i ordered a second one",
+    "very happy with this purchase, looks great",
+]
+NEGATIVE = [
+    "the fabric is cheap and scratchy, returning it",
+    "runs very small and the zipper broke",
+    "terrible quality, it fell apart after one wash",
+    "the color is nothing like the picture, disappointed",
+    "awful fit, way too boxy and unflattering",
+    "poorly made, the seams came undone",
+    "see through and thin, not worth the price",
+    "the sleeves are too long and the waist is huge",
+    "itchy material and it shrank in the wash",
+    "waste of money, looks like a sack",
+]
+
+
+def review_rows(copies: int = 4, seed: int = 0) -> list[dict]:
+    """Distinct reviews (a varying suffix) with star ratings, including some 3-star ones."""
+    rng = random.Random(seed)
+    rows = []
+    for copy in range(copies):
+        for text in POSITIVE:
+            rows.append({"text": f"{text} {'!' * (copy + 1)} order {copy}", "label": rng.choice([4, 5])})
+        for text in NEGATIVE:
+            rows.append({"text": f"{text} {'.' * (copy + 1)} order {copy}", "label": rng.choice([1, 2])})
+        rows.append({"text": f"it is okay, nothing special, version {copy}", "label": 3})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], fieldnames=("text", "label"), delimiter: str = ",") -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(fieldnames), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def reviews_csv(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "reviews.csv", review_rows())
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """A config for a local file, with every output under tmp_path."""
+
+    def make(source: Path | str, *overrides: str):
+        base = [
+            f"name=\"tiny\"",
+            f"data.source=\"{source}\"",
+            f"paths.data=\"{tmp_path / 'data'}\"",
+            f"paths.runs=\"{tmp_path / 'runs'}\"",
+            f"paths.reports=\"{tmp_path / 'reports'}\"",
+            "vocab.min_freq=1",
+        ]
+        return load_config(None, [*base, *overrides])
+
+    return make

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from sentiment.config import config_from_dict, load_config
+from sentiment.errors import SentimentError
+
+
+def test_default_experiment_loads_and_names_itself_after_the_file():
+    config = load_config("configs/clothing.toml")
+    assert config.name == "clothing"
+    assert config.data.source == "clothing"
+    assert str(config.prepared_dir) == "data/prepared/clothing"
+
+
+def test_overrides_are_typed_and_dotted():
+    config = load_config("configs/clothing.toml", ["vocab.min_freq=3", "tokenize.lowercase=false", "model.vectors=none"])
+    assert config.vocab.min_freq == 3 and config.tokenize.lowercase is False and config.model.vectors is None
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text("[vocab]\nmin_frq = 3\n")
+    with pytest.raises(SentimentError, match=r"unknown key 'vocab.min_frq'; did you mean 'vocab.min_freq'"):
+        load_config(path)
+    with pytest.raises(SentimentError, match="unknown key 'vocabulary'"):
+        load_config(None, ["vocabulary.min_freq=2"])
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(SentimentError, match="vocab.min_freq"):
+        load_config(None, ["vocab.min_freq='many'"])
+    with pytest.raises(SentimentError, match="data.label_scheme"):
+        load_config(None, ["data.label_scheme=sextary"])
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    (tmp_path / "bad.toml").write_text("name = \n")
+    with pytest.raises(SentimentError, match="not valid TOML"):
+        load_config(tmp_path / "bad.toml")
+    with pytest.raises(SentimentError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(SentimentError, match="key=value"):
+        load_config(None, ["novalue"])
+
+
+def test_saved_config_round_trips():
+    config = load_config("configs/clothing.toml", ["training.lr=0.01"])
+    again = config_from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert again.fingerprint("vocab") == config.fingerprint("vocab")
+    assert config.fingerprint("training") != load_config("configs/clothing.toml").fingerprint("training")
