@@ -1,0 +1,549 @@
+"""The bag-of-words baseline: TF-IDF over word 1-2 grams plus logistic regression.
+
+Inputs are token lists already produced by the project's spaCy tokenizer, so the
+vectorizer never re-tokenizes or lowercases. The saved form is two plain files
+with no pickle (``baseline.json`` and ``baseline.safetensors``); loading never
+executes code from disk and does not depend on scikit-learn's private object
+layout, so a model saved with one scikit-learn version scores identically under
+another.
+
+To make a loaded model reproduce the fitted one *exactly*, both go through the
+same scorer (:class:`_TfidfLinearScorer`): after fitting, the vocabulary, idf
+vector and regression weights are copied out of scikit-learn into it, and
+:meth:`BagOfWordsBaseline.predict_proba` always uses it. The scorer mirrors
+scikit-learn's arithmetic step by step (counts -> ``1 + log(tf)`` -> ``* idf``
+-> row L2 normalization -> ``X @ coef.T + intercept`` -> sigmoid for two
+classes / softmax for more), so it also matches scikit-learn's own
+``predict_proba`` to rounding (the tests check ``rtol=1e-12``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
+
+from sentiment import metrics
+from sentiment.errors import SentimentError
+
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "BagOfWordsBaseline", "word_ngrams"]
+
+CONFIG_FILE = "baseline.json"
+WEIGHTS_FILE = "baseline.safetensors"
+FORMAT_VERSION = 1
+"""Bumped whenever the meaning of the saved files changes; :meth:`BagOfWordsBaseline.load` checks it."""
+
+_SELECT_METRICS = ("macro_f1", "accuracy")
+_CLASS_WEIGHTS = (None, "balanced")
+
+
+def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int] = (1, 2)) -> list[str]:
+    """All contiguous n-grams of ``tokens`` for n in ``ngram_range``, joined with one space.
+
+    This is the vectorizer's analyzer at fit time *and* the loaded scorer's
+    feature extractor, so the two can never disagree about what a feature is.
+    The joining matches scikit-learn's word n-grams (and the saved vocabulary
+    keys). A token that itself contains a space can collide with a bigram; it
+    does so identically at fit and load time.
+    """
+    low, high = ngram_range
+    return [
+        " ".join(tokens[start : start + n]) for n in range(low, high + 1) for start in range(len(tokens) - n + 1)
+    ]
+
+
+def _check_token_lists(token_lists: Any, name: str) -> list[list[str]]:
+    """Reject raw strings early: iterating a string would silently yield characters as tokens."""
+    if isinstance(token_lists, (str, bytes)) or not isinstance(token_lists, Iterable):
+        raise SentimentError(f"{name} must be a list of token lists, got {type(token_lists).__name__}")
+    checked = []
+    for i, tokens in enumerate(token_lists):
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Iterable):
+            raise SentimentError(
+                f"{name}[{i}] must be a list of tokens, got {type(tokens).__name__}; tokenize the text first"
+            )
+        tokens = list(tokens)
+        if not all(isinstance(token, str) for token in tokens):
+            raise SentimentError(f"{name}[{i}] must contain only string tokens")
+        checked.append(tokens)
+    return checked
+
+
+@dataclass(frozen=True)
+class _TfidfLinearScorer:
+    """Fitted TF-IDF + linear model as plain arrays: the one scoring path for fitted and loaded models."""
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray  # (n_features,)
+    coef: np.ndarray  # (1, n_features) for two classes, (k, n_features) for more
+    intercept: np.ndarray  # (1,) or (k,)
+    ngram_range: tuple[int, int]
+    sublinear_tf: bool
+
+    def transform(self, token_lists: list[list[str]]) -> sp.csr_array:
+        """TF-IDF rows exactly as ``TfidfVectorizer.transform`` builds them (unseen n-grams are dropped)."""
+        indices: list[int] = []
+        counts: list[int] = []
+        indptr = [0]
+        for tokens in token_lists:
+            row: dict[int, int] = {}
+            for feature in word_ngrams(tokens, self.ngram_range):
+                column = self.vocabulary.get(feature)
+                if column is not None:
+                    row[column] = row.get(column, 0) + 1
+            indices.extend(row)
+            counts.extend(row.values())
+            indptr.append(len(indices))
+        matrix = sp.csr_array(
+            (
+                np.asarray(counts, dtype=np.float64),
+                np.asarray(indices, dtype=np.int64),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(token_lists), len(self.idf)),
+        )
+        matrix.sort_indices()  # scikit-learn sorts too; the L2 norm sums in this order
+        if self.sublinear_tf:
+            np.log(matrix.data, out=matrix.data)
+            matrix.data += 1.0
+        matrix.data *= self.idf[matrix.indices]
+        return normalize(matrix, norm="l2", copy=False)
+
+    def predict_proba(self, token_lists: list[list[str]]) -> np.ndarray:
+        """Class probabilities with scikit-learn's ``LogisticRegression.predict_proba`` semantics.
+
+        Two classes: one weight row, ``p(class 1) = sigmoid(score)``, columns
+        ``[1 - p, p]``. More classes: softmax over one score per class.
+        """
+        scores = np.asarray(self.transform(token_lists) @ self.coef.T) + self.intercept
+        if self.coef.shape[0] == 1:
+            positive = expit(scores.ravel())
+            return np.stack([1.0 - positive, positive], axis=1)
+        return _softmax(scores)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row softmax in scikit-learn's operation order (shift by row max, exp, divide by row sum)."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+class BagOfWordsBaseline:
+    """TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, with C picked on validation.
+
+    Typical use::
+
+        model = BagOfWordsBaseline().fit(train_tokens, train_y, val_tokens, val_y, labels=["neg", "pos"])
+        model.save("runs/baseline")
+        probs = BagOfWordsBaseline.load("runs/baseline").predict_proba(test_tokens)
+
+    After :meth:`fit` or :meth:`load`: ``labels``, ``chosen_c``, ``validation``
+    (one ``{C, macro_f1, accuracy, converged}`` row per C tried) and
+    ``settings`` describe the model.
+    """
+
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int = 2,
+        sublinear_tf: bool = True,
+        max_iter: int = 2000,
+    ) -> None:
+        low, high = ngram_range
+        if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+            raise SentimentError(f"ngram_range must be (low, high) with 1 <= low <= high, got {ngram_range!r}")
+        if isinstance(min_df, bool) or not isinstance(min_df, int) or min_df < 1:
+            raise SentimentError(f"min_df must be a positive integer document count, got {min_df!r}")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+            raise SentimentError(f"max_iter must be a positive integer, got {max_iter!r}")
+        self.ngram_range = (low, high)
+        self.min_df = min_df
+        self.sublinear_tf = bool(sublinear_tf)
+        self.max_iter = max_iter
+        self.labels: list[str] = []
+        self.chosen_c: float | None = None
+        self.validation: list[dict[str, Any]] = []
+        self.settings: dict[str, Any] = {}
+        self._scorer: _TfidfLinearScorer | None = None
+
+    # ------------------------------------------------------------------ fit --
+
+    def fit(
+        self,
+        train_tokens: Sequence[Sequence[str]],
+        train_labels: Sequence[int | str],
+        val_tokens: Sequence[Sequence[str]],
+        val_labels: Sequence[int | str],
+        labels: Sequence[str],
+        c_grid: Sequence[float] = (0.25, 1, 4, 16),
+        select_metric: str = "macro_f1",
+        seed: int = 0,
+        class_weight: str | None = None,
+    ) -> BagOfWordsBaseline:
+        """Fit the vectorizer on training tokens only, one logistic regression per C, keep the best on validation.
+
+        ``train_labels`` / ``val_labels`` are label names from ``labels`` or
+        their integer indices. C is chosen by ``select_metric`` (``"macro_f1"``
+        or ``"accuracy"``) on the validation split; ties go to the smaller C,
+        the stronger regularization. Nothing is refit on train + validation, so
+        the validation scores stay honest estimates for the chosen model.
+        """
+        labels = _check_labels(labels)
+        if select_metric not in _SELECT_METRICS:
+            raise SentimentError(f"select_metric must be one of {list(_SELECT_METRICS)}, got {select_metric!r}")
+        if class_weight not in _CLASS_WEIGHTS:
+            raise SentimentError(f"class_weight must be None or 'balanced', got {class_weight!r}")
+        grid = _check_c_grid(c_grid)
+        train_tokens = _check_token_lists(train_tokens, "train_tokens")
+        val_tokens = _check_token_lists(val_tokens, "val_tokens")
+        y_train = _encode_labels(train_labels, labels, "train_labels", len(train_tokens))
+        y_val = _encode_labels(val_labels, labels, "val_labels", len(val_tokens))
+        if len(y_val) == 0:
+            raise SentimentError("the validation split is empty; C cannot be chosen without it")
+        missing = sorted(set(range(len(labels))) - set(y_train.tolist()))
+        if missing:
+            absent = [labels[i] for i in missing]
+            raise SentimentError(f"training labels never contain {absent}; every class needs examples")
+
+        vectorizer = self._make_vectorizer()
+        try:
+            x_train = vectorizer.fit_transform(train_tokens)
+        except ValueError as error:  # empty vocabulary after min_df pruning
+            raise SentimentError(
+                f"no n-gram occurs in at least min_df={self.min_df} training documents ({error}); "
+                "use more training data or a lower min_df"
+            ) from error
+        x_val = vectorizer.transform(val_tokens)
+
+        table, best_model, best_c, best_score = [], None, grid[0], -np.inf
+        for c in grid:
+            model, converged = self._fit_one(x_train, y_train, c, seed, class_weight)
+            val_pred = model.predict(x_val)
+            row = {
+                "C": c,
+                "macro_f1": metrics.macro_f1(y_val, val_pred),
+                "accuracy": metrics.accuracy(y_val, val_pred),
+                "converged": converged,
+            }
+            table.append(row)
+            if row[select_metric] > best_score:  # strict: ties keep the smaller C seen first
+                best_model, best_c, best_score = model, c, row[select_metric]
+        assert best_model is not None  # the grid is non-empty and every score beats -inf
+
+        self.labels = labels
+        self.chosen_c = best_c
+        self.validation = table
+        self.settings = {
+            "ngram_range": list(self.ngram_range),
+            "min_df": self.min_df,
+            "sublinear_tf": self.sublinear_tf,
+            "norm": "l2",
+            "smooth_idf": True,
+            "max_iter": self.max_iter,
+            "class_weight": class_weight,
+            "c_grid": grid,
+            "select_metric": select_metric,
+            "seed": seed,
+            "n_train": len(train_tokens),
+            "n_validation": len(val_tokens),
+        }
+        self._scorer = _TfidfLinearScorer(
+            vocabulary={str(term): int(column) for term, column in vectorizer.vocabulary_.items()},
+            idf=np.ascontiguousarray(vectorizer.idf_, dtype=np.float64),
+            coef=np.ascontiguousarray(best_model.coef_, dtype=np.float64),
+            intercept=np.ascontiguousarray(best_model.intercept_, dtype=np.float64),
+            ngram_range=self.ngram_range,
+            sublinear_tf=self.sublinear_tf,
+        )
+        return self
+
+    def _make_vectorizer(self) -> TfidfVectorizer:
+        """A callable analyzer keeps scikit-learn from re-tokenizing or lowercasing spaCy tokens."""
+        return TfidfVectorizer(
+            analyzer=partial(word_ngrams, ngram_range=self.ngram_range),
+            min_df=self.min_df,
+            sublinear_tf=self.sublinear_tf,
+            norm="l2",
+            use_idf=True,
+            smooth_idf=True,
+            dtype=np.float64,
+        )
+
+    def _fit_one(
+        self, x_train: sp.spmatrix, y_train: np.ndarray, c: float, seed: int, class_weight: str | None
+    ) -> tuple[LogisticRegression, bool]:
+        """One L2 logistic regression (lbfgs: multinomial for > 2 classes); reports convergence instead of warning."""
+        model = LogisticRegression(C=c, max_iter=self.max_iter, class_weight=class_weight, random_state=seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            model.fit(x_train, y_train)
+        converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        return model, converged
+
+    # -------------------------------------------------------------- predict --
+
+    def predict_proba(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """``(n, k)`` float64 probabilities, columns in the order of ``labels``."""
+        scorer = self._require_fitted()
+        return scorer.predict_proba(_check_token_lists(token_lists, "token_lists"))
+
+    def predict(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Predicted class indices into ``labels`` (arg-max of :meth:`predict_proba`)."""
+        return self.predict_proba(token_lists).argmax(axis=1)
+
+    def _require_fitted(self) -> _TfidfLinearScorer:
+        if self._scorer is None:
+            raise SentimentError("the baseline is not fitted; call fit() or BagOfWordsBaseline.load() first")
+        return self._scorer
+
+    # ---------------------------------------------------------- save / load --
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``baseline.json`` + ``baseline.safetensors`` into ``directory`` atomically, without pickle.
+
+        Files are written into a temporary sibling directory which is then
+        renamed into place, so an interrupted save never leaves a half-written
+        model. An existing model directory is replaced; a directory holding
+        anything else is refused rather than deleted.
+        """
+        scorer = self._require_fitted()
+        target = Path(os.path.abspath(directory))  # normalizes "." and "..", so the sibling has a real parent
+        _check_replaceable(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        except OSError as error:
+            raise SentimentError(f"cannot create the baseline directory {target}: {error}") from error
+        try:
+            os.chmod(staging, 0o755)  # mkdtemp makes it private; a saved model should be shareable
+            self._write_files(staging, scorer)
+            _swap_into_place(staging, target)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise SentimentError(f"cannot save the baseline to {target}: {error}") from error
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def _write_files(self, directory: Path, scorer: _TfidfLinearScorer) -> None:
+        config = {
+            "format": "sentiment.BagOfWordsBaseline",
+            "format_version": FORMAT_VERSION,
+            "labels": self.labels,
+            "chosen_c": self.chosen_c,
+            "ngram_range": list(scorer.ngram_range),
+            "sublinear_tf": scorer.sublinear_tf,
+            "settings": self.settings,
+            "validation": self.validation,
+            "sklearn_version": sklearn.__version__,
+            "vocabulary": dict(sorted(scorer.vocabulary.items(), key=lambda item: item[1])),
+        }
+        config_path = directory / CONFIG_FILE
+        with open(config_path, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=1, allow_nan=False)  # ASCII escapes survive any token
+            handle.flush()
+            os.fsync(handle.fileno())
+        weights_path = directory / WEIGHTS_FILE
+        save_file({"idf": scorer.idf, "coef": scorer.coef, "intercept": scorer.intercept}, weights_path)
+        _fsync_file(weights_path)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> BagOfWordsBaseline:
+        """Rebuild a saved baseline; its ``predict_proba`` is bit-identical to the saved model's."""
+        root = Path(directory)
+        if not root.exists():
+            raise SentimentError(f"baseline directory {root} does not exist")
+        if not root.is_dir():
+            raise SentimentError(f"baseline path {root} is not a directory")
+        config = _read_config(root / CONFIG_FILE)
+        tensors = _read_weights(root / WEIGHTS_FILE)
+        labels = config["labels"]
+        scorer = _scorer_from_saved(config, tensors, root)
+
+        settings = config.get("settings", {})
+        if not isinstance(settings, dict):
+            raise SentimentError(f"{root / CONFIG_FILE}: 'settings' must be a mapping")
+        model = cls(
+            ngram_range=scorer.ngram_range,
+            min_df=int(settings.get("min_df", 2)),
+            sublinear_tf=scorer.sublinear_tf,
+            max_iter=int(settings.get("max_iter", 2000)),
+        )
+        model.labels = list(labels)
+        model.chosen_c = config.get("chosen_c")
+        model.validation = list(config.get("validation", []))
+        model.settings = dict(settings)
+        model._scorer = scorer
+        return model
+
+
+# ----------------------------------------------------------------- helpers --
+
+
+def _check_labels(labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str):
+        raise SentimentError(f"labels must be a list of class names, got the string {labels!r}")
+    labels = list(labels)
+    if len(labels) < 2 or not all(isinstance(label, str) and label for label in labels):
+        raise SentimentError(f"labels must be at least two non-empty class names, got {labels!r}")
+    if len(set(labels)) != len(labels):
+        raise SentimentError(f"labels must be unique, got {labels!r}")
+    return labels
+
+
+def _check_c_grid(c_grid: Sequence[float]) -> list[float]:
+    """Sorted ascending, so the strict '>' in fit breaks ties toward the smaller C."""
+    try:
+        grid = sorted({float(c) for c in c_grid})
+    except (TypeError, ValueError) as error:
+        raise SentimentError(f"c_grid must be a list of positive numbers, got {c_grid!r}") from error
+    if not grid or not all(np.isfinite(c) and c > 0 for c in grid):
+        raise SentimentError(f"c_grid must be a non-empty list of positive numbers, got {c_grid!r}")
+    return grid
+
+
+def _encode_labels(values: Sequence[int | str], labels: list[str], name: str, expected: int) -> np.ndarray:
+    """Accept label names or integer indices; anything else is a user mistake worth naming."""
+    values = list(values)
+    if len(values) != expected:
+        raise SentimentError(f"{name} has {len(values)} entries but there are {expected} token lists")
+    index = {label: i for i, label in enumerate(labels)}
+    encoded = []
+    for value in values:
+        if isinstance(value, str):
+            if value not in index:
+                raise SentimentError(f"{name} contains {value!r}, which is not one of the labels {labels}")
+            encoded.append(index[value])
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(labels):
+            encoded.append(int(value))
+        else:
+            raise SentimentError(f"{name} contains {value!r}; expected a label name or an index below {len(labels)}")
+    return np.asarray(encoded, dtype=np.int64)
+
+
+def _check_replaceable(target: Path) -> None:
+    """Only an empty directory or a previous baseline save may be replaced; never delete unrelated files."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise SentimentError(f"cannot save the baseline to {target}: it exists and is not a directory")
+    unexpected = sorted(p.name for p in target.iterdir() if p.name not in (CONFIG_FILE, WEIGHTS_FILE))
+    if unexpected:
+        raise SentimentError(
+            f"refusing to replace {target}: it holds files that are not a saved baseline ({', '.join(unexpected[:5])})"
+        )
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an old ``target`` is moved aside first and removed after.
+
+    POSIX rename cannot replace a non-empty directory, so the old directory is
+    renamed to a sibling, the new one renamed in, and only then the old one
+    deleted. If the second rename fails, the old model is put back.
+    """
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, retired)  # replaces the empty placeholder directory
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SentimentError(f"baseline directory {path.parent} is missing {path.name}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SentimentError(f"{path} is corrupt (not valid JSON: {error})") from error
+    if not isinstance(config, dict) or config.get("format") != "sentiment.BagOfWordsBaseline":
+        raise SentimentError(f"{path} is not a saved BagOfWordsBaseline")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise SentimentError(
+            f"{path} has format_version {config.get('format_version')!r}; this code reads version {FORMAT_VERSION}"
+        )
+    for key in ("labels", "vocabulary", "ngram_range", "sublinear_tf"):
+        if key not in config:
+            raise SentimentError(f"{path} is missing the {key!r} entry")
+    return config
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise SentimentError(f"baseline directory {path.parent} is missing {path.name}")
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise SentimentError(f"{path} is corrupt (cannot read safetensors: {error})") from error
+    for key in ("idf", "coef", "intercept"):
+        if key not in tensors:
+            raise SentimentError(f"{path} is missing the {key!r} tensor")
+        if tensors[key].dtype != np.float64:
+            raise SentimentError(f"{path}: tensor {key!r} must be float64, got {tensors[key].dtype}")
+    return tensors
+
+
+def _scorer_from_saved(config: dict[str, Any], tensors: dict[str, np.ndarray], root: Path) -> _TfidfLinearScorer:
+    """Cross-check the JSON and tensor shapes so a mismatched pair fails loudly instead of mis-scoring."""
+    labels = config["labels"]
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
+        raise SentimentError(f"{root / CONFIG_FILE}: 'labels' must be a list of at least two class names")
+    ngram_range = config["ngram_range"]
+    if not (isinstance(ngram_range, list) and len(ngram_range) == 2 and all(isinstance(n, int) for n in ngram_range)):
+        raise SentimentError(f"{root / CONFIG_FILE}: 'ngram_range' must be two integers")
+    vocabulary = config["vocabulary"]
+    idf, coef, intercept = tensors["idf"], tensors["coef"], tensors["intercept"]
+    n_features = len(idf)
+    if (
+        not isinstance(vocabulary, dict)
+        or not all(type(column) is int for column in vocabulary.values())
+        or sorted(vocabulary.values()) != list(range(n_features))
+    ):
+        raise SentimentError(
+            f"{root}: the vocabulary in {CONFIG_FILE} does not match the {n_features} idf weights in {WEIGHTS_FILE}"
+        )
+    rows = 1 if len(labels) == 2 else len(labels)
+    if idf.ndim != 1 or coef.shape != (rows, n_features) or intercept.shape != (rows,):
+        raise SentimentError(
+            f"{root}: {WEIGHTS_FILE} shapes idf={idf.shape}, coef={coef.shape}, intercept={intercept.shape} "
+            f"do not fit {len(labels)} labels and {n_features} features"
+        )
+    return _TfidfLinearScorer(
+        vocabulary=vocabulary,
+        idf=idf,
+        coef=coef,
+        intercept=intercept,
+        ngram_range=(ngram_range[0], ngram_range[1]),
+        sublinear_tf=bool(config["sublinear_tf"]),
+    )
