@@ -85,6 +85,29 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
     click.echo(f"output: {prepared.directory}")
 
 
+@cli.command()
+@config_options
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where to train (default: training.device from the config, `auto` = CUDA when present).")
+def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: str | None) -> None:
+    """Train the recurrent classifier on prepared data.
+
+    Evaluates on the validation split every epoch, keeps the best epoch by
+    training.select_metric (default macro-F1) and stops early after training.patience
+    epochs without improvement. Writes runs/<experiment>/: model.safetensors, config.json,
+    vocab.json, labels.json, metrics.jsonl, learning_curves.png, run.json.
+    """
+    from sentiment.training import train as run_train
+
+    config = _load(config_path, overrides)
+    run = run_train(config, resume=resume, device=device, log=lambda line: click.echo(line, err=True))
+    best = run.info["best_validation"]
+    click.echo(f"best validation macro-F1 {best['val_macro_f1']:.4f} (accuracy {best['val_accuracy']:.4f}) "
+               f"at epoch {run.info['best_epoch']}; {run.info['train_seconds']:.0f} s")
+    click.echo(f"output: {run.directory}")
+
+
 def main() -> None:
     cli(prog_name="sentiment")
 

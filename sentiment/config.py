@@ -88,6 +88,8 @@ class TrainingConfig(Section):
     """Weight the loss by inverse class frequency (for skewed label distributions)."""
     select_metric: Literal["macro_f1", "accuracy", "loss"] = "macro_f1"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch; default: every core."""
     packed: Literal["auto", "yes", "no"] = "auto"
     """Packed sequences: `auto` packs on CUDA only (on CPU padded batches are 3.5x faster)."""
 

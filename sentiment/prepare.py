@@ -54,7 +54,7 @@ class PreparedData:
 def prepare(config: ExperimentConfig, force: bool = False, log=print) -> PreparedData:
     """Prepare the experiment's data, or return the cached result when nothing changed."""
     directory = config.prepared_dir
-    fingerprint = _fingerprint(config)
+    fingerprint = prepare_fingerprint(config)
     if not force and _is_current(directory, fingerprint):
         log(f"prepared data is up to date: {directory}")
         return load_prepared(directory)
@@ -119,7 +119,7 @@ def load_prepared(directory: str | Path) -> PreparedData:
     return PreparedData(directory=directory, manifest=manifest, vocab=Vocab.load(directory / "vocab.json"))
 
 
-def _fingerprint(config: ExperimentConfig) -> str:
+def prepare_fingerprint(config: ExperimentConfig) -> str:
     source = source_fingerprint(config.data, config.paths.data)
     return f"v{FORMAT_VERSION}-{config.fingerprint(*PREPARE_SECTIONS)}-{source[:16]}"
 

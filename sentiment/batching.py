@@ -1,0 +1,58 @@
+"""Length-bucketed batches: reviews of similar length together, padded to the batch maximum.
+
+On a CPU, padded batches of similar length keep the recurrent kernels on their fast path
+(packed sequences measured 3.5x slower here) while wasting little work on padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from sentiment.vocab import PAD_ID
+
+POOL_BATCHES = 50
+"""Shuffle, then sort by length within pools of this many batches: random order, little padding."""
+
+
+def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Index batches of similar lengths; shuffled (rows and batch order) when `rng` is given.
+
+    Without `rng` the batches are in length order, longest first, which is what inference wants.
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(-lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = rng.permutation(len(lengths))
+    pool = batch_size * POOL_BATCHES
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def shard_batches(batches: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:
+    """This rank's share of the batches; every rank gets the same number (DDP steps in lockstep).
+
+    The last few batches are repeated where the count does not divide evenly, so no example
+    is dropped from an epoch.
+    """
+    if world_size == 1:
+        return batches
+    per_rank = -(-len(batches) // world_size)
+    padded = batches + batches[: per_rank * world_size - len(batches)]
+    return padded[rank::world_size]
+
+
+def collate(id_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token id lists to the longest one: ids [B, T] (padding = 0) and lengths [B]."""
+    lengths = torch.tensor([len(ids) for ids in id_lists], dtype=torch.long)
+    ids = torch.full((len(id_lists), int(lengths.max())), PAD_ID, dtype=torch.long)
+    for row, sequence in enumerate(id_lists):
+        ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+    return ids, lengths

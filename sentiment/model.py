@@ -1,0 +1,248 @@
+"""The recurrent review classifier: embeddings -> LSTM/GRU/RNN stack -> pooling -> linear.
+
+Read top to bottom: constructor, the encoder (``encode`` / ``encode_embedded``), pooling,
+the classifier head, then small helpers (config round trip, pretrained vectors).
+
+Padding and the backward direction
+----------------------------------
+Batches are padded with id 0 at the END of each review. A forward RNN reads the real tokens
+first, so its outputs at real positions never see padding. A stock bidirectional
+``nn.LSTM`` run on the padded batch, however, starts its backward direction at position T-1:
+it reads the padding *before* the real tokens, and its outputs (in particular the one at
+position 0 that ``last`` pooling uses) depend on how much padding the batch happened to need.
+
+So every layer here is held as one single-layer, unidirectional module per direction
+(``self.rnns[layer][direction]``), and the backward direction is run on each review reversed
+*within its real length* (tokens flipped, padding left at the end) with a gather, then its
+outputs are un-reversed with the same gather. Both directions therefore read only real tokens
+before any padding, and packed and padded runs give the same outputs at real positions.
+Each layer's two directions are concatenated as the next layer's input, hence the per-layer
+loop. Cost: one oneDNN/cuDNN call per direction per layer plus two cheap gathers, about the
+speed of a stock ``nn.LSTM(bidirectional=True)`` on CPU. The per-direction modules also give
+the gate tracer (``sentiment.gates``) plain ``weight_ih_l0``/``weight_hh_l0``/``bias_*``
+tensors in PyTorch's gate order.
+
+``packed=True`` runs the same per-direction modules on ``pack_padded_sequence`` input
+(skips the padding; useful on CUDA); ``packed=False`` runs the padded batch directly (the
+fast path on CPU). Outputs at padded positions are set to 0 in both modes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from sentiment.errors import SentimentError
+
+CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+POOLINGS = ("last", "max", "mean", "max+mean")
+DIRECTIONS = ("forward", "backward")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    if value not in choices:
+        raise SentimentError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Flip each row of ``x`` [B, T, D] over its first ``lengths[b]`` steps; padding stays put.
+
+    The permutation is its own inverse, so the same call un-reverses the backward outputs.
+    """
+    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # [1, T]
+    last = lengths.unsqueeze(1) - 1  # [B, 1]
+    index = torch.where(steps <= last, last - steps, steps)  # [B, T]
+    return x.gather(1, index.unsqueeze(2).expand_as(x))
+
+
+class RecurrentClassifier(nn.Module):
+    """Embeddings, a (bi)directional LSTM/GRU/RNN stack, padding-aware pooling, a linear head."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        *,
+        embedding_dim: int = 50,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.3,
+        embedding_dropout: float = 0.0,
+        pooling: str = "max+mean",
+        padding_idx: int = 0,
+        packed: bool = False,
+    ) -> None:
+        super().__init__()
+        _choice("cell type", cell, list(CELLS))
+        _choice("pooling", pooling, POOLINGS)
+        for name, value, low in [
+            ("vocab_size", vocab_size, 1),
+            ("num_classes", num_classes, 2),
+            ("embedding_dim", embedding_dim, 1),
+            ("hidden_size", hidden_size, 1),
+            ("num_layers", num_layers, 1),
+        ]:
+            if not isinstance(value, int) or value < low:
+                raise SentimentError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name, p in [("dropout", dropout), ("embedding_dropout", embedding_dropout)]:
+            if not 0.0 <= p < 1.0:
+                raise SentimentError(f"{name} must be in [0, 1), got {p!r}")
+        if not 0 <= padding_idx < vocab_size:
+            raise SentimentError(f"padding_idx must be in [0, {vocab_size}), got {padding_idx!r}")
+
+        self._config: dict[str, Any] = dict(
+            vocab_size=vocab_size,
+            num_classes=num_classes,
+            embedding_dim=embedding_dim,
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bool(bidirectional),
+            dropout=float(dropout),
+            embedding_dropout=float(embedding_dropout),
+            pooling=pooling,
+            padding_idx=padding_idx,
+            packed=bool(packed),
+        )
+        self.cell = cell
+        self.pooling = pooling
+        self.packed = packed
+        self.hidden_size = hidden_size
+        self.num_directions = 2 if bidirectional else 1
+        self.embedding_dropout = embedding_dropout
+
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        # rnns[layer][direction]: single-layer, unidirectional modules (see module docstring).
+        extra = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        self.rnns = nn.ModuleList()
+        for layer in range(num_layers):
+            input_size = embedding_dim if layer == 0 else hidden_size * self.num_directions
+            self.rnns.append(
+                nn.ModuleList(
+                    CELLS[cell](input_size, hidden_size, batch_first=True, **extra)
+                    for _ in range(self.num_directions)
+                )
+            )
+        # The same rate as nn.LSTM(dropout=...) would apply between stacked layers, and on the
+        # pooled vector before the classifier.
+        self.dropout = nn.Dropout(dropout)
+        pooled_dim = hidden_size * self.num_directions * (2 if pooling == "max+mean" else 1)
+        self.classifier = nn.Linear(pooled_dim, num_classes)
+
+    # ---- encoder -------------------------------------------------------------------------
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids -> [B, T, E] vectors; in training, whole word vectors are dropped."""
+        x = self.embedding(ids)
+        if self.training and self.embedding_dropout > 0:
+            keep = 1.0 - self.embedding_dropout
+            word_mask = torch.bernoulli(x.new_full(x.shape[:-1] + (1,), keep))
+            x = x * word_mask / keep
+        return x
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, T] padded ids and [B] real lengths -> (outputs [B, T, H*dirs], mask [B, T])."""
+        return self.encode_embedded(self.embed(ids), lengths)
+
+    def encode_embedded(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the recurrent stack on float inputs [B, T, E] (also used for non-text tasks)."""
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        steps = torch.arange(x.size(1), device=x.device)
+        mask = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T], True at real tokens
+        # pack_padded_sequence wants the lengths on the CPU; copy them once, not per layer.
+        cpu_lengths = lengths.cpu() if self.packed else None
+        for layer, directions in enumerate(self.rnns):
+            if layer > 0:
+                x = self.dropout(x)
+            outputs = []
+            for direction, rnn in enumerate(directions):
+                # The backward direction reads each review from its last real token to its first.
+                inp = reverse_within_lengths(x, lengths) if direction == 1 else x
+                out = self._run(rnn, inp, cpu_lengths)
+                outputs.append(reverse_within_lengths(out, lengths) if direction == 1 else out)
+            x = torch.cat(outputs, dim=2)
+        # Padded positions hold whatever the RNN computed past the end; make them a clean 0.
+        return x.masked_fill(~mask.unsqueeze(2), 0.0), mask
+
+    @staticmethod
+    def _run(rnn: nn.RNNBase, x: torch.Tensor, cpu_lengths: torch.Tensor | None) -> torch.Tensor:
+        """One direction of one layer: padded as is, or packed when lengths are given."""
+        if cpu_lengths is None:
+            return rnn(x)[0]
+        packed = pack_padded_sequence(x, cpu_lengths, batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.size(1))[0]
+
+    # ---- pooling and head ----------------------------------------------------------------
+
+    def pool(self, outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] outputs and [B, T] mask -> [B, pooled_dim], ignoring padded positions."""
+        real = mask.unsqueeze(2)
+        lengths = mask.sum(dim=1)
+        pooled = []
+        if self.pooling == "last":
+            # Forward direction: the state after the last real token. Backward direction: the
+            # state at position 0, i.e. after reading the whole review right to left.
+            rows = torch.arange(outputs.size(0), device=outputs.device)
+            pooled.append(outputs[rows, lengths - 1, : self.hidden_size])
+            if self.num_directions == 2:
+                pooled.append(outputs[:, 0, self.hidden_size :])
+        if self.pooling in ("max", "max+mean"):
+            lowest = torch.finfo(outputs.dtype).min
+            pooled.append(outputs.masked_fill(~real, lowest).max(dim=1).values)
+        if self.pooling in ("mean", "max+mean"):
+            total = outputs.masked_fill(~real, 0.0).sum(dim=1)
+            pooled.append(total / lengths.unsqueeze(1).to(outputs.dtype))
+        return torch.cat(pooled, dim=1)
+
+    def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Float inputs [B, T, E] -> logits [B, num_classes]."""
+        return self.classifier(self.dropout(self.pool(*self.encode_embedded(x, lengths))))
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]."""
+        return self.forward_embedded(self.embed(ids), lengths)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @torch.no_grad()
+    def load_pretrained_embeddings(self, matrix: torch.Tensor, freeze: bool) -> None:
+        """Copy a [vocab_size, embedding_dim] matrix (e.g. GloVe rows) into the embedding."""
+        expected = tuple(self.embedding.weight.shape)
+        if tuple(matrix.shape) != expected:
+            raise SentimentError(
+                f"pretrained embedding matrix has shape {tuple(matrix.shape)}, expected {expected}"
+            )
+        self.embedding.weight.copy_(matrix)
+        self.embedding.weight.requires_grad_(not freeze)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.to_config()
+
+    def to_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable, for ``from_config``."""
+        # ``packed`` is a run-time switch (same weights either way), so report its current value.
+        return dict(self._config, packed=bool(self.packed))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RecurrentClassifier:
+        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise SentimentError(f"unknown model config keys: {', '.join(unknown)}")
+        missing = [k for k in ("vocab_size", "num_classes") if k not in config]
+        if missing:
+            raise SentimentError(f"model config is missing: {', '.join(missing)}")
+        return cls(**config)

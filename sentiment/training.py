@@ -1,0 +1,324 @@
+"""The `train` stage: fit the recurrent classifier, select the best epoch on validation.
+
+One epoch: length-bucketed batches in a seeded random order, AdamW, gradient clipping, then
+validation metrics; the best epoch by `training.select_metric` is kept, training stops after
+`training.patience` epochs without improvement or at `training.max_epochs`. Every epoch ends
+with a checkpoint (weights, optimizer, RNG state) so `--resume` continues to exactly the
+result an uninterrupted run reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sentiment.artifacts import environment_versions, write_bytes_atomic, write_json
+from sentiment.batching import bucket_batches, collate
+from sentiment.config import ExperimentConfig
+from sentiment.errors import SentimentError
+from sentiment.inference import predict_ids
+from sentiment.metrics import accuracy, macro_f1
+from sentiment.model import RecurrentClassifier
+from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint
+from sentiment.progress import progress_bar
+from sentiment.run import TrainedRun, load_run, partial_dir
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    validation: dict[str, float]
+    seconds: float
+    examples_per_second: float
+    best: bool = False
+
+    def line(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "train_loss": round(self.train_loss, 5),
+                **{f"val_{k}": round(v, 5) for k, v in self.validation.items()},
+                "seconds": round(self.seconds, 2), "examples_per_second": round(self.examples_per_second, 1),
+                "best": self.best}
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint holds besides tensors: enough to continue exactly where training stopped."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_score: float | None = None
+    epochs_without_improvement: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SentimentError("--device cuda was asked for, but torch sees no CUDA device")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def use_packed(packed: str, device: torch.device) -> bool:
+    """Packed sequences only on CUDA by default: on CPU padded batches are 3.5x faster."""
+    return packed == "yes" or (packed == "auto" and device.type == "cuda")
+
+
+def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, packed: bool) -> RecurrentClassifier:
+    m = config.model
+    return RecurrentClassifier(
+        vocab_size, num_classes, embedding_dim=m.embedding_dim, cell=m.cell, hidden_size=m.hidden_size,
+        num_layers=m.num_layers, bidirectional=m.bidirectional, dropout=m.dropout,
+        embedding_dropout=m.embedding_dropout, pooling=m.pooling, packed=packed,
+    )
+
+
+def train(config: ExperimentConfig, resume: bool = False, device: str | None = None, log=print) -> TrainedRun:
+    """Train the experiment's model into `runs/<experiment>/` and return the finished run."""
+    prepared = load_prepared(config.prepared_dir)
+    if prepared.manifest.get("fingerprint") != prepare_fingerprint(config):
+        raise SentimentError(
+            f"the prepared data in {prepared.directory} was made with a different config or source; "
+            "run `sentiment prepare` with this config first"
+        )
+    device_ = resolve_device(device or config.training.device)
+    run_dir, work_dir = config.run_dir, partial_dir(config.run_dir)
+    if resume and not (work_dir / CHECKPOINT / "state.json").is_file():
+        if run_dir.is_dir():
+            log(f"{run_dir} is already finished; nothing to resume")
+            return load_run(run_dir)
+        log("no checkpoint to resume from; starting from scratch")
+        resume = False
+    if not resume:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, prepared, work_dir, device_, log)
+    if resume:
+        trainer.restore()
+    trainer.fit()
+    trainer.finish(run_dir)
+    return load_run(run_dir)
+
+
+class Trainer:
+    def __init__(self, config: ExperimentConfig, prepared: PreparedData, work_dir: Path,
+                 device: torch.device, log):
+        self.config, self.prepared, self.work_dir, self.device, self.log = config, prepared, work_dir, device, log
+        t = config.training
+        if device.type == "cpu":
+            torch.set_num_threads(t.threads or os.cpu_count() or 1)
+        torch.manual_seed(config.seed)
+        self.labels = prepared.labels
+        self.train_ids = prepared.split("train")["ids"]
+        self.train_labels = np.asarray(prepared.split("train")["label"])
+        validation = prepared.split("validation")
+        self.val_ids, self.val_labels = validation["ids"], np.asarray(validation["label"])
+        self.packed = use_packed(t.packed, device)
+        self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
+        self.vectors_summary = self._load_vectors()
+        self.model.to(device)
+        self.optimizer = torch.optim.AdamW(
+            (p for p in self.model.parameters() if p.requires_grad), lr=t.lr, weight_decay=t.weight_decay)
+        self.loss_fn = nn.CrossEntropyLoss(weight=self._class_weights())
+        self.state = TrainingState()
+
+    def _load_vectors(self) -> dict[str, Any] | None:
+        m = self.config.model
+        if not m.vectors:
+            return None
+        from sentiment.embeddings import align_vectors
+
+        aligned = align_vectors(m.vectors, self.prepared.vocab, self.config.paths.data, self.config.seed)
+        if aligned.matrix.shape[1] != m.embedding_dim:
+            raise SentimentError(f"model.embedding_dim is {m.embedding_dim} but {m.vectors} has "
+                                 f"{aligned.matrix.shape[1]} dimensions; set model.embedding_dim={aligned.matrix.shape[1]}")
+        self.model.load_pretrained_embeddings(torch.from_numpy(aligned.matrix), freeze=m.freeze_embeddings)
+        summary = aligned.summary(m.vectors)
+        self.log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
+        return summary
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if not self.config.training.class_weights:
+            return None
+        counts = np.bincount(self.train_labels, minlength=len(self.labels)).astype(np.float64)
+        weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+        return torch.tensor(weights, dtype=torch.float32, device=self.device)
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        t = self.config.training
+        while self.state.epoch < t.max_epochs and self.state.epochs_without_improvement < t.patience:
+            result = self.run_epoch(self.state.epoch + 1)
+            self._record(result)
+            self.save_checkpoint()
+
+    def run_epoch(self, epoch: int) -> EpochResult:
+        t = self.config.training
+        # The batch order depends only on (seed, epoch): a resumed run sees the same batches.
+        rng = np.random.default_rng([self.config.seed, epoch])
+        batches = bucket_batches([len(ids) for ids in self.train_ids], t.batch_size, rng)
+        self.model.train()
+        started = time.perf_counter()
+        total_loss, seen = 0.0, 0
+        with progress_bar(total=len(self.train_ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex") as bar:
+            for batch in batches:
+                loss = self._step(batch)
+                total_loss += loss * len(batch)
+                seen += len(batch)
+                bar.update(len(batch))
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+        train_seconds = time.perf_counter() - started
+        validation = self.validate()
+        return EpochResult(epoch=epoch, train_loss=total_loss / max(seen, 1), validation=validation,
+                           seconds=time.perf_counter() - started, examples_per_second=seen / train_seconds)
+
+    def _step(self, batch: np.ndarray) -> float:
+        ids, lengths = collate([self.train_ids[i] for i in batch])
+        targets = torch.as_tensor(self.train_labels[batch], device=self.device)
+        try:
+            logits = self.model(ids.to(self.device, non_blocking=True), lengths.to(self.device))
+            loss = self.loss_fn(logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        except torch.OutOfMemoryError:
+            raise SentimentError(f"training.batch_size={self.config.training.batch_size} does not fit in "
+                                 f"{self.device.type} memory; lower it (for example --set training.batch_size=32)") from None
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def validate(self) -> dict[str, float]:
+        probabilities = predict_ids(self.model, self.val_ids, batch_size=256, device=self.device)
+        predictions = probabilities.argmax(axis=1)
+        picked = probabilities[np.arange(len(self.val_labels)), self.val_labels]
+        return {"loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+                "accuracy": accuracy(self.val_labels, predictions),
+                "macro_f1": macro_f1(self.val_labels, predictions)}
+
+    def _record(self, result: EpochResult) -> None:
+        t, s = self.config.training, self.state
+        score = result.validation[t.select_metric]
+        better = s.best_score is None or (score < s.best_score if t.select_metric == "loss" else score > s.best_score)
+        if better:
+            s.best_score, s.best_epoch, s.epochs_without_improvement = score, result.epoch, 0
+            result.best = True
+            self._save_weights(self.work_dir / "model.safetensors")
+        else:
+            s.epochs_without_improvement += 1
+        s.epoch = result.epoch
+        s.seconds += result.seconds
+        s.history.append(result.line())
+        payload = "".join(json.dumps(line) + "\n" for line in s.history).encode()
+        write_bytes_atomic(self.work_dir / "metrics.jsonl", payload)
+        v = result.validation
+        self.log(f"epoch {result.epoch:>2}/{t.max_epochs}  loss {result.train_loss:.4f}  "
+                 f"val loss {v['loss']:.4f}  acc {v['accuracy']:.4f}  macro-F1 {v['macro_f1']:.4f}  "
+                 f"{result.seconds:5.1f} s  {result.examples_per_second:,.0f} ex/s" + ("  *best" if better else ""))
+
+    # ---- checkpoints -----------------------------------------------------------------------
+
+    def _save_weights(self, path: Path) -> None:
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        write_bytes_atomic(path, save(state))
+
+    def save_checkpoint(self) -> None:
+        """Weights, optimizer moments and RNG state as safetensors; the rest as JSON. No pickle."""
+        from safetensors.torch import save
+
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        optimizer = self.optimizer.state_dict()
+        for index, slots in optimizer["state"].items():
+            for name, value in slots.items():
+                tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        directory = self.work_dir / CHECKPOINT
+        directory.mkdir(exist_ok=True)
+        write_bytes_atomic(directory / "last.safetensors", save(tensors))
+        write_json(directory / "state.json", {
+            "state": self.state.__dict__, "optimizer_param_groups": optimizer["param_groups"],
+            "config_fingerprint": self.config.fingerprint(), "vectors": self.vectors_summary,
+        })
+
+    def restore(self) -> None:
+        from safetensors.torch import load_file
+
+        from sentiment.artifacts import read_json
+
+        directory = self.work_dir / CHECKPOINT
+        saved = read_json(directory / "state.json", what="checkpoint")
+        if saved["config_fingerprint"] != self.config.fingerprint():
+            raise SentimentError(f"the checkpoint in {self.work_dir} was made with a different config; "
+                                 "train without --resume to start over")
+        tensors = load_file(str(directory / "last.safetensors"))
+        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = value.to(self.device) if name != "step" else value
+        self.optimizer.load_state_dict({"state": slots, "param_groups": saved["optimizer_param_groups"]})
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.state = TrainingState(**saved["state"])
+        self.log(f"resuming after epoch {self.state.epoch} (best so far: epoch {self.state.best_epoch})")
+
+    # ---- the finished run ------------------------------------------------------------------
+
+    def finish(self, run_dir: Path) -> None:
+        """Write the run's metadata and plots, then move the finished run into place."""
+        from sentiment.plots import plot_learning_curves
+
+        s, w = self.state, self.work_dir
+        info = {
+            "experiment": self.config.name,
+            "model": self.model.to_config(),
+            "parameters": self.model.num_parameters(),
+            "trainable_parameters": self.model.num_parameters(trainable_only=True),
+            "labels": self.labels,
+            "best_epoch": s.best_epoch,
+            "select_metric": self.config.training.select_metric,
+            "best_validation": next(line for line in s.history if line["epoch"] == s.best_epoch),
+            "epochs_run": s.epoch,
+            "stopped_early": s.epoch < self.config.training.max_epochs,
+            "train_seconds": round(s.seconds, 1),
+            "seconds_per_epoch": round(s.seconds / max(s.epoch, 1), 2),
+            "device": self.device.type,
+            "packed_sequences": self.packed,
+            "threads": torch.get_num_threads(),
+            "vectors": self.vectors_summary,
+            "prepared": {"directory": str(self.prepared.directory), "fingerprint": self.prepared.manifest["fingerprint"]},
+            "versions": environment_versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json(w / "run.json", info)
+        write_json(w / "config.json", self.config.to_dict())
+        write_json(w / "labels.json", self.labels)
+        self.prepared.vocab.save(w / "vocab.json")
+        plot_learning_curves(s.history, w / "learning_curves.png", title=self.config.name)
+        retired = run_dir.with_name(run_dir.name + ".old")
+        shutil.rmtree(retired, ignore_errors=True)
+        if run_dir.exists():
+            os.replace(run_dir, retired)
+        os.replace(w, run_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+        best = info["best_validation"]
+        self.log(f"best epoch {s.best_epoch}: validation macro-F1 {best['val_macro_f1']:.4f}, "
+                 f"accuracy {best['val_accuracy']:.4f}; {s.seconds:.0f} s of training")

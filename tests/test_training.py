@@ -1,0 +1,189 @@
+"""Real (tiny) training runs: overfitting, save/load, resume, reproducibility, errors."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sentiment import training as training_module
+from sentiment.cli import cli
+from sentiment.inference import load_model, predict_ids
+from sentiment.prepare import prepare
+from sentiment.run import load_run, partial_dir
+from sentiment.training import train
+
+TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
+        "training.lr=0.01", "training.threads=1", "training.max_epochs=4", "training.patience=4", "model.dropout=0.0"]
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture
+def tiny(reviews_csv, make_config):
+    def make(*overrides):
+        config = make_config(reviews_csv, *TINY, *overrides)
+        prepare(config, log=quiet)
+        return config
+    return make
+
+
+def metrics_lines(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(lines):
+    return [{k: v for k, v in line.items() if k not in ("seconds", "examples_per_second")} for line in lines]
+
+
+def test_overfits_the_training_reviews_and_writes_a_complete_run(tiny):
+    config = tiny("training.max_epochs=15", "training.patience=15", "training.select_metric=loss")
+    run = train(config, log=quiet)
+    assert run.directory == config.run_dir and not partial_dir(config.run_dir).exists()
+    for name in ("model.safetensors", "config.json", "vocab.json", "labels.json", "metrics.jsonl",
+                 "learning_curves.png", "run.json"):
+        assert (run.directory / name).is_file(), name
+    assert not list(run.directory.rglob("*.pt")) and not list(run.directory.rglob("*.pkl"))
+    train_split = config.prepared_dir / "train"
+    import datasets
+    data = datasets.load_from_disk(str(train_split))
+    probabilities = predict_ids(run.build_model(), data["ids"])
+    assert (probabilities.argmax(1) == np.array(data["label"])).mean() == 1.0
+    info = run.info
+    assert info["best_epoch"] >= 1 and info["labels"] == ["negative", "positive"]
+    assert len(metrics_lines(run.directory)) == info["epochs_run"]
+    assert json.loads((run.directory / "labels.json").read_text()) == ["negative", "positive"]
+
+
+def test_save_then_load_gives_identical_probabilities_and_batching_does_not_matter(tiny):
+    config = tiny()
+    run = train(config, log=quiet)
+    texts = ["love this dress", "the zipper broke and it runs small", "not perfect, but pretty good", "ok"]
+    model = load_model(run.directory)
+    batched = model.predict_proba(texts)
+    one_by_one = np.concatenate([model.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+    again = load_model(run.directory).predict(texts)
+    np.testing.assert_array_equal(again.probabilities, batched)
+    assert again.labels == [model.classes[i] for i in batched.argmax(1)]
+
+
+def test_two_runs_with_the_same_seed_are_identical(tiny):
+    first = without_timing(metrics_lines(train(tiny(), log=quiet).directory))
+    second = without_timing(metrics_lines(train(tiny(), log=quiet).directory))
+    assert first == second
+
+
+def test_resume_after_an_interrupted_epoch_reaches_the_same_result(tiny, monkeypatch):
+    config = tiny("model.dropout=0.2")  # dropout makes the RNG state part of what must be restored
+    uninterrupted = without_timing(metrics_lines(train(config, log=quiet).directory))
+    reference = load_model(config.run_dir).predict_proba(["love it", "awful"])
+
+    original = training_module.Trainer._step
+    calls = {"n": 0}
+
+    def crash_in_epoch_three(self, batch):
+        calls["n"] += 1
+        if self.state.epoch == 2 and calls["n"] > 2 * 9 + 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(training_module.Trainer, "_step", crash_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, log=quiet)
+    # The unfinished run stays apart; the previous finished run is untouched until this one ends.
+    assert partial_dir(config.run_dir).is_dir() and load_run(config.run_dir).info["epochs_run"] == 4
+    assert len(metrics_lines(partial_dir(config.run_dir))) == 2
+    monkeypatch.setattr(training_module.Trainer, "_step", original)
+    messages = []
+    resumed = train(config, resume=True, log=messages.append)
+    assert any("resuming after epoch 2" in m for m in messages)
+    assert without_timing(metrics_lines(resumed.directory)) == uninterrupted
+    np.testing.assert_array_equal(load_model(config.run_dir).predict_proba(["love it", "awful"]), reference)
+
+
+def test_pretrained_vectors_from_a_text_file(tiny, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "vectors.vec.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as stream:
+        stream.write("4 16\n")
+        for word in ["love", "dress", "fabric", "notaword"]:
+            stream.write(word + " " + " ".join(f"{x:.4f}" for x in rng.normal(size=16)) + "\n")
+    run = train(tiny(f"model.vectors={path}", "model.freeze_embeddings=true"), log=quiet)
+    vectors = run.info["vectors"]
+    assert vectors["found"] == 3
+    assert 0 < vectors["coverage"] < 1
+    assert run.info["trainable_parameters"] < run.info["parameters"]
+
+
+def test_vectors_fall_back_to_the_lowercase_form(tmp_path):
+    from sentiment.embeddings import align_vectors
+    from sentiment.vocab import Vocab
+
+    (tmp_path / "v.txt").write_text("dress 1 2\nnice 3 4\n")
+    aligned = align_vectors(str(tmp_path / "v.txt"), Vocab.build([["Dress", "nice", "zzz"]]), tmp_path, seed=0)
+    vocab_rows = {word: aligned.matrix[i].tolist() for i, word in enumerate(Vocab.build([["Dress", "nice", "zzz"]]).tokens)}
+    assert vocab_rows["Dress"] == [1, 2] and vocab_rows["nice"] == [3, 4] and vocab_rows["<pad>"] == [0, 0]
+    assert (aligned.found, aligned.found_lowercase, aligned.vocab_words) == (2, 1, 3)
+
+
+# --- errors: one line, exit code 2 ----------------------------------------------------------
+
+def cli_train(config_args):
+    return CliRunner().invoke(cli, ["train", "--config", "configs/clothing.toml", *config_args])
+
+
+def as_args(reviews_csv, tmp_path, *overrides):
+    sets = [f"name=tiny", f"data.source={reviews_csv}", f"paths.data={tmp_path / 'data'}",
+            f"paths.runs={tmp_path / 'runs'}", "vocab.min_freq=1", *TINY, *overrides]
+    return [arg for value in sets for arg in ("--set", value)]
+
+
+def expect_error(result, pattern):
+    import re
+
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and re.search(pattern, result.output), result.output
+
+
+def test_training_before_preparing(reviews_csv, tmp_path):
+    expect_error(cli_train(as_args(reviews_csv, tmp_path)), "no prepared data .* run `sentiment prepare`")
+
+
+def test_config_changed_since_prepare(reviews_csv, tmp_path, tiny):
+    tiny()
+    expect_error(cli_train(as_args(reviews_csv, tmp_path, "vocab.min_freq=3")), "made with a different config")
+
+
+def test_unknown_cell_type(reviews_csv, tmp_path):
+    expect_error(cli_train(as_args(reviews_csv, tmp_path, "model.cell=transformer")), "model.cell")
+
+
+def test_unreadable_vectors_file(reviews_csv, tmp_path, tiny):
+    tiny()
+    (tmp_path / "bad.txt").write_bytes(b"word \xff\xfe 1.0\n")
+    expect_error(cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'bad.txt'}")),
+                 "cannot read vectors file")
+    expect_error(cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'none.txt'}")),
+                 "vectors file not found")
+
+
+def test_out_of_memory_batch_size(reviews_csv, tmp_path, tiny, monkeypatch):
+    tiny()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(training_module.RecurrentClassifier, "forward", out_of_memory)
+    expect_error(cli_train(as_args(reviews_csv, tmp_path, "training.batch_size=4096")), "does not fit in .* memory")
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_loading_something_that_is_not_a_run(tmp_path):
+    (tmp_path / "notarun").mkdir()
+    with pytest.raises(Exception, match="not a complete run"):
+        load_run(tmp_path / "notarun")
