@@ -85,8 +85,36 @@ class SentimentModel:
         return Predictions(labels=labels, probabilities=probabilities, classes=self.classes)
 
 
-def load_model(run_dir: str | Path, device: str = "cpu", batch_size: int = 256) -> SentimentModel:
-    """Load `runs/<experiment>/` for scoring texts."""
+def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> SentimentModel | BaselineModel:
+    """Load a trained run (`runs/<experiment>/`) or its baseline (`runs/<experiment>/baseline/`)."""
+    from sentiment.baseline import CONFIG_FILE
     from sentiment.run import load_run
 
-    return SentimentModel(load_run(run_dir), device=device, batch_size=batch_size)
+    if (Path(path) / CONFIG_FILE).is_file():
+        return BaselineModel(path)
+    return SentimentModel(load_run(path), device=device, batch_size=batch_size)
+
+
+class BaselineModel:
+    """The saved bag-of-words baseline (`runs/<experiment>/baseline/`), scored like the model."""
+
+    def __init__(self, directory: str | Path):
+        from sentiment.baseline import BagOfWordsBaseline
+        from sentiment.text import Tokenizer
+
+        self.baseline = BagOfWordsBaseline.load(directory)
+        self.classes = list(self.baseline.labels)
+        self.max_len = None
+        self.tokenizer = Tokenizer(lowercase=self.baseline.settings.get("lowercase", True))
+
+    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        return self.baseline.predict_proba([list(tokens) for tokens in token_lists])
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_tokens(list(self.tokenizer.pipe(texts)))
+
+    def predict(self, texts: Sequence[str] | str) -> Predictions:
+        if isinstance(texts, str):
+            texts = [texts]
+        probabilities = self.predict_proba(texts)
+        return Predictions([self.classes[i] for i in probabilities.argmax(axis=1)], probabilities, self.classes)

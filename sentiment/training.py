@@ -112,6 +112,17 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
     return load_run(run_dir)
 
 
+def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
+    """The bag-of-words reference, on the same training tokens, its C chosen on validation."""
+    from sentiment.baseline import BagOfWordsBaseline
+
+    train, validation = prepared.split("train"), prepared.split("validation")
+    baseline = BagOfWordsBaseline().fit(train["tokens"], train["label"], validation["tokens"], validation["label"],
+                                        labels=prepared.labels, select_metric="macro_f1", seed=config.seed)
+    baseline.settings["lowercase"] = config.tokenize.lowercase  # scoring raw text needs the same tokens
+    return baseline
+
+
 class Trainer:
     def __init__(self, config: ExperimentConfig, prepared: PreparedData, work_dir: Path,
                  device: torch.device, log):
@@ -312,6 +323,7 @@ class Trainer:
         write_json(w / "config.json", self.config.to_dict())
         write_json(w / "labels.json", self.labels)
         self.prepared.vocab.save(w / "vocab.json")
+        fit_baseline(self.prepared, self.config).save(w / "baseline")
         plot_learning_curves(s.history, w / "learning_curves.png", title=self.config.name)
         retired = run_dir.with_name(run_dir.name + ".old")
         shutil.rmtree(retired, ignore_errors=True)
