@@ -20,10 +20,16 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 demo: setup
 	$(SENTIMENT) prepare --config $(CONFIG)
-	@echo "Prepared data: data/prepared/$$(basename $(CONFIG) .toml)/"
+	$(SENTIMENT) train --config $(CONFIG)
+	$(SENTIMENT) evaluate --config $(CONFIG)
+	@echo "Open the report: reports/$$(basename $(CONFIG) .toml)/report.html"
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
+
+# Headless Chromium for the report's browser test (Debian's package; we run as root here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 bench: setup
 	$(PY) -m benchmarks

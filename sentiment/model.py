@@ -43,10 +43,9 @@ POOLINGS = ("last", "max", "mean", "max+mean")
 DIRECTIONS = ("forward", "backward")
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SentimentError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-    return value
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -80,8 +79,8 @@ class RecurrentClassifier(nn.Module):
         packed: bool = False,
     ) -> None:
         super().__init__()
-        _choice("cell type", cell, list(CELLS))
-        _choice("pooling", pooling, POOLINGS)
+        _check_choice("cell type", cell, tuple(CELLS))
+        _check_choice("pooling", pooling, POOLINGS)
         for name, value, low in [
             ("vocab_size", vocab_size, 1),
             ("num_classes", num_classes, 2),
@@ -113,7 +112,7 @@ class RecurrentClassifier(nn.Module):
         )
         self.cell = cell
         self.pooling = pooling
-        self.packed = packed
+        self.packed = bool(packed)  # a run-time switch; may be flipped after construction
         self.hidden_size = hidden_size
         self.num_directions = 2 if bidirectional else 1
         self.embedding_dropout = embedding_dropout
