@@ -198,9 +198,12 @@ class BagOfWordsBaseline:
         c_grid: Sequence[float] = (0.25, 1, 4, 16),
         select_metric: str = "macro_f1",
         seed: int = 0,
-        class_weight: str | None = None,
+        class_weight: str | None | Sequence[str | None] = None,
     ) -> BagOfWordsBaseline:
         """Fit the vectorizer on training tokens only, one logistic regression per C, keep the best on validation.
+
+        ``class_weight`` is None, ``"balanced"``, or a sequence of both to choose between on
+        validation too (balanced weights matter for skewed data scored by macro-F1).
 
         ``train_labels`` / ``val_labels`` are label names from ``labels`` or
         their integer indices. C is chosen by ``select_metric`` (``"macro_f1"``
@@ -211,8 +214,9 @@ class BagOfWordsBaseline:
         labels = _check_labels(labels)
         if select_metric not in _SELECT_METRICS:
             raise SentimentError(f"select_metric must be one of {list(_SELECT_METRICS)}, got {select_metric!r}")
-        if class_weight not in _CLASS_WEIGHTS:
-            raise SentimentError(f"class_weight must be None or 'balanced', got {class_weight!r}")
+        weight_grid = list(class_weight) if isinstance(class_weight, (list, tuple)) else [class_weight]
+        if not weight_grid or any(weight not in _CLASS_WEIGHTS for weight in weight_grid):
+            raise SentimentError(f"class_weight must be None or 'balanced' (or a list of them), got {class_weight!r}")
         grid = _check_c_grid(c_grid)
         train_tokens = _check_token_lists(train_tokens, "train_tokens")
         val_tokens = _check_token_lists(val_tokens, "val_tokens")
@@ -236,18 +240,20 @@ class BagOfWordsBaseline:
         x_val = vectorizer.transform(val_tokens)
 
         table, best_model, best_c, best_score = [], None, grid[0], -np.inf
-        for c in grid:
-            model, converged = self._fit_one(x_train, y_train, c, seed, class_weight)
+        best_weight = weight_grid[0]
+        for weight, c in ((weight, c) for weight in weight_grid for c in grid):
+            model, converged = self._fit_one(x_train, y_train, c, seed, weight)
             val_pred = model.predict(x_val)
             row = {
                 "C": c,
+                "class_weight": weight,
                 "macro_f1": metrics.macro_f1(y_val, val_pred),
                 "accuracy": metrics.accuracy(y_val, val_pred),
                 "converged": converged,
             }
             table.append(row)
             if row[select_metric] > best_score:  # strict: ties keep the smaller C seen first
-                best_model, best_c, best_score = model, c, row[select_metric]
+                best_model, best_c, best_score, best_weight = model, c, row[select_metric], weight
         assert best_model is not None  # the grid is non-empty and every score beats -inf
 
         self.labels = labels
@@ -260,7 +266,7 @@ class BagOfWordsBaseline:
             "norm": "l2",
             "smooth_idf": True,
             "max_iter": self.max_iter,
-            "class_weight": class_weight,
+            "class_weight": best_weight,
             "c_grid": grid,
             "select_metric": select_metric,
             "seed": seed,

@@ -34,6 +34,9 @@ from sentiment.progress import progress_bar
 from sentiment.run import TrainedRun, load_run, partial_dir
 
 CHECKPOINT = "checkpoint"
+BASELINE_C_GRID = (1, 4, 16, 64, 256)
+"""Inverse regularization strengths tried for the baseline, with and without balanced class
+weights: a wide grid, so that the reference is as strong as bag-of-words gets."""
 
 
 @dataclass
@@ -146,7 +149,8 @@ def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
 
     train, validation = prepared.split("train"), prepared.split("validation")
     baseline = BagOfWordsBaseline().fit(train["tokens"], train["label"], validation["tokens"], validation["label"],
-                                        labels=prepared.labels, select_metric="macro_f1", seed=config.seed)
+                                        labels=prepared.labels, c_grid=BASELINE_C_GRID, select_metric="macro_f1",
+                                        class_weight=(None, "balanced"), seed=config.seed)
     baseline.settings["lowercase"] = config.tokenize.lowercase  # scoring raw text needs the same tokens
     return baseline
 

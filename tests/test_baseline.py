@@ -337,3 +337,13 @@ def test_fit_rejects_raw_strings_and_unfitted_use() -> None:
         BagOfWordsBaseline().predict_proba([["fine"]])
     with pytest.raises(SentimentError, match="min_df"):
         BagOfWordsBaseline().fit([["a"], ["b"]], [0, 1], [["a"]], [0], labels=BINARY_LABELS)
+
+
+def test_class_weighting_is_chosen_on_validation_too() -> None:
+    model = BagOfWordsBaseline().fit(*BINARY, labels=BINARY_LABELS, c_grid=(1, 4), class_weight=(None, "balanced"))
+    assert [(row["class_weight"], row["C"]) for row in model.validation] == [
+        (None, 1), (None, 4), ("balanced", 1), ("balanced", 4)]
+    best = max(model.validation, key=lambda row: row["macro_f1"])
+    assert model.settings["class_weight"] == best["class_weight"] and model.chosen_c == best["C"]
+    with pytest.raises(SentimentError, match="class_weight"):
+        BagOfWordsBaseline().fit(*BINARY, labels=BINARY_LABELS, class_weight=("inverse",))
