@@ -1,0 +1,700 @@
+"""The evaluation report: a metrics dict rendered as PNG plots, Markdown and one self-contained HTML file.
+
+``sentiment.evaluation`` computes the numbers and calls :func:`write_report`;
+:func:`summary_table` is the terminal version of the headline. Markdown and HTML are
+both rendered from one list of sections (:func:`report_sections`), so they always show
+the same numbers in the same order: headline, confusion matrices, calibration, contrast
+suite, then the detail (per-class scores, length buckets, every failing contrast case,
+the most confident errors, any explanations) and how the run was made.
+
+metrics.json schema v1
+======================
+
+Fractions are in [0, 1]; ``null`` marks a number that is undefined (e.g. ROC-AUC with
+more than two classes, a pass rate over zero cases)::
+
+    {
+     "schema_version": 1,
+     "experiment": str,                       # config name, also the report folder name
+     "created": str,                          # ISO 8601 time of the evaluation
+     "data": {"source": {...}, "labels": [str], "test_examples": int, "prepared": str},
+     "run": {"directory": str, "best_epoch": int, "select_metric": str, "best_validation": {metric: float},
+             "model": {"cell", "hidden_size", "bidirectional", "num_layers", "pooling", "embedding_dim", ...},
+             "parameters": int, "train_seconds": float,
+             "vectors": {"vectors": str, "coverage": float} | null, "device": str},
+     "model": SYSTEM,
+     "baseline": SYSTEM + {"C": float, "validation": [{"C", "macro_f1", "accuracy", "converged"}]},
+     "comparison": {"accuracy": PAIRED, "macro_f1": PAIRED},
+     "contrast": {"suite": str, "suite_sha256": str, "model": CONTRAST, "baseline": CONTRAST} | null,
+     "errors": {"model": [ERROR], "baseline": [ERROR]},
+     "explain": [{"text": str, "image": str}],      # optional; image: a PNG file in the report folder
+     "versions": {package: version}
+    }
+
+    SYSTEM   = {"n_examples", "accuracy", "macro_f1",
+                "per_class": {label: {"precision", "recall", "f1", "support"}},
+                "confusion_matrix": [[int]] (rows true, columns predicted),
+                "ece", "reliability": [{"lower", "upper", "confidence", "accuracy", "count"}],
+                "roc_auc", "pr_auc",                      # the above: sentiment.metrics.classification_metrics
+                "accuracy_ci": [lo, hi], "macro_f1_ci": [lo, hi],  # 95% percentile bootstrap
+                "by_length": [{"bucket", "lower", "upper", "count", "accuracy", "macro_f1"}]}  # metrics_by_length
+    PAIRED   = sentiment.metrics.paired_bootstrap(..., model, baseline):
+               {"metric_a" (model), "metric_b" (baseline), "difference" (a - b), "ci_low", "ci_high",
+                "p_value", "significant": bool, "n_resamples"}
+    CONTRAST = sentiment.contrast.ContrastResult.to_dict():
+               {"suite_sha256", "pass_rate", "by_capability": {capability: {"pass_rate", "passed", "total"}},
+                "pair_consistency", "invariance": {"pass_rate", "passed", "total"}, "directional": {...},
+                "cases": [{"id", "text", "capability", "expected", "predicted", "p_positive", "passed", "pair"}],
+                "checks": [{"id", "check", "capability", "texts", "predicted", "p_positive", "passed"}]}
+    ERROR    = {"text", "label" (true), "predicted" (by the system whose error it is),
+                "model_probs": {label: p}, "baseline_probs": {label: p}}
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from sentiment import plots as figures
+from sentiment.artifacts import write_bytes_atomic
+
+SYSTEMS = ("model", "baseline")
+PLOT_FILES = {
+    "confusion_matrices": "confusion_matrices.png",
+    "reliability": "reliability.png",
+    "contrast_by_capability": "contrast_by_capability.png",
+    "by_length": "by_length.png",
+}
+CONTRAST_TARGET = 0.9
+DASH = "—"
+
+
+# --------------------------------------------------------------------------- #
+# Plots
+# --------------------------------------------------------------------------- #
+
+
+def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str]:
+    """Write the report's PNGs into ``directory``; returns {plot key: file name} for those with data."""
+    directory = Path(directory)
+    systems = _systems(metrics)
+    written: dict[str, str] = {}
+
+    def path(key: str) -> Path:
+        written[key] = PLOT_FILES[key]
+        return directory / PLOT_FILES[key]
+
+    matrices = {s: metrics[s]["confusion_matrix"] for s in systems if metrics[s].get("confusion_matrix")}
+    labels = metrics.get("data", {}).get("labels")
+    if matrices and labels:
+        figures.plot_confusion_matrices(matrices, labels, path("confusion_matrices"))
+    bins = {s: metrics[s]["reliability"] for s in systems if any(b["count"] for b in metrics[s].get("reliability", []))}
+    if bins:
+        figures.plot_reliability(bins, {s: metrics[s].get("ece") for s in bins}, path("reliability"))
+    contrast = _contrast_systems(metrics)
+    if contrast:
+        totals = {c: _capability_total(contrast, c) for c in _capability_order(contrast)}
+        rates = {s: {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
+                 for s, result in contrast.items()}
+        figures.plot_contrast_by_capability(rates, totals, path("contrast_by_capability"), CONTRAST_TARGET)
+    by_length = {s: metrics[s]["by_length"] for s in systems if metrics[s].get("by_length")}
+    if by_length:
+        figures.plot_by_length(by_length, path("by_length"))
+    return written
+
+
+# --------------------------------------------------------------------------- #
+# What the report shows: sections of paragraphs, tables and images
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    note: str = ""  # a second, smaller line: an interval, a probability, an id
+    tone: str = ""  # "good" or "bad": colour in HTML; the text itself always says it too
+    span: int = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[Cell]]
+    numeric: frozenset[int] = frozenset()  # right-aligned columns
+    wide: frozenset[int] = frozenset()  # free-text columns that wrap
+    caption: str = ""
+    stack: bool = False  # on a phone, show each row as a block of "column: value" lines
+    groups: frozenset[int] = frozenset()  # indices of rows that head a group of rows
+    kind: str = "table"
+
+    @property
+    def has_header(self) -> bool:
+        return any(self.columns)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    style: str = ""  # "", "verdict" or "note"
+    kind: str = "paragraph"
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str
+    alt: str
+    caption: str = ""
+    kind: str = "image"
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list[Table | Paragraph | Image] = field(default_factory=list)
+    level: int = 2
+
+
+def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Section]:
+    """Everything the report says, in reading order; the renderers only lay it out."""
+    sections = [
+        _headline(metrics),
+        _confusion(metrics, plots),
+        _calibration(metrics, plots),
+        _contrast(metrics, plots),
+        Section("in-depth", "In depth", [Paragraph(
+            "Per-class scores, scores by review length, every failing contrast case and check, "
+            "and the errors each system is most sure of.", "note")]),
+        _per_class(metrics),
+        _by_length(metrics, plots),
+        *_contrast_failures(metrics),
+        _confident_errors(metrics),
+    ]
+    if metrics.get("explain"):
+        sections.append(_explain(metrics))
+    sections.append(_provenance(metrics))
+    return [s for s in sections if s is not None]
+
+
+def _headline(metrics: dict[str, Any]) -> Section:
+    systems = _systems(metrics)
+    comparison = metrics.get("comparison") or {}
+    rows: list[list[Cell]] = []
+    for key, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
+        rows.append([Cell(name)] + [Cell(_num(metrics[s].get(key)), _interval(metrics[s].get(f"{key}_ci")))
+                                    for s in systems])
+        if key in comparison:
+            difference = _difference_cell(comparison[key], len(systems))
+            rows.append([Cell("model − baseline", "paired bootstrap"), difference])
+    for key, name in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("ece", "ECE (lower is better)")):
+        values = [metrics[s].get(key) for s in systems]
+        if any(v is not None for v in values):
+            rows.append([Cell(name)] + [Cell(_num(v)) for v in values])
+    contrast = _contrast_systems(metrics)
+    if contrast:
+        rows.append([Cell("Contrast pass rate")] + [_rate_cell(_case_summary(contrast.get(s))) for s in systems])
+    table = Table(["", *systems], rows, numeric=frozenset(range(1, len(systems) + 1)))
+    test = metrics.get("data", {}).get("test_examples") or metrics[systems[0]].get("n_examples")
+    blocks: list[Table | Paragraph | Image] = [Paragraph(verdict(metrics), "verdict"), table]
+    if comparison:
+        resamples = next(iter(comparison.values())).get("n_resamples")
+        note = (f"{test} test examples. Intervals are 95% percentile bootstrap intervals ({resamples} resamples); "
+                "a difference is significant when its interval excludes zero.")
+        if contrast:
+            note += " Pass rate: share of labelled contrast cases predicted correctly."
+        blocks.append(Paragraph(note, "note"))
+    return Section("headline", "Model vs baseline", blocks)
+
+
+def verdict(metrics: dict[str, Any]) -> str:
+    """One sentence: who wins on macro-F1 and by how much, then the contrast suite and calibration."""
+    paired = (metrics.get("comparison") or {}).get("macro_f1")
+    if paired is None:
+        sentence, model_leads = f"The model scores macro-F1 {_num(metrics['model']['macro_f1'])}", True
+    else:
+        d = paired["difference"]
+        evidence = f"95% CI {_signed(paired['ci_low'])} to {_signed(paired['ci_high'])}, {_p(paired['p_value'])}"
+        model_leads = paired["significant"] and d > 0
+        if paired["significant"]:
+            winner, loser = ("model", "baseline") if d > 0 else ("baseline", "model")
+            sentence = f"The {winner} beats the {loser} on macro-F1 by {abs(d):.3f} ({evidence}, significant)"
+        else:
+            sentence = (f"The model and the baseline do not differ significantly on macro-F1 "
+                        f"(model − baseline {_signed(d)}, {evidence})")
+    clauses = []
+    contrast = _contrast_systems(metrics)
+    if "model" in contrast and "baseline" in contrast:
+        clauses.append(f"passes {_pct(contrast['model'].get('pass_rate'))} of contrast cases against "
+                       f"{_pct(contrast['baseline'].get('pass_rate'))}")
+    if metrics.get("baseline", {}).get("ece") is not None and metrics["model"].get("ece") is not None:
+        clauses.append(f"has an ECE of {_num(metrics['model']['ece'])} against {_num(metrics['baseline']['ece'])}")
+    if clauses:
+        joined = " and ".join(clauses)
+        sentence += f", {joined}" if model_leads else f"; the model {joined}"
+    return sentence + "."
+
+
+def _difference_cell(paired: dict[str, Any], span: int) -> Cell:
+    d = paired["difference"]
+    significant = paired["significant"]
+    text = f"{_signed(d)}, {'significant' if significant else 'not significant'}"
+    note = f"CI {_signed(paired['ci_low'])} to {_signed(paired['ci_high'])}, {_p(paired['p_value'])}"
+    tone = ("good" if d > 0 else "bad") if significant else ""
+    return Cell(text, note, tone, span)
+
+
+def _confusion(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
+    section = Section("confusion", "Confusion matrices")
+    if "confusion_matrices" in plots:
+        section.blocks.append(Image(plots["confusion_matrices"], "Confusion matrices of model and baseline: "
+                                    "rows are true classes, columns predicted classes"))
+        section.blocks.append(Paragraph("Rows: true class; columns: predicted class. Each cell shows the count and "
+                                        "its share of the true class (the diagonal is per-class recall).", "note"))
+    else:
+        section.blocks.append(Paragraph("No confusion matrices in the metrics.", "note"))
+    return section
+
+
+def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
+    section = Section("calibration", "Calibration")
+    if "reliability" in plots:
+        section.blocks.append(Image(plots["reliability"], "Reliability diagram of model and baseline"))
+    eces = ", ".join(f"{s} {_num(metrics[s].get('ece'))}" for s in _systems(metrics))
+    bins = len(metrics["model"].get("reliability", []))
+    section.blocks.append(Paragraph(
+        f"Expected calibration error over {bins} equal-width confidence bins: {eces}. Points below the diagonal "
+        "mean the system is more confident than it is accurate.", "note"))
+    return section
+
+
+def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
+    section = Section("contrast", "Contrast suite")
+    contrast = _contrast_systems(metrics)
+    if not contrast:
+        section.blocks.append(Paragraph(
+            "Not run: the contrast suite needs 'positive' and 'negative' classes, which this label scheme lacks.",
+            "note"))
+        return section
+    systems = list(contrast)
+    numeric = frozenset(range(1, len(systems) + 1))
+    summary = [
+        [Cell("Labelled cases")] + [_rate_cell(_case_summary(contrast[s])) for s in systems],
+        [Cell("Pair consistency", "both edits of a minimal pair right")]
+        + [Cell(_pct(contrast[s].get("pair_consistency"))) for s in systems],
+        [Cell("Invariance", "same label when a product or name changes")]
+        + [_rate_cell(contrast[s].get("invariance")) for s in systems],
+        [Cell("Directional", "P(positive) drops after a negative clause")]
+        + [_rate_cell(contrast[s].get("directional")) for s in systems],
+    ]
+    section.blocks.append(Table(["", *systems], summary, numeric))
+    rows = []
+    for capability in _capability_order(contrast):
+        cells = []
+        for s in systems:
+            rate = contrast[s]["by_capability"].get(capability, {}).get("pass_rate")
+            tone = "" if rate is None else ("good" if rate >= CONTRAST_TARGET else "bad")
+            cells.append(Cell(_pct(rate), tone=tone))
+        rows.append([Cell(_capability_name(capability)), Cell(str(_capability_total(contrast, capability))), *cells])
+    section.blocks.append(Table(["capability", "n", *systems], rows, frozenset(range(1, len(systems) + 2)),
+                                caption=f"Pass rate by capability, weakest first (target {_pct(CONTRAST_TARGET, 0)})"))
+    if "contrast_by_capability" in plots:
+        section.blocks.append(Image(plots["contrast_by_capability"], "Contrast suite pass rate by capability"))
+    return section
+
+
+def _per_class(metrics: dict[str, Any]) -> Section:
+    rows = []
+    labels = metrics.get("data", {}).get("labels") or list(metrics["model"].get("per_class", {}))
+    for label in labels:
+        for s in _systems(metrics):
+            scores = metrics[s].get("per_class", {}).get(label, {})
+            rows.append([Cell(label), Cell(s)] + [Cell(_num(scores.get(k))) for k in ("precision", "recall", "f1")]
+                        + [Cell(str(scores.get("support", DASH)))])
+    table = Table(["class", "system", "precision", "recall", "F1", "n"], rows, frozenset({2, 3, 4, 5}))
+    return Section("per-class", "Per-class scores", [table], level=3)
+
+
+def _by_length(metrics: dict[str, Any], plots: dict[str, str]) -> Section | None:
+    systems = [s for s in _systems(metrics) if metrics[s].get("by_length")]
+    if not systems:
+        return None
+    by_bucket = {s: {row["bucket"]: row for row in metrics[s]["by_length"]} for s in systems}
+    rows = []
+    for row in metrics[systems[0]]["by_length"]:
+        for s in systems:
+            scores = by_bucket[s].get(row["bucket"], {})
+            rows.append([Cell(row["bucket"]), Cell(str(row["count"])), Cell(s),
+                         Cell(_num(scores.get("accuracy"))), Cell(_num(scores.get("macro_f1")))])
+    table = Table(["tokens", "n", "system", "accuracy", "macro-F1"], rows, frozenset({1, 3, 4}))
+    blocks: list[Table | Paragraph | Image] = [table]
+    if "by_length" in plots:
+        blocks.append(Image(plots["by_length"], "Accuracy and macro-F1 by review length"))
+    return Section("by-length", "Scores by review length", blocks, level=3)
+
+
+def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
+    contrast = _contrast_systems(metrics)
+    if not contrast:
+        return []
+    systems = list(contrast)
+    cases = {s: {case["id"]: case for case in contrast[s].get("cases", [])} for s in systems}
+    rows = []
+    for case_id in _failing_ids(cases):
+        case = next(cases[s][case_id] for s in systems if case_id in cases[s])
+        cells = [_outcome_cell(cases[s].get(case_id), lambda c: (
+            f"{_mark(c['passed'])} {c['predicted']}", f"P(positive) {_num(c['p_positive'])}")) for s in systems]
+        rows.append([Cell(case["text"], f"{case['id']} · {_capability_name(case['capability'])}"),
+                     Cell(case["expected"]), *cells])
+    counts = ", ".join(f"{sum(not c['passed'] for c in cases[s].values())} of {len(cases[s])} fail for the {s}"
+                       for s in systems)
+    case_section = Section("failing-cases", "Failing contrast cases", level=3)
+    case_section.blocks.append(Paragraph(
+        f"Every labelled case that at least one system gets wrong ({counts}).", "note"))
+    if rows:
+        case_section.blocks.append(Table(["review", "expected", *systems], rows, wide=frozenset({0}), stack=True))
+
+    # One header row per check (its verdict per system), then one row per text with each system's reading.
+    checks = {s: {c["id"]: c for c in contrast[s].get("checks", [])} for s in systems}
+    rows, groups = [], set()
+    for check_id in _failing_ids(checks):
+        check = next(checks[s][check_id] for s in systems if check_id in checks[s])
+        groups.add(len(rows))
+        rows.append([Cell(check_id, _capability_name(check["capability"]))]
+                    + [_outcome_cell(checks[s].get(check_id), lambda c: (
+                        f"{_mark(c['passed'])} {'passed' if c['passed'] else 'failed'}", "")) for s in systems])
+        for i, text in enumerate(check["texts"]):
+            rows.append([Cell(text)] + [
+                Cell(f"{checks[s][check_id]['predicted'][i]} {_num(checks[s][check_id]['p_positive'][i])}")
+                if check_id in checks[s] else Cell(DASH) for s in systems])
+    check_section = Section("failing-checks", "Failing invariance and directional checks", level=3)
+    check_section.blocks.append(Paragraph(
+        "Invariance: every text should get the same label. Directional: P(positive) should drop from the first "
+        "text to the second. Under each check, each system's predicted label and P(positive) per text.", "note"))
+    if rows:
+        check_section.blocks.append(Table(["text", *systems], rows, wide=frozenset({0}), stack=True,
+                                          groups=frozenset(groups)))
+    else:
+        check_section.blocks.append(Paragraph("No check fails for either system.", "note"))
+    return [case_section, check_section]
+
+
+def _failing_ids(outcomes: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Ids, in suite order, of the cases or checks that fail for at least one system."""
+    ids = dict.fromkeys(i for by_id in outcomes.values() for i in by_id)
+    return [i for i in ids if any(i in by_id and not by_id[i]["passed"] for by_id in outcomes.values())]
+
+
+def _outcome_cell(outcome: dict[str, Any] | None, describe) -> Cell:
+    if outcome is None:
+        return Cell(DASH)
+    text, note = describe(outcome)
+    return Cell(text, note, "good" if outcome["passed"] else "bad")
+
+
+def _confident_errors(metrics: dict[str, Any]) -> Section:
+    section = Section("errors", "Most confident wrong predictions", level=3)
+    section.blocks.append(Paragraph(
+        "Test reviews each system got wrong with the highest confidence. Each system's cell shows its top label "
+        "with its probability and, when that label is wrong, the probability it gave the true label.", "note"))
+    errors = metrics.get("errors") or {}
+    for owner in SYSTEMS:
+        rows = []
+        for error in errors.get(owner, []):
+            cells = []
+            for s in SYSTEMS:
+                probs = error.get(f"{s}_probs") or {}
+                if not probs:
+                    cells.append(Cell(DASH))
+                    continue
+                top = max(probs, key=probs.get)
+                right = top == error["label"]
+                true_p = "" if right else f"p({error['label']}) {_num(probs.get(error['label']))}"
+                cells.append(Cell(f"{_mark(right)} {top} {_num(probs[top])}", true_p, "good" if right else "bad"))
+            rows.append([Cell(error["text"]), Cell(error["label"]), *cells])
+        if rows:
+            section.blocks.append(Table(["review", "true", *SYSTEMS], rows, wide=frozenset({0}),
+                                        caption=f"The {owner}'s errors", stack=True))
+        elif owner in errors:
+            section.blocks.append(Paragraph(f"The {owner} makes no errors on the test split.", "note"))
+    return section
+
+
+def _explain(metrics: dict[str, Any]) -> Section:
+    section = Section("explain", "Explanations", level=3)
+    for item in metrics["explain"]:
+        section.blocks.append(Image(item["image"], f"Explanation for: {item['text']}", caption=item["text"]))
+    return section
+
+
+def _provenance(metrics: dict[str, Any]) -> Section:
+    run = metrics.get("run") or {}
+    data = metrics.get("data") or {}
+    baseline = metrics.get("baseline") or {}
+    contrast = metrics.get("contrast") or {}
+    vectors = run.get("vectors")
+    rows = [
+        ("Experiment", metrics.get("experiment")),
+        ("Evaluated", metrics.get("created")),
+        ("Data source", data.get("source")),
+        ("Prepared data", data.get("prepared")),
+        ("Labels", ", ".join(data.get("labels", []))),
+        ("Test examples", data.get("test_examples")),
+        ("Run", run.get("directory")),
+        ("Model", run.get("model")),
+        ("Parameters", f"{run['parameters']:,}" if run.get("parameters") is not None else None),
+        ("Word vectors", f"{vectors.get('vectors')} ({_pct(vectors.get('coverage'))} of the vocabulary covered)"
+         if vectors else "none (embeddings trained from scratch)" if "vectors" in run else None),
+        ("Selected epoch", f"{run.get('best_epoch')} (best validation {run.get('select_metric')})"
+         if run.get("best_epoch") is not None else None),
+        ("Best validation", run.get("best_validation")),
+        ("Training time", _duration(run.get("train_seconds"))),
+        ("Device", run.get("device")),
+        ("Baseline", f"bag of words, C = {_plain(baseline.get('C'))} chosen on validation macro-F1"
+         if baseline.get("C") is not None else None),
+        ("Contrast suite", f"{contrast.get('suite')}\nsha256 {contrast.get('suite_sha256')}" if contrast else None),
+        ("Versions", metrics.get("versions")),
+    ]
+    blocks: list[Table | Paragraph | Image] = [
+        Table(["", ""], [[Cell(k), Cell(_plain(v))] for k, v in rows if v not in (None, "", {})], wide=frozenset({1}))]
+    if baseline.get("validation"):
+        grid = [[Cell(_plain(row.get("C"))), Cell(_num(row.get("macro_f1"))), Cell(_num(row.get("accuracy"))),
+                 Cell("yes" if row.get("converged") else "no", tone="" if row.get("converged") else "bad")]
+                for row in baseline["validation"]]
+        blocks.append(Table(["C", "macro-F1", "accuracy", "converged"], grid, frozenset({1, 2}),
+                            caption="Baseline regularisation search (validation split)"))
+    return Section("how", "How this was made", blocks, level=3)
+
+
+# --------------------------------------------------------------------------- #
+# Markdown, HTML, terminal
+# --------------------------------------------------------------------------- #
+
+
+def render_markdown(metrics: dict[str, Any], plots: dict[str, str]) -> str:
+    """GitHub-flavoured Markdown; images are linked by file name, next to report.md."""
+    out = [f"# Evaluation report: {_md(metrics.get('experiment', ''))}", "", _md(_subtitle(metrics)), ""]
+    for section in report_sections(metrics, plots):
+        out += ["#" * section.level + " " + _md(section.title), ""]
+        for block in section.blocks:
+            if isinstance(block, Paragraph):
+                text = _md(block.text)
+                out.append({"verdict": f"**{text}**", "note": f"*{text}*"}.get(block.style, text))
+            elif isinstance(block, Image):
+                out.append(f"![{_md(block.alt)}]({block.file.replace(' ', '%20')})")
+                if block.caption:
+                    out += ["", f"*{_md(block.caption)}*"]
+            else:
+                out += _markdown_table(block)
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _markdown_table(table: Table) -> list[str]:
+    lines = [f"**{_md(table.caption)}**", ""] if table.caption else []
+
+    def cell(c: Cell, strong: bool) -> str:
+        text = "<br>".join(_md(line) for line in c.text.split("\n"))
+        text = f"**{text}**" if strong else text
+        return f"{text} ({_md(c.note)})" if c.note else text
+
+    lines.append("| " + " | ".join(_md(c) for c in table.columns) + " |")
+    lines.append("|" + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.columns))) + "|")
+    for index, row in enumerate(table.rows):
+        cells = []
+        for position, c in enumerate(row):
+            cells += [cell(c, index in table.groups and position == 0)] + [""] * (c.span - 1)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_html(metrics: dict[str, Any], plots: dict[str, str], directory: str | Path) -> str:
+    """One self-contained HTML page: CSS inline, every PNG from ``directory`` inlined as a data URI."""
+    directory = Path(directory)
+    sections = report_sections(metrics, plots)
+    images = {}
+    for block in (b for s in sections for b in s.blocks if isinstance(b, Image)):
+        path = directory / block.file
+        if path.is_file():
+            payload = path.read_bytes()
+            images[block.file] = {"src": "data:image/png;base64," + base64.b64encode(payload).decode("ascii"),
+                                  "size": _png_size(payload)}
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    # Line breaks inside a cell ("\n") become <br>; the text itself stays escaped.
+    environment.filters["lines"] = lambda text: Markup("<br>").join(escape(line) for line in str(text).split("\n"))
+    template = environment.get_template("report.html.j2")
+    return template.render(title=f"Evaluation report: {metrics.get('experiment', '')}",
+                           subtitle=_subtitle(metrics), sections=sections, images=images)
+
+
+def write_report(metrics: dict[str, Any], directory: str | Path) -> dict[str, Path]:
+    """Plots, report.md and report.html in ``directory`` (each written atomically); returns their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(metrics, directory)
+    paths = {"markdown": directory / "report.md", "html": directory / "report.html"}
+    write_bytes_atomic(paths["markdown"], render_markdown(metrics, plots).encode("utf-8"))
+    write_bytes_atomic(paths["html"], render_html(metrics, plots, directory).encode("utf-8"))
+    return {**paths, **{key: directory / name for key, name in plots.items()}}
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """The headline for a terminal: metric | model | baseline, then the macro-F1 verdict line."""
+    systems = _systems(metrics)
+
+    def with_ci(s: str, key: str) -> str:
+        ci = metrics[s].get(f"{key}_ci")
+        return f"{_num(metrics[s].get(key), none='n/a')}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    contrast = _contrast_systems(metrics)
+    rows = [["metric", *systems],
+            ["accuracy (95% CI)", *(with_ci(s, "accuracy") for s in systems)],
+            ["macro-F1 (95% CI)", *(with_ci(s, "macro_f1") for s in systems)],
+            ["ROC-AUC", *(_num(metrics[s].get("roc_auc"), none="n/a") for s in systems)],
+            ["ECE", *(_num(metrics[s].get("ece"), none="n/a") for s in systems)],
+            ["contrast pass rate", *(_pct((contrast.get(s) or {}).get("pass_rate"), none="n/a") for s in systems)]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    paired = (metrics.get("comparison") or {}).get("macro_f1")
+    if paired:
+        d = paired["difference"]
+        if paired["significant"]:
+            finding = f"significant, {'model' if d > 0 else 'baseline'} better"
+        else:
+            finding = "not significant"
+        lines.append(f"macro-F1 model - baseline: {_signed(d)} [{_signed(paired['ci_low'])}, "
+                     f"{_signed(paired['ci_high'])}], {_p(paired['p_value'])}: {finding}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def _systems(metrics: dict[str, Any]) -> list[str]:
+    return [s for s in SYSTEMS if metrics.get(s)]
+
+
+def _contrast_systems(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    contrast = metrics.get("contrast") or {}
+    return {s: contrast[s] for s in SYSTEMS if contrast.get(s) and contrast[s].get("by_capability")}
+
+
+def _capability_order(contrast: dict[str, dict[str, Any]]) -> list[str]:
+    """Weakest capability for the model (else the first system) first, so the problems lead."""
+    first = contrast.get("model") or next(iter(contrast.values()))
+    capabilities = list(dict.fromkeys(c for result in contrast.values() for c in result["by_capability"]))
+
+    def rate(capability: str) -> float:
+        value = first["by_capability"].get(capability, {}).get("pass_rate")
+        return 2.0 if value is None else value
+
+    return sorted(capabilities, key=rate)  # stable: ties keep the suite's order
+
+
+def _capability_total(contrast: dict[str, dict[str, Any]], capability: str) -> int:
+    return max(result["by_capability"].get(capability, {}).get("total", 0) for result in contrast.values())
+
+
+def _case_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result:
+        return None
+    cases = result.get("cases", [])
+    return {"pass_rate": result.get("pass_rate"), "passed": sum(c["passed"] for c in cases), "total": len(cases)}
+
+
+def _subtitle(metrics: dict[str, Any]) -> str:
+    data = metrics.get("data") or {}
+    parts = [f"evaluated {_timestamp(metrics['created'])}" if metrics.get("created") else "",
+             f"{data['test_examples']} test examples" if data.get("test_examples") is not None else "",
+             f"labels: {', '.join(data['labels'])}" if data.get("labels") else ""]
+    return " · ".join(p for p in parts if p)
+
+
+def _timestamp(created: str) -> str:
+    try:
+        return datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M %Z").rstrip()
+    except ValueError:
+        return created
+
+
+def _num(value: float | None, digits: int = 3, none: str = DASH) -> str:
+    return none if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def _pct(value: float | None, digits: int = 1, none: str = DASH) -> str:
+    return none if value is None else f"{value:.{digits}%}"
+
+
+def _p(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f"{ci[0]:.3f} to {ci[1]:.3f}" if ci else ""
+
+
+def _rate_cell(summary: dict[str, Any] | None) -> Cell:
+    if not summary or not summary.get("total"):
+        return Cell(DASH)
+    return Cell(_pct(summary.get("pass_rate")), f"{summary['passed']} of {summary['total']}")
+
+
+def _mark(passed: bool) -> str:
+    return "✓" if passed else "✗"
+
+
+def _capability_name(capability: str) -> str:
+    return capability.replace("_", " ")
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
+def _plain(value: Any) -> str:
+    """A config value or dict as one readable line: floats to 3 decimals, booleans as yes/no."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
+
+
+_MARKDOWN_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "`": "\\`",
+                                   "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "\n": " ", "\r": " "})
+
+
+def _md(text: Any) -> str:
+    """Text that Markdown shows literally: no HTML, no emphasis or links, no broken table cells."""
+    return str(text).translate(_MARKDOWN_ESCAPES)
+
+
+def _png_size(payload: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk, so the page reserves the space before decoding."""
+    if payload[:8] != b"\x89PNG\r\n\x1a\n" or payload[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", payload[16:24])
