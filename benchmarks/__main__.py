@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["prepare"]
+BENCHMARKS = ["startup", "prepare", "training", "scoring"]
 
 
 def main() -> None:

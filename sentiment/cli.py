@@ -87,6 +87,26 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
 
 @cli.command()
 @config_options
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(100),
+              help="Bootstrap resamples for the confidence intervals and the significance test.")
+def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> None:
+    """Compare the trained model with the bag-of-words baseline; write the report.
+
+    Scores the prepared test split with both systems (from runs/<experiment>/, no
+    retraining), runs the contrast suite (negation, "but", ...), and writes
+    reports/<experiment>/: report.html (self-contained), report.md, metrics.json, plots.
+    """
+    from sentiment.evaluation import evaluate as run_evaluate, report_path
+    from sentiment.report import summary_table
+
+    config = _load(config_path, overrides)
+    metrics = run_evaluate(config, n_resamples=resamples, log=lambda line: click.echo(line, err=True))
+    click.echo(summary_table(metrics))
+    click.echo(f"report: {report_path(config)}")
+
+
+@cli.command()
+@config_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where to train (default: training.device from the config, `auto` = CUDA when present).")
@@ -106,6 +126,127 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     click.echo(f"best validation macro-F1 {best['val_macro_f1']:.4f} (accuracy {best['val_accuracy']:.4f}) "
                f"at epoch {run.info['best_epoch']}; {run.info['train_seconds']:.0f} s")
     click.echo(f"output: {run.directory}")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
+              help="A trained run (runs/<experiment>) or its baseline (runs/<experiment>/baseline).")
+@click.option("--output", "-o", default=None, metavar="PATH",
+              help="Output file: .csv, .jsonl or .parquet (default: CSV on standard output).")
+@click.option("--text-column", default="text", show_default=True, help="Column holding the review (not for .txt).")
+@click.option("--keep-text", is_flag=True, help="Copy each review into a `text` column.")
+@click.option("--keep-columns", multiple=True, metavar="A,B",
+              help="Input columns to copy into the output (comma-separated, repeatable).")
+@click.option("--format", "input_format", type=click.Choice(["txt", "csv", "tsv", "jsonl", "parquet"]), default=None,
+              help="Read every input as this format (default: from each extension; stdin: txt).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Reviews per forward pass (each chunk is sorted by length into batches).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the model runs (`auto` = CUDA when present).")
+def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_column: str, keep_text: bool,
+          keep_columns: tuple[str, ...], input_format: str | None, batch_size: int, device: str) -> None:
+    """Score review files with a trained run, one output row per input row, in input order.
+
+    \b
+    INPUT: .txt (one review per line), .csv, .tsv, .jsonl or .parquet files, globs
+    ('reviews/*.csv'), or - for standard input. Output columns: source, row, label,
+    prob_<class>..., error, then text (--keep-text) and the --keep-columns.
+    Rows that cannot be scored (empty, invalid UTF-8, invalid JSON) keep their place
+    with an empty label and the reason in `error`; reviews longer than the model's
+    max_len are scored on their first max_len tokens and flagged `truncated`.
+
+    \b
+    Example:
+      sentiment score -m runs/clothing reviews.csv --keep-columns id -o scores.parquet
+    """
+    from sentiment.inference import load_model
+    from sentiment.scoring import output_format, resolve_inputs, score_files
+
+    output_format(output)  # a wrong extension or a missing input fails before the model loads
+    resolve_inputs(inputs, input_format)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(model_path, device=device, batch_size=batch_size)
+    columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
+    summary = score_files(model, inputs, output, text_column=text_column, keep_text=keep_text,
+                          keep_columns=columns, input_format=input_format, progress=True)
+    errors = ", ".join(f"{error} {count}" for error, count in sorted(summary.errors.items()))
+    click.echo(f"scored {summary.scored:,} of {summary.rows:,} rows in {summary.seconds:.1f} s "
+               f"({summary.rows_per_second:,.0f} rows/s){'; ' + errors if errors else ''}", err=True)
+    if summary.output:
+        click.echo(f"output: {summary.output}", err=True)
+
+
+@cli.command()
+@config_options
+@click.option("--cells", default="rnn,gru,lstm", show_default=True, metavar="A,B",
+              help="Recurrent cell types to compare, comma-separated: rnn, gru, lstm.")
+@click.option("--directions", default=None, metavar="A,B",
+              help="Also compare directions, e.g. bi,uni (default: the config's model.bidirectional only).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="training.max_epochs for every cell.")
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(100),
+              help="Bootstrap resamples for the confidence intervals.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where to train (default: training.device from the config).")
+def compare(config_path: str, overrides: tuple[str, ...], cells: str, directions: str | None, epochs: int | None,
+            resamples: int, device: str | None) -> None:
+    """Train and evaluate one model per cell type (RNN, GRU, LSTM) with otherwise identical settings.
+
+    Each cell is an experiment of its own, `<experiment>-<cell>` (runs/, reports/), reading the
+    experiment's prepared data; finished runs are reused, interrupted ones resumed. Writes
+    reports/<experiment>-compare/: compare.html (self-contained), compare.md, compare.json and
+    convergence / training-loss plots. --epochs and --set apply to every cell alike.
+    """
+    from sentiment.compare import CELL_CHOICES, DIRECTION_CHOICES, compare_dir, parse_list, summary_table
+    from sentiment.compare import compare as run_compare
+
+    cell_list = parse_list("--cells", cells, CELL_CHOICES)
+    direction_list = parse_list("--directions", directions, list(DIRECTION_CHOICES)) if directions else None
+    config = _load(config_path, (*overrides, *([f"training.max_epochs={epochs}"] if epochs else [])))
+    result = run_compare(config, cell_list, direction_list, n_resamples=resamples, device=device,
+                         log=lambda line: click.echo(line, err=True))
+    click.echo(summary_table(result))
+    click.echo(f"report: {compare_dir(config) / 'compare.html'}")
+
+
+@cli.command()
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
+@click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
+              help="A trained run directory (runs/<experiment>), not its baseline.")
+@click.option("--file", "-f", "text_file", type=click.Path(dir_okay=False), default=None,
+              help="Explain the texts in this file, one per line.")
+@click.option("--output", "-o", default=None, metavar="PATH",
+              help="out.png (one image per text: out-1.png, out-2.png, ... for several) or out.html (one page). "
+                   "Default: a text view on the terminal, nothing written.")
+@click.option("--units", type=click.IntRange(1), default=16, show_default=True,
+              help="Units per gate heatmap: those that vary most across the words.")
+def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, output: str | None, units: int) -> None:
+    """Show how a trained model reads a review, word by word.
+
+    Re-runs the recurrent layer step by step with the model's weights and plots, per word,
+    the gates (LSTM input/forget/output gates, candidate and cell state; GRU reset/update gates
+    and candidate; a plain RNN's hidden state), the class probabilities after each prefix, and
+    each word's contribution (how much p(predicted class) drops when it is replaced by <unk>).
+
+    \b
+    Example:
+      sentiment explain -m runs/clothing "not perfect, but pretty good" -o explain.png
+    """
+    from sentiment.explain import (explain_texts, format_explanation, load_explainable_model, read_texts,
+                                   write_explanations)
+
+    chosen = [*texts, *(read_texts(text_file) if text_file else [])]
+    if output is not None and not output.lower().endswith((".png", ".html")):
+        raise SentimentError(f"-o {output}: write a .png (one image per text) or an .html page")
+    explanations = explain_texts(load_explainable_model(model_path), chosen)
+    if output is None:
+        click.echo("\n\n".join(format_explanation(e) for e in explanations))
+        return
+    for path in write_explanations(explanations, output, units=units):
+        click.echo(f"output: {path}")
 
 
 def main() -> None:

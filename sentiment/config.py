@@ -28,6 +28,9 @@ class PathsConfig(Section):
     """Fetched raw files (`raw/`), vectors (`vectors/`) and prepared datasets (`prepared/`)."""
     runs: str = "runs"
     reports: str = "reports"
+    prepared: str | None = None
+    """The prepared dataset to read, `<data>/prepared/<prepared>`; default: the experiment's name.
+    Lets several experiments share one prepared dataset (the cells of `sentiment compare`)."""
 
 
 class DataConfig(Section):
@@ -109,7 +112,7 @@ class ExperimentConfig(Section):
     # Where each stage reads and writes.
     @property
     def prepared_dir(self) -> Path:
-        return Path(self.paths.data) / "prepared" / self.name
+        return Path(self.paths.data) / "prepared" / (self.paths.prepared or self.name)
 
     @property
     def run_dir(self) -> Path:

@@ -69,6 +69,8 @@ def run_contrast_suite(labels: list[str], systems: dict[str, Callable[[list[str]
 
 def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> dict[str, Any]:
     """Evaluate the experiment's run; write `reports/<experiment>/` and return the metrics."""
+    from sentiment.explain import explain_text
+    from sentiment.plots import plot_explanation
     from sentiment.report import write_report
 
     started = time.perf_counter()
@@ -117,13 +119,27 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         "model": confident_errors(y_true, texts, labels, model_probs, model_probs, baseline_probs),
         "baseline": confident_errors(y_true, texts, labels, baseline_probs, model_probs, baseline_probs),
     }
+    metrics["explain"] = explained_texts(metrics["contrast"])
     metrics["versions"] = environment_versions()
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
 
     with atomic_directory(config.report_dir) as staging:
+        for item in metrics["explain"]:
+            plot_explanation(explain_text(model, item["text"]), staging / item["image"])
+        metrics["seconds"] = round(time.perf_counter() - started, 1)
         write_json(staging / "metrics.json", metrics)
         write_report(metrics, staging)
     return metrics
+
+
+def explained_texts(contrast: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The report's gate pictures: the project's signature sentence and the model's worst contrast failure."""
+    from sentiment.explain import worst_contrast_failure
+
+    texts = list(EXPLAINED_TEXTS)
+    worst = worst_contrast_failure(contrast["model"]["cases"]) if contrast else None
+    if worst is not None and worst["text"] not in texts:
+        texts.append(worst["text"])
+    return [{"text": text, "image": f"explain-{number}.png"} for number, text in enumerate(texts, start=1)]
 
 
 def report_path(config: ExperimentConfig) -> Path:

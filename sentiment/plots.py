@@ -225,11 +225,20 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
               for name in EXPLAINED_GATES[trace.cell] if (layer, direction, name) in trace.gates]
     hidden = trace.gates[panels[0]].shape[1]
     shown = min(units, hidden)
-    heights = [1.7, 1.4] + [0.35 + 0.12 * (shown + 1)] * len(panels)
-    per_token = 0.42 if count <= 40 else 0.24
+    # Laid out by hand, in inches (matplotlib's constrained layout takes seconds on a dozen panels).
+    heights = [1.7, 1.4] + [0.12 * (shown + 1)] * len(panels)
     font = 9 if count <= 40 else 6
-    figure, axes = plt.subplots(len(heights), 1, figsize=(min(max(7.5, 4.0 + per_token * count), 60.0), sum(heights) + 1.6),
-                                gridspec_kw={"height_ratios": heights}, layout="constrained")
+    longest = max(len(token) for token in e.tokens)
+    gap = 0.35 + min(longest, 20) * font / 72 * 0.55 * 0.71  # panel title + tick labels rotated by 45 degrees
+    axis_width = max(6.5, min((0.42 if count <= 40 else 0.24) * count, 56.0))
+    top, left, right = 1.0, 1.0, 0.9
+    width, height = left + axis_width + right, top + sum(heights) + gap * len(heights)
+    figure = plt.figure(figsize=(width, height))
+    axes, bottom = [], height - top
+    for panel_height in heights:
+        bottom -= panel_height
+        axes.append(figure.add_axes((left / width, bottom / height, axis_width / width, panel_height / height)))
+        bottom -= gap
     colours = class_colours(e.classes)
     predicted = e.predicted_index
 
@@ -248,7 +257,7 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
         axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     axis.set(ylim=(-0.03, 1.03), ylabel="probability")
     axis.set_title("the opinion word by word: class probabilities after reading up to each word",
-                   fontsize=9, loc="left")
+                   fontsize=9, loc="left", y=1.0, pad=4)
     axis.legend(fontsize=8, loc="best", framealpha=0.8)
     axis.grid(alpha=0.3)
     token_axis(axis)
@@ -259,7 +268,7 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
     limit = max(float(np.abs(e.contributions).max()), 0.05) * 1.3
     axis.set(ylim=(-limit, limit), ylabel=f"Δ p({e.classes[predicted]})")
     axis.set_title(f"contribution of each word: how much p({e.classes[predicted]}) drops when it is replaced by <unk>",
-                   fontsize=9, loc="left")
+                   fontsize=9, loc="left", y=1.0, pad=4)
     if count <= 40:
         for t, value in enumerate(e.contributions):
             axis.annotate(f"{value:+.2f}", (t, value), ha="center", va="bottom" if value >= 0 else "top",
@@ -282,10 +291,10 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
         axis.set_yticks(range(shown + 1), [f"unit {u}" for u in order] + [f"mean of {hidden}"], fontsize=7)
         read = " (read right to left)" if direction == "backward" else ""
         where = f"layer {layer + 1} {direction}" if layers > 1 else direction
-        axis.set_title(f"{GATE_TITLES[name]} · {where}{read}", fontsize=9, loc="left")
+        axis.set_title(f"{GATE_TITLES[name]} · {where}{read}", fontsize=9, loc="left", y=1.0, pad=4)
         token_axis(axis)
         # In an inset beside the axis, so that every panel keeps the same width and token columns line up.
-        figure.colorbar(image, cax=axis.inset_axes([1.01, 0.0, 0.012, 1.0]))
+        figure.colorbar(image, cax=axis.inset_axes([1.01, 0.0, 0.15 / axis_width, 1.0]))
 
     text = e.text if len(e.text) <= 300 else e.text[:297] + "..."
     columns = max(40, int(figure.get_figwidth() * 11))
@@ -296,7 +305,7 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
              f"{direction_word}{trace.cell.upper()} predicts {e.predicted} (p = {e.probs[predicted]:.3f})",
              textwrap.fill(f"heatmaps: {units_shown}, then the mean of all units; "
                            "grey words are not in the vocabulary (read as <unk>)", width=columns)]
-    figure.suptitle("\n".join(lines), fontsize=10)
+    figure.suptitle("\n".join(lines), fontsize=10, y=1.0 - 0.1 / height, va="top")
     save_figure(figure, path)
 
 

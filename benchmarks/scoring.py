@@ -1,0 +1,179 @@
+"""Scoring throughput and memory: clothing-length reviews from a .txt file to a .csv file.
+
+Each scoring runs in a fresh subprocess (load the model, `score_files`, as `sentiment score`
+does) that reports its own peak RSS, so the small and the large input do not contaminate
+each other. The reference for the ratio is the bare model forward pass (pre-encoded ids, the
+same chunks, batches and threads as the scorer), measured in this same run.
+
+Needs a trained run (default `runs/clothing`); it never trains one. The reviews are real
+texts from `data/prepared/clothing` (train and test), drawn with replacement.
+Target on a 2-core machine: at least 3,000 reviews/s end to end with the default model
+(bi-LSTM 128, GloVe 50d, max+mean pooling), and peak memory that does not grow with the
+input (100k vs 1M lines). Other jobs on the machine slow every figure: the load average
+before and after is recorded with them, and CPU-seconds per review are less sensitive to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchmarks.common import print_table, record
+
+DEFAULT_MODEL = "runs/clothing"
+PREPARED = Path("data/prepared/clothing")
+BATCH_SIZE = 64
+"""The CLI's default `--batch-size`."""
+
+
+def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
+    _require_model(model)
+    small, large = (20_000, 100_000) if quick else (100_000, 1_000_000)
+    load_before = os.getloadavg()[0]
+    texts = _real_reviews()
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as scratch:
+        inputs = {n: _write_reviews(texts, n, Path(scratch) / f"reviews_{n}.txt") for n in (small, large)}
+        runs = {n: _score_in_subprocess(model, inputs[n], Path(scratch) / f"scores_{n}.csv") for n in (small, large)}
+    reference = _bare_forward(model, texts, small)
+    load_after = os.getloadavg()[0]
+
+    main = runs[small]
+    figures = {
+        "model": model, "batch_size": BATCH_SIZE, "workers": main["workers"], "chunk_size": main["chunk_size"],
+        "reviews": small, "reviews_large": large,
+        "reviews_per_second": round(main["rows"] / main["seconds"]),
+        "reviews_per_second_with_startup": round(main["rows"] / main["wall_seconds"]),
+        "cpu_us_per_review": round(main["cpu_seconds"] / main["rows"] * 1e6),
+        "forward_reviews_per_second": round(reference["forward_rate"]),
+        "tokenize_reviews_per_second": round(reference["tokenize_rate"]),
+        "ratio_to_forward": round(main["rows"] / main["seconds"] / reference["forward_rate"], 2),
+        "reviews_per_second_large": round(runs[large]["rows"] / runs[large]["seconds"]),
+        "peak_rss_mb": main["peak_rss_mb"], "peak_rss_mb_large": runs[large]["peak_rss_mb"],
+        "rss_after_model_load_mb": main["rss_after_load_mb"],
+        "peak_rss_growth": round(runs[large]["peak_rss_mb"] / main["peak_rss_mb"], 3),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
+        "targets": {"reviews_per_second": 3000, "peak_rss_growth": 1.1},
+    }
+    print_table(f"scoring ({model}, batch {BATCH_SIZE}, {main['workers']} workers)", [
+        (f"{small:,} reviews, end to end", f"{figures['reviews_per_second']:,} reviews/s  (target >= 3,000); "
+                                           f"{figures['reviews_per_second_with_startup']:,}/s with start-up and model load"),
+        ("CPU time per review", f"{figures['cpu_us_per_review']} us"),
+        ("bare forward, same batches", f"{figures['forward_reviews_per_second']:,} reviews/s  "
+                                       f"(end to end = {figures['ratio_to_forward']:.2f} x forward)"),
+        ("tokenize alone, one thread", f"{figures['tokenize_reviews_per_second']:,} reviews/s"),
+        (f"{large:,} reviews, end to end", f"{figures['reviews_per_second_large']:,} reviews/s"),
+        ("peak RSS", f"{main['peak_rss_mb']:,} MB at {small:,}, {runs[large]['peak_rss_mb']:,} MB at {large:,} "
+                     f"(x{figures['peak_rss_growth']}; {main['rss_after_load_mb']:,} MB after loading the model)"),
+        ("load average before / after", f"{load_before:.1f} / {load_after:.1f} on {os.cpu_count()} cores"),
+    ])
+    record("scoring", figures)
+    return figures
+
+
+def _require_model(model: str) -> None:
+    from sentiment.errors import SentimentError
+    from sentiment.inference import load_model
+
+    try:
+        load_model(model)
+    except SentimentError as error:
+        raise SystemExit(f"benchmarks.scoring needs a trained run: {error}\n"
+                         f"train one with `sentiment train --config configs/clothing.toml` "
+                         f"(or pass --model DIR); this benchmark does not train") from None
+
+
+def _real_reviews() -> list[str]:
+    import datasets
+
+    if not (PREPARED / "train").is_dir():
+        raise SystemExit(f"no prepared clothing reviews in {PREPARED}: run `sentiment prepare` first")
+    texts = [text for split in ("train", "test") for text in datasets.load_from_disk(str(PREPARED / split))["text"]]
+    return [text for text in texts if text and "\n" not in text]
+
+
+def _write_reviews(texts: list[str], n: int, path: Path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with open(path, "w", encoding="utf-8") as stream:
+        for start in range(0, n, 100_000):
+            picks = rng.integers(0, len(texts), min(100_000, n - start))
+            stream.write("\n".join(texts[i] for i in picks) + "\n")
+    return path
+
+
+def _score_in_subprocess(model: str, reviews: Path, output: Path) -> dict:
+    command = [sys.executable, "-m", "benchmarks.scoring", "--child", model, str(reviews), str(output)]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"scoring {reviews} failed:\n{result.stderr}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["wall_seconds"] = time.perf_counter() - started
+    return figures
+
+
+def _child(model: str, reviews: str, output: str) -> None:
+    """One scoring, as the CLI does it; prints its figures as one JSON line."""
+    from sentiment.inference import load_model
+    from sentiment.scoring import CHUNK_SIZE, default_workers, score_files
+
+    loaded = load_model(model, batch_size=BATCH_SIZE)
+    rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu = time.process_time()
+    summary = score_files(loaded, [reviews], output)
+    print(json.dumps({
+        "rows": summary.rows, "seconds": summary.seconds, "cpu_seconds": time.process_time() - cpu,
+        "workers": default_workers(loaded), "chunk_size": CHUNK_SIZE,
+        "rss_after_load_mb": rss_after_load // 1024,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,  # kilobytes on Linux
+    }))
+
+
+def _bare_forward(model: str, texts: list[str], n: int) -> dict:
+    """Tokenize alone, then the forward pass alone over the scorer's chunks, batches and threads."""
+    import numpy as np
+    import torch
+
+    from sentiment.inference import load_model, predict_ids
+    from sentiment.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, default_workers
+
+    loaded = load_model(model, batch_size=BATCH_SIZE)
+    rng = np.random.default_rng(0)
+    sample = [texts[i] for i in rng.integers(0, len(texts), n)]
+    started = time.perf_counter()
+    tokens = list(loaded.tokenizer.pipe(sample))
+    tokenize_rate = n / (time.perf_counter() - started)
+    chunks = [[loaded.encode(t) for t in tokens[i:i + CHUNK_SIZE]] for i in range(0, n, CHUNK_SIZE)]
+    workers = default_workers(loaded)
+
+    def forward(ids):
+        with torch.inference_mode():
+            return predict_ids(loaded.network, ids, BATCH_SIZE, loaded.device)
+
+    with _one_torch_thread_per_worker(workers), ThreadPoolExecutor(workers) as pool:
+        forward(chunks[0][:BATCH_SIZE])  # warm up oneDNN
+        started = time.perf_counter()
+        list(pool.map(forward, chunks))
+        forward_rate = n / (time.perf_counter() - started)
+    return {"tokenize_rate": tokenize_rate, "forward_rate": forward_rate}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scoring", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20k and 100k reviews instead of 100k and 1M")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"trained run to score with (default {DEFAULT_MODEL})")
+    parser.add_argument("--child", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+    else:
+        run(quick=args.quick, model=args.model)

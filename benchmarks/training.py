@@ -1,0 +1,103 @@
+"""Training throughput of the full pipeline against the bare recurrent kernel, same batch shapes.
+
+Pipeline: one `Trainer._step` per batch (collate, embedding, our bidirectional encoder,
+masked pooling, loss, backward, clipping, AdamW). Kernel: `nn.LSTM`/`nn.GRU(bidirectional=True)`
+forward + backward on random inputs of identical [batch, length, embedding] shapes.
+Target: the pipeline reaches at least 80% of the kernel's examples/s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.common import median_seconds, print_table, record
+from sentiment.batching import bucket_batches
+from sentiment.config import load_config
+from sentiment.prepare import load_prepared, prepare
+from sentiment.training import Trainer, resolve_device, use_packed
+
+
+def _batches(trainer: Trainer, count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    batches = bucket_batches([len(ids) for ids in trainer.train_ids], trainer.config.training.batch_size, rng)
+    return batches[:count]
+
+
+def _time_pipeline(trainer: Trainer, batches: list[np.ndarray]) -> float:
+    trainer.model.train()
+
+    def run():
+        for batch in batches:
+            trainer._step(batch)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return median_seconds(run, repeats=3)
+
+
+def _time_kernel(trainer: Trainer, batches: list[np.ndarray], packed: bool) -> float:
+    m = trainer.config.model
+    kernel_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[m.cell]
+    kernel = kernel_class(m.embedding_dim, m.hidden_size, num_layers=m.num_layers, batch_first=True,
+                          bidirectional=m.bidirectional).to(trainer.device)
+    lengths = [np.array([len(trainer.train_ids[i]) for i in batch]) for batch in batches]
+    inputs = [torch.randn(len(batch), int(length.max()), m.embedding_dim, device=trainer.device)
+              for batch, length in zip(batches, lengths)]
+
+    def run():
+        for x, length in zip(inputs, lengths):
+            if packed:
+                x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(length), batch_first=True,
+                                                            enforce_sorted=False)
+                output = torch.nn.utils.rnn.pad_packed_sequence(kernel(x)[0], batch_first=True)[0]
+            else:
+                output = kernel(x)[0]
+            output.sum().backward()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return median_seconds(run, repeats=3)
+
+
+def measure(config_path: str, device: str, batches_count: int, packed: str) -> dict:
+    config = load_config(config_path, [f"training.device={device}", f"training.packed={packed}"])
+    prepare(config, log=lambda *_: None)
+    prepared = load_prepared(config.prepared_dir)
+    device_ = resolve_device(device)
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(config, prepared, Path(scratch), device_, log=lambda *_: None)
+        batches = _batches(trainer, batches_count)
+        examples = sum(len(batch) for batch in batches)
+        _time_pipeline(trainer, batches[:5])  # warm-up: allocator, oneDNN/cuDNN primitives
+        pipeline = examples / _time_pipeline(trainer, batches)
+        kernel = examples / _time_kernel(trainer, batches, use_packed(packed, device_))
+    return {"device": device_.type, "packed": use_packed(packed, device_), "threads": torch.get_num_threads(),
+            "batches": len(batches), "examples": examples, "cell": config.model.cell,
+            "pipeline_examples_per_second": round(pipeline, 1), "kernel_examples_per_second": round(kernel, 1),
+            "ratio": round(pipeline / kernel, 3)}
+
+
+def run(quick: bool = False) -> dict:
+    batches = 30 if quick else 120
+    results = {"cpu": measure("configs/clothing.toml", "cpu", batches, "no")}
+    if torch.cuda.is_available():
+        for packed in ("no", "yes"):
+            results[f"cuda_{'packed' if packed == 'yes' else 'padded'}"] = measure("configs/clothing.toml", "cuda", batches, packed)
+    rows = []
+    for name, figures in results.items():
+        rows.append((f"{name}: pipeline", f"{figures['pipeline_examples_per_second']:,.0f} ex/s"))
+        rows.append((f"{name}: bare {figures['cell']} fwd+bwd", f"{figures['kernel_examples_per_second']:,.0f} ex/s"))
+        rows.append((f"{name}: ratio", f"{figures['ratio']:.2f}  (target >= 0.80)"))
+    print_table(f"training throughput (clothing, {batches} batches, median of 3)", rows)
+    figures = {**results, "target_ratio": 0.8}
+    record("training", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,341 @@
+"""`sentiment compare`: one experiment trained once per recurrent cell (RNN, GRU, LSTM), side by side.
+
+Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment>-<cell>-uni` for a
+unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.train` into
+`runs/<name>/` and evaluated by `sentiment.evaluation.evaluate` into `reports/<name>/`. Every variant
+reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
+identical; only `model.cell` (and `model.bidirectional`) change.
+
+Reruns are cheap: a variant whose finished run was made with exactly this config is not retrained
+(nor re-evaluated while its report is newer than the run), an interrupted one resumes from its
+checkpoint, anything else is trained from scratch. The comparison goes to
+`reports/<experiment>-compare/`: compare.json, compare.md, compare.html (self-contained) and two
+figures (validation macro-F1 and training loss per epoch).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentiment.artifacts import atomic_directory, environment_versions, read_json, write_bytes_atomic, write_json
+from sentiment.config import ExperimentConfig, config_from_dict
+from sentiment.errors import SentimentError
+from sentiment.run import TrainedRun, load_run, partial_dir
+
+CELL_CHOICES = ("rnn", "gru", "lstm")
+DIRECTION_CHOICES = {"bi": True, "uni": False}
+FIGURES = {"convergence.png": ("val_macro_f1", "validation macro-F1", "convergence"),
+           "training_loss.png": ("train_loss", "training loss (cross-entropy)", "training loss")}
+
+
+@dataclass
+class Variant:
+    """One arm of the comparison: a label for tables ("gru", "gru-uni") and its full experiment config."""
+
+    label: str
+    cell: str
+    bidirectional: bool
+    config: ExperimentConfig
+
+
+def parse_list(option: str, text: str, choices: Sequence[str]) -> list[str]:
+    """`"rnn, gru"` -> ["rnn", "gru"], refusing unknown or repeated values with one clear error."""
+    values = [value.strip().lower() for value in text.split(",") if value.strip()]
+    unknown = [value for value in values if value not in choices]
+    if not values or unknown:
+        shown = f"unknown value {unknown[0]!r}" if unknown else "nothing given"
+        raise SentimentError(f"{option}: {shown}; choose from {', '.join(choices)} (comma-separated)")
+    if len(set(values)) != len(values):
+        raise SentimentError(f"{option}: {text!r} names a value twice")
+    return values
+
+
+def variants(base: ExperimentConfig, cells: Sequence[str], directions: Sequence[str] | None = None) -> list[Variant]:
+    """One config per cell (and direction), identical to `base` apart from name, cell and direction.
+
+    Names: `<experiment>-<cell>` for a bidirectional model, `<experiment>-<cell>-uni` for a unidirectional one.
+    """
+    found = []
+    for cell in cells:
+        for direction in directions or [None]:
+            bidirectional = base.model.bidirectional if direction is None else DIRECTION_CHOICES[direction]
+            # Named by what the run is, so `--directions bi,uni` reuses the runs of a plain (bi) compare.
+            label = cell if bidirectional else f"{cell}-uni"
+            data = base.to_dict()
+            data["name"] = f"{base.name}-{label}"
+            # Every variant reads the base experiment's prepared data instead of preparing its own copy.
+            data["paths"]["prepared"] = base.paths.prepared or base.name
+            data["model"]["cell"] = cell
+            data["model"]["bidirectional"] = bidirectional
+            found.append(Variant(label, cell, bidirectional, config_from_dict(data, origin=f"{base.name} ({label})")))
+    return found
+
+
+def compare_dir(base: ExperimentConfig) -> Path:
+    return Path(base.paths.reports) / f"{base.name}-compare"
+
+
+def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directions: Sequence[str] | None = None,
+            n_resamples: int = 1000, device: str | None = None, log=print) -> dict[str, Any]:
+    """Prepare (cached), train and evaluate each variant; write `reports/<experiment>-compare/`."""
+    from sentiment.prepare import prepare
+
+    started = time.perf_counter()
+    prepare(base, log=log)
+    rows, histories = [], {}
+    baseline = None
+    for variant in variants(base, cells, directions):
+        tagged = _tagged(log, variant.label)
+        run, trained = ensure_trained(variant.config, device, tagged)
+        metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, tagged)
+        rows.append(_variant_row(variant, run, metrics, trained, evaluated))
+        histories[variant.label] = run.history()
+        baseline = baseline or _baseline_row(run, metrics)
+    result = {
+        "experiment": base.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "prepared": str(base.prepared_dir),
+        "varied": ["model.cell"] + (["model.bidirectional"] if directions else []),
+        "settings_fingerprint": base.fingerprint(),
+        "test_examples": rows[0]["test_examples"],
+        "rows": [*rows, baseline],
+        "histories": histories,
+        "versions": environment_versions(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_comparison(result, compare_dir(base))
+    return result
+
+
+def _tagged(log, label: str):
+    return lambda line: log(f"[{label}] {line}")
+
+
+# ---- one variant: train unless finished, evaluate unless the report is current -----------------
+
+def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[TrainedRun, bool]:
+    """The variant's finished run, training (or resuming) it only when needed; True when it trained."""
+    from sentiment.training import CHECKPOINT, train
+
+    finished = finished_run(config)
+    if finished is not None:
+        log(f"{config.run_dir} is finished with this config; not retraining")
+        return finished, False
+    checkpoint = partial_dir(config.run_dir) / CHECKPOINT / "state.json"
+    resume = checkpoint.is_file() and _checkpoint_fingerprint(checkpoint) == config.fingerprint()
+    log(f"{'resuming' if resume else 'training'} {config.run_dir}")
+    return train(config, resume=resume, device=device, log=log), True
+
+
+def finished_run(config: ExperimentConfig) -> TrainedRun | None:
+    """The run in `config.run_dir` when it is complete and was trained with exactly `config`."""
+    try:
+        run = load_run(config.run_dir)
+    except SentimentError:
+        return None
+    return run if run.config.fingerprint() == config.fingerprint() else None
+
+
+def _checkpoint_fingerprint(path: Path) -> str | None:
+    try:
+        return read_json(path).get("config_fingerprint")
+    except (SentimentError, AttributeError):
+        return None
+
+
+def ensure_evaluated(config: ExperimentConfig, run: TrainedRun, n_resamples: int, log) -> tuple[dict[str, Any], bool]:
+    """The variant's test metrics: its existing report when newer than the run, else a fresh `evaluate`."""
+    from sentiment.evaluation import evaluate
+
+    path = config.report_dir / "metrics.json"
+    if path.is_file() and path.stat().st_mtime > (run.directory / "run.json").stat().st_mtime:
+        try:
+            metrics = read_json(path)
+        except SentimentError:
+            metrics = None
+        if isinstance(metrics, dict) and metrics.get("run", {}).get("directory") == str(run.directory):
+            log(f"{path} is newer than the run; not evaluating again")
+            return metrics, False
+    return evaluate(config, n_resamples=n_resamples, log=log), True
+
+
+# ---- rows --------------------------------------------------------------------------------------
+
+def _scores(system: dict[str, Any]) -> dict[str, Any]:
+    return {key: system[key] for key in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci")}
+
+
+def _contrast_rate(metrics: dict[str, Any], system: str) -> float | None:
+    contrast = metrics.get("contrast")  # None for label schemes without positive/negative
+    return contrast[system]["pass_rate"] if contrast else None
+
+
+def _variant_row(variant: Variant, run: TrainedRun, metrics: dict[str, Any], trained: bool,
+                 evaluated: bool) -> dict[str, Any]:
+    info = run.info
+    return {
+        "name": variant.label, "cell": variant.cell, "bidirectional": variant.bidirectional,
+        **_scores(metrics["model"]),
+        "contrast_pass_rate": _contrast_rate(metrics, "model"),
+        "parameters": info["parameters"],
+        "seconds_per_epoch": info["seconds_per_epoch"],
+        "best_epoch": info["best_epoch"],
+        "epochs_run": info["epochs_run"],
+        "best_val_macro_f1": info["best_validation"]["val_macro_f1"],
+        "test_examples": metrics["data"]["test_examples"],
+        "run": str(run.directory), "report": str(variant.config.report_dir),
+        "trained_now": trained, "evaluated_now": evaluated,
+    }
+
+
+def _baseline_row(run: TrainedRun, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The bag-of-words reference; every variant fits the same one (same training tokens and seed)."""
+    return {
+        "name": "baseline", "cell": None, "bidirectional": None,
+        **_scores(metrics["baseline"]),
+        "contrast_pass_rate": _contrast_rate(metrics, "baseline"),
+        "parameters": _baseline_parameters(run.directory / "baseline"),
+        "seconds_per_epoch": None, "best_epoch": None, "epochs_run": None, "best_val_macro_f1": None,
+        "test_examples": metrics["data"]["test_examples"],
+        "run": str(run.directory / "baseline"), "report": None, "trained_now": None, "evaluated_now": None,
+    }
+
+
+def _baseline_parameters(directory: Path) -> int | None:
+    """Weights of the logistic regression (n-gram features x classes, plus intercepts)."""
+    from safetensors import safe_open
+
+    from sentiment.baseline import WEIGHTS_FILE
+
+    try:
+        with safe_open(str(directory / WEIGHTS_FILE), framework="numpy") as weights:
+            total = 0
+            for name in ("coef", "intercept"):
+                shape = weights.get_slice(name).get_shape()
+                count = 1
+                for size in shape:
+                    count *= size
+                total += count
+            return total
+    except Exception:  # an unreadable or older baseline only loses this one number
+        return None
+
+
+# ---- the report --------------------------------------------------------------------------------
+
+def write_comparison(result: dict[str, Any], directory: Path) -> None:
+    """compare.json, compare.md, compare.html (figures inlined) and the figures, written atomically."""
+    from sentiment.plots import plot_curves_by_run, png_data_uri
+
+    with atomic_directory(directory) as staging:
+        write_json(staging / "compare.json", result)
+        for filename, (key, ylabel, title) in FIGURES.items():
+            plot_curves_by_run(result["histories"], key, staging / filename, ylabel=ylabel, title=title)
+        write_bytes_atomic(staging / "compare.md", render_markdown(result).encode("utf-8"))
+        images = {filename: png_data_uri(staging / filename) for filename in FIGURES}
+        write_bytes_atomic(staging / "compare.html", render_html(result, images).encode("utf-8"))
+
+
+COLUMNS = ("system", "test accuracy [95% CI]", "test macro-F1 [95% CI]", "contrast pass rate", "parameters",
+           "s / epoch", "best epoch / run")
+
+
+def table_cells(row: dict[str, Any]) -> list[str]:
+    def score(key: str) -> str:
+        low, high = row[f"{key}_ci"]
+        return f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+
+    def maybe(value, fmt: str) -> str:
+        return "—" if value is None else format(value, fmt)
+
+    seconds = row["seconds_per_epoch"]
+
+    name = row["name"] + (" (reference)" if row["name"] == "baseline" else "")
+    epochs = "—" if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
+    return [name, score("accuracy"), score("macro_f1"), maybe(row["contrast_pass_rate"], ".1%"),
+            maybe(row["parameters"], ","), maybe(seconds, ".1f" if seconds and seconds >= 1 else ".2f"), epochs]
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """The comparison as a Markdown table (also what the CLI prints)."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(table_cells(row)) + " |" for row in result["rows"]]
+    return "\n".join(lines)
+
+
+def reading(result: dict[str, Any]) -> list[str]:
+    """Plain sentences: the best variant by test macro-F1 and which others its interval cannot tell apart."""
+    variants_ = [row for row in result["rows"] if row["name"] != "baseline"]
+    best = max(variants_, key=lambda row: row["macro_f1"])
+    low, high = best["macro_f1_ci"]
+    close = [row["name"] for row in variants_ if row is not best and row["macro_f1_ci"][1] >= low]
+    sentences = [f"Highest test macro-F1: {best['name']} ({best['macro_f1']:.3f}, 95% CI {low:.3f}-{high:.3f})."]
+    if close:
+        sentences.append(f"Intervals overlapping it: {', '.join(close)}; "
+                         "on this test set those differences may be noise.")
+    baseline = next(row for row in result["rows"] if row["name"] == "baseline")
+    beaten = [row["name"] for row in variants_ if row["macro_f1"] > baseline["macro_f1"]]
+    sentences.append(f"Above the bag-of-words baseline's macro-F1 ({baseline['macro_f1']:.3f}): "
+                     f"{', '.join(beaten) if beaten else 'none'}.")
+    return sentences
+
+
+def _intro(result: dict[str, Any]) -> str:
+    varied = " and ".join(f"`{key}`" for key in result["varied"])
+    return (f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} change. "
+            f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
+            "Contrast pass rate: share of the contrast suite's labelled cases predicted right.")
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    names = " vs ".join(row["name"] for row in result["rows"] if row["name"] != "baseline")
+    parts = [f"# {result['experiment']}: {names}", "", _intro(result), "", summary_table(result), "",
+             " ".join(reading(result)), "",
+             "## Convergence", "", "![validation macro-F1 per epoch](convergence.png)", "",
+             "## Training loss", "", "![training loss per epoch](training_loss.png)", "",
+             "Each variant's own report (test details, contrast cases, errors): "
+             + ", ".join(f"`{row['report']}`" for row in result["rows"] if row["report"]), ""]
+    return "\n".join(parts)
+
+
+def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
+    names = " vs ".join(row["name"] for row in result["rows"] if row["name"] != "baseline")
+    title = f"{result['experiment']}: {names}"
+    header = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
+    body = "".join("<tr" + (' class="ref"' if row["name"] == "baseline" else "") + ">"
+                   + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(row)) + "</tr>"
+                   for row in result["rows"])
+    intro = html.escape(_intro(result)).replace("`", "")
+    figures = "".join(f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
+                      f'alt="{html.escape(FIGURES[name][1])} per epoch">' for name, uri in images.items())
+    return _PAGE.format(title=html.escape(title), intro=intro, header=header, body=body,
+                        reading=html.escape(" ".join(reading(result))), figures=figures)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 980px; padding: 0 12px 40px;
+       line-height: 1.45; }}
+h1 {{ font-size: 1.4em; }} h2 {{ font-size: 1.15em; margin-top: 1.6em; }}
+.scroll {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; font-size: 0.92em; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }}
+th:first-child, td:first-child {{ text-align: left; }}
+tr.ref td {{ color: #555; font-style: italic; }}
+img {{ max-width: 100%; height: auto; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>{intro}</p>
+<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>
+<p>{reading}</p>
+{figures}
+</body></html>
+"""

@@ -1,0 +1,148 @@
+"""`sentiment compare` on a real tiny dataset: one run per cell, reuse of finished runs, the report."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import review_rows, write_csv
+
+from sentiment import evaluation, training
+from sentiment.cli import cli
+from sentiment.compare import compare, compare_dir, ensure_trained, finished_run, parse_list, variants
+from sentiment.config import load_config
+from sentiment.errors import SentimentError
+from sentiment.run import partial_dir
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "clothing.toml"
+TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
+        "training.lr=0.01", "training.threads=1", "training.max_epochs=2", "training.patience=2", "model.dropout=0.0"]
+CELLS = ["rnn", "gru", "lstm"]
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """The --set overrides of a tiny experiment, its config, and the result of a first compare."""
+    root = tmp_path_factory.mktemp("compare")
+    source = write_csv(root / "reviews.csv", review_rows())
+    sets = ["name=tiny", f"data.source={source}", f"paths.data={root / 'data'}", f"paths.runs={root / 'runs'}",
+            f"paths.reports={root / 'reports'}", "vocab.min_freq=1", *TINY]
+    base = load_config(CONFIG, sets)
+    result = compare(base, CELLS, n_resamples=100, log=quiet)
+    return sets, base, result
+
+
+def test_one_run_per_cell_on_the_shared_prepared_data(setup):
+    _, base, result = setup
+    runs = Path(base.paths.runs)
+    assert sorted(p.name for p in runs.iterdir()) == ["tiny-gru", "tiny-lstm", "tiny-rnn"]
+    assert [p.name for p in (Path(base.paths.data) / "prepared").iterdir()] == ["tiny"]
+    for variant in variants(base, CELLS):
+        saved = json.loads((variant.config.run_dir / "config.json").read_text())
+        expected = base.to_dict()
+        expected["name"], expected["paths"]["prepared"] = f"tiny-{variant.cell}", "tiny"
+        expected["model"]["cell"] = variant.cell
+        assert saved == expected  # nothing else differs between the cells
+    assert all(row["trained_now"] for row in result["rows"][:3])
+
+
+def test_compare_json_has_one_row_per_cell_plus_the_baseline(setup):
+    _, base, _ = setup
+    directory = compare_dir(base)
+    result = json.loads((directory / "compare.json").read_text())
+    rows = {row["name"]: row for row in result["rows"]}
+    assert list(rows) == [*CELLS, "baseline"]
+    for row in rows.values():
+        low, high = row["accuracy_ci"]
+        assert low <= row["accuracy"] <= high and 0 <= row["macro_f1"] <= 1
+        assert row["contrast_pass_rate"] is not None and row["parameters"] > 0
+    assert rows["rnn"]["parameters"] < rows["gru"]["parameters"] < rows["lstm"]["parameters"]
+    for cell in CELLS:
+        assert rows[cell]["seconds_per_epoch"] > 0 and 1 <= rows[cell]["best_epoch"] <= rows[cell]["epochs_run"]
+        assert len(result["histories"][cell]) == rows[cell]["epochs_run"]
+    assert rows["baseline"]["best_epoch"] is None
+
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "compare.html", "compare.json", "compare.md", "convergence.png", "training_loss.png"]
+    page = (directory / "compare.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 2 and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert 'name="viewport"' in page
+    markdown = (directory / "compare.md").read_text()
+    assert "| baseline (reference) |" in markdown and "](convergence.png)" in markdown
+
+
+def test_a_second_compare_trains_and_evaluates_nothing(setup, monkeypatch):
+    _, base, _ = setup
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr(training, "train", refuse)
+    monkeypatch.setattr(evaluation, "evaluate", refuse)
+    before = {cell: (Path(base.paths.runs) / f"tiny-{cell}" / "run.json").stat().st_mtime_ns for cell in CELLS}
+    messages = []
+    result = compare(base, CELLS, n_resamples=100, log=messages.append)
+    assert not any(row["trained_now"] or row["evaluated_now"] for row in result["rows"][:3])
+    assert sum("not retraining" in m for m in messages) == 3
+    after = {cell: (Path(base.paths.runs) / f"tiny-{cell}" / "run.json").stat().st_mtime_ns for cell in CELLS}
+    assert after == before
+
+
+def test_a_changed_setting_means_the_run_is_not_finished(setup):
+    _, base, _ = setup
+    [variant] = variants(base, ["gru"])
+    assert finished_run(variant.config) is not None
+    [longer] = variants(base.model_copy(update={"training": base.training.model_copy(update={"max_epochs": 3})}), ["gru"])
+    assert longer.config.run_dir == variant.config.run_dir and finished_run(longer.config) is None
+
+
+def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
+    _, base, _ = setup
+    moved = base.model_copy(update={"paths": base.paths.model_copy(update={"runs": str(tmp_path)})})
+    [variant] = variants(moved, ["gru"])
+    checkpoint = partial_dir(variant.config.run_dir) / training.CHECKPOINT
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text(json.dumps({"config_fingerprint": variant.config.fingerprint()}))
+    calls = []
+    monkeypatch.setattr(training, "train", lambda config, resume, device, log: calls.append(resume) or "run")
+    assert ensure_trained(variant.config, None, quiet) == ("run", True)
+    (checkpoint / "state.json").write_text(json.dumps({"config_fingerprint": "another config"}))
+    ensure_trained(variant.config, None, quiet)
+    assert calls == [True, False]
+
+
+def test_directions_name_unidirectional_runs_apart():
+    base = load_config(None, ["name=x"])
+    names = [v.config.name for v in variants(base, ["gru", "lstm"], ["bi", "uni"])]
+    assert names == ["x-gru", "x-gru-uni", "x-lstm", "x-lstm-uni"]
+    assert [v.bidirectional for v in variants(base, ["gru"], ["uni"])] == [False]
+    with pytest.raises(SentimentError, match="unknown value 'transformer'"):
+        parse_list("--cells", "gru,transformer", ["rnn", "gru", "lstm"])
+
+
+def test_cli_reuses_the_runs_and_prints_the_table(setup):
+    sets, base, _ = setup
+    args = ["compare", "--config", str(CONFIG), *[a for s in sets for a in ("--set", s)], "--resamples", "100"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| baseline (reference) |" in result.output and "not retraining" in result.output
+    assert "compare.html" in result.output
+
+
+@pytest.mark.parametrize(("option", "pattern"), [
+    (["--cells", "rnn,transformer"], "--cells: unknown value 'transformer'"),
+    (["--cells", "gru,gru"], "names a value twice"),
+    (["--directions", "sideways"], "--directions: unknown value 'sideways'"),
+])
+def test_cli_errors_are_one_line_and_exit_2(option, pattern):
+    result = CliRunner().invoke(cli, ["compare", "--config", str(CONFIG), *option])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and re.search(pattern, result.output), result.output
