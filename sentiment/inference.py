@@ -19,6 +19,7 @@ import torch
 
 from sentiment.batching import bucket_batches, collate
 from sentiment.errors import SentimentError
+from sentiment.text import Tokenizer
 
 
 @torch.no_grad()
@@ -51,12 +52,30 @@ class Predictions:
     classes: list[str]
 
 
-class SentimentModel:
+class TextClassifier:
+    """Scoring texts, shared by the model and the baseline: both tokenize, then `predict_tokens`."""
+
+    classes: list[str]
+    tokenizer: Tokenizer
+
+    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_tokens(list(self.tokenizer.pipe(texts)))
+
+    def predict(self, texts: Sequence[str] | str) -> Predictions:
+        if isinstance(texts, str):
+            texts = [texts]
+        probabilities = self.predict_proba(texts)
+        labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
+        return Predictions(labels=labels, probabilities=probabilities, classes=self.classes)
+
+
+class SentimentModel(TextClassifier):
     """A trained run ready to score texts: the run's tokenizer settings, vocabulary and weights."""
 
     def __init__(self, run, device: str = "cpu", batch_size: int = 256):
-        from sentiment.text import Tokenizer
-
         self.run = run
         self.classes = list(run.labels)
         self.device = device
@@ -74,15 +93,20 @@ class SentimentModel:
             raise SentimentError(f"text {empty[0]} has no tokens; the model cannot score an empty review")
         return predict_ids(self.network, [self.encode(tokens) for tokens in token_lists], self.batch_size, self.device)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.predict_tokens(list(self.tokenizer.pipe(texts)))
 
-    def predict(self, texts: Sequence[str] | str) -> Predictions:
-        if isinstance(texts, str):
-            texts = [texts]
-        probabilities = self.predict_proba(texts)
-        labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
-        return Predictions(labels=labels, probabilities=probabilities, classes=self.classes)
+class BaselineModel(TextClassifier):
+    """The saved bag-of-words baseline (`runs/<experiment>/baseline/`), scored like the model."""
+
+    def __init__(self, directory: str | Path):
+        from sentiment.baseline import BagOfWordsBaseline
+
+        self.baseline = BagOfWordsBaseline.load(directory)
+        self.classes = list(self.baseline.labels)
+        self.max_len = None
+        self.tokenizer = Tokenizer(lowercase=self.baseline.settings.get("lowercase", True))
+
+    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        return self.baseline.predict_proba([list(tokens) for tokens in token_lists])
 
 
 def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> SentimentModel | BaselineModel:
@@ -93,28 +117,3 @@ def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> 
     if (Path(path) / CONFIG_FILE).is_file():
         return BaselineModel(path)
     return SentimentModel(load_run(path), device=device, batch_size=batch_size)
-
-
-class BaselineModel:
-    """The saved bag-of-words baseline (`runs/<experiment>/baseline/`), scored like the model."""
-
-    def __init__(self, directory: str | Path):
-        from sentiment.baseline import BagOfWordsBaseline
-        from sentiment.text import Tokenizer
-
-        self.baseline = BagOfWordsBaseline.load(directory)
-        self.classes = list(self.baseline.labels)
-        self.max_len = None
-        self.tokenizer = Tokenizer(lowercase=self.baseline.settings.get("lowercase", True))
-
-    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        return self.baseline.predict_proba([list(tokens) for tokens in token_lists])
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.predict_tokens(list(self.tokenizer.pipe(texts)))
-
-    def predict(self, texts: Sequence[str] | str) -> Predictions:
-        if isinstance(texts, str):
-            texts = [texts]
-        probabilities = self.predict_proba(texts)
-        return Predictions([self.classes[i] for i in probabilities.argmax(axis=1)], probabilities, self.classes)

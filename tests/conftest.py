@@ -10,6 +10,9 @@ import pytest
 
 from sentiment.config import load_config
 
+TINY_CONFIG = str(Path(__file__).parent / "tiny.toml")
+"""Base config for tests that go through the CLI: the package defaults, named `tiny`."""
+
 POSITIVE = [
     "love this dress, the fabric is soft and it fits perfectly",
     "great quality and the color is exactly as pictured",

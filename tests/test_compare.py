@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import review_rows, write_csv
+from conftest import TINY_CONFIG, review_rows, write_csv
 
 from sentiment import evaluation, training
 from sentiment.cli import cli
@@ -17,7 +17,7 @@ from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.run import partial_dir
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "clothing.toml"
+CONFIG = TINY_CONFIG
 TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
         "training.lr=0.01", "training.threads=1", "training.max_epochs=2", "training.patience=2", "model.dropout=0.0"]
 CELLS = ["rnn", "gru", "lstm"]

@@ -16,6 +16,7 @@ import pytest
 from sentiment.prepare import prepare
 from sentiment.training import train
 
+from conftest import TINY_CONFIG
 from test_training import TINY, metrics_lines, quiet
 
 TOLERANCE = 1e-4
@@ -31,7 +32,7 @@ def test_torchrun_two_processes_match_one_process(reviews_csv, make_config, tmp_
     sets = [f"name=tiny", f"data.source={reviews_csv}", f"paths.data={tmp_path / 'data'}",
             f"paths.runs={tmp_path / 'ddp-runs'}", "vocab.min_freq=1", *overrides]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "sentiment", "train", "--config", "configs/clothing.toml"]
+               "-m", "sentiment", "train", "--config", TINY_CONFIG]
     for value in sets:
         command += ["--set", value]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,

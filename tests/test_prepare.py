@@ -10,7 +10,7 @@ from sentiment import prepare as prepare_module
 from sentiment.cli import cli
 from sentiment.prepare import load_prepared, prepare
 
-from conftest import review_rows, write_csv
+from conftest import TINY_CONFIG, review_rows, write_csv
 
 
 def quiet(*_):
@@ -128,7 +128,7 @@ def run_cli(*args):
 
 
 def cli_args(tmp_path, source, *sets):
-    args = ["prepare", "--config", "configs/clothing.toml", "--set", "name=tiny", "--set", f"data.source={source}",
+    args = ["prepare", "--config", TINY_CONFIG, "--set", "name=tiny", "--set", f"data.source={source}",
             "--set", f"paths.data={tmp_path / 'out'}", "--set", "vocab.min_freq=1"]
     for value in sets:
         args += ["--set", value]

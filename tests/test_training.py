@@ -15,6 +15,8 @@ from sentiment.prepare import prepare
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
+from conftest import TINY_CONFIG
+
 TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
         "training.lr=0.01", "training.threads=1", "training.max_epochs=4", "training.patience=4", "model.dropout=0.0"]
 
@@ -134,7 +136,7 @@ def test_vectors_fall_back_to_the_lowercase_form(tmp_path):
 # --- errors: one line, exit code 2 ----------------------------------------------------------
 
 def cli_train(config_args):
-    return CliRunner().invoke(cli, ["train", "--config", "configs/clothing.toml", *config_args])
+    return CliRunner().invoke(cli, ["train", "--config", TINY_CONFIG, *config_args])
 
 
 def as_args(reviews_csv, tmp_path, *overrides):
