@@ -1,0 +1,87 @@
+"""`evaluate` on a tiny real run: metrics.json keeps its documented schema, the report is written."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sentiment.cli import cli
+from sentiment.evaluation import evaluate
+from sentiment.inference import load_model
+from sentiment.prepare import prepare
+from sentiment.training import train
+
+from conftest import TINY_CONFIG
+from test_training import TINY, quiet
+
+REQUIRED = ["model.accuracy", "model.macro_f1", "baseline.accuracy", "baseline.macro_f1",
+            "contrast.model.pass_rate", "contrast.baseline.pass_rate",
+            "contrast.model.by_capability", "contrast.baseline.by_capability"]
+
+
+def lookup(data, dotted):
+    for key in dotted.split("."):
+        data = data[key]
+    return data
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    from conftest import review_rows, write_csv
+    from sentiment.config import load_config
+
+    root = tmp_path_factory.mktemp("evaluate")
+    source = write_csv(root / "reviews.csv", review_rows())
+    config = load_config(TINY_CONFIG, [f"data.source={source}", f"paths.data={root / 'data'}",
+                                       f"paths.runs={root / 'runs'}", f"paths.reports={root / 'reports'}",
+                                       "vocab.min_freq=1", *TINY])
+    prepare(config, log=quiet)
+    train(config, log=quiet)
+    return config, evaluate(config, n_resamples=200, log=quiet)
+
+
+def test_metrics_json_has_the_documented_schema(evaluated):
+    config, metrics = evaluated
+    saved = json.loads((config.report_dir / "metrics.json").read_text())
+    assert saved["schema_version"] == 1 and saved["experiment"] == "tiny"
+    for key in REQUIRED:
+        assert lookup(saved, key) is not None, key
+    for system in ("model", "baseline"):
+        part = saved[system]
+        low, high = part["macro_f1_ci"]
+        assert low <= part["macro_f1"] <= high
+        assert sum(map(sum, part["confusion_matrix"])) == saved["data"]["test_examples"]
+        assert set(part["per_class"]) == {"negative", "positive"}
+    assert set(saved["contrast"]["model"]["by_capability"]) == set(saved["contrast"]["baseline"]["by_capability"])
+    assert {"difference", "ci_low", "ci_high", "significant"} <= set(saved["comparison"]["macro_f1"])
+    assert saved["explain"][0]["text"] == "not perfect, but pretty good"
+
+
+def test_report_files_are_written(evaluated):
+    config, metrics = evaluated
+    names = {path.name for path in config.report_dir.iterdir()}
+    assert {"report.html", "report.md", "metrics.json", "confusion_matrices.png", "reliability.png",
+            "contrast_by_capability.png"} <= names
+    assert {item["image"] for item in metrics["explain"]} <= names
+    html = (config.report_dir / "report.html").read_text()
+    assert "not perfect, but pretty good" in html and 'src="http' not in html
+
+
+def test_model_figures_match_scoring_the_test_split_again(evaluated):
+    config, metrics = evaluated
+    import datasets
+
+    test = datasets.load_from_disk(str(config.prepared_dir / "test"))
+    model = load_model(config.run_dir)
+    predictions = model.predict(test["text"]).probabilities.argmax(1)
+    assert np.mean(predictions == np.array(test["label"])) == pytest.approx(metrics["model"]["accuracy"])
+    baseline = load_model(config.run_dir / "baseline")
+    predictions = baseline.predict(test["text"]).probabilities.argmax(1)
+    assert np.mean(predictions == np.array(test["label"])) == pytest.approx(metrics["baseline"]["accuracy"])
+
+
+def test_evaluate_without_a_run_is_one_line_and_exit_code_2(tmp_path):
+    result = CliRunner().invoke(cli, ["evaluate", "--config", TINY_CONFIG, "--set", f"paths.runs={tmp_path}",
+                                      "--set", f"paths.data={tmp_path}"])
+    assert result.exit_code == 2 and result.output.startswith("error: no trained run")
