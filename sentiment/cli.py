@@ -53,7 +53,9 @@ def cli() -> None:
       prepare   fetch reviews, tokenize with spaCy, split, build the vocabulary
       train     train a bidirectional LSTM/GRU, select the best epoch on validation
       evaluate  compare with a bag-of-words baseline; contrast cases; write reports
-      score     score your own review files with a trained run
+      score     score your own review files with a trained run (or its baseline)
+      compare   train and evaluate RNN, GRU and LSTM side by side
+      explain   show what the gates do on a sentence, word by word
 
     Start with:  sentiment prepare --config configs/clothing.toml
     """
@@ -165,9 +167,11 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
 
     output_format(output)  # a wrong extension or a missing input fails before the model loads
     resolve_inputs(inputs, input_format)
-    if device == "auto":
+    if device != "cpu":
         import torch
 
+        if device == "cuda" and not torch.cuda.is_available():
+            raise SentimentError("--device cuda: no CUDA device is available here; use --device cpu")
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_path, device=device, batch_size=batch_size)
     columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]

@@ -183,7 +183,8 @@ class RecurrentClassifier(nn.Module):
     # ---- pooling and head ----------------------------------------------------------------
 
     def pool(self, outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, T, D] outputs and [B, T] mask -> [B, pooled_dim], ignoring padded positions."""
+        """[B, T, D] outputs (0 at padded positions, as `encode` returns them) and [B, T] mask
+        -> [B, pooled_dim], ignoring padded positions."""
         real = mask.unsqueeze(2)
         lengths = mask.sum(dim=1)
         pooled = []
@@ -195,11 +196,12 @@ class RecurrentClassifier(nn.Module):
             if self.num_directions == 2:
                 pooled.append(outputs[:, 0, self.hidden_size :])
         if self.pooling in ("max", "max+mean"):
+            # torch.where + amax: several times faster on CPU than masked_fill + max(dim).values.
             lowest = torch.finfo(outputs.dtype).min
-            pooled.append(outputs.masked_fill(~real, lowest).max(dim=1).values)
+            pooled.append(torch.where(real, outputs, lowest).amax(dim=1))
         if self.pooling in ("mean", "max+mean"):
-            total = outputs.masked_fill(~real, 0.0).sum(dim=1)
-            pooled.append(total / lengths.unsqueeze(1).to(outputs.dtype))
+            # `encode` leaves padded positions at exactly 0, so a plain sum is the sum of real outputs.
+            pooled.append(outputs.sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype))
         return torch.cat(pooled, dim=1)
 
     def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

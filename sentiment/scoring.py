@@ -1,0 +1,662 @@
+"""Streaming batch scoring: review files in, one scored row per input row out, in input order.
+
+```python
+from sentiment import load_model
+from sentiment.scoring import score_files
+summary = score_files(load_model("runs/clothing"), ["reviews.csv"], "scores.parquet", keep_columns=["id"])
+summary.rows, summary.scored, summary.errors      # 1000, 998, {"empty_text": 2}
+```
+
+Rows are read (`read_records`: .txt lines, .csv/.tsv/.jsonl records, .parquet batches, or
+stdin) in chunks, each chunk is tokenized and scored by one of a few worker threads
+(`score_records`), and written in input order (`OUTPUT_FORMATS`), so memory stays bounded
+whatever the input size. The model sorts each chunk by length into batches.
+
+Every input row gets exactly one output row. A row that cannot be scored keeps its place
+with an empty label and probabilities and says why in the `error` column (see `ERRORS`);
+a review longer than the model's `max_len` is scored on its first `max_len` tokens and
+flagged `truncated`. A .txt line is what lies between two b"\\n" bytes (a final line without
+one counts; a trailing newline adds no row); other line breaks (\\r, \\x0b, \\u2028...) are
+part of the review.
+
+The output is written to a temporary file beside the target and renamed into place at
+the end, so a failed run never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import glob
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from sentiment.errors import SentimentError
+from sentiment.progress import progress_bar
+
+INPUT_FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+STDIN = "-"
+STDIN_SOURCE = "<stdin>"
+CHUNK_SIZE = 8192
+"""Rows read, tokenized and scored together; the model batches each chunk by length."""
+
+ERRORS = {
+    "empty_text": "the review is empty or only whitespace (not scored)",
+    "no_tokens": "the tokenizer found no tokens in the review (not scored)",
+    "invalid_utf8": "the review has bytes that are not UTF-8; they are replaced by U+FFFD (not scored)",
+    "invalid_json": "the .jsonl line is not a JSON object (not scored)",
+    "truncated": "the review has more tokens than the model's max_len; scored on the first max_len",
+}
+"""The values of the `error` column. Every one but `truncated` leaves the row unscored."""
+SCORED_WITH_FLAG = frozenset({"truncated"})
+
+BASE_COLUMNS = ("source", "row", "label")
+
+
+class Record(NamedTuple):
+    """One input row: where it came from, its text, the kept columns' values, a reading error."""
+
+    source: str
+    row: int
+    text: str
+    extra: tuple
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    """A file path, or `-` for standard input."""
+    format: str
+
+    @property
+    def source(self) -> str:
+        return STDIN_SOURCE if self.path == STDIN else self.path
+
+
+@dataclass
+class ScoringSummary:
+    rows: int = 0
+    scored: int = 0
+    errors: Counter = field(default_factory=Counter)
+    """Rows per `error` value, `truncated` included (those rows are scored)."""
+    seconds: float = 0.0
+    output: str | None = None
+    """The output path; None for standard output."""
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+def resolve_inputs(inputs: Iterable[str | os.PathLike], input_format: str | None = None) -> list[InputFile]:
+    """Expand globs, check that each input exists and has a format we read; `-` is stdin (.txt by default)."""
+    if input_format is not None and input_format not in INPUT_FORMATS.values():
+        raise SentimentError(f"unknown input format {input_format!r}; choose one of: {', '.join(INPUT_FORMATS.values())}")
+    files: list[InputFile] = []
+    for given in (os.fspath(item) for item in inputs):
+        if given == STDIN:
+            if any(f.path == STDIN for f in files):
+                raise SentimentError("standard input (-) can be read only once")
+            if input_format == "parquet":
+                raise SentimentError("parquet cannot be read from standard input (it needs a seekable file)")
+            files.append(InputFile(STDIN, input_format or "txt"))
+            continue
+        paths = [given]
+        if not os.path.exists(given) and glob.has_magic(given):
+            paths = sorted(glob.glob(given, recursive=True))
+            if not paths:
+                raise SentimentError(f"no input file matches {given}")
+        for path in paths:
+            if not os.path.exists(path):
+                raise SentimentError(f"input file not found: {path}")
+            if os.path.isdir(path):
+                raise SentimentError(f"input {path} is a directory; give the files (or a glob such as {path}/*.csv)")
+            file_format = input_format or INPUT_FORMATS.get(Path(path).suffix.lower())
+            if file_format is None:
+                raise SentimentError(f"cannot tell the format of {path} from its extension; "
+                                     f"use one of {', '.join(INPUT_FORMATS)} or --format")
+            files.append(InputFile(path, file_format))
+    if not files:
+        raise SentimentError("no input files given")
+    return files
+
+
+def check_columns(file: InputFile, text_column: str, keep_columns: Sequence[str]) -> None:
+    """Fail before any scoring when a file lacks a needed column (stdin is checked as it is read)."""
+    if file.format == "txt":
+        if keep_columns:
+            raise SentimentError(f"{file.source}: a .txt file has no columns to keep ({', '.join(keep_columns)})")
+        return
+    if file.path == STDIN:
+        return
+    if file.format == "parquet":
+        _require_columns(file, _parquet_file(file).schema_arrow.names, text_column, keep_columns)
+        return
+    # Reading the first record checks the header; nothing more is read.
+    with contextlib.closing(read_records(file, text_column, keep_columns)) as records:
+        next(records, None)
+
+
+def read_records(file: InputFile, text_column: str = "text", keep_columns: Sequence[str] = ()) -> Iterator[Record]:
+    """The file's rows in order, streamed; row numbers are 1-based data rows (a header is not a row)."""
+    if file.format == "txt" and keep_columns:
+        raise SentimentError(f"{file.source}: a .txt file has no columns to keep ({', '.join(keep_columns)})")
+    if file.format == "parquet":
+        yield from _read_parquet(file, text_column, keep_columns)
+        return
+    with _open_binary(file) as stream:
+        if file.format == "txt":
+            yield from _read_txt(stream, file.source)
+        elif file.format == "jsonl":
+            yield from _read_jsonl(stream, file, text_column, keep_columns)
+        else:
+            yield from _read_delimited(stream, file, text_column, keep_columns)
+
+
+@contextlib.contextmanager
+def _open_binary(file: InputFile) -> Iterator[io.BufferedIOBase]:
+    if file.path == STDIN:
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = open(file.path, "rb")
+    except OSError as error:
+        raise SentimentError(f"cannot read {file.path}: {error.strerror}") from None
+    with stream:
+        yield stream
+
+
+def _read_txt(stream, source: str) -> Iterator[Record]:
+    # Iterating a binary file splits on b"\n" only, as a review file's lines should be.
+    for row, line in enumerate(stream, 1):
+        if line.endswith(b"\n"):
+            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+        if row == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8):]
+        try:
+            yield Record(source, row, line.decode("utf-8"), ())
+        except UnicodeDecodeError:
+            yield Record(source, row, line.decode("utf-8", "replace"), (), "invalid_utf8")
+
+
+def _read_jsonl(stream, file: InputFile, text_column: str, keep_columns: Sequence[str]) -> Iterator[Record]:
+    checked = False
+    for row, line in enumerate(stream, 1):  # the row is the line number
+        if row == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8):]
+        if not line.strip():
+            continue
+        error = None
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError:
+            decoded, error = line.decode("utf-8", "replace"), "invalid_utf8"
+        try:
+            value = json.loads(decoded)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            yield Record(file.source, row, "", (None,) * len(keep_columns), "invalid_json")
+            continue
+        if not checked:
+            _require_columns(file, list(value), text_column, keep_columns)
+            checked = True
+        text, text_error = _text_value(value.get(text_column))
+        extra = tuple(_repair(value.get(column))[0] for column in keep_columns)
+        yield Record(file.source, row, text, extra, error or text_error)
+
+
+def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Sequence[str]) -> Iterator[Record]:
+    csv.field_size_limit(2**31 - 1)  # a long review must not stop the run at 128 KiB
+    text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    try:
+        reader = csv.reader(text_stream, delimiter="\t" if file.format == "tsv" else ",")
+        try:
+            header = next(reader, None)
+            if header is None:  # an empty file: no header, no rows
+                return
+            _require_columns(file, header, text_column, keep_columns)
+            position = header.index(text_column)
+            kept = [header.index(column) for column in keep_columns]
+            row = 0
+            for fields in reader:
+                if not fields:  # a blank line is not a record (as in csv.DictReader and pandas)
+                    continue
+                row += 1
+                text, error = _text_value(fields[position] if position < len(fields) else None)
+                extra = tuple(_repair(fields[i])[0] if i < len(fields) else None for i in kept)
+                yield Record(file.source, row, text, extra, error)
+        except csv.Error as error:
+            raise SentimentError(f"{file.source}, line {reader.line_num}: not valid {file.format.upper()} ({error})") from None
+    finally:
+        text_stream.detach()  # leave closing the byte stream (or stdin) to its owner
+
+
+def _parquet_file(file: InputFile):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(file.path)
+    except (pa.ArrowException, OSError) as error:
+        raise SentimentError(f"{file.path}: not a readable Parquet file ({error})") from None
+
+
+def _read_parquet(file: InputFile, text_column: str, keep_columns: Sequence[str]) -> Iterator[Record]:
+    import pyarrow as pa
+
+    parquet = _parquet_file(file)
+    _require_columns(file, parquet.schema_arrow.names, text_column, keep_columns)
+    columns = list(dict.fromkeys([text_column, *keep_columns]))
+    row = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=CHUNK_SIZE, columns=columns):
+            texts = batch.column(text_column).to_pylist()
+            extras = zip(*(batch.column(column).to_pylist() for column in keep_columns)) if keep_columns \
+                else [()] * len(texts)
+            for value, extra in zip(texts, extras):
+                row += 1
+                text, error = _text_value(value)
+                yield Record(file.source, row, text, tuple(extra), error)
+    except (pa.ArrowException, OSError) as error:
+        raise SentimentError(f"{file.path}: cannot read row group after row {row} ({error})") from None
+
+
+def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, keep_columns: Sequence[str]) -> None:
+    missing = [column for column in dict.fromkeys([text_column, *keep_columns]) if column not in columns]
+    if missing:
+        which = "text column" if missing[0] == text_column else "column"
+        hint = " (choose it with --text-column)" if missing[0] == text_column else ""
+        raise SentimentError(f"{file.source}: no {which} {missing[0]!r}{hint}; "
+                             f"its columns: {', '.join(map(str, columns)) or 'none'}")
+
+
+def _text_value(value: Any) -> tuple[str, str | None]:
+    """A cell as review text, and `invalid_utf8` where bytes had to be replaced."""
+    if value is None:
+        return "", None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return value.decode("utf-8", "replace"), "invalid_utf8"
+    if not isinstance(value, str):
+        return str(value), None
+    return _repair(value)
+
+
+def _repair(value: Any) -> tuple[Any, str | None]:
+    """Undo `surrogateescape` (undecodable bytes) and lone JSON surrogates: U+FFFD instead, flagged."""
+    if not isinstance(value, str) or value.isascii():
+        return value, None
+    try:
+        value.encode("utf-8")
+        return value, None
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "invalid_utf8"
+    except UnicodeEncodeError:  # a surrogate that did not come from a byte (a JSON escape)
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value), "invalid_utf8"
+
+
+# ---- scoring ---------------------------------------------------------------------------------
+
+@dataclass
+class TokenizedChunk:
+    records: list[Record]
+    tokens: list[list[str] | None]
+    """None where the row is not scored."""
+    errors: list[str | None]
+
+
+@dataclass
+class ScoredChunk:
+    records: list[Record]
+    labels: list[str | None]
+    probabilities: np.ndarray
+    """[n, k] float64, columns in the order of the model's classes; NaN where not scored."""
+    errors: list[str | None]
+
+
+def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
+    """Tokenize the rows that can be scored; find the empty ones and flag those beyond max_len."""
+    errors = [record.error for record in records]
+    todo = [i for i, error in enumerate(errors) if error is None]
+    tokens: list[list[str] | None] = [None] * len(records)
+    max_len = model.max_len
+    for i, row_tokens in zip(todo, model.tokenizer.pipe(records[i].text for i in todo)):
+        if not row_tokens:
+            errors[i] = "no_tokens" if records[i].text.strip() else "empty_text"
+            continue
+        tokens[i] = row_tokens
+        if max_len is not None and len(row_tokens) > max_len:
+            errors[i] = "truncated"
+    return TokenizedChunk(records, tokens, errors)
+
+
+def predict_chunk(model, chunk: TokenizedChunk) -> ScoredChunk:
+    """The model's probabilities for the tokenized rows, in input order."""
+    import torch
+
+    probabilities = np.full((len(chunk.records), len(model.classes)), np.nan)
+    labels: list[str | None] = [None] * len(chunk.records)
+    scored = [i for i, tokens in enumerate(chunk.tokens) if tokens is not None]
+    if scored:
+        with torch.inference_mode():
+            predicted = model.predict_tokens([chunk.tokens[i] for i in scored])
+        probabilities[scored] = predicted
+        for i, best in zip(scored, predicted.argmax(axis=1).tolist()):
+            labels[i] = model.classes[best]
+    return ScoredChunk(chunk.records, labels, probabilities, chunk.errors)
+
+
+def score_chunk(model, records: list[Record], tokenizer_lock: threading.Lock | None = None) -> ScoredChunk:
+    with tokenizer_lock or contextlib.nullcontext():
+        tokenized = tokenize_chunk(model, records)
+    return predict_chunk(model, tokenized)
+
+
+def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE,
+                  workers: int = 1) -> Iterator[ScoredChunk]:
+    """Score records chunk by chunk, in order; `workers` threads score chunks side by side.
+
+    spaCy holds the GIL but torch's kernels release it, so with two workers one tokenizes
+    while the other runs the model, and two forward passes can use two cores at once.
+    Tokenizing is serialized by a lock (it costs nothing, as the tokenizer holds the GIL anyway,
+    and spaCy does not promise that threads may share one tokenizer). At most `workers + 1`
+    chunks are in flight.
+    """
+    if chunk_size < 1:
+        raise SentimentError(f"chunk size must be at least 1, got {chunk_size}")
+    records = iter(records)
+    chunks = iter(lambda: list(islice(records, chunk_size)), [])
+    if workers <= 1:
+        for chunk in chunks:
+            yield score_chunk(model, chunk)
+        return
+    lock = threading.Lock()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sentiment-score")
+    pending: deque[Future] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(score_chunk, model, chunk, lock))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers(model) -> int:
+    """Scoring threads: one per core on CPU (each running torch single-threaded), two on a GPU."""
+    if not str(getattr(model, "device", "cpu")).startswith("cpu"):
+        return 2
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _one_torch_thread_per_worker(workers: int) -> Iterator[None]:
+    """Several workers each with several torch threads oversubscribe the cores, and torch's spinning
+    worker threads then collapse (measured here: 2 threads beside one busy core ran 10x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if workers <= 1 or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ---- outputs ---------------------------------------------------------------------------------
+
+def output_format(output: str | os.PathLike | None) -> str:
+    """`csv` for standard output (None or `-`), else from the extension."""
+    if output is None or os.fspath(output) == STDIN:
+        return "csv"
+    if Path(output).is_dir():
+        raise SentimentError(f"output {os.fspath(output)} is a directory; give a file name such as "
+                             f"{Path(output) / 'scores.csv'}")
+    suffix = Path(output).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise SentimentError(f"cannot tell the output format of {os.fspath(output)}: use an extension among "
+                             f"{', '.join(OUTPUT_FORMATS)} (or no -o for CSV on standard output)")
+    return OUTPUT_FORMATS[suffix]
+
+
+def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str]) -> list[str]:
+    """source, row, label, prob_<class>..., error, then text and the kept columns.
+
+    A kept column whose name an output column already has is renamed `input_<name>`.
+    """
+    columns = [*BASE_COLUMNS, *(f"prob_{label}" for label in classes), "error"]
+    if keep_text:
+        columns.append("text")
+    for column in keep_columns:
+        name = column
+        while name in columns:
+            name = f"input_{name}"
+        columns.append(name)
+    return columns
+
+
+class _CsvWriter:
+    def __init__(self, stream, columns: list[str], keep_text: bool, owned: bool = True):
+        self.stream, self.keep_text, self.owned = stream, keep_text, owned
+        self.writer = csv.writer(stream)  # "\r\n" ends records, so fields holding \r or \n get quoted
+        self.writer.writerow(columns)
+
+    def write(self, chunk: ScoredChunk) -> None:
+        rows = []
+        for record, label, probs, error in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors):
+            row = [record.source, record.row, label or ""]
+            row.extend("" if math.isnan(p) else repr(p) for p in probs)
+            row.append(error or "")
+            if self.keep_text:
+                row.append(record.text)
+            row.extend(_csv_cell(value) for value in record.extra)
+            rows.append(row)
+        self.writer.writerows(rows)
+
+    def close(self) -> None:
+        self.stream.close() if self.owned else self.stream.flush()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+class _JsonlWriter:
+    def __init__(self, stream, columns: list[str], keep_text: bool):
+        self.stream, self.columns, self.keep_text = stream, columns, keep_text
+
+    def write(self, chunk: ScoredChunk) -> None:
+        lines = []
+        for record, label, probs, error in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors):
+            values = [record.source, record.row, label, *(None if math.isnan(p) else p for p in probs), error]
+            if self.keep_text:
+                values.append(record.text)
+            values.extend(record.extra)
+            lines.append(json.dumps(dict(zip(self.columns, values)), ensure_ascii=False, default=str))
+        self.stream.write("\n".join(lines) + "\n")
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _ParquetWriter:
+    """One row group per chunk; a kept column keeps its Parquet type (see `_kept_column_types`)."""
+
+    def __init__(self, path: str, columns: list[str], keep_text: bool, n_classes: int, extra_types: list):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa, self.keep_text, self.k = pa, keep_text, n_classes
+        types = [pa.string(), pa.int64(), pa.string(), *([pa.float64()] * n_classes), pa.string()]
+        if keep_text:
+            types.append(pa.string())
+        self.schema = pa.schema([pa.field(name, kind) for name, kind in zip(columns, [*types, *extra_types])])
+        self.writer = pq.ParquetWriter(path, self.schema)
+
+    def write(self, chunk: ScoredChunk) -> None:
+        pa = self.pa
+        records = chunk.records
+        unscored = np.isnan(chunk.probabilities[:, 0])
+        arrays = [[r.source for r in records], [r.row for r in records], chunk.labels]
+        arrays += [pa.array(chunk.probabilities[:, j], mask=unscored) for j in range(self.k)]
+        arrays.append(chunk.errors)
+        if self.keep_text:
+            arrays.append([r.text for r in records])
+        fields = list(self.schema)
+        for values, kept in zip(zip(*(r.extra for r in records)), fields[len(arrays):]):
+            if kept.type == pa.string():  # a text column from CSV or JSONL: JSON numbers become text too
+                values = [None if v is None else v if isinstance(v, str) else _csv_cell(v) for v in values]
+            arrays.append(list(values))
+        try:
+            table = pa.Table.from_arrays(
+                [a if isinstance(a, pa.Array) else pa.array(a, type=f.type) for a, f in zip(arrays, fields)],
+                schema=self.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+            raise SentimentError(f"a kept column does not fit the output type ({error}): its type differs "
+                                 "between input files or rows; write CSV or JSONL instead") from None
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _kept_column_types(files: Sequence[InputFile], keep_columns: Sequence[str]) -> list:
+    """Parquet output: a kept column keeps its Parquet type when every input is Parquet, else it is text."""
+    import pyarrow as pa
+
+    if not all(f.format == "parquet" for f in files):
+        return [pa.string()] * len(keep_columns)
+    schema = _parquet_file(files[0]).schema_arrow
+    return [schema.field(column).type for column in keep_columns]
+
+
+@contextlib.contextmanager
+def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
+    """A temporary file beside `output`, renamed onto it when the block succeeds, removed when it fails."""
+    target = Path(output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise SentimentError(f"cannot write the output {target}: {error.strerror or error}") from None
+    os.close(handle)
+    try:
+        yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private; an output is not
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def _open_writer(output, kind: str, columns: list[str], keep_text: bool, n_classes: int, extra_types: list):
+    """A writer for standard output (CSV) or for a temporary file that becomes `output` on success."""
+    if output is None or os.fspath(output) == STDIN:
+        writer = _CsvWriter(sys.stdout, columns, keep_text, owned=False)
+        yield writer
+        writer.close()
+        return
+    with _atomic_output(output) as temporary, _writing(output):
+        if kind == "parquet":
+            writer = _ParquetWriter(temporary, columns, keep_text, n_classes, extra_types)
+        else:
+            # errors="replace": a stray surrogate in a kept JSON value must not stop the run
+            stream = open(temporary, "w", encoding="utf-8", errors="replace", newline="")
+            writer = (_CsvWriter if kind == "csv" else _JsonlWriter)(stream, columns, keep_text)
+        try:
+            yield writer
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        writer.close()
+
+
+@contextlib.contextmanager
+def _writing(output) -> Iterator[None]:
+    """Name the output in a failure to write it (disk full, permissions)."""
+    try:
+        yield
+    except OSError as error:
+        name = "standard output" if output is None or os.fspath(output) == STDIN else output
+        raise SentimentError(f"cannot write the output {name}: {error.strerror or error}") from None
+
+
+# ---- the whole job ---------------------------------------------------------------------------
+
+def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
+                text_column: str = "text", keep_text: bool = False, keep_columns: Sequence[str] = (),
+                input_format: str | None = None, chunk_size: int = CHUNK_SIZE, workers: int | None = None,
+                progress: bool = False) -> ScoringSummary:
+    """Score every row of `inputs` with `model` (from `load_model`, or a path to load) into `output`.
+
+    The output format follows the extension of `output` (.csv, .jsonl, .parquet; None or `-` for
+    CSV on standard output). Everything a user can get wrong (a missing file or column, an
+    unknown format, an unwritable output) raises `SentimentError` before anything is written.
+    """
+    started = time.perf_counter()
+    keep_columns = list(dict.fromkeys(keep_columns))
+    kind = output_format(output)
+    files = resolve_inputs(inputs, input_format)
+    for file in files:
+        check_columns(file, text_column, keep_columns)
+    if isinstance(model, (str, os.PathLike)):
+        from sentiment.inference import load_model
+
+        model = load_model(model)
+    columns = output_columns(model.classes, keep_text, keep_columns)
+    extra_types = _kept_column_types(files, keep_columns) if kind == "parquet" else []
+    workers = default_workers(model) if workers is None else workers
+
+    summary = ScoringSummary(output=None if output is None or os.fspath(output) == STDIN else os.fspath(output))
+    records = (record for file in files for record in read_records(file, text_column, keep_columns))
+    with progress_bar(desc="scoring", unit=" reviews", enabled=progress) as bar, \
+            _open_writer(output, kind, columns, keep_text, len(model.classes), extra_types) as writer, \
+            _one_torch_thread_per_worker(workers):
+        for chunk in score_records(model, records, chunk_size, workers):
+            with _writing(output):
+                writer.write(chunk)
+            summary.rows += len(chunk.records)
+            summary.errors.update(error for error in chunk.errors if error)
+            bar.update(len(chunk.records))
+    summary.scored = summary.rows - sum(n for error, n in summary.errors.items() if error not in SCORED_WITH_FLAG)
+    summary.seconds = time.perf_counter() - started
+    return summary
