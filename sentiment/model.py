@@ -170,7 +170,8 @@ class RecurrentClassifier(nn.Module):
                 outputs.append(reverse_within_lengths(out, lengths) if direction == 1 else out)
             x = torch.cat(outputs, dim=2)
         # Padded positions hold whatever the RNN computed past the end; make them a clean 0.
-        return x.masked_fill(~mask.unsqueeze(2), 0.0), mask
+        # (A multiply by the float mask is several times cheaper than masked_fill on CPU.)
+        return x * mask.unsqueeze(2).to(x.dtype), mask
 
     @staticmethod
     def _run(rnn: nn.RNNBase, x: torch.Tensor, cpu_lengths: torch.Tensor | None) -> torch.Tensor:
