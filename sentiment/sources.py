@@ -141,18 +141,19 @@ def _load_file(data: DataConfig) -> LoadedSource:
 
 def _load_hub(data: DataConfig) -> LoadedSource:
     name = data.source.split(":", 1)[1]
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable()
+    if offline:
+        # Without this, datasets retries for ~23 s before giving up; offline mode fails at once
+        # unless the dataset is already in the local cache.
+        _go_offline()
     import datasets
 
     datasets.disable_progress_bars()
-    if os.environ.get("HF_HUB_OFFLINE") != "1" and not _hub_reachable():
-        # Without this, datasets retries for ~23 s before giving up; offline mode fails at once
-        # unless the dataset is already in the local cache.
-        os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         loaded = datasets.load_dataset(name, data.hub_config)
     except Exception as error:  # datasets raises many types; all mean "could not load it"
         reason = "the hub is not reachable from this machine and the dataset is not cached" \
-            if os.environ.get("HF_HUB_OFFLINE") == "1" else str(error).splitlines()[0]
+            if offline else str(error).splitlines()[0]
         raise SentimentError(f"cannot load hub dataset {name!r}: {reason}") from None
     splits = {}
     for split_name in ("train", "test"):
@@ -249,6 +250,16 @@ def _drop_exact_duplicates(split: RawSplit) -> tuple[RawSplit, int]:
         texts.append(text)
         labels.append(label)
     return RawSplit(texts=texts, labels=labels), len(split.texts) - len(texts)
+
+
+def _go_offline() -> None:
+    """Offline mode for this process: the environment for modules not imported yet, the flags for those that are."""
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    for module, attribute in (("huggingface_hub.constants", "HF_HUB_OFFLINE"), ("datasets.config", "HF_HUB_OFFLINE")):
+        if module in sys.modules:
+            setattr(sys.modules[module], attribute, True)
 
 
 def _hub_reachable(timeout: float = 1.5) -> bool:

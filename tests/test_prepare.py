@@ -196,3 +196,17 @@ def test_help_is_fast_because_heavy_imports_wait():
     code = "import sys, sentiment.cli; print(any(m in sys.modules for m in ('torch', 'spacy', 'datasets', 'sklearn')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert out.stdout.strip() == "False"
+
+
+def test_a_hub_dataset_without_network_fails_fast_and_clearly(tmp_path, make_config, monkeypatch):
+    import time
+
+    from sentiment import sources
+    from sentiment.errors import SentimentError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda timeout=1.5: False)  # as on a machine without network
+    started = time.perf_counter()
+    with pytest.raises(SentimentError, match="hub is not reachable .* not cached"):
+        prepare(make_config("hub:sentiment-tests/no-such-dataset"), log=quiet)
+    assert time.perf_counter() - started < 5
