@@ -287,7 +287,8 @@ def reading(result: dict[str, Any]) -> list[str]:
 
 def _intro(result: dict[str, Any]) -> str:
     varied = " and ".join(f"`{key}`" for key in result["varied"])
-    return (f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} change. "
+    verb = "changes" if len(result["varied"]) == 1 else "change"
+    return (f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} {verb}. "
             f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
             "Contrast pass rate: share of the contrast suite's labelled cases predicted right.")
 
