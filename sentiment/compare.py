@@ -25,6 +25,7 @@ from typing import Any
 from sentiment.artifacts import atomic_directory, environment_versions, read_json, write_bytes_atomic, write_json
 from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
+from sentiment.html_page import html_page
 from sentiment.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
@@ -314,29 +315,16 @@ def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
     intro = html.escape(_intro(result)).replace("`", "")
     figures = "".join(f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
                       f'alt="{html.escape(FIGURES[name][1])} per epoch">' for name, uri in images.items())
-    return _PAGE.format(title=html.escape(title), intro=intro, header=header, body=body,
-                        reading=html.escape(" ".join(reading(result))), figures=figures)
+    page_body = (f"<p>{intro}</p>\n"
+                 f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>\n'
+                 f"<p>{html.escape(' '.join(reading(result)))}</p>\n{figures}")
+    return html_page(title, page_body, _CSS)
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 980px; padding: 0 12px 40px;
-       line-height: 1.45; }}
-h1 {{ font-size: 1.4em; }} h2 {{ font-size: 1.15em; margin-top: 1.6em; }}
-.scroll {{ overflow-x: auto; }}
-table {{ border-collapse: collapse; font-size: 0.92em; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }}
-th:first-child, td:first-child {{ text-align: left; }}
-tr.ref td {{ color: #555; font-style: italic; }}
-img {{ max-width: 100%; height: auto; }}
-</style></head><body>
-<h1>{title}</h1>
-<p>{intro}</p>
-<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>
-<p>{reading}</p>
-{figures}
-</body></html>
+_CSS = """
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.92em; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+tr.ref td { color: #555; font-style: italic; }
 """

@@ -35,6 +35,7 @@ import torch
 
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.errors import SentimentError
+from sentiment.html_page import html_page
 from sentiment.gates import GateTrace, trace_gates
 from sentiment.inference import SentimentModel, load_model, predict_ids
 from sentiment.plots import contribution_colours, plot_explanation, png_data_uri
@@ -200,7 +201,7 @@ def render_explanations_html(explanations: Sequence[Explanation], title: str = "
               "when the word is replaced by &lt;unk&gt;, in the colour of the class it pushes toward (green "
               "positive, red negative; grey: against the prediction, with more than two classes); the darker, "
               "the larger. Hover a word for the numbers. Underlined words are not in the vocabulary.")
-    return _PAGE.format(title=html.escape(title), legend=legend, sections="\n".join(sections))
+    return html_page(title, f"<p>{legend}</p>\n" + "\n".join(sections), _CSS)
 
 
 def _html_section(e: Explanation, image_uri: str) -> str:
@@ -226,22 +227,10 @@ def _html_section(e: Explanation, image_uri: str) -> str:
             f'<img src="{image_uri}" alt="gate activations, prefix probabilities and contributions"></section>')
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 12px 40px;
-       line-height: 1.45; }}
-h1 {{ font-size: 1.4em; }} h2 {{ font-size: 1.1em; margin-top: 2em; overflow-wrap: anywhere; }}
-img {{ max-width: 100%; height: auto; border: 1px solid #ddd; }}
-.tokens {{ font-size: 1.15em; line-height: 2; }}
-.tok {{ padding: 2px 4px; border-radius: 3px; }} .tok.unk {{ text-decoration: underline dotted; }}
-</style></head><body>
-<h1>{title}</h1>
-<p>{legend}</p>
-{sections}
-</body></html>
+_CSS = """
+img { border: 1px solid #ddd; }
+.tokens { font-size: 1.15em; line-height: 2; }
+.tok { padding: 2px 4px; border-radius: 3px; } .tok.unk { text-decoration: underline dotted; }
 """
 
 
