@@ -10,10 +10,13 @@ BENCHMARKS = ["startup", "prepare", "training", "scoring"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=[], metavar="NAME",
+    parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"which to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--quick", action="store_true", help="a reduced version of each, in under two minutes")
     args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for name in args.names or BENCHMARKS:
         importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
 
