@@ -48,15 +48,24 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise SentimentError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
 
 
+def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """[B, T] positions that flip each row over its first ``lengths[b]`` steps; padding stays put."""
+    positions = torch.arange(steps, device=lengths.device).unsqueeze(0)  # [1, T]
+    last = lengths.unsqueeze(1) - 1  # [B, 1]
+    return torch.where(positions <= last, last - positions, positions)
+
+
+def flip_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Reorder each row of ``x`` [B, T, D] by a `reversal_index` (its own inverse)."""
+    return x.gather(1, index.unsqueeze(2).expand_as(x))
+
+
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Flip each row of ``x`` [B, T, D] over its first ``lengths[b]`` steps; padding stays put.
 
     The permutation is its own inverse, so the same call un-reverses the backward outputs.
     """
-    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # [1, T]
-    last = lengths.unsqueeze(1) - 1  # [B, 1]
-    index = torch.where(steps <= last, last - steps, steps)  # [B, T]
-    return x.gather(1, index.unsqueeze(2).expand_as(x))
+    return flip_rows(x, reversal_index(lengths, x.size(1)))
 
 
 class RecurrentClassifier(nn.Module):
@@ -151,23 +160,29 @@ class RecurrentClassifier(nn.Module):
         return self.encode_embedded(self.embed(ids), lengths)
 
     def encode_embedded(
-        self, x: torch.Tensor, lengths: torch.Tensor
+        self, x: torch.Tensor, lengths: torch.Tensor, ordered: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the recurrent stack on float inputs [B, T, E] (also used for non-text tasks)."""
+        """Run the recurrent stack on float inputs [B, T, E] (also used for non-text tasks).
+
+        With ``ordered=False`` the top layer's backward outputs stay in reading order (last
+        real token first): enough for max/mean pooling, which ignore order, and one gather
+        cheaper.
+        """
         lengths = lengths.to(device=x.device, dtype=torch.long)
         steps = torch.arange(x.size(1), device=x.device)
         mask = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T], True at real tokens
+        flip = reversal_index(lengths, x.size(1)) if self.num_directions == 2 else None
         # pack_padded_sequence wants the lengths on the CPU; copy them once, not per layer.
         cpu_lengths = lengths.cpu() if self.packed else None
         for layer, directions in enumerate(self.rnns):
             if layer > 0:
                 x = self.dropout(x)
+            top = layer == len(self.rnns) - 1
             outputs = []
             for direction, rnn in enumerate(directions):
                 # The backward direction reads each review from its last real token to its first.
-                inp = reverse_within_lengths(x, lengths) if direction == 1 else x
-                out = self._run(rnn, inp, cpu_lengths)
-                outputs.append(reverse_within_lengths(out, lengths) if direction == 1 else out)
+                out = self._run(rnn, flip_rows(x, flip) if direction == 1 else x, cpu_lengths)
+                outputs.append(flip_rows(out, flip) if direction == 1 and (ordered or not top) else out)
             x = torch.cat(outputs, dim=2)
         # Padded positions hold whatever the RNN computed past the end; make them a clean 0.
         # (A multiply by the float mask is several times cheaper than masked_fill on CPU.)
@@ -207,7 +222,8 @@ class RecurrentClassifier(nn.Module):
 
     def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Float inputs [B, T, E] -> logits [B, num_classes]."""
-        return self.classifier(self.dropout(self.pool(*self.encode_embedded(x, lengths))))
+        ordered = self.pooling == "last"  # max and mean pooling do not care about order
+        return self.classifier(self.dropout(self.pool(*self.encode_embedded(x, lengths, ordered=ordered))))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]."""

@@ -232,3 +232,14 @@ def test_embedding_dropout_drops_whole_word_vectors_in_training_only() -> None:
     assert 0 < kept.sum() < ids.numel()  # some words dropped, some kept
     torch.testing.assert_close(dropped[kept], 2 * clean[kept])  # kept ones rescaled by 1/0.5
     assert torch.equal(model.eval().embed(ids), clean)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "max+mean"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_forward_skips_reordering_without_changing_the_result(pooling: str, num_layers: int) -> None:
+    """forward() leaves the top backward outputs in reading order; max/mean pooling must not notice."""
+    model = small_model(pooling=pooling, num_layers=num_layers).eval()
+    ids, lengths = padded_batch([7, 3, 5, 1])
+    with torch.no_grad():
+        expected = model.classifier(model.pool(*model.encode(ids, lengths)))
+        torch.testing.assert_close(model(ids, lengths), expected, rtol=0, atol=1e-6)
