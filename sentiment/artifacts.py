@@ -30,17 +30,32 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     parent = _writable_parent(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
     try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are for reading
         yield staging
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    retired = None
-    if target.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
-        os.replace(target, retired / target.name)
-    os.replace(staging, target)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+
+
+def replace_directory(staging: Path, target: Path) -> None:
+    """Rename `staging` to `target`; an old `target` is moved aside first and removed after.
+
+    POSIX rename cannot replace a non-empty directory, so the old directory is renamed to a
+    sibling, the new one renamed in, and only then the old one deleted. If the second rename
+    fails, the old directory is put back.
+    """
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, retired)  # replaces the empty placeholder directory
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 from sentiment import metrics
+from sentiment.artifacts import atomic_directory
 from sentiment.errors import SentimentError
 
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "BagOfWordsBaseline", "word_ngrams"]
@@ -336,20 +335,10 @@ class BagOfWordsBaseline:
         target = Path(os.path.abspath(directory))  # normalizes "." and "..", so the sibling has a real parent
         _check_replaceable(target)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+            with atomic_directory(target) as staging:
+                self._write_files(staging, scorer)
         except OSError as error:
-            raise SentimentError(f"cannot create the baseline directory {target}: {error}") from error
-        try:
-            os.chmod(staging, 0o755)  # mkdtemp makes it private; a saved model should be shareable
-            self._write_files(staging, scorer)
-            _swap_into_place(staging, target)
-        except OSError as error:
-            shutil.rmtree(staging, ignore_errors=True)
             raise SentimentError(f"cannot save the baseline to {target}: {error}") from error
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target
 
     def _write_files(self, directory: Path, scorer: _TfidfLinearScorer) -> None:
@@ -459,26 +448,6 @@ def _check_replaceable(target: Path) -> None:
         raise SentimentError(
             f"refusing to replace {target}: it holds files that are not a saved baseline ({', '.join(unexpected[:5])})"
         )
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an old ``target`` is moved aside first and removed after.
-
-    POSIX rename cannot replace a non-empty directory, so the old directory is
-    renamed to a sibling, the new one renamed in, and only then the old one
-    deleted. If the second rename fails, the old model is put back.
-    """
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, retired)  # replaces the empty placeholder directory
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(retired, target)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _fsync_file(path: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentiment.artifacts import environment_versions, write_bytes_atomic, write_json
+from sentiment.artifacts import environment_versions, replace_directory, write_bytes_atomic, write_json
 from sentiment.batching import bucket_batches, collate
 from sentiment.config import ExperimentConfig
 from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
@@ -166,8 +166,8 @@ class Trainer:
             torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.group.local_world_size))
         torch.manual_seed(config.seed)
         self.labels = prepared.labels
-        self.train_ids = prepared.split("train")["ids"]
-        self.train_labels = np.asarray(prepared.split("train")["label"])
+        train = prepared.split("train")
+        self.train_ids, self.train_labels = train["ids"], np.asarray(train["label"])
         validation = prepared.split("validation")
         self.val_ids, self.val_labels = validation["ids"], np.asarray(validation["label"])
         self.packed = use_packed(t.packed, device)
@@ -406,12 +406,7 @@ class Trainer:
         self.prepared.vocab.save(w / "vocab.json")
         fit_baseline(self.prepared, self.config).save(w / "baseline")
         plot_learning_curves(s.history, w / "learning_curves.png", title=self.config.name)
-        retired = run_dir.with_name(run_dir.name + ".old")
-        shutil.rmtree(retired, ignore_errors=True)
-        if run_dir.exists():
-            os.replace(run_dir, retired)
-        os.replace(w, run_dir)
-        shutil.rmtree(retired, ignore_errors=True)
+        replace_directory(w, run_dir)
         best = info["best_validation"]
         self.log(f"best epoch {s.best_epoch}: validation macro-F1 {best['val_macro_f1']:.4f}, "
                  f"accuracy {best['val_accuracy']:.4f}; {s.seconds:.0f} s of training")
