@@ -50,9 +50,9 @@ def shard_batches(batches: list[np.ndarray], rank: int, world_size: int) -> list
 
 
 def collate(id_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad token id lists to the longest one: ids [B, T] (padding = 0) and lengths [B]."""
-    lengths = torch.tensor([len(ids) for ids in id_lists], dtype=torch.long)
-    ids = torch.full((len(id_lists), int(lengths.max())), PAD_ID, dtype=torch.long)
-    for row, sequence in enumerate(id_lists):
-        ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
-    return ids, lengths
+    """Pad token id lists (or arrays) to the longest one: ids [B, T] (padding = 0) and lengths [B]."""
+    lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
+    ids = np.full((len(id_lists), int(lengths.max())), PAD_ID, dtype=np.int64)
+    # One vectorised copy: row-major order of the real positions is the concatenated ids.
+    ids[np.arange(ids.shape[1]) < lengths[:, None]] = np.concatenate(id_lists)
+    return torch.from_numpy(ids), torch.from_numpy(lengths)

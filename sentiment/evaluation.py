@@ -90,7 +90,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     model = SentimentModel(run)
     baseline = BaselineModel(baseline_dir)
     log(f"scoring {len(y_true)} test reviews with the model and the baseline")
-    model_probs = predict_ids(model.network, test["ids"])
+    model_probs = predict_ids(model.network, prepared.token_ids("test"))
     baseline_probs = baseline.predict_tokens(test["tokens"])
 
     seed = config.seed

@@ -50,6 +50,22 @@ class PreparedData:
             raise SentimentError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         return datasets.load_from_disk(str(self.directory / name))
 
+    def token_ids(self, name: str) -> list[np.ndarray]:
+        """One split's token ids as int32 arrays, one per review, read straight from Arrow.
+
+        Much cheaper per access than indexing the `datasets` column, which builds a Python
+        list on every lookup: training collates thousands of batches from these.
+        """
+        return ids_from_column(self.split(name).data.column("ids"))
+
+
+def ids_from_column(column) -> list[np.ndarray]:
+    """A pyarrow list<int> column -> one numpy array per row (views into one flat buffer)."""
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False)
+    return np.split(values[offsets[0]:offsets[-1]], offsets[1:-1] - offsets[0])
+
 
 def prepare(config: ExperimentConfig, force: bool = False, log=print) -> PreparedData:
     """Prepare the experiment's data, or return the cached result when nothing changed."""

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from sentiment import prepare as prepare_module
 from sentiment.cli import cli
-from sentiment.prepare import load_prepared, prepare
+from sentiment.prepare import ids_from_column, load_prepared, prepare
 
 from conftest import TINY_CONFIG, review_rows, write_csv
 
@@ -52,6 +52,17 @@ def test_max_len_truncates_ids_but_keeps_tokens(reviews_csv, make_config):
     train = prepared.split("train")
     assert max(len(ids) for ids in train["ids"]) == 3
     assert max(len(tokens) for tokens in train["tokens"]) > 3
+
+
+def test_token_ids_are_the_ids_column_as_arrays(reviews_csv, make_config):
+    prepared = prepare(make_config(reviews_csv), log=quiet)
+    for name in ("train", "test"):
+        split = prepared.split(name)
+        arrays = prepared.token_ids(name)
+        assert [a.tolist() for a in arrays] == split["ids"]
+    # A sliced Arrow column (offsets not starting at 0) reads the same rows.
+    sliced = prepared.split("train").select(range(3, 9))
+    assert [a.tolist() for a in ids_from_column(sliced.data.column("ids"))] == sliced["ids"]
 
 
 def test_rerun_hits_the_cache_and_a_changed_config_prepares_again(reviews_csv, make_config, monkeypatch):
