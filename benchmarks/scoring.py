@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -127,15 +126,25 @@ def _child(model: str, reviews: str, output: str) -> None:
     from sentiment.scoring import CHUNK_SIZE, default_workers, score_files
 
     loaded = load_model(model, batch_size=BATCH_SIZE)
-    rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after_load = _peak_rss_mb()
     cpu = time.process_time()
     summary = score_files(loaded, [reviews], output)
     print(json.dumps({
         "rows": summary.rows, "seconds": summary.seconds, "cpu_seconds": time.process_time() - cpu,
         "workers": default_workers(loaded), "chunk_size": CHUNK_SIZE,
-        "rss_after_load_mb": rss_after_load // 1024,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,  # kilobytes on Linux
+        "rss_after_load_mb": rss_after_load,
+        "peak_rss_mb": _peak_rss_mb(),
     }))
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory. Not getrusage's ru_maxrss: Linux carries that over
+    from the parent across fork+exec, so a child of a big benchmark process reported the
+    parent's size. VmHWM belongs to this process's own address space."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024  # kB
+    raise SystemExit("benchmarks.scoring measures memory from /proc/self/status (Linux only)")
 
 
 def _bare_forward(model: str, texts: list[str], n: int) -> dict:

@@ -69,6 +69,14 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return flip_rows(x, reversal_index(lengths, x.size(1)))
 
 
+def _max_over_time(values: torch.Tensor) -> torch.Tensor:
+    """[B, T, H] -> [B, H]. With gradients, max(dim) (its backward is a cheap scatter); without,
+    amax (about 5x faster forward on CPU). The values are identical."""
+    if values.requires_grad:
+        return values.max(dim=1).values
+    return values.amax(dim=1)
+
+
 class RecurrentClassifier(nn.Module):
     """Embeddings, a (bi)directional LSTM/GRU/RNN stack, padding-aware pooling, a linear head."""
 
@@ -169,32 +177,35 @@ class RecurrentClassifier(nn.Module):
         ``ordered=False`` the top layer's backward outputs stay in reading order (last real
         token first): enough for max/mean pooling, which ignore order, and one gather cheaper.
         """
-        outputs, mask = self._encode_unmasked(x, lengths, ordered)
+        directions, mask = self._encode_directions(x, lengths, ordered)
+        outputs = torch.cat(directions, dim=2)
         # Padded positions hold whatever the RNN computed past the end; make them a clean 0.
         # (A multiply by the float mask is several times cheaper than masked_fill on CPU.)
         return outputs * mask.unsqueeze(2).to(outputs.dtype), mask
 
-    def _encode_unmasked(
+    def _encode_directions(
         self, x: torch.Tensor, lengths: torch.Tensor, ordered: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`encode_embedded` without zeroing the padded positions (`pool` masks them itself)."""
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The top layer's outputs one [B, T, H] tensor per direction, padded positions as the
+        RNN left them, and the mask. The classifier pools the directions without concatenating
+        them (`_pool_directions`), which saves a copy of the whole output and its gradient."""
         lengths = lengths.to(device=x.device, dtype=torch.long)
         steps = torch.arange(x.size(1), device=x.device)
         mask = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T], True at real tokens
         flip = reversal_index(lengths, x.size(1)) if self.num_directions == 2 else None
         # pack_padded_sequence wants the lengths on the CPU; copy them once, not per layer.
         cpu_lengths = lengths.cpu() if self.packed else None
+        outputs: list[torch.Tensor] = []
         for layer, directions in enumerate(self.rnns):
             if layer > 0:
-                x = self.dropout(x)
+                x = self.dropout(torch.cat(outputs, dim=2))
             top = layer == len(self.rnns) - 1
             outputs = []
             for direction, rnn in enumerate(directions):
                 # The backward direction reads each review from its last real token to its first.
                 out = self._run(rnn, flip_rows(x, flip) if direction == 1 else x, cpu_lengths)
                 outputs.append(flip_rows(out, flip) if direction == 1 and (ordered or not top) else out)
-            x = torch.cat(outputs, dim=2)
-        return x, mask
+        return outputs, mask
 
     @staticmethod
     def _run(rnn: nn.RNNBase, x: torch.Tensor, cpu_lengths: torch.Tensor | None) -> torch.Tensor:
@@ -207,33 +218,39 @@ class RecurrentClassifier(nn.Module):
     # ---- pooling and head ----------------------------------------------------------------
 
     def pool(self, outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, T, D] outputs and [B, T] mask -> [B, pooled_dim]; padded positions are ignored,
-        whatever they hold."""
+        """[B, T, H*dirs] outputs and [B, T] mask -> [B, pooled_dim]; padded positions are
+        ignored, whatever they hold."""
+        return self._pool_directions(outputs.split(self.hidden_size, dim=2), mask)
+
+    def _pool_directions(self, directions: list[torch.Tensor] | tuple[torch.Tensor, ...],
+                         mask: torch.Tensor) -> torch.Tensor:
+        """Pool each direction's [B, T, H] outputs; the features are laid out as pooling the
+        concatenated outputs would lay them out ([max fwd, max bwd, mean fwd, mean bwd])."""
         pooled = []
         if self.pooling == "last":
             # Forward direction: the state after the last real token. Backward direction: the
             # state at position 0, i.e. after reading the whole review right to left.
-            rows = torch.arange(outputs.size(0), device=outputs.device)
-            pooled.append(outputs[rows, mask.sum(dim=1) - 1, : self.hidden_size])
+            rows = torch.arange(mask.size(0), device=mask.device)
+            pooled.append(directions[0][rows, mask.sum(dim=1) - 1])
             if self.num_directions == 2:
-                pooled.append(outputs[:, 0, self.hidden_size :])
+                pooled.append(directions[1][:, 0])
         # Masks as arithmetic, not torch.where/masked_fill: forward plus backward of this pooling
         # measured about 2.5x faster on CPU (benchmarks/training.py times the whole step).
-        real = mask.to(outputs.dtype)
+        real = mask.to(directions[0].dtype)
         if self.pooling in ("max", "max+mean"):
             # Padded positions drop to the dtype's minimum; encoder outputs lie in [-1, 1].
-            lowest = (1.0 - real).unsqueeze(2) * torch.finfo(outputs.dtype).min
-            pooled.append((outputs + lowest).max(dim=1).values)
+            lowest = (1.0 - real).unsqueeze(2) * torch.finfo(real.dtype).min
+            pooled.extend(_max_over_time(out + lowest) for out in directions)
         if self.pooling in ("mean", "max+mean"):
-            # A [B, 1, T] x [B, T, D] product with weights 1/length at real positions, 0 at padding.
-            weights = real / real.sum(dim=1, keepdim=True)
-            pooled.append(torch.bmm(weights.unsqueeze(1), outputs).squeeze(1))
+            # A [B, 1, T] x [B, T, H] product with weights 1/length at real positions, 0 at padding.
+            weights = (real / real.sum(dim=1, keepdim=True)).unsqueeze(1)
+            pooled.extend(torch.bmm(weights, out).squeeze(1) for out in directions)
         return torch.cat(pooled, dim=1)
 
     def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Float inputs [B, T, E] -> logits [B, num_classes]."""
         ordered = self.pooling == "last"  # max and mean pooling do not care about order
-        return self.classifier(self.dropout(self.pool(*self._encode_unmasked(x, lengths, ordered))))
+        return self.classifier(self.dropout(self._pool_directions(*self._encode_directions(x, lengths, ordered))))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]."""
