@@ -97,6 +97,17 @@ class TrainingConfig(Section):
     """Packed sequences: `auto` packs on CUDA only (on CPU padded batches are 3.5x faster)."""
 
 
+class PretrainConfig(Section):
+    """Language-model pretraining of the embedding and first recurrent layer before training
+    on labels (`sentiment.pretraining`); 0 epochs turns it off."""
+
+    epochs: int = Field(0, ge=0)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    """On the recurrent outputs before the next-token heads."""
+
+
 class ExperimentConfig(Section):
     name: str = "experiment"
     """Names the outputs: data/prepared/<name>, runs/<name>, reports/<name>."""
@@ -107,6 +118,7 @@ class ExperimentConfig(Section):
     split: SplitConfig = SplitConfig()
     vocab: VocabConfig = VocabConfig()
     model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     training: TrainingConfig = TrainingConfig()
 
     # Where each stage reads and writes.

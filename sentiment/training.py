@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentiment.artifacts import environment_versions, replace_directory, write_bytes_atomic, write_json
+from sentiment.artifacts import environment_versions, read_json, replace_directory, write_bytes_atomic, write_json
 from sentiment.batching import bucket_batches, collate
 from sentiment.config import ExperimentConfig
 from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
@@ -34,6 +34,8 @@ from sentiment.progress import progress_bar
 from sentiment.run import TrainedRun, load_run, partial_dir
 
 CHECKPOINT = "checkpoint"
+PRETRAINED_WEIGHTS = "pretrained.safetensors"
+PRETRAINING_SUMMARY = "pretraining.json"
 BASELINE_C_GRID = (1, 4, 16, 64, 256)
 """Inverse regularization strengths tried for the baseline, with and without balanced class
 weights: a wide grid, so that the reference is as strong as bag-of-words gets."""
@@ -174,6 +176,9 @@ class Trainer:
         self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
         self.vectors_summary = self._load_vectors()
         self.model.to(device)
+        # Before the per-process seed and the DDP wrapper: every process pretrains the same
+        # weights, and DDP then starts all of them from rank 0's copy anyway.
+        self.pretraining = self._pretrain() if config.pretrain.epochs else None
         # Same initial weights everywhere (seeded above); different dropout masks per process.
         torch.manual_seed(config.seed + self.group.rank)
         self.forward = self.model
@@ -201,6 +206,26 @@ class Trainer:
         self.model.load_pretrained_embeddings(torch.from_numpy(aligned.matrix), freeze=m.freeze_embeddings)
         summary = aligned.summary(m.vectors)
         self.log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
+        return summary
+
+    def _pretrain(self) -> dict[str, Any]:
+        """Language-model pretraining (`sentiment.pretraining`), once per run: a resumed run
+        reloads the pretrained weights from the partial run directory."""
+        from safetensors.torch import load_file
+
+        from sentiment.pretraining import pretrain_encoder
+
+        weights, summary_file = self.work_dir / PRETRAINED_WEIGHTS, self.work_dir / PRETRAINING_SUMMARY
+        if weights.is_file() and summary_file.is_file():
+            self.model.load_state_dict(load_file(str(weights), device=str(self.device)))
+            self.log(f"pretrained encoder reloaded from {weights}")
+            return read_json(summary_file)
+        summary = pretrain_encoder(self.model, self.train_ids, self.val_ids, self.config.pretrain,
+                                   seed=self.config.seed, clip_norm=self.config.training.clip_norm,
+                                   device=self.device, log=self.log, show_progress=self.group.is_main).to_dict()
+        if self.group.is_main:
+            self._save_weights(weights)
+            write_json(summary_file, summary)
         return summary
 
     def _class_weights(self) -> np.ndarray | None:
@@ -398,6 +423,7 @@ class Trainer:
             "packed_sequences": self.packed,
             "threads": torch.get_num_threads(),
             "vectors": self.vectors_summary,
+            "pretraining": self.pretraining,
             "prepared": {"directory": str(self.prepared.directory), "fingerprint": self.prepared.manifest["fingerprint"]},
             "versions": environment_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -408,6 +434,8 @@ class Trainer:
         self.prepared.vocab.save(w / "vocab.json")
         fit_baseline(self.prepared, self.config).save(w / "baseline")
         plot_learning_curves(s.history, w / "learning_curves.png", title=self.config.name)
+        for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY):  # kept for --resume only; run.json has the summary
+            (w / scratch).unlink(missing_ok=True)
         replace_directory(w, run_dir)
         best = info["best_validation"]
         self.log(f"best epoch {s.best_epoch}: validation macro-F1 {best['val_macro_f1']:.4f}, "
