@@ -115,7 +115,9 @@ def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> No
 def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: str | None) -> None:
     """Train the recurrent classifier on prepared data.
 
-    Evaluates on the validation split every epoch, keeps the best epoch by
+    With pretrain.epochs > 0 the embedding and first layer are first pretrained as
+    forward/backward language models on the training reviews (no labels). Then it
+    evaluates on the validation split every epoch, keeps the best epoch by
     training.select_metric (default macro-F1) and stops early after training.patience
     epochs without improvement. Writes runs/<experiment>/: model.safetensors, config.json,
     vocab.json, labels.json, metrics.jsonl, learning_curves.png, run.json.

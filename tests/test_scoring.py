@@ -185,6 +185,33 @@ def test_scoring_streams_chunk_by_chunk(model):
     assert [[r.row for r in chunk.records] for chunk in chunks] == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15]]
 
 
+def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both_are_restored(model, tmp_path,
+                                                                                            monkeypatch):
+    import sys
+
+    import torch
+
+    from sentiment import scoring
+
+    seen = []
+    original = scoring.score_chunk
+
+    def spy(*args, **kwargs):
+        seen.append((torch.get_num_threads(), sys.getswitchinterval()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_chunk", spy)
+    (tmp_path / "in.txt").write_text("love it\nawful\n" * 10)
+    threads, interval = torch.get_num_threads(), sys.getswitchinterval()
+    torch.set_num_threads(2)
+    try:
+        score_files(model, [tmp_path / "in.txt"], tmp_path / "out.csv", workers=2, chunk_size=4)
+        assert seen and all(s == (1, scoring.GIL_SWITCH_INTERVAL) for s in seen)
+        assert (torch.get_num_threads(), sys.getswitchinterval()) == (2, interval)
+    finally:
+        torch.set_num_threads(threads)
+
+
 # ---- formats in and out ----------------------------------------------------------------------
 
 @pytest.fixture
