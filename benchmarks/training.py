@@ -8,14 +8,16 @@ Target: the pipeline reaches at least 80% of the kernel's examples/s.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.common import median_seconds, print_table, record
+
+REPEATS = 5
 from sentiment.batching import bucket_batches
 from sentiment.config import load_config
 from sentiment.prepare import load_prepared, prepare
@@ -28,7 +30,7 @@ def _batches(trainer: Trainer, count: int) -> list[np.ndarray]:
     return batches[:count]
 
 
-def _time_pipeline(trainer: Trainer, batches: list[np.ndarray]) -> float:
+def _pipeline(trainer: Trainer, batches: list[np.ndarray]):
     trainer.model.train()
 
     def run():
@@ -37,10 +39,10 @@ def _time_pipeline(trainer: Trainer, batches: list[np.ndarray]) -> float:
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
 
-    return median_seconds(run, repeats=3)
+    return run
 
 
-def _time_kernel(trainer: Trainer, batches: list[np.ndarray], packed: bool) -> float:
+def _kernel(trainer: Trainer, batches: list[np.ndarray], packed: bool):
     m = trainer.config.model
     kernel_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[m.cell]
     kernel = kernel_class(m.embedding_dim, m.hidden_size, num_layers=m.num_layers, batch_first=True,
@@ -61,7 +63,17 @@ def _time_kernel(trainer: Trainer, batches: list[np.ndarray], packed: bool) -> f
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
 
-    return median_seconds(run, repeats=3)
+    return run
+
+
+def _interleaved_medians(first, second, repeats: int) -> tuple[float, float]:
+    """Median seconds of each, timed alternately (ABAB...): a slow spell of a shared machine
+    then slows both sides of the ratio, not just whichever happened to run during it."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for function, measured in zip((first, second), times):
+            measured.append(median_seconds(function, repeats=1))
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def measure(config_path: str, device: str, batches_count: int, packed: str) -> dict:
@@ -73,9 +85,10 @@ def measure(config_path: str, device: str, batches_count: int, packed: str) -> d
         trainer = Trainer(config, prepared, Path(scratch), device_, log=lambda *_: None)
         batches = _batches(trainer, batches_count)
         examples = sum(len(batch) for batch in batches)
-        _time_pipeline(trainer, batches[:5])  # warm-up: allocator, oneDNN/cuDNN primitives
-        pipeline = examples / _time_pipeline(trainer, batches)
-        kernel = examples / _time_kernel(trainer, batches, use_packed(packed, device_))
+        _pipeline(trainer, batches[:5])()  # warm-up: allocator, oneDNN/cuDNN primitives
+        pipeline_seconds, kernel_seconds = _interleaved_medians(
+            _pipeline(trainer, batches), _kernel(trainer, batches, use_packed(packed, device_)), REPEATS)
+        pipeline, kernel = examples / pipeline_seconds, examples / kernel_seconds
     return {"device": device_.type, "packed": use_packed(packed, device_), "threads": torch.get_num_threads(),
             "batches": len(batches), "examples": examples, "cell": config.model.cell,
             "pipeline_examples_per_second": round(pipeline, 1), "kernel_examples_per_second": round(kernel, 1),
@@ -93,7 +106,7 @@ def run(quick: bool = False) -> dict:
         rows.append((f"{name}: pipeline", f"{figures['pipeline_examples_per_second']:,.0f} ex/s"))
         rows.append((f"{name}: bare {figures['cell']} fwd+bwd", f"{figures['kernel_examples_per_second']:,.0f} ex/s"))
         rows.append((f"{name}: ratio", f"{figures['ratio']:.2f}  (target >= 0.80)"))
-    print_table(f"training throughput (clothing, {batches} batches, median of 3)", rows)
+    print_table(f"training throughput (clothing, {batches} batches, median of {REPEATS}, interleaved)", rows)
     figures = {**results, "target_ratio": 0.8}
     record("training", figures)
     return figures
