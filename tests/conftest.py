@@ -65,19 +65,28 @@ def reviews_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "reviews.csv", review_rows())
 
 
+def quiet(*_):
+    """A `log` that drops every message."""
+
+
+def tiny_model(epochs: int) -> list[str]:
+    """--set overrides for a small model that trains in seconds, for `epochs` epochs."""
+    return ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
+            "training.lr=0.01", "training.threads=1", f"training.max_epochs={epochs}",
+            f"training.patience={epochs}", "model.dropout=0.0"]
+
+
+def experiment_sets(root: Path, source: Path | str) -> list[str]:
+    """--set overrides that read `source` and put every output under `root`."""
+    return [f"data.source={source}", f"paths.data={root / 'data'}", f"paths.runs={root / 'runs'}",
+            f"paths.reports={root / 'reports'}", "vocab.min_freq=1"]
+
+
 @pytest.fixture
 def make_config(tmp_path: Path):
     """A config for a local file, with every output under tmp_path."""
 
     def make(source: Path | str, *overrides: str):
-        base = [
-            f"name=\"tiny\"",
-            f"data.source=\"{source}\"",
-            f"paths.data=\"{tmp_path / 'data'}\"",
-            f"paths.runs=\"{tmp_path / 'runs'}\"",
-            f"paths.reports=\"{tmp_path / 'reports'}\"",
-            "vocab.min_freq=1",
-        ]
-        return load_config(None, [*base, *overrides])
+        return load_config(None, ["name=tiny", *experiment_sets(tmp_path, source), *overrides])
 
     return make

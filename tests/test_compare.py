@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_CONFIG, review_rows, write_csv
+from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv
 
 from sentiment import evaluation, training
 from sentiment.cli import cli
@@ -18,13 +18,8 @@ from sentiment.errors import SentimentError
 from sentiment.run import partial_dir
 
 CONFIG = TINY_CONFIG
-TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
-        "training.lr=0.01", "training.threads=1", "training.max_epochs=2", "training.patience=2", "model.dropout=0.0"]
+TINY = tiny_model(2)
 CELLS = ["rnn", "gru", "lstm"]
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +27,7 @@ def setup(tmp_path_factory):
     """The --set overrides of a tiny experiment, its config, and the result of a first compare."""
     root = tmp_path_factory.mktemp("compare")
     source = write_csv(root / "reviews.csv", review_rows())
-    sets = ["name=tiny", f"data.source={source}", f"paths.data={root / 'data'}", f"paths.runs={root / 'runs'}",
-            f"paths.reports={root / 'reports'}", "vocab.min_freq=1", *TINY]
+    sets = ["name=tiny", *experiment_sets(root, source), *TINY]
     base = load_config(CONFIG, sets)
     result = compare(base, CELLS, n_resamples=100, log=quiet)
     return sets, base, result

@@ -16,8 +16,8 @@ import pytest
 from sentiment.prepare import prepare
 from sentiment.training import train
 
-from conftest import TINY_CONFIG
-from test_training import TINY, metrics_lines, quiet
+from conftest import TINY_CONFIG, quiet
+from test_training import TINY, metrics_lines
 
 TOLERANCE = 1e-4
 

@@ -12,8 +12,8 @@ from sentiment.inference import load_model
 from sentiment.prepare import prepare
 from sentiment.training import train
 
-from conftest import TINY_CONFIG
-from test_training import TINY, quiet
+from conftest import TINY_CONFIG, experiment_sets, quiet
+from test_training import TINY
 
 REQUIRED = ["model.accuracy", "model.macro_f1", "baseline.accuracy", "baseline.macro_f1",
             "contrast.model.pass_rate", "contrast.baseline.pass_rate",
@@ -33,9 +33,7 @@ def evaluated(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("evaluate")
     source = write_csv(root / "reviews.csv", review_rows())
-    config = load_config(TINY_CONFIG, [f"data.source={source}", f"paths.data={root / 'data'}",
-                                       f"paths.runs={root / 'runs'}", f"paths.reports={root / 'reports'}",
-                                       "vocab.min_freq=1", *TINY])
+    config = load_config(TINY_CONFIG, [*experiment_sets(root, source), *TINY])
     prepare(config, log=quiet)
     train(config, log=quiet)
     return config, evaluate(config, n_resamples=200, log=quiet)

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import review_rows, write_csv
+from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
 
 from sentiment.cli import cli
 from sentiment.config import load_config
@@ -20,8 +20,7 @@ from sentiment.explain import (explain_text, explain_texts, format_explanation, 
 from sentiment.prepare import prepare
 from sentiment.training import train
 
-TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
-        "training.lr=0.01", "training.threads=1", "training.max_epochs=2", "training.patience=2", "model.dropout=0.0"]
+TINY = tiny_model(2)
 # A bidirectional LSTM, a unidirectional GRU, and a plain RNN (which has no gates, only its hidden state).
 MODELS = {"lstm": ["model.cell=lstm"], "gru": ["model.cell=gru", "model.bidirectional=false"],
           "rnn": ["model.cell=rnn", "model.bidirectional=false"]}
@@ -29,17 +28,12 @@ TEXT = "not perfect, but the fabric is soft"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def quiet(*_):
-    pass
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """{cell: run directory}: tiny runs sharing one prepared dataset."""
     root = tmp_path_factory.mktemp("explain")
     source = write_csv(root / "reviews.csv", review_rows())
-    base = [f"data.source={source}", f"paths.data={root / 'data'}", f"paths.runs={root / 'runs'}",
-            "paths.prepared=tiny", "vocab.min_freq=1", *TINY]
+    base = [*experiment_sets(root, source), "paths.prepared=tiny", *TINY]
     directories = {}
     for cell, overrides in MODELS.items():
         config = load_config(None, [f"name=tiny-{cell}", *base, *overrides])

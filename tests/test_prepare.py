@@ -10,11 +10,7 @@ from sentiment import prepare as prepare_module
 from sentiment.cli import cli
 from sentiment.prepare import ids_from_column, load_prepared, prepare
 
-from conftest import TINY_CONFIG, review_rows, write_csv
-
-
-def quiet(*_):
-    pass
+from conftest import TINY_CONFIG, quiet, review_rows, write_csv
 
 
 def test_prepare_writes_splits_vocab_and_manifest(reviews_csv, make_config):

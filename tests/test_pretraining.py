@@ -13,7 +13,8 @@ from sentiment.pretraining import LanguageModelHeads, head_cutoffs, language_mod
 from sentiment.run import partial_dir
 from sentiment.training import train
 
-from test_training import metrics_lines, quiet, tiny, without_timing  # noqa: F401 (tiny is a fixture)
+from conftest import quiet
+from test_training import metrics_lines, tiny, without_timing  # noqa: F401 (tiny is a fixture)
 
 
 def test_cutoffs_fit_any_vocabulary_size():

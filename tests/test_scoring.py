@@ -22,18 +22,12 @@ from sentiment.prepare import prepare
 from sentiment.scoring import ERRORS, Record, score_files, score_records
 from sentiment.training import train
 
-from conftest import review_rows, write_csv
+from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
 
 MAX_LEN = 32
-TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
-        "training.lr=0.01", "training.threads=1", "training.max_epochs=4", "training.patience=4",
-        "model.dropout=0.0", "vocab.min_freq=1", f"tokenize.max_len={MAX_LEN}"]
+TINY = [*tiny_model(4), f"tokenize.max_len={MAX_LEN}"]
 LONG = " ".join(["lovely soft fabric"] * 40)  # 120 tokens, beyond MAX_LEN
 UNSCORED = {error for error in ERRORS if error != "truncated"}
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +35,7 @@ def tiny_run(tmp_path_factory):
     """One trained run (and its baseline) shared by every test here."""
     root = tmp_path_factory.mktemp("scoring")
     source = write_csv(root / "reviews.csv", review_rows(copies=6))
-    config = load_config(None, [f"name=tiny", f"data.source={source}", f"paths.data={root / 'data'}",
-                                f"paths.runs={root / 'runs'}", *TINY])
+    config = load_config(None, ["name=tiny", *experiment_sets(root, source), *TINY])
     prepare(config, log=quiet)
     train(config, log=quiet)
     return config

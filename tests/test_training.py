@@ -15,14 +15,9 @@ from sentiment.prepare import prepare
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, quiet, tiny_model
 
-TINY = ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
-        "training.lr=0.01", "training.threads=1", "training.max_epochs=4", "training.patience=4", "model.dropout=0.0"]
-
-
-def quiet(*_):
-    pass
+TINY = tiny_model(4)
 
 
 @pytest.fixture
