@@ -21,7 +21,7 @@ from sentiment.errors import SentimentError
 from sentiment.inference import BaselineModel, SentimentModel, predict_ids
 from sentiment.metrics import (accuracy, bootstrap_ci, classification_metrics, macro_f1, metrics_by_length,
                                most_confident_errors, paired_bootstrap)
-from sentiment.prepare import load_prepared
+from sentiment.prepare import load_prepared, token_ids
 from sentiment.run import load_run
 
 SCHEMA_VERSION = 1
@@ -86,12 +86,13 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     labels = run.labels
     test = prepared.split("test")
     y_true = np.asarray(test["label"])
-    lengths = np.asarray([len(tokens) for tokens in test["tokens"]])
+    tokens = list(test["tokens"])  # a lazy column would decode again on each pass
+    lengths = np.asarray([len(review) for review in tokens])
     model = SentimentModel(run)
     baseline = BaselineModel(baseline_dir)
     log(f"scoring {len(y_true)} test reviews with the model and the baseline")
-    model_probs = predict_ids(model.network, prepared.token_ids("test"))
-    baseline_probs = baseline.predict_tokens(test["tokens"])
+    model_probs = predict_ids(model.network, token_ids(test))
+    baseline_probs = baseline.predict_tokens(tokens)
 
     seed = config.seed
     metrics: dict[str, Any] = {

@@ -50,13 +50,14 @@ class PreparedData:
             raise SentimentError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         return datasets.load_from_disk(str(self.directory / name))
 
-    def token_ids(self, name: str) -> list[np.ndarray]:
-        """One split's token ids as int32 arrays, one per review, read straight from Arrow.
 
-        Much cheaper per access than indexing the `datasets` column, which builds a Python
-        list on every lookup: training collates thousands of batches from these.
-        """
-        return ids_from_column(self.split(name).data.column("ids"))
+def token_ids(split) -> list[np.ndarray]:
+    """A loaded split's token ids as int32 arrays, one per review, read straight from Arrow.
+
+    Much cheaper per access than indexing the `datasets` column, which builds a Python
+    list on every lookup: training collates thousands of batches from these.
+    """
+    return ids_from_column(split.data.column("ids"))
 
 
 def ids_from_column(column) -> list[np.ndarray]:

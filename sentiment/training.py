@@ -29,7 +29,7 @@ from sentiment.errors import SentimentError
 from sentiment.inference import predict_ids
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import RecurrentClassifier
-from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint
+from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, token_ids
 from sentiment.progress import progress_bar
 from sentiment.run import TrainedRun, load_run, partial_dir
 
@@ -168,10 +168,9 @@ class Trainer:
             torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.group.local_world_size))
         torch.manual_seed(config.seed)
         self.labels = prepared.labels
-        self.train_ids = prepared.token_ids("train")
-        self.train_labels = np.asarray(prepared.split("train")["label"])
-        self.val_ids = prepared.token_ids("validation")
-        self.val_labels = np.asarray(prepared.split("validation")["label"])
+        train, validation = prepared.split("train"), prepared.split("validation")
+        self.train_ids, self.train_labels = token_ids(train), np.asarray(train["label"])
+        self.val_ids, self.val_labels = token_ids(validation), np.asarray(validation["label"])
         self.packed = use_packed(t.packed, device)
         self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
         self.vectors_summary = self._load_vectors()

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from sentiment import prepare as prepare_module
 from sentiment.cli import cli
-from sentiment.prepare import ids_from_column, load_prepared, prepare
+from sentiment.prepare import ids_from_column, load_prepared, prepare, token_ids
 
 from conftest import TINY_CONFIG, quiet, review_rows, write_csv
 
@@ -54,7 +54,7 @@ def test_token_ids_are_the_ids_column_as_arrays(reviews_csv, make_config):
     prepared = prepare(make_config(reviews_csv), log=quiet)
     for name in ("train", "test"):
         split = prepared.split(name)
-        arrays = prepared.token_ids(name)
+        arrays = token_ids(split)
         assert [a.tolist() for a in arrays] == split["ids"]
     # A sliced Arrow column (offsets not starting at 0) reads the same rows.
     sliced = prepared.split("train").select(range(3, 9))
