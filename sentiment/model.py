@@ -61,14 +61,6 @@ def flip_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index.unsqueeze(2).expand_as(x))
 
 
-def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Flip each row of ``x`` [B, T, D] over its first ``lengths[b]`` steps; padding stays put.
-
-    The permutation is its own inverse, so the same call un-reverses the backward outputs.
-    """
-    return flip_rows(x, reversal_index(lengths, x.size(1)))
-
-
 def _max_over_time(values: torch.Tensor) -> torch.Tensor:
     """[B, T, H] -> [B, H]. With gradients, max(dim) (its backward is a cheap scatter); without,
     amax (about 5x faster forward on CPU). The values are identical."""
@@ -168,16 +160,12 @@ class RecurrentClassifier(nn.Module):
         """[B, T] padded ids and [B] real lengths -> (outputs [B, T, H*dirs], mask [B, T])."""
         return self.encode_embedded(self.embed(ids), lengths)
 
-    def encode_embedded(
-        self, x: torch.Tensor, lengths: torch.Tensor, ordered: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the recurrent stack on float inputs [B, T, E] (also used for non-text tasks).
 
-        Returns (outputs [B, T, H*dirs] with 0 at padded positions, mask [B, T]). With
-        ``ordered=False`` the top layer's backward outputs stay in reading order (last real
-        token first): enough for max/mean pooling, which ignore order, and one gather cheaper.
+        Returns (outputs [B, T, H*dirs] with 0 at padded positions, mask [B, T]).
         """
-        directions, mask = self._encode_directions(x, lengths, ordered)
+        directions, mask = self._encode_directions(x, lengths, ordered=True)
         outputs = torch.cat(directions, dim=2)
         # Padded positions hold whatever the RNN computed past the end; make them a clean 0.
         # (A multiply by the float mask is several times cheaper than masked_fill on CPU.)
@@ -188,7 +176,10 @@ class RecurrentClassifier(nn.Module):
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The top layer's outputs one [B, T, H] tensor per direction, padded positions as the
         RNN left them, and the mask. The classifier pools the directions without concatenating
-        them (`_pool_directions`), which saves a copy of the whole output and its gradient."""
+        them (`_pool_directions`), which saves a copy of the whole output and its gradient.
+
+        With ``ordered=False`` the top layer's backward outputs stay in reading order (last real
+        token first): enough for max/mean pooling, which ignore order, and one gather cheaper."""
         lengths = lengths.to(device=x.device, dtype=torch.long)
         steps = torch.arange(x.size(1), device=x.device)
         mask = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T], True at real tokens

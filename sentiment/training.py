@@ -190,6 +190,9 @@ class Trainer:
             (p for p in self.model.parameters() if p.requires_grad), lr=t.lr, weight_decay=t.weight_decay,
             fused=True)
         self.class_weights = self._class_weights()
+        # The loss's copy, on the device once rather than per step (the model computes in float32).
+        self.loss_weights = None if self.class_weights is None else torch.as_tensor(
+            self.class_weights, dtype=torch.float32, device=device)
         self.state = TrainingState()
 
     def _load_vectors(self) -> dict[str, Any] | None:
@@ -284,9 +287,8 @@ class Trainer:
         denominator = float(self.class_weights[batch_targets].sum()) if self.class_weights is not None else float(len(batch))
         try:
             logits = self.forward(ids.to(self.device, non_blocking=True), lengths.to(self.device))
-            weights = None if self.class_weights is None else torch.as_tensor(self.class_weights, dtype=logits.dtype,
-                                                                                device=self.device)
-            loss = nn.functional.cross_entropy(logits, targets, weight=weights, reduction="sum") * (weight / denominator)
+            loss = (nn.functional.cross_entropy(logits, targets, weight=self.loss_weights, reduction="sum")
+                    * (weight / denominator))
             self.optimizer.zero_grad(set_to_none=True)
             (loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:
