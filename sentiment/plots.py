@@ -309,8 +309,9 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
     save_figure(figure, path)
 
 
-def png_data_uri(path: str | Path) -> str:
-    """A PNG file as a `data:` URI, for self-contained HTML pages."""
+def png_data_uri(png: str | Path | bytes) -> str:
+    """A PNG file (or its bytes) as a `data:` URI, for self-contained HTML pages."""
     import base64
 
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    payload = png if isinstance(png, bytes) else Path(png).read_bytes()
+    return "data:image/png;base64," + base64.b64encode(payload).decode("ascii")

@@ -52,7 +52,6 @@ more than two classes, a pass rate over zero cases)::
 
 from __future__ import annotations
 
-import base64
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -523,8 +522,7 @@ def render_html(metrics: dict[str, Any], plots: dict[str, str], directory: str |
         path = directory / block.file
         if path.is_file():
             payload = path.read_bytes()
-            images[block.file] = {"src": "data:image/png;base64," + base64.b64encode(payload).decode("ascii"),
-                                  "size": _png_size(payload)}
+            images[block.file] = {"src": figures.png_data_uri(payload), "size": _png_size(payload)}
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
