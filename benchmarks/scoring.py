@@ -34,14 +34,14 @@ BATCH_SIZE = 64
 
 
 def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
-    _require_model(model)
+    loaded = _require_model(model)
     small, large = (20_000, 100_000) if quick else (100_000, 1_000_000)
     load_before = os.getloadavg()[0]
     texts = _real_reviews()
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as scratch:
         inputs = {n: _write_reviews(texts, n, Path(scratch) / f"reviews_{n}.txt") for n in (small, large)}
         runs = {n: _score_in_subprocess(model, inputs[n], Path(scratch) / f"scores_{n}.csv") for n in (small, large)}
-    reference = _bare_forward(model, texts, small)
+    reference = _bare_forward(loaded, texts, small)
     load_after = os.getloadavg()[0]
 
     main = runs[small]
@@ -77,12 +77,13 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     return figures
 
 
-def _require_model(model: str) -> None:
+def _require_model(model: str):
+    """The trained run, loaded as the scorer loads it (its forward pass is the reference)."""
     from sentiment.errors import SentimentError
     from sentiment.inference import load_model
 
     try:
-        load_model(model)
+        return load_model(model, batch_size=BATCH_SIZE)
     except SentimentError as error:
         raise SystemExit(f"benchmarks.scoring needs a trained run: {error}\n"
                          f"train one with `sentiment train --config configs/clothing.toml` "
@@ -147,15 +148,14 @@ def _peak_rss_mb() -> int:
     raise SystemExit("benchmarks.scoring measures memory from /proc/self/status (Linux only)")
 
 
-def _bare_forward(model: str, texts: list[str], n: int) -> dict:
+def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     """Tokenize alone, then the forward pass alone over the scorer's chunks, batches and threads."""
     import numpy as np
     import torch
 
-    from sentiment.inference import load_model, predict_ids
+    from sentiment.inference import predict_ids
     from sentiment.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, default_workers
 
-    loaded = load_model(model, batch_size=BATCH_SIZE)
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.integers(0, len(texts), n)]
     started = time.perf_counter()
