@@ -127,8 +127,10 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     config = _load(config_path, overrides)
     run = run_train(config, resume=resume, device=device, log=lambda line: click.echo(line, err=True))
     best = run.info["best_validation"]
+    selected = (f"at epoch {run.info['best_epoch']}" if not run.members else
+                f"for the ensemble of {len(run.members)} (seeds {', '.join(str(m['seed']) for m in run.members)})")
     click.echo(f"best validation macro-F1 {best['val_macro_f1']:.4f} (accuracy {best['val_accuracy']:.4f}) "
-               f"at epoch {run.info['best_epoch']}; {run.info['train_seconds']:.0f} s")
+               f"{selected}; {run.info['train_seconds']:.0f} s")
     click.echo(f"output: {run.directory}")
 
 

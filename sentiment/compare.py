@@ -4,7 +4,8 @@ Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment
 unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.train` into
 `runs/<name>/` and evaluated by `sentiment.evaluation.evaluate` into `reports/<name>/`. Every variant
 reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
-identical; only `model.cell` (and `model.bidirectional`) change.
+identical; only `model.cell` (and `model.bidirectional`) change, and each variant is one model
+(`training.ensemble = 1`) even when the experiment averages several.
 
 Reruns are cheap: a variant whose finished run was made with exactly this config is not retrained
 (nor re-evaluated while its report is newer than the run), an interrupted one resumes from its
@@ -26,6 +27,7 @@ from sentiment.artifacts import atomic_directory, environment_versions, read_jso
 from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
 from sentiment.html_page import html_page
+from sentiment.progress import tagged
 from sentiment.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
@@ -57,7 +59,8 @@ def parse_list(option: str, text: str, choices: Sequence[str]) -> list[str]:
 
 
 def variants(base: ExperimentConfig, cells: Sequence[str], directions: Sequence[str] | None = None) -> list[Variant]:
-    """One config per cell (and direction), identical to `base` apart from name, cell and direction.
+    """One config per cell (and direction), identical to `base` apart from name, cell and direction
+    (and a single model per variant: `training.ensemble = 1`).
 
     Names: `<experiment>-<cell>` for a bidirectional model, `<experiment>-<cell>-uni` for a unidirectional one.
     """
@@ -73,6 +76,7 @@ def variants(base: ExperimentConfig, cells: Sequence[str], directions: Sequence[
             data["paths"]["prepared"] = base.paths.prepared or base.name
             data["model"]["cell"] = cell
             data["model"]["bidirectional"] = bidirectional
+            data["training"]["ensemble"] = 1  # cells are compared as single models, not seed averages
             found.append(Variant(label, cell, bidirectional, config_from_dict(data, origin=f"{base.name} ({label})")))
     return found
 
@@ -91,9 +95,9 @@ def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directi
     rows, histories = [], {}
     baseline = None
     for variant in variants(base, cells, directions):
-        tagged = _tagged(log, variant.label)
-        run, trained = ensure_trained(variant.config, device, tagged)
-        metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, tagged)
+        variant_log = tagged(log, variant.label)
+        run, trained = ensure_trained(variant.config, device, variant_log)
+        metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
         rows.append(_variant_row(variant, run, metrics, trained, evaluated))
         histories[variant.label] = run.history()
         baseline = baseline or _baseline_row(run, metrics)
@@ -111,10 +115,6 @@ def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directi
     }
     write_comparison(result, compare_dir(base))
     return result
-
-
-def _tagged(log, label: str):
-    return lambda line: log(f"[{label}] {line}")
 
 
 # ---- one variant: train unless finished, evaluate unless the report is current -----------------

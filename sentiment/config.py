@@ -95,6 +95,12 @@ class TrainingConfig(Section):
     """CPU threads for torch; default: every core."""
     packed: Literal["auto", "yes", "no"] = "auto"
     """Packed sequences: `auto` packs on CUDA only (on CPU padded batches are 3.5x faster)."""
+    seed: int | None = None
+    """Initialisation, dropout and batch order; default: the top-level seed, which also draws the
+    splits. Set it to retrain on the same split with a different start."""
+    ensemble: int = Field(1, ge=1)
+    """Models trained from seeds seed, seed+1, ..., each selected on validation on its own; the
+    run predicts the mean of their probabilities."""
 
 
 class PretrainConfig(Section):

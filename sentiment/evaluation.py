@@ -103,7 +103,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
                  "prepared": str(prepared.directory)},
         "run": {"directory": str(run.directory), **{key: run.info.get(key) for key in (
             "best_epoch", "select_metric", "best_validation", "model", "parameters", "train_seconds",
-            "seconds_per_epoch", "epochs_run", "vectors", "device")}},
+            "seconds_per_epoch", "epochs_run", "vectors", "device", "ensemble")}},
         "model": system_metrics(y_true, model_probs, labels, lengths, n_resamples, seed),
         "baseline": {**system_metrics(y_true, baseline_probs, labels, lengths, n_resamples, seed),
                      "C": baseline.baseline.chosen_c, "validation": baseline.baseline.validation},

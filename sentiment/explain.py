@@ -14,6 +14,9 @@ For each text, `explain_text` records three things:
   by `<unk>` rather than deleting keeps every other token at its position, and the model has
   met `<unk>` in training (words below `vocab.min_freq`), so it stands for "some word".
 
+For an ensemble run (`training.ensemble`), the gates are its first member's; the probabilities
+and contributions are the ensemble's.
+
 ```python
 from sentiment.explain import explain_text, load_explainable_model, plot_explanation
 model = load_explainable_model("runs/clothing")
@@ -38,6 +41,7 @@ from sentiment.errors import SentimentError
 from sentiment.html_page import html_page
 from sentiment.gates import GateTrace, trace_gates
 from sentiment.inference import SentimentModel, load_model, predict_ids
+from sentiment.model import recurrent_members
 from sentiment.plots import contribution_colours, plot_explanation, png_data_uri
 from sentiment.vocab import UNK_ID
 
@@ -101,7 +105,8 @@ def explain_text(model: SentimentModel, text: str) -> Explanation:
     ids = model.encode(tokens)
     count = len(ids)
     network = model.network
-    trace = trace_gates(network, torch.tensor(ids, dtype=torch.long, device=model.device))
+    # An ensemble's gates are its first member's; the probabilities below are the ensemble's.
+    trace = trace_gates(recurrent_members(network)[0], torch.tensor(ids, dtype=torch.long, device=model.device))
     prefixes = [ids[: t + 1] for t in range(count)]
     occluded = [ids[:t] + [UNK_ID] + ids[t + 1:] for t in range(count)]
     # One call for both sets: similar lengths are batched together, each sequence unpadded or masked.

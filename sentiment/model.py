@@ -31,6 +31,7 @@ classifier's own path skips that multiply, because pooling masks padding itself.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -282,3 +283,33 @@ class RecurrentClassifier(nn.Module):
         if missing:
             raise SentimentError(f"model config is missing: {', '.join(missing)}")
         return cls(**config)
+
+
+class EnsembleClassifier(nn.Module):
+    """Several classifiers of one architecture, trained from different seeds; predicts the mean
+    of their probabilities.
+
+    ``forward`` returns log(mean_k softmax(logits_k)) rather than logits, so a softmax over its
+    output is exactly the members' mean probability and every caller of a classifier (scoring,
+    evaluation, explanations) works unchanged. The weights are ``members.<k>.<name>``.
+    """
+
+    def __init__(self, members: list[RecurrentClassifier]):
+        super().__init__()
+        if len(members) < 2:
+            raise SentimentError(f"an ensemble needs at least two members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([member(ids, lengths).log_softmax(dim=-1) for member in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(member.num_parameters(trainable_only) for member in self.members)
+
+
+def recurrent_members(model: nn.Module) -> list[RecurrentClassifier]:
+    """The recurrent classifiers inside `model`: itself, or an ensemble's members."""
+    if isinstance(model, EnsembleClassifier):
+        return list(model.members)
+    return [model]

@@ -27,25 +27,44 @@ def save_figure(figure, path: str | Path, dpi: int = 110) -> None:
 
 
 def plot_learning_curves(history: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
-    """Training and validation loss, and validation accuracy / macro-F1, per epoch; the best epoch marked."""
+    """Training and validation loss, and validation accuracy / macro-F1, per epoch; the selected
+    epoch marked. An ensemble's history (lines with a `member` number) gets one curve per member
+    for validation loss and macro-F1, each member's selected epoch starred."""
     plt = _pyplot()
-    epochs = [line["epoch"] for line in history]
     figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
-    loss_axis.plot(epochs, [line["train_loss"] for line in history], marker="o", label="train")
-    loss_axis.plot(epochs, [line["val_loss"] for line in history], marker="o", label="validation")
-    loss_axis.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    score_axis.plot(epochs, [line["val_accuracy"] for line in history], marker="o", label="accuracy")
-    score_axis.plot(epochs, [line["val_macro_f1"] for line in history], marker="o", label="macro-F1")
+    members = sorted({line["member"] for line in history if "member" in line})
+    if not members:
+        epochs = [line["epoch"] for line in history]
+        loss_axis.plot(epochs, [line["train_loss"] for line in history], marker="o", label="train")
+        loss_axis.plot(epochs, [line["val_loss"] for line in history], marker="o", label="validation")
+        score_axis.plot(epochs, [line["val_accuracy"] for line in history], marker="o", label="accuracy")
+        score_axis.plot(epochs, [line["val_macro_f1"] for line in history], marker="o", label="macro-F1")
+        best = next(line["epoch"] for line in reversed(history) if line.get("best"))
+        for axis in (loss_axis, score_axis):
+            axis.axvline(best, color="grey", linestyle=":", linewidth=1)
+        note = "dotted: selected epoch"
+    else:
+        for index, member in enumerate(members):
+            lines = [line for line in history if line.get("member") == member]
+            epochs = [line["epoch"] for line in lines]
+            colour = f"C{index}"
+            loss_axis.plot(epochs, [line["val_loss"] for line in lines], marker="o", color=colour,
+                           label=f"member {member}")
+            score_axis.plot(epochs, [line["val_macro_f1"] for line in lines], marker="o", color=colour,
+                            label=f"member {member}")
+            selected = next(line for line in reversed(lines) if line.get("best"))
+            score_axis.plot([selected["epoch"]], [selected["val_macro_f1"]], marker="*", markersize=14,
+                            color=colour, linestyle="none")
+        loss_axis.set(ylabel="validation cross-entropy")
+        score_axis.set(ylabel="macro-F1")
+        note = "one curve per ensemble member; star: its selected epoch"
+    loss_axis.set(xlabel="epoch", title="loss")
     score_axis.set(xlabel="epoch", title="validation")
-    for line in history:
-        if line.get("best"):
-            best = line["epoch"]
     for axis in (loss_axis, score_axis):
-        axis.axvline(best, color="grey", linestyle=":", linewidth=1)
         axis.legend()
         axis.grid(alpha=0.3)
         axis.xaxis.get_major_locator().set_params(integer=True)
-    figure.suptitle(f"{title}: learning curves (dotted: selected epoch)" if title else "learning curves")
+    figure.suptitle(f"{title}: learning curves ({note})" if title else f"learning curves ({note})")
     save_figure(figure, path)
 
 

@@ -1,4 +1,5 @@
-"""Progress bars on a terminal, silence in logs and CI (where the stages print one line per step)."""
+"""Progress bars on a terminal, silence in logs and CI (where the stages print one line per step);
+tagged log lines for work done in parts."""
 
 from __future__ import annotations
 
@@ -11,3 +12,8 @@ def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", ena
 
     return tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and sys.stderr.isatty()),
                 dynamic_ncols=True, leave=False, **options)
+
+
+def tagged(log, tag: str):
+    """A `log` that prefixes every line with `[tag] `: which variant or ensemble member speaks."""
+    return lambda line: log(f"[{tag}] {line}")

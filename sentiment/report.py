@@ -18,7 +18,9 @@ more than two classes, a pass rate over zero cases)::
      "experiment": str,                       # config name, also the report folder name
      "created": str,                          # ISO 8601 time of the evaluation
      "data": {"source": {...}, "labels": [str], "test_examples": int, "prepared": str},
-     "run": {"directory": str, "best_epoch": int, "select_metric": str, "best_validation": {metric: float},
+     "run": {"directory": str, "best_epoch": int | null (ensemble), "select_metric": str,
+             "best_validation": {metric: float},                # an ensemble's: of the averaged model
+             "ensemble": {"members": [{"seed", "best_epoch", "best_validation", ...}]} | null,
              "model": {"cell", "hidden_size", "bidirectional", "num_layers", "pooling", "embedding_dim", ...},
              "parameters": int, "train_seconds": float,
              "vectors": {"vectors": str, "coverage": float} | null, "device": str},
@@ -452,6 +454,7 @@ def _provenance(metrics: dict[str, Any]) -> Section:
          if vectors else "none (embeddings trained from scratch)" if "vectors" in run else None),
         ("Selected epoch", f"{run.get('best_epoch')} (best validation {run.get('select_metric')})"
          if run.get("best_epoch") is not None else None),
+        ("Ensemble", _ensemble_summary(run.get("ensemble"), run.get("select_metric"))),
         ("Best validation", run.get("best_validation")),
         ("Training time", _duration(run.get("train_seconds"))),
         ("Device", run.get("device")),
@@ -658,6 +661,19 @@ def _mark(passed: bool) -> str:
 
 def _capability_name(capability: str) -> str:
     return capability.replace("_", " ")
+
+
+def _ensemble_summary(ensemble: dict[str, Any] | None, select_metric: str | None) -> str | None:
+    """One line per member of an ensemble run: seed, selected epoch and its validation score."""
+    if not ensemble:
+        return None
+    members = ensemble.get("members", [])
+    lines = [f"{len(members)} models averaged, each selected on validation {select_metric}"]
+    for number, member in enumerate(members, start=1):
+        best = member.get("best_validation", {})
+        lines.append(f"member {number}: seed {member.get('seed')}, epoch {member.get('best_epoch')}, "
+                     f"validation macro-F1 {_num(best.get('val_macro_f1'), 4)}")
+    return "\n".join(lines)
 
 
 def _duration(seconds: float | None) -> str | None:

@@ -1,12 +1,15 @@
 """A trained run on disk (`runs/<experiment>/`): what `train` writes and every later stage reads.
 
 ```
-model.safetensors   best weights (safetensors: loading an untrusted run cannot execute code)
-run.json            architecture, labels, best epoch and metric, vectors coverage, timing, versions
+model.safetensors   best weights (safetensors: loading an untrusted run cannot execute code);
+                    an ensemble's as members.<k>.<name>
+run.json            architecture, labels, best epoch and metric, vectors coverage, timing, versions;
+                    for an ensemble, each member's seed, best epoch and validation scores
+members/<k>/        an ensemble member's metrics.jsonl and checkpoint/
 config.json         the effective experiment config
 vocab.json          the vocabulary the ids refer to
 labels.json         class names in output order
-metrics.jsonl       one line per epoch
+metrics.jsonl       one line per epoch (and member)
 learning_curves.png
 checkpoint/         the last epoch's weights, optimizer and RNG state, for --resume
 ```
@@ -40,15 +43,23 @@ class TrainedRun:
     vocab: Vocab
     labels: list[str]
 
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        """One summary per model of an ensemble run (seed, best epoch, validation); empty for a single model."""
+        return (self.info.get("ensemble") or {}).get("members", [])
+
     def build_model(self, device: str = "cpu"):
-        """The recurrent classifier with the run's best weights, in eval mode."""
+        """The classifier with the run's best weights, in eval mode: a `RecurrentClassifier`, or an
+        `EnsembleClassifier` of them when the run trained several seeds (`training.ensemble`)."""
         from safetensors.torch import load_file
 
-        from sentiment.model import RecurrentClassifier
+        from sentiment.model import EnsembleClassifier, RecurrentClassifier
 
-        model = RecurrentClassifier.from_config(self.info["model"])
-        # Packing is a run-time choice with the same weights: on CPU the padded path is 3.5x faster.
-        model.packed = self.info["model"].get("packed", False) and str(device).startswith("cuda")
+        networks = [RecurrentClassifier.from_config(self.info["model"]) for _ in range(max(len(self.members), 1))]
+        for network in networks:
+            # Packing is a run-time choice with the same weights: on CPU the padded path is 3.5x faster.
+            network.packed = self.info["model"].get("packed", False) and str(device).startswith("cuda")
+        model = networks[0] if len(networks) == 1 else EnsembleClassifier(networks)
         try:
             state = load_file(str(self.directory / "model.safetensors"), device=device)
         except Exception as error:  # safetensors raises its own error types for corrupt files

@@ -30,10 +30,11 @@ from sentiment.inference import predict_ids
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import RecurrentClassifier
 from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, token_ids
-from sentiment.progress import progress_bar
+from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, load_run, partial_dir
 
 CHECKPOINT = "checkpoint"
+MEMBERS = "members"
 PRETRAINED_WEIGHTS = "pretrained.safetensors"
 PRETRAINING_SUMMARY = "pretraining.json"
 BASELINE_C_GRID = (1, 4, 16, 64, 256)
@@ -107,7 +108,9 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
                 "run `sentiment prepare` with this config first"
             )
         run_dir, work_dir = config.run_dir, partial_dir(config.run_dir)
-        if resume and not (work_dir / CHECKPOINT / "state.json").is_file():
+        seeds = member_seeds(config)
+        member_dirs = [work_dir] if len(seeds) == 1 else [work_dir / MEMBERS / str(k) for k in range(1, len(seeds) + 1)]
+        if resume and not any(_has_checkpoint(d) for d in member_dirs):
             if run_dir.is_dir():
                 log(f"{run_dir} is already finished; nothing to resume")
                 return load_run(run_dir)
@@ -117,19 +120,34 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
         if group.is_main:
             if not resume:
                 shutil.rmtree(work_dir, ignore_errors=True)
-            work_dir.mkdir(parents=True, exist_ok=True)
+            for directory in member_dirs:
+                directory.mkdir(parents=True, exist_ok=True)
             _fetch_named_vectors(config)
         group.barrier()
-        trainer = Trainer(config, prepared, work_dir, device_, log, group)
-        if resume:
-            trainer.restore()
-        trainer.fit()
+        trainers = []
+        for number, (seed, member_dir) in enumerate(zip(seeds, member_dirs), start=1):
+            member_log = log if len(seeds) == 1 else tagged(log, f"member {number}/{len(seeds)}, seed {seed}")
+            trainer = Trainer(config, prepared, member_dir, device_, member_log, group, seed=seed)
+            if resume and _has_checkpoint(member_dir):  # a finished member restores and has nothing left to do
+                trainer.restore()
+            trainer.fit()
+            trainers.append(trainer)
         if group.is_main:
-            trainer.finish(run_dir)
+            finish_run(config, prepared, trainers, work_dir, run_dir, log)
         group.barrier()
         return load_run(run_dir)
     finally:
         group.shutdown()
+
+
+def member_seeds(config: ExperimentConfig) -> list[int]:
+    """The training seed of each model: `training.seed` (default: the top-level seed), then +1, +2, ..."""
+    first = config.training.seed if config.training.seed is not None else config.seed
+    return [first + k for k in range(config.training.ensemble)]
+
+
+def _has_checkpoint(directory: Path) -> bool:
+    return (directory / CHECKPOINT / "state.json").is_file()
 
 
 def _silent(*_: Any) -> None:
@@ -157,16 +175,26 @@ def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
     return baseline
 
 
+def validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Cross-entropy, accuracy and macro-F1 of class probabilities [n, k] against labels [n]."""
+    predictions = probabilities.argmax(axis=1)
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {"loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+            "accuracy": accuracy(labels, predictions),
+            "macro_f1": macro_f1(labels, predictions)}
+
+
 class Trainer:
     def __init__(self, config: ExperimentConfig, prepared: PreparedData, work_dir: Path,
-                 device: torch.device, log, group: ProcessGroup | None = None):
+                 device: torch.device, log, group: ProcessGroup | None = None, seed: int | None = None):
         self.config, self.prepared, self.work_dir, self.device, self.log = config, prepared, work_dir, device, log
         self.group = group or ProcessGroup()
         t = config.training
         if device.type == "cpu":
             # Processes sharing a machine share its cores; oversubscribed threads spin and crawl.
             torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.group.local_world_size))
-        torch.manual_seed(config.seed)
+        self.seed = member_seeds(config)[0] if seed is None else seed
+        torch.manual_seed(self.seed)
         self.labels = prepared.labels
         train, validation = prepared.split("train"), prepared.split("validation")
         self.train_ids, self.train_labels = token_ids(train), np.asarray(train["label"])
@@ -179,7 +207,7 @@ class Trainer:
         # weights, and DDP then starts all of them from rank 0's copy anyway.
         self.pretraining = self._pretrain() if config.pretrain.epochs else None
         # Same initial weights everywhere (seeded above); different dropout masks per process.
-        torch.manual_seed(config.seed + self.group.rank)
+        torch.manual_seed(self.seed + self.group.rank)
         self.forward = self.model
         if self.group.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -201,7 +229,7 @@ class Trainer:
             return None
         from sentiment.embeddings import align_vectors
 
-        aligned = align_vectors(m.vectors, self.prepared.vocab, self.config.paths.data, self.config.seed)
+        aligned = align_vectors(m.vectors, self.prepared.vocab, self.config.paths.data, self.seed)
         if aligned.matrix.shape[1] != m.embedding_dim:
             raise SentimentError(f"model.embedding_dim is {m.embedding_dim} but {m.vectors} has "
                                  f"{aligned.matrix.shape[1]} dimensions; set model.embedding_dim={aligned.matrix.shape[1]}")
@@ -223,7 +251,7 @@ class Trainer:
             self.log(f"pretrained encoder reloaded from {weights}")
             return read_json(summary_file)
         summary = pretrain_encoder(self.model, self.train_ids, self.val_ids, self.config.pretrain,
-                                   seed=self.config.seed, clip_norm=self.config.training.clip_norm,
+                                   seed=self.seed, clip_norm=self.config.training.clip_norm,
                                    device=self.device, log=self.log, show_progress=self.group.is_main).to_dict()
         if self.group.is_main:
             self._save_weights(weights)
@@ -251,7 +279,7 @@ class Trainer:
         t = self.config.training
         # The batch order depends only on (seed, epoch): a resumed run sees the same batches,
         # and so does every process of a distributed run.
-        rng = np.random.default_rng([self.config.seed, epoch])
+        rng = np.random.default_rng([self.seed, epoch])
         batches = bucket_batches([len(ids) for ids in self.train_ids], t.batch_size, rng)
         self.model.train()
         started = time.perf_counter()
@@ -303,11 +331,7 @@ class Trainer:
         mine = rows_for_rank(np.arange(len(self.val_ids)), self.group)
         probabilities = predict_ids(self.model, [self.val_ids[i] for i in mine], batch_size=256, device=self.device)
         probabilities = self.group.gather_rows(probabilities.reshape(len(mine), -1), self.device)
-        predictions = probabilities.argmax(axis=1)
-        picked = probabilities[np.arange(len(self.val_labels)), self.val_labels]
-        return {"loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
-                "accuracy": accuracy(self.val_labels, predictions),
-                "macro_f1": macro_f1(self.val_labels, predictions)}
+        return validation_scores(probabilities, self.val_labels)
 
     def _record(self, result: EpochResult) -> None:
         t, s = self.config.training, self.state
@@ -402,42 +426,100 @@ class Trainer:
 
     # ---- the finished run ------------------------------------------------------------------
 
-    def finish(self, run_dir: Path) -> None:
-        """Write the run's metadata and plots, then move the finished run into place."""
-        from sentiment.plots import plot_learning_curves
-
-        s, w = self.state, self.work_dir
-        info = {
-            "experiment": self.config.name,
-            "model": self.model.to_config(),
-            "parameters": self.model.num_parameters(),
-            "trainable_parameters": self.model.num_parameters(trainable_only=True),
-            "labels": self.labels,
+    def summary(self) -> dict[str, Any]:
+        """This model's record: its seed, the selected epoch and its validation scores, timing."""
+        s = self.state
+        return {
+            "seed": self.seed,
             "best_epoch": s.best_epoch,
-            "select_metric": self.config.training.select_metric,
             "best_validation": next(line for line in s.history if line["epoch"] == s.best_epoch),
             "epochs_run": s.epoch,
             "stopped_early": s.epoch < self.config.training.max_epochs,
             "train_seconds": round(s.seconds, 1),
             "seconds_per_epoch": round(s.seconds / max(s.epoch, 1), 2),
-            "device": self.device.type,
-            "packed_sequences": self.packed,
-            "threads": torch.get_num_threads(),
-            "vectors": self.vectors_summary,
             "pretraining": self.pretraining,
-            "prepared": {"directory": str(self.prepared.directory), "fingerprint": self.prepared.manifest["fingerprint"]},
-            "versions": environment_versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_json(w / "run.json", info)
-        write_json(w / "config.json", self.config.to_dict())
-        write_json(w / "labels.json", self.labels)
-        self.prepared.vocab.save(w / "vocab.json")
-        fit_baseline(self.prepared, self.config).save(w / "baseline")
-        plot_learning_curves(s.history, w / "learning_curves.png", title=self.config.name)
-        for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY):  # kept for --resume only; run.json has the summary
-            (w / scratch).unlink(missing_ok=True)
-        replace_directory(w, run_dir)
-        best = info["best_validation"]
-        self.log(f"best epoch {s.best_epoch}: validation macro-F1 {best['val_macro_f1']:.4f}, "
-                 f"accuracy {best['val_accuracy']:.4f}; {s.seconds:.0f} s of training")
+
+
+def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path,
+               run_dir: Path, log) -> None:
+    """Write the run's metadata, baseline and plots, then move the finished run into place."""
+    from sentiment.plots import plot_learning_curves
+
+    first = trainers[0]
+    if len(trainers) == 1:
+        record, history = first.summary(), first.state.history
+    else:
+        record = _assemble_ensemble(config, prepared, trainers, work_dir)
+        history = [dict(line, member=number) for number, trainer in enumerate(trainers, start=1)
+                   for line in trainer.state.history]
+        write_bytes_atomic(work_dir / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in history).encode())
+    info = {
+        "experiment": config.name,
+        "model": first.model.to_config(),
+        "parameters": first.model.num_parameters() * len(trainers),
+        "trainable_parameters": first.model.num_parameters(trainable_only=True) * len(trainers),
+        "labels": prepared.labels,
+        "select_metric": config.training.select_metric,
+        **record,
+        "device": first.device.type,
+        "packed_sequences": first.packed,
+        "threads": torch.get_num_threads(),
+        "vectors": first.vectors_summary,
+        "prepared": {"directory": str(prepared.directory), "fingerprint": prepared.manifest["fingerprint"]},
+        "versions": environment_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(work_dir / "run.json", info)
+    write_json(work_dir / "config.json", config.to_dict())
+    write_json(work_dir / "labels.json", prepared.labels)
+    prepared.vocab.save(work_dir / "vocab.json")
+    fit_baseline(prepared, config).save(work_dir / "baseline")
+    plot_learning_curves(history, work_dir / "learning_curves.png", title=config.name)
+    for trainer in trainers:  # kept for --resume only; run.json has the summary
+        for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY):
+            (trainer.work_dir / scratch).unlink(missing_ok=True)
+    replace_directory(work_dir, run_dir)
+    best = info["best_validation"]
+    if len(trainers) == 1:
+        selected = f"best epoch {info['best_epoch']}"
+    else:
+        epochs = ", ".join(str(member["best_epoch"]) for member in info["ensemble"]["members"])
+        selected = f"ensemble of {len(trainers)} (best epochs {epochs})"
+    log(f"{selected}: validation macro-F1 {best['val_macro_f1']:.4f}, "
+        f"accuracy {best['val_accuracy']:.4f}; {info['train_seconds']:.0f} s of training")
+
+
+def _assemble_ensemble(config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer],
+                       work_dir: Path) -> dict[str, Any]:
+    """One weights file holding the members' selected epochs (`members.<k>.<name>`), and the
+    ensemble's record: its own validation scores, then each member's."""
+    from safetensors.torch import load_file, save
+
+    from sentiment.model import EnsembleClassifier
+
+    state = {}
+    for index, trainer in enumerate(trainers):
+        member_weights = trainer.work_dir / "model.safetensors"
+        state.update({f"members.{index}.{name}": tensor for name, tensor in load_file(str(member_weights)).items()})
+    first = trainers[0]
+    ensemble = EnsembleClassifier([build_model(config, len(prepared.vocab), len(prepared.labels), first.packed)
+                                   for _ in trainers])
+    ensemble.load_state_dict(state)
+    probabilities = predict_ids(ensemble.to(first.device), first.val_ids, batch_size=256, device=first.device)
+    scores = validation_scores(probabilities, first.val_labels)
+    write_bytes_atomic(work_dir / "model.safetensors", save(state))
+    for trainer in trainers:  # their weights now live in the ensemble's file
+        (trainer.work_dir / "model.safetensors").unlink()
+    members = [trainer.summary() for trainer in trainers]
+    seconds, epochs = sum(m["train_seconds"] for m in members), sum(m["epochs_run"] for m in members)
+    return {
+        "best_epoch": None,
+        "best_validation": {f"val_{name}": round(value, 5) for name, value in scores.items()},
+        "epochs_run": epochs,
+        "stopped_early": any(m["stopped_early"] for m in members),
+        "train_seconds": round(seconds, 1),
+        "seconds_per_epoch": round(seconds / max(epochs, 1), 2),
+        "pretraining": None,
+        "ensemble": {"members": members},
+    }
