@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
@@ -90,3 +91,26 @@ def make_config(tmp_path: Path):
         return load_config(None, ["name=tiny", *experiment_sets(tmp_path, source), *overrides])
 
     return make
+
+
+@pytest.fixture
+def prepared_config(reviews_csv, make_config):
+    """`prepared_config(*overrides)`: a config for the tiny reviews, its data already prepared."""
+    from sentiment.prepare import prepare
+
+    def make(*overrides: str):
+        config = make_config(reviews_csv, *overrides)
+        prepare(config, log=quiet)
+        return config
+
+    return make
+
+
+def metrics_lines(run_dir: Path) -> list[dict]:
+    """A run's metrics.jsonl, one dict per epoch."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(lines: list[dict]) -> list[dict]:
+    """Epoch lines without their wall-clock fields, for comparing two runs."""
+    return [{k: v for k, v in line.items() if k not in ("seconds", "examples_per_second")} for line in lines]

@@ -3,7 +3,6 @@ that reads a run (scoring, evaluation, explanations) working on one."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -17,31 +16,19 @@ from sentiment.evaluation import evaluate
 from sentiment.explain import explain_text, load_explainable_model
 from sentiment.inference import load_model, predict_ids
 from sentiment.model import EnsembleClassifier, RecurrentClassifier, recurrent_members
-from sentiment.prepare import load_prepared, prepare, token_ids
+from sentiment.prepare import load_prepared, token_ids
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
-from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
+from conftest import TINY_CONFIG, experiment_sets, metrics_lines, quiet, tiny_model, without_timing
 
 TINY = [*tiny_model(3), "model.dropout=0.2"]  # dropout: the RNG state is part of what resume restores
 TEXTS = ["love this dress", "the zipper broke and it runs small", "not perfect, but pretty good"]
 
 
-def metrics_lines(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_timing(lines):
-    return [{k: v for k, v in line.items() if k not in ("seconds", "examples_per_second")} for line in lines]
-
-
 @pytest.fixture
-def tiny(reviews_csv, make_config):
-    def make(*overrides):
-        config = make_config(reviews_csv, *TINY, *overrides)
-        prepare(config, log=quiet)
-        return config
-    return make
+def tiny(prepared_config):
+    return lambda *overrides: prepared_config(*TINY, *overrides)
 
 
 def test_the_ensemble_predicts_the_mean_of_its_members_probabilities():

@@ -11,30 +11,17 @@ from click.testing import CliRunner
 from sentiment import training as training_module
 from sentiment.cli import cli
 from sentiment.inference import load_model, predict_ids
-from sentiment.prepare import prepare
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
-from conftest import TINY_CONFIG, quiet, tiny_model
+from conftest import TINY_CONFIG, metrics_lines, quiet, tiny_model, without_timing
 
 TINY = tiny_model(4)
 
 
 @pytest.fixture
-def tiny(reviews_csv, make_config):
-    def make(*overrides):
-        config = make_config(reviews_csv, *TINY, *overrides)
-        prepare(config, log=quiet)
-        return config
-    return make
-
-
-def metrics_lines(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_timing(lines):
-    return [{k: v for k, v in line.items() if k not in ("seconds", "examples_per_second")} for line in lines]
+def tiny(prepared_config):
+    return lambda *overrides: prepared_config(*TINY, *overrides)
 
 
 def test_overfits_the_training_reviews_and_writes_a_complete_run(tiny):
