@@ -6,7 +6,7 @@ SENTIMENT := $(VENV)/bin/sentiment
 CONFIG ?= configs/clothing.toml
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test bench browser clean
+.PHONY: setup demo demo-transfer test bench browser clean
 
 setup: $(INSTALLED)
 
@@ -23,6 +23,13 @@ demo: setup
 	$(SENTIMENT) train --config $(CONFIG)
 	$(SENTIMENT) evaluate --config $(CONFIG)
 	@echo "Open the report: reports/$$(basename $(CONFIG) .toml)/report.html"
+
+# Transfer between datasets: the IMDB model first (about 10 minutes), then the clothing model
+# started from it (configs/clothing-from-imdb.toml), evaluated like the default.
+demo-transfer: setup
+	$(SENTIMENT) prepare --config configs/imdb.toml
+	$(SENTIMENT) train --config configs/imdb.toml
+	$(MAKE) demo CONFIG=configs/clothing-from-imdb.toml
 
 test: setup browser
 	$(PY) -m pytest -q

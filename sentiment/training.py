@@ -202,6 +202,7 @@ class Trainer:
         self.packed = use_packed(t.packed, device)
         self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
         self.vectors_summary = self._load_vectors()
+        self.transfer = self._transfer() if config.model.init_from else None
         self.model.to(device)
         # Before the per-process seed and the DDP wrapper: every process pretrains the same
         # weights, and DDP then starts all of them from rank 0's copy anyway.
@@ -236,6 +237,14 @@ class Trainer:
         self.model.load_pretrained_embeddings(torch.from_numpy(aligned.matrix), freeze=m.freeze_embeddings)
         summary = aligned.summary(m.vectors)
         self.log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
+        return summary
+
+    def _transfer(self) -> dict[str, Any]:
+        from sentiment.transfer import transfer_weights
+
+        summary = transfer_weights(self.model, self.prepared.vocab, self.labels, self.config.model.init_from)
+        self.log(f"started from {summary['run']}: recurrent layers, classifier and "
+                 f"{summary['share']:.1%} of the embeddings")
         return summary
 
     def _pretrain(self) -> dict[str, Any]:
@@ -466,6 +475,7 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
         "packed_sequences": first.packed,
         "threads": torch.get_num_threads(),
         "vectors": first.vectors_summary,
+        "transfer": first.transfer,
         "prepared": {"directory": str(prepared.directory), "fingerprint": prepared.manifest["fingerprint"]},
         "versions": environment_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
