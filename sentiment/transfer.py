@@ -7,7 +7,8 @@ instead of from random recurrent weights, then train on its own labels as usual.
 Copied: every recurrent layer and the classifier, so the architectures must match; and the
 embedding row of every word both vocabularies hold. Words only the new vocabulary has keep
 their `model.vectors` start (or a random one). The classifier is copied as it is, so both runs
-must predict the same classes in the same order.
+must predict the same classes in the same order. From an ensemble run, the first member is
+copied.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from sentiment.errors import SentimentError
-from sentiment.model import RecurrentClassifier
+from sentiment.model import RecurrentClassifier, recurrent_members
 from sentiment.vocab import Vocab
 
 MATCHING_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")
@@ -30,9 +31,6 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     from sentiment.run import load_run
 
     run = load_run(source)
-    if run.members:
-        raise SentimentError(f"model.init_from: {source} is an ensemble of {len(run.members)} models; "
-                             "give a run of one model")
     theirs, mine = run.info["model"], model.to_config()
     for key in MATCHING_KEYS:
         if theirs.get(key) != mine[key]:
@@ -41,7 +39,7 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     if list(run.labels) != list(labels):
         raise SentimentError(f"model.init_from: {source} predicts {', '.join(run.labels)} and this data "
                              f"{', '.join(labels)}; the classes must be the same, in the same order")
-    weights = run.build_model().state_dict()
+    weights = recurrent_members(run.build_model())[0].state_dict()
     own = model.state_dict()
     for name, tensor in weights.items():
         if name != "embedding.weight":
@@ -51,4 +49,5 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     model.embedding.weight[rows] = weights["embedding.weight"][source_rows].to(model.embedding.weight.dtype)
     words = len(vocab) - 2  # not <pad> and <unk>
     return {"run": str(source), "experiment": run.info.get("experiment"), "created": run.info.get("created"),
+            "member": 1 if run.members else None,
             "shared_words": len(shared) - 2, "vocab_words": words, "share": round((len(shared) - 2) / max(words, 1), 4)}

@@ -68,9 +68,14 @@ def test_a_source_that_does_not_fit_is_one_line_and_exit_2(source_run, tmp_path,
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_an_ensemble_or_missing_source_is_refused(prepared_config, tmp_path):
+def test_from_an_ensemble_the_first_member_is_copied(prepared_config):
     ensemble = train(prepared_config(*TINY, "name=pair", "training.ensemble=2"), log=quiet)
-    with pytest.raises(SentimentError, match="is an ensemble of 2 models; give a run of one model"):
-        start_of(prepared_config(*TINY, "name=target", f"model.init_from={ensemble.directory}"))
+    model = start_of(prepared_config(*TINY, "name=target", f"model.init_from={ensemble.directory}"))
+    first = ensemble.build_model().members[0]
+    for name, tensor in first.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_a_missing_source_is_refused(prepared_config, tmp_path):
     with pytest.raises(SentimentError, match="no trained run at"):
         start_of(prepared_config(*TINY, "name=target", f"model.init_from={tmp_path / 'nowhere'}"))
