@@ -119,8 +119,11 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     forward/backward language models on the training reviews (no labels). Then it
     evaluates on the validation split every epoch, keeps the best epoch by
     training.select_metric (default macro-F1) and stops early after training.patience
-    epochs without improvement. Writes runs/<experiment>/: model.safetensors, config.json,
-    vocab.json, labels.json, metrics.jsonl, learning_curves.png, run.json.
+    epochs without improvement. With training.ensemble = N it trains N such models from
+    consecutive seeds and predicts the mean of their probabilities; with model.init_from =
+    runs/<other> the model starts from that run's weights. Writes runs/<experiment>/:
+    model.safetensors, config.json, vocab.json, labels.json, metrics.jsonl,
+    learning_curves.png, run.json.
     """
     from sentiment.training import train as run_train
 
