@@ -4,7 +4,9 @@ One epoch: length-bucketed batches in a seeded random order, AdamW, gradient cli
 validation metrics; the best epoch by `training.select_metric` is kept, training stops after
 `training.patience` epochs without improvement or at `training.max_epochs`. Every epoch ends
 with a checkpoint (weights, optimizer, RNG state) so `--resume` continues to exactly the
-result an uninterrupted run reaches.
+result an uninterrupted run reaches. With `training.ensemble = N`, N such models are trained
+one after another from consecutive seeds (each in `members/<k>/`), and `finish_run` writes
+them as one `EnsembleClassifier`.
 """
 
 from __future__ import annotations
