@@ -3,7 +3,6 @@ that reads a run (scoring, evaluation, explanations) working on one."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -11,13 +10,14 @@ from click.testing import CliRunner
 
 from sentiment import training as training_module
 from sentiment.cli import cli
+from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate
 from sentiment.explain import explain_text, load_explainable_model
 from sentiment.inference import load_model, predict_ids
 from sentiment.model import EnsembleClassifier, RecurrentClassifier, recurrent_members
 from sentiment.prepare import load_prepared, token_ids
-from sentiment.run import load_run, partial_dir
+from sentiment.run import partial_dir
 from sentiment.training import train
 
 from conftest import TINY_CONFIG, experiment_sets, metrics_lines, quiet, tiny_model, without_timing
@@ -124,8 +124,6 @@ def test_evaluate_score_and_explain_read_an_ensemble_run(tmp_path, reviews_csv):
         result = runner.invoke(cli, [stage, *args])
         assert result.exit_code == 0, result.output
     assert "for the ensemble of 2 (seeds 13, 14)" in result.output
-
-    from sentiment.config import load_config
 
     config = load_config(TINY_CONFIG, sets)
     metrics = evaluate(config, n_resamples=50, log=quiet)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.errors import SentimentError
-from sentiment.prepare import load_prepared
+from sentiment.prepare import load_prepared, prepare
 from sentiment.training import Trainer, train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv
@@ -31,9 +31,7 @@ def test_the_new_model_starts_from_the_source_weights_for_shared_words(source_ru
     # Other reviews: a vocabulary that shares some words with the source's and lacks others.
     rows = [dict(row, text=row["text"].replace("dress", "gown")) for row in review_rows(seed=3)]
     config = make_config(write_csv(tmp_path / "other.csv", rows), *TINY, "name=target",
-                         f"model.init_from={source_run.directory}", f"paths.prepared=other")
-    from sentiment.prepare import prepare
-
+                         f"model.init_from={source_run.directory}", "paths.prepared=other")
     prepare(config, log=quiet)
     model, source = start_of(config), source_run.build_model()
     for name, tensor in source.state_dict().items():
