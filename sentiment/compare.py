@@ -121,13 +121,13 @@ def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directi
 
 def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[TrainedRun, bool]:
     """The variant's finished run, training (or resuming) it only when needed; True when it trained."""
-    from sentiment.training import CHECKPOINT, train
+    from sentiment.training import checkpoint_state, train
 
     finished = finished_run(config)
     if finished is not None:
         log(f"{config.run_dir} is finished with this config; not retraining")
         return finished, False
-    checkpoint = partial_dir(config.run_dir) / CHECKPOINT / "state.json"
+    checkpoint = checkpoint_state(partial_dir(config.run_dir))
     resume = checkpoint.is_file() and _checkpoint_fingerprint(checkpoint) == config.fingerprint()
     log(f"{'resuming' if resume else 'training'} {config.run_dir}")
     return train(config, resume=resume, device=device, log=log), True

@@ -112,7 +112,7 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
         run_dir, work_dir = config.run_dir, partial_dir(config.run_dir)
         seeds = member_seeds(config)
         member_dirs = [work_dir] if len(seeds) == 1 else [work_dir / MEMBERS / str(k) for k in range(1, len(seeds) + 1)]
-        if resume and not any(_has_checkpoint(d) for d in member_dirs):
+        if resume and not any(checkpoint_state(d).is_file() for d in member_dirs):
             if run_dir.is_dir():
                 log(f"{run_dir} is already finished; nothing to resume")
                 return load_run(run_dir)
@@ -130,7 +130,7 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
         for number, (seed, member_dir) in enumerate(zip(seeds, member_dirs), start=1):
             member_log = log if len(seeds) == 1 else tagged(log, f"member {number}/{len(seeds)}, seed {seed}")
             trainer = Trainer(config, prepared, member_dir, device_, member_log, group, seed=seed)
-            if resume and _has_checkpoint(member_dir):  # a finished member restores and has nothing left to do
+            if resume and checkpoint_state(member_dir).is_file():  # a finished member restores and has nothing left to do
                 trainer.restore()
             trainer.fit()
             trainers.append(trainer)
@@ -148,8 +148,10 @@ def member_seeds(config: ExperimentConfig) -> list[int]:
     return [first + k for k in range(config.training.ensemble)]
 
 
-def _has_checkpoint(directory: Path) -> bool:
-    return (directory / CHECKPOINT / "state.json").is_file()
+def checkpoint_state(work_dir: Path) -> Path:
+    """The JSON half of the checkpoint in a run's (or ensemble member's) working directory; a
+    checkpoint exists when this file does (it is written after the tensors)."""
+    return work_dir / CHECKPOINT / "state.json"
 
 
 def _silent(*_: Any) -> None:
@@ -401,7 +403,7 @@ class Trainer:
         directory = self.work_dir / CHECKPOINT
         directory.mkdir(exist_ok=True)
         write_bytes_atomic(directory / "last.safetensors", save(tensors))
-        write_json(directory / "state.json", {
+        write_json(checkpoint_state(self.work_dir), {
             "state": self.state.__dict__, "optimizer_param_groups": optimizer["param_groups"],
             "config_fingerprint": self.config.fingerprint(), "vectors": self.vectors_summary,
             "world_size": self.group.world_size,
@@ -413,7 +415,7 @@ class Trainer:
         from sentiment.artifacts import read_json
 
         directory = self.work_dir / CHECKPOINT
-        saved = read_json(directory / "state.json", what="checkpoint")
+        saved = read_json(checkpoint_state(self.work_dir), what="checkpoint")
         if saved["config_fingerprint"] != self.config.fingerprint():
             raise SentimentError(f"the checkpoint in {self.work_dir} was made with a different config; "
                                  "train without --resume to start over")
