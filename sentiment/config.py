@@ -104,6 +104,17 @@ class TrainingConfig(Section):
     ensemble: int = Field(1, ge=1)
     """Models trained from seeds seed, seed+1, ..., each selected on validation on its own; the
     run predicts the mean of their probabilities."""
+    segments: Literal["none", "sentences"] = "none"
+    """`sentences`: each training review's sentences (spaCy's sentencizer, from `prepare`) are
+    extra training examples with the review's label, so the model also learns from short texts."""
+    segment_weight: float = Field(1.0, gt=0)
+    """Loss weight of one sentence example relative to one whole review."""
+    segment_class_weights: bool = False
+    """Weight sentence examples by inverse class frequency (among the sentences), so that a
+    sentence equally common in positive and negative reviews is pulled towards neither class;
+    whole reviews keep their weight."""
+    segment_min_tokens: int = Field(2, ge=1)
+    """Shorter sentences ("Love it!" is 3 tokens) are not used as examples."""
 
 
 class PretrainConfig(Section):
@@ -115,6 +126,20 @@ class PretrainConfig(Section):
     batch_size: int = Field(64, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
     """On the recurrent outputs before the next-token heads."""
+
+
+class EvaluateConfig(Section):
+    """What `evaluate` reports beside the test split and the contrast suite; none of it trains or selects."""
+
+    out_of_domain: list[str] | None = None
+    """Sentence sets rated by people (`amazon-snippets`, `movie-snippets`, `nyt-snippets`,
+    `tweet-snippets`, or a path to an `id<TAB>mean<TAB>text` file); default: the Amazon and movie
+    sets for the binary scheme, none for schemes they cannot be mapped to; [] for none."""
+    out_of_domain_cut: float = Field(0.5, gt=0, le=4)
+    """Mean rating at or above which a sentence is positive (at or below minus it, negative);
+    sentences in between are dropped and counted."""
+    vader: bool = True
+    """Report VADER (a rule-based lexicon) beside the baseline, where the label scheme maps onto it."""
 
 
 class ExperimentConfig(Section):
@@ -129,6 +154,7 @@ class ExperimentConfig(Section):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     training: TrainingConfig = TrainingConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     # Where each stage reads and writes.
     @property
@@ -144,9 +170,10 @@ class ExperimentConfig(Section):
         return Path(self.paths.reports) / self.name
 
     def fingerprint(self, *sections: str) -> str:
-        """A short hash of the named sections (all when none), to tell whether outputs are stale."""
+        """A short hash of the named sections (all but `evaluate` when none: evaluation settings
+        never change what is prepared or trained), to tell whether outputs are stale."""
         dump = self.model_dump(mode="json")
-        chosen = {key: dump[key] for key in (sections or dump)}
+        chosen = {key: dump[key] for key in (sections or [key for key in dump if key != "evaluate"])}
         blob = json.dumps(chosen, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

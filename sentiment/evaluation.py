@@ -1,9 +1,10 @@
-"""The `evaluate` stage: the trained model against the bag-of-words baseline, on the test split
-and on the contrast suite, written to `reports/<experiment>/`.
+"""The `evaluate` stage: the trained model against the bag-of-words baseline and VADER, on the
+test split, the contrast suite and out-of-domain sentence sets, written to `reports/<experiment>/`.
 
 Reads only what earlier stages wrote: the run directory (model and baseline, no retraining)
-and the prepared test split. The numbers go to `metrics.json` (schema in `sentiment.report`),
-the words and pictures to `report.md` / `report.html` and PNG plots.
+and the prepared test split; VADER and the out-of-domain sets need no training. The numbers go
+to `metrics.json` (schema in `sentiment.report`), the words and pictures to `report.md` /
+`report.html` and PNG plots. Nothing here trains, selects or tunes anything.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from sentiment.metrics import (accuracy, bootstrap_ci, classification_metrics, m
                                most_confident_errors, paired_bootstrap)
 from sentiment.prepare import load_prepared, token_ids
 from sentiment.run import load_run
+from sentiment.vader import for_labels as vader_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CONFIDENT_ERRORS = 10
+OUT_OF_DOMAIN_ERRORS = 5
 EXPLAINED_TEXTS = ("not perfect, but pretty good",)
 
 
@@ -41,16 +44,74 @@ def system_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: list[s
 
 
 def confident_errors(y_true: np.ndarray, texts: list[str], labels: list[str], ranked_by: np.ndarray,
-                     model_probs: np.ndarray, baseline_probs: np.ndarray) -> list[dict[str, Any]]:
-    """The most confident wrong predictions of one system, with both systems' probabilities."""
+                     probabilities: dict[str, np.ndarray], k: int = CONFIDENT_ERRORS) -> list[dict[str, Any]]:
+    """The most confident wrong predictions of one system, with every system's probabilities."""
     rows = []
-    for index in most_confident_errors(y_true, ranked_by, k=CONFIDENT_ERRORS):
-        rows.append({
-            "text": texts[index], "label": labels[y_true[index]], "predicted": labels[int(ranked_by[index].argmax())],
-            "model_probs": {label: round(float(p), 4) for label, p in zip(labels, model_probs[index])},
-            "baseline_probs": {label: round(float(p), 4) for label, p in zip(labels, baseline_probs[index])},
-        })
+    for index in most_confident_errors(y_true, ranked_by, k=k):
+        row = {"text": texts[index], "label": labels[y_true[index]],
+               "predicted": labels[int(ranked_by[index].argmax())]}
+        for system, probs in probabilities.items():
+            row[f"{system}_probs"] = {label: round(float(p), 4) for label, p in zip(labels, probs[index])}
+        rows.append(row)
     return rows
+
+
+def paired_comparison(y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int,
+                      seed: int) -> dict[str, Any]:
+    """System A minus system B on accuracy and macro-F1, paired bootstrap on the same examples."""
+    a, b = probs_a.argmax(1), probs_b.argmax(1)
+    return {name: paired_bootstrap(y_true, a, b, metric, n_resamples=n_resamples, seed=seed)
+            for name, metric in (("accuracy", accuracy), ("macro_f1", macro_f1))}
+
+
+def point_and_interval(y_true: np.ndarray, probabilities: np.ndarray, n_resamples: int, seed: int) -> dict[str, Any]:
+    """Accuracy and macro-F1 with 95% bootstrap intervals: what a small evaluation set can support."""
+    predictions = probabilities.argmax(axis=1)
+    return {"n_examples": int(len(y_true)),
+            "accuracy": accuracy(y_true, predictions),
+            "accuracy_ci": list(bootstrap_ci(y_true, predictions, accuracy, n_resamples=n_resamples, seed=seed)),
+            "macro_f1": macro_f1(y_true, predictions),
+            "macro_f1_ci": list(bootstrap_ci(y_true, predictions, macro_f1, n_resamples=n_resamples, seed=seed))}
+
+
+def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[list, str | None]:
+    """The configured out-of-domain sets, loaded; or none and the reason (a scheme they do not map to)."""
+    from sentiment.out_of_domain import DEFAULT_BINARY_SETS, LABELS, load_sentence_set
+
+    names = config.evaluate.out_of_domain
+    if list(labels) != list(LABELS):
+        if names:
+            raise SentimentError(f"evaluate.out_of_domain: the sentence sets are read as negative/positive, "
+                                 f"which the {', '.join(labels)} classes of this run do not match")
+        return [], (f"not run: the sentence sets are rated negative to positive, which does not map onto the "
+                    f"classes {', '.join(labels)}")
+    if names is None:
+        names = list(DEFAULT_BINARY_SETS)
+    if not names:
+        return [], "not run: evaluate.out_of_domain is empty"
+    return [load_sentence_set(name, config.paths.data, config.evaluate.out_of_domain_cut) for name in names], None
+
+
+def evaluate_out_of_domain(sets: list, labels: list[str], systems: dict[str, Any], n_resamples: int,
+                           seed: int) -> list[dict[str, Any]]:
+    """Per set: every system's accuracy and macro-F1, the model's paired differences, its most confident errors."""
+    results = []
+    for sentence_set in sets:
+        y_true = np.asarray(sentence_set.labels)
+        probabilities = {name: system.predict_proba(sentence_set.texts) for name, system in systems.items()}
+        results.append({
+            "name": sentence_set.name, "description": sentence_set.description, "origin": sentence_set.origin,
+            "sentences_read": sentence_set.read, "sentences": len(sentence_set.texts),
+            "dropped_middle": sentence_set.dropped_middle, "cut": sentence_set.cut,
+            "positive_share": sentence_set.positive_share,
+            "systems": {name: point_and_interval(y_true, probs, n_resamples, seed)
+                        for name, probs in probabilities.items()},
+            "comparison": {name: paired_comparison(y_true, probabilities["model"], probs, n_resamples, seed)
+                           for name, probs in probabilities.items() if name != "model"},
+            "errors": confident_errors(y_true, sentence_set.texts, labels, probabilities["model"], probabilities,
+                                       k=OUT_OF_DOMAIN_ERRORS),
+        })
+    return results
 
 
 def run_contrast_suite(labels: list[str], systems: dict[str, Callable[[list[str]], np.ndarray]]) -> dict[str, Any] | None:
@@ -90,9 +151,15 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     lengths = np.asarray([len(review) for review in tokens])
     model = SentimentModel(run)
     baseline = BaselineModel(baseline_dir)
-    log(f"scoring {len(y_true)} test reviews with the model and the baseline")
+    vader = vader_for(labels) if config.evaluate.vader else None
+    ood_sets, ood_skipped = out_of_domain_sets(config, labels)  # before scoring: a bad set file fails at once
+    texts = list(test["text"])
+    log(f"scoring {len(y_true)} test reviews with the model, the baseline" + (" and VADER" if vader else ""))
     model_probs = predict_ids(model.network, token_ids(test))
     baseline_probs = baseline.predict_tokens(tokens)
+    probabilities = {"model": model_probs, "baseline": baseline_probs}
+    if vader is not None:
+        probabilities["vader"] = vader.predict_proba(texts)
 
     seed = config.seed
     metrics: dict[str, Any] = {
@@ -108,18 +175,21 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         "baseline": {**system_metrics(y_true, baseline_probs, labels, lengths, n_resamples, seed),
                      "C": baseline.baseline.chosen_c, "validation": baseline.baseline.validation},
     }
-    model_predictions, baseline_predictions = model_probs.argmax(1), baseline_probs.argmax(1)
-    metrics["comparison"] = {
-        name: paired_bootstrap(y_true, model_predictions, baseline_predictions, metric, n_resamples=n_resamples, seed=seed)
-        for name, metric in (("accuracy", accuracy), ("macro_f1", macro_f1))
-    }
+    metrics["vader"] = (
+        {**system_metrics(y_true, probabilities["vader"], labels, lengths, n_resamples, seed), "scheme": vader.scheme}
+        if vader is not None else None)
+    metrics["comparison"] = paired_comparison(y_true, model_probs, baseline_probs, n_resamples, seed)
+    metrics["comparison_vader"] = (paired_comparison(y_true, model_probs, probabilities["vader"], n_resamples, seed)
+                                   if vader is not None else None)
     log("running the contrast suite")
-    metrics["contrast"] = run_contrast_suite(labels, {"model": model.predict_proba, "baseline": baseline.predict_proba})
-    texts = list(test["text"])
-    metrics["errors"] = {
-        "model": confident_errors(y_true, texts, labels, model_probs, model_probs, baseline_probs),
-        "baseline": confident_errors(y_true, texts, labels, baseline_probs, model_probs, baseline_probs),
-    }
+    systems = {"model": model, "baseline": baseline, **({"vader": vader} if vader is not None else {})}
+    metrics["contrast"] = run_contrast_suite(labels, {name: system.predict_proba for name, system in systems.items()})
+    metrics["errors"] = {name: confident_errors(y_true, texts, labels, probs, probabilities)
+                         for name, probs in probabilities.items()}
+    if ood_sets:
+        log(f"scoring {len(ood_sets)} out-of-domain sentence set(s): {', '.join(s.name for s in ood_sets)}")
+    metrics["out_of_domain"] = {"sets": evaluate_out_of_domain(ood_sets, labels, systems, n_resamples, seed),
+                                "skipped": ood_skipped}
     metrics["explain"] = explained_texts(metrics["contrast"])
     metrics["versions"] = environment_versions()
 

@@ -109,11 +109,15 @@ class BaselineModel(TextClassifier):
         return self.baseline.predict_proba([list(tokens) for tokens in token_lists])
 
 
-def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> SentimentModel | BaselineModel:
-    """Load a trained run (`runs/<experiment>/`) or its baseline (`runs/<experiment>/baseline/`)."""
+def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> TextClassifier:
+    """Load a trained run (`runs/<experiment>/`), its baseline (`runs/<experiment>/baseline/`), or
+    `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.vader`; no files needed)."""
     from sentiment.baseline import CONFIG_FILE
     from sentiment.run import load_run
+    from sentiment.vader import MODEL_NAMES, VaderModel
 
+    if str(path) in MODEL_NAMES and not Path(path).exists():
+        return VaderModel(MODEL_NAMES[str(path)])
     if (Path(path) / CONFIG_FILE).is_file():
         return BaselineModel(path)
     return SentimentModel(load_run(path), device=device, batch_size=batch_size)

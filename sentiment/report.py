@@ -7,14 +7,14 @@ the same numbers in the same order: headline, confusion matrices, calibration, c
 suite, then the detail (per-class scores, length buckets, every failing contrast case,
 the most confident errors, any explanations) and how the run was made.
 
-metrics.json schema v1
+metrics.json schema v2
 ======================
 
 Fractions are in [0, 1]; ``null`` marks a number that is undefined (e.g. ROC-AUC with
 more than two classes, a pass rate over zero cases)::
 
     {
-     "schema_version": 1,
+     "schema_version": 2,                     # v2: "vader", "comparison_vader", "out_of_domain"
      "experiment": str,                       # config name, also the report folder name
      "created": str,                          # ISO 8601 time of the evaluation
      "data": {"source": {...}, "labels": [str], "test_examples": int, "prepared": str},
@@ -26,9 +26,13 @@ more than two classes, a pass rate over zero cases)::
              "vectors": {"vectors": str, "coverage": float} | null, "device": str},
      "model": SYSTEM,
      "baseline": SYSTEM + {"C": float, "validation": [{"C", "macro_f1", "accuracy", "converged"}]},
-     "comparison": {"accuracy": PAIRED, "macro_f1": PAIRED},
-     "contrast": {"suite": str, "suite_sha256": str, "model": CONTRAST, "baseline": CONTRAST} | null,
-     "errors": {"model": [ERROR], "baseline": [ERROR]},
+     "vader": SYSTEM + {"scheme": "binary" | "ternary"} | null,   # null: off, or a scheme VADER cannot read
+     "comparison": {"accuracy": PAIRED, "macro_f1": PAIRED},        # model - baseline
+     "comparison_vader": {"accuracy": PAIRED, "macro_f1": PAIRED} | null,   # model - VADER
+     "contrast": {"suite": str, "suite_sha256": str, "model": CONTRAST, "baseline": CONTRAST,
+                  "vader": CONTRAST (when run)} | null,
+     "errors": {"model": [ERROR], "baseline": [ERROR], "vader": [ERROR] (when run)},
+     "out_of_domain": {"sets": [OOD], "skipped": str | null},    # skipped: why no set was run
      "explain": [{"text": str, "image": str}],      # optional; image: a PNG file in the report folder
      "versions": {package: version}
     }
@@ -49,7 +53,13 @@ more than two classes, a pass rate over zero cases)::
                 "cases": [{"id", "text", "capability", "expected", "predicted", "p_positive", "passed", "pair"}],
                 "checks": [{"id", "check", "capability", "texts", "predicted", "p_positive", "passed"}]}
     ERROR    = {"text", "label" (true), "predicted" (by the system whose error it is),
-                "model_probs": {label: p}, "baseline_probs": {label: p}}
+                "model_probs": {label: p}, "baseline_probs": {label: p}, "vader_probs": {label: p} (when run)}
+    OOD      = {"name", "description", "origin": {package, member, sha256} | {path, sha256},
+                "sentences_read": int, "sentences": int (kept), "dropped_middle": int (|mean| < cut),
+                "cut": float, "positive_share": float,
+                "systems": {system: {"n_examples", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci"}},
+                "comparison": {"baseline" | "vader": {"accuracy": PAIRED, "macro_f1": PAIRED}},  # model - system
+                "errors": [ERROR]}                                 # the model's most confident errors
 """
 
 from __future__ import annotations
@@ -66,7 +76,8 @@ from markupsafe import Markup, escape
 from sentiment import plots as figures
 from sentiment.artifacts import write_bytes_atomic
 
-SYSTEMS = ("model", "baseline")
+SYSTEMS = ("model", "baseline", "vader")
+SYSTEM_NAMES = {"model": "model", "baseline": "baseline", "vader": "VADER"}
 PLOT_FILES = {
     "confusion_matrices": "confusion_matrices.png",
     "reliability": "reliability.png",
@@ -170,6 +181,7 @@ def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Sect
         _confusion(metrics, plots),
         _calibration(metrics, plots),
         _contrast(metrics, plots),
+        _out_of_domain(metrics),
         Section("in-depth", "In depth", [Paragraph(
             "Per-class scores, scores by review length, every failing contrast case and check, "
             "and the errors each system is most sure of.", "note")]),
@@ -177,6 +189,7 @@ def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Sect
         _by_length(metrics, plots),
         *_contrast_failures(metrics),
         _confident_errors(metrics),
+        _out_of_domain_errors(metrics),
     ]
     if metrics.get("explain"):
         sections.append(_explain(metrics))
@@ -187,13 +200,15 @@ def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Sect
 def _headline(metrics: dict[str, Any]) -> Section:
     systems = _systems(metrics)
     comparison = metrics.get("comparison") or {}
+    against = {"baseline": comparison, "vader": metrics.get("comparison_vader") or {}}
     rows: list[list[Cell]] = []
     for key, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
         rows.append([Cell(name)] + [Cell(_num(metrics[s].get(key)), _interval(metrics[s].get(f"{key}_ci")))
                                     for s in systems])
-        if key in comparison:
-            difference = _difference_cell(comparison[key], len(systems))
-            rows.append([Cell("model − baseline", "paired bootstrap"), difference])
+        for other, paired in against.items():
+            if key in paired:
+                rows.append([Cell(f"model − {SYSTEM_NAMES[other]}", "paired bootstrap"),
+                             _difference_cell(paired[key], len(systems))])
     for key, name in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("ece", "ECE (lower is better)")):
         values = [metrics[s].get(key) for s in systems]
         if any(v is not None for v in values):
@@ -201,7 +216,7 @@ def _headline(metrics: dict[str, Any]) -> Section:
     contrast = _contrast_systems(metrics)
     if contrast:
         rows.append([Cell("Contrast pass rate")] + [_rate_cell(_case_summary(contrast.get(s))) for s in systems])
-    table = Table(["", *systems], rows, numeric=frozenset(range(1, len(systems) + 1)))
+    table = Table(["", *(SYSTEM_NAMES[s] for s in systems)], rows, numeric=frozenset(range(1, len(systems) + 1)))
     test = metrics.get("data", {}).get("test_examples") or metrics[systems[0]].get("n_examples")
     blocks: list[Table | Paragraph | Image] = [Paragraph(verdict(metrics), "verdict"), table]
     if comparison:
@@ -210,8 +225,11 @@ def _headline(metrics: dict[str, Any]) -> Section:
                 "a difference is significant when its interval excludes zero.")
         if contrast:
             note += " Pass rate: share of labelled contrast cases predicted correctly."
+        if "vader" in systems:
+            note += (" VADER is a rule-based lexicon (Hutto & Gilbert 2014) that needs no training; "
+                     "its probabilities are a reading of its compound score, not calibrated.")
         blocks.append(Paragraph(note, "note"))
-    return Section("headline", "Model vs baseline", blocks)
+    return Section("headline", "Model vs baseline" + (" and VADER" if "vader" in systems else ""), blocks)
 
 
 def verdict(metrics: dict[str, Any]) -> str:
@@ -232,8 +250,9 @@ def verdict(metrics: dict[str, Any]) -> str:
     clauses = []
     contrast = _contrast_systems(metrics)
     if "model" in contrast and "baseline" in contrast:
+        vader = f" (VADER {_pct(contrast['vader'].get('pass_rate'))})" if "vader" in contrast else ""
         clauses.append(f"passes {_pct(contrast['model'].get('pass_rate'))} of contrast cases against "
-                       f"{_pct(contrast['baseline'].get('pass_rate'))}")
+                       f"{_pct(contrast['baseline'].get('pass_rate'))}{vader}")
     if metrics.get("baseline", {}).get("ece") is not None and metrics["model"].get("ece") is not None:
         clauses.append(f"has an ECE of {_num(metrics['model']['ece'])} against {_num(metrics['baseline']['ece'])}")
     if clauses:
@@ -294,7 +313,7 @@ def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
         [Cell("Directional", "P(positive) drops after a negative clause")]
         + [_rate_cell(contrast[s].get("directional")) for s in systems],
     ]
-    section.blocks.append(Table(["", *systems], summary, numeric))
+    section.blocks.append(Table(["", *_names(systems)], summary, numeric))
     rows = []
     for capability in _capability_order(contrast):
         cells = []
@@ -303,7 +322,7 @@ def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
             tone = "" if rate is None else ("good" if rate >= CONTRAST_TARGET else "bad")
             cells.append(Cell(_pct(rate), tone=tone))
         rows.append([Cell(_capability_name(capability)), Cell(str(_capability_total(contrast, capability))), *cells])
-    section.blocks.append(Table(["capability", "n", *systems], rows, frozenset(range(1, len(systems) + 2)),
+    section.blocks.append(Table(["capability", "n", *_names(systems)], rows, frozenset(range(1, len(systems) + 2)),
                                 caption=f"Pass rate by capability, weakest first (target {_pct(CONTRAST_TARGET, 0)})"))
     if "contrast_by_capability" in plots:
         section.blocks.append(Image(plots["contrast_by_capability"], "Contrast suite pass rate by capability"))
@@ -359,7 +378,7 @@ def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
     case_section.blocks.append(Paragraph(
         f"Every labelled case that at least one system gets wrong ({counts}).", "note"))
     if rows:
-        case_section.blocks.append(Table(["review", "expected", *systems], rows, wide=frozenset({0}), stack=True))
+        case_section.blocks.append(Table(["review", "expected", *_names(systems)], rows, wide=frozenset({0}), stack=True))
 
     # One header row per check (its verdict per system), then one row per text with each system's reading.
     checks = {s: {c["id"]: c for c in contrast[s].get("checks", [])} for s in systems}
@@ -379,7 +398,7 @@ def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
         "Invariance: every text should get the same label. Directional: P(positive) should drop from the first "
         "text to the second. Under each check, each system's predicted label and P(positive) per text.", "note"))
     if rows:
-        check_section.blocks.append(Table(["text", *systems], rows, wide=frozenset({0}), stack=True,
+        check_section.blocks.append(Table(["text", *_names(systems)], rows, wide=frozenset({0}), stack=True,
                                           groups=frozenset(groups)))
     else:
         check_section.blocks.append(Paragraph("No check fails for either system.", "note"))
@@ -405,25 +424,81 @@ def _confident_errors(metrics: dict[str, Any]) -> Section:
         "Test reviews each system got wrong with the highest confidence. Each system's cell shows its top label "
         "with its probability and, when that label is wrong, the probability it gave the true label.", "note"))
     errors = metrics.get("errors") or {}
-    for owner in SYSTEMS:
-        rows = []
-        for error in errors.get(owner, []):
-            cells = []
-            for s in SYSTEMS:
-                probs = error.get(f"{s}_probs") or {}
-                if not probs:
-                    cells.append(Cell(DASH))
-                    continue
-                top = max(probs, key=probs.get)
-                right = top == error["label"]
-                true_p = "" if right else f"p({error['label']}) {_num(probs.get(error['label']))}"
-                cells.append(Cell(f"{_mark(right)} {top} {_num(probs[top])}", true_p, "good" if right else "bad"))
-            rows.append([Cell(error["text"]), Cell(error["label"]), *cells])
-        if rows:
-            section.blocks.append(Table(["review", "true", *SYSTEMS], rows, wide=frozenset({0}),
-                                        caption=f"The {owner}'s errors", stack=True))
+    systems = _systems(metrics)
+    for owner in systems:
+        table = _error_table(errors.get(owner, []), systems, f"The {SYSTEM_NAMES[owner]}'s errors")
+        if table is not None:
+            section.blocks.append(table)
         elif owner in errors:
-            section.blocks.append(Paragraph(f"The {owner} makes no errors on the test split.", "note"))
+            section.blocks.append(Paragraph(f"The {SYSTEM_NAMES[owner]} makes no errors on the test split.", "note"))
+    return section
+
+
+def _error_table(errors: list[dict[str, Any]], systems: list[str], caption: str,
+                 first_column: str = "review") -> Table | None:
+    """One row per error: the text, the true label, each system's top label and probability."""
+    rows = []
+    for error in errors:
+        cells = []
+        for s in systems:
+            probs = error.get(f"{s}_probs") or {}
+            if not probs:
+                cells.append(Cell(DASH))
+                continue
+            top = max(probs, key=probs.get)
+            right = top == error["label"]
+            true_p = "" if right else f"p({error['label']}) {_num(probs.get(error['label']))}"
+            cells.append(Cell(f"{_mark(right)} {top} {_num(probs[top])}", true_p, "good" if right else "bad"))
+        rows.append([Cell(error["text"]), Cell(error["label"]), *cells])
+    if not rows:
+        return None
+    return Table([first_column, "true", *_names(systems)], rows, wide=frozenset({0}), caption=caption, stack=True)
+
+
+def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
+    block = metrics.get("out_of_domain")
+    if block is None:  # metrics written before schema v2
+        return None
+    section = Section("out-of-domain", "Out of domain")
+    sets = block.get("sets") or []
+    if not sets:
+        section.blocks.append(Paragraph(f"Out-of-domain sentence sets: {block.get('skipped') or 'none configured'}.",
+                                        "note"))
+        return section
+    systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
+    rows, groups = [], set()
+    for item in sets:
+        groups.add(len(rows))
+        rows.append([Cell(item["name"], f"{item['sentences']:,} sentences, {_pct(item['positive_share'], 0)} "
+                                        "positive", span=len(systems) + 1)])
+        for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
+            rows.append([Cell(name)] + [Cell(_num(item["systems"][s][key]), _interval(item["systems"][s][f"{key}_ci"]))
+                                        for s in systems])
+        for other, paired in item.get("comparison", {}).items():
+            rows.append([Cell(f"model − {SYSTEM_NAMES[other]}", "accuracy, paired bootstrap"),
+                         _difference_cell(paired["accuracy"], len(systems))])
+    section.blocks.append(Table(["", *_names(systems)], rows, frozenset(range(1, len(systems) + 1)),
+                                groups=frozenset(groups)))
+    first = sets[0]
+    section.blocks.append(Paragraph(
+        "Sentences from outside the training data, each rated by at least 20 people on -4..+4 (Hutto & Gilbert "
+        f"2014). A mean of {first['cut']:g} or more counts as positive, -{first['cut']:g} or less as negative; "
+        "the sentences in between are dropped ("
+        + ", ".join(f"{item['name']}: {item['dropped_middle']:,} of {item['sentences_read']:,}" for item in sets)
+        + "). These sets only report: they never train, select or tune a model.", "note"))
+    return section
+
+
+def _out_of_domain_errors(metrics: dict[str, Any]) -> Section | None:
+    sets = (metrics.get("out_of_domain") or {}).get("sets") or []
+    if not sets:
+        return None
+    section = Section("out-of-domain-errors", "Out of domain: the model's most confident errors", level=3)
+    systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
+    for item in sets:
+        table = _error_table(item.get("errors", []), systems, item["name"], first_column="sentence")
+        section.blocks.append(table if table is not None else
+                              Paragraph(f"The model makes no errors on {item['name']}.", "note"))
     return section
 
 
@@ -461,6 +536,14 @@ def _provenance(metrics: dict[str, Any]) -> Section:
         ("Baseline", f"bag of words, C = {_plain(baseline.get('C'))} chosen on validation macro-F1"
          if baseline.get("C") is not None else None),
         ("Contrast suite", f"{contrast.get('suite')}\nsha256 {contrast.get('suite_sha256')}" if contrast else None),
+        ("VADER", f"vaderSentiment {metrics.get('versions', {}).get('vaderSentiment', '')}, "
+                  f"{metrics['vader'].get('scheme')} reading of the compound score" if metrics.get("vader") else None),
+        ("Out-of-domain sets", "\n".join(
+            f"{item['name']}: {item['description']}; "
+            + (f"{item['origin']['package']} {item['origin']['member']}" if "package" in item["origin"]
+               else item["origin"].get("path", ""))
+            + f", sha256 {item['origin']['sha256'][:12]}..."
+            for item in (metrics.get("out_of_domain") or {}).get("sets") or []) or None),
         ("Versions", metrics.get("versions")),
     ]
     blocks: list[Table | Paragraph | Image] = [
@@ -556,7 +639,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
         return f"{_num(metrics[s].get(key), none='n/a')}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
     contrast = _contrast_systems(metrics)
-    rows = [["metric", *systems],
+    rows = [["metric", *_names(systems)],
             ["accuracy (95% CI)", *(with_ci(s, "accuracy") for s in systems)],
             ["macro-F1 (95% CI)", *(with_ci(s, "macro_f1") for s in systems)],
             ["ROC-AUC", *(_num(metrics[s].get("roc_auc"), none="n/a") for s in systems)],
@@ -565,6 +648,10 @@ def summary_table(metrics: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    for item in (metrics.get("out_of_domain") or {}).get("sets") or []:
+        scores = " | ".join(f"{SYSTEM_NAMES[s]} {item['systems'][s]['accuracy']:.3f}"
+                            for s in SYSTEMS if s in item["systems"])
+        lines.append(f"out of domain, {item['name']} ({item['sentences']:,} sentences), accuracy: {scores}")
     paired = (metrics.get("comparison") or {}).get("macro_f1")
     if paired:
         d = paired["difference"]
@@ -584,6 +671,10 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 def _systems(metrics: dict[str, Any]) -> list[str]:
     return [s for s in SYSTEMS if metrics.get(s)]
+
+
+def _names(systems: list[str]) -> list[str]:
+    return [SYSTEM_NAMES.get(s, s) for s in systems]
 
 
 def _contrast_systems(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:

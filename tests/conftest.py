@@ -78,9 +78,36 @@ def tiny_model(epochs: int) -> list[str]:
 
 
 def experiment_sets(root: Path, source: Path | str) -> list[str]:
-    """--set overrides that read `source` and put every output under `root`."""
+    """--set overrides that read `source` and put every output under `root`; no out-of-domain
+    sets (the named ones are fetched from the registry; tests that want some pass a file)."""
     return [f"data.source={source}", f"paths.data={root / 'data'}", f"paths.runs={root / 'runs'}",
-            f"paths.reports={root / 'reports'}", "vocab.min_freq=1"]
+            f"paths.reports={root / 'reports'}", "vocab.min_freq=1", "evaluate.out_of_domain=[]"]
+
+
+RATED_SENTENCES = [("s1", 2.6, "love this dress, so soft"), ("s2", -2.2, "the zipper broke after one wash"),
+                   ("s3", 1.9, "great quality and a perfect fit"), ("s4", -1.7, "cheap fabric, returning it"),
+                   ("s5", 0.2, "it came in a box"), ("s6", -0.8, "runs small and looks like a sack")]
+
+
+def write_rated_sentences(path: Path) -> Path:
+    """A small out-of-domain set in the sdist's `id<TAB>mean<TAB>text` format."""
+    path.write_text("".join(f"{i}\t{mean}\t{text}\r\n" for i, mean, text in RATED_SENTENCES), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(tmp_path_factory):
+    """A tiny trained run for CLI tests: (config path, --set arguments that select it)."""
+    from sentiment.prepare import prepare
+    from sentiment.training import train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    source = write_csv(root / "reviews.csv", review_rows())
+    overrides = [*experiment_sets(root, source), *tiny_model(3)]
+    config = load_config(TINY_CONFIG, overrides)
+    prepare(config, log=quiet)
+    train(config, log=quiet)
+    return TINY_CONFIG, [argument for value in overrides for argument in ("--set", value)]
 
 
 @pytest.fixture

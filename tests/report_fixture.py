@@ -108,17 +108,43 @@ def _system(y_true, probs, labels, lengths) -> dict[str, Any]:
     return result
 
 
-def _errors(texts, y_true, probs, other_probs, labels, own: str) -> list[dict[str, Any]]:
+def _errors(texts, y_true, probs_by_system: dict[str, np.ndarray], labels, own: str, k: int = 8) -> list[dict[str, Any]]:
     rows = []
-    for i in most_confident_errors(y_true, probs, k=8):
-        mine = dict(zip(labels, map(float, probs[i])))
-        theirs = dict(zip(labels, map(float, other_probs[i])))
-        rows.append({
-            "text": texts[i], "label": labels[y_true[i]], "predicted": labels[int(probs[i].argmax())],
-            "model_probs": mine if own == "model" else theirs,
-            "baseline_probs": theirs if own == "model" else mine,
-        })
+    probs = probs_by_system[own]
+    for i in most_confident_errors(y_true, probs, k=k):
+        row = {"text": texts[i], "label": labels[y_true[i]], "predicted": labels[int(probs[i].argmax())]}
+        for system, system_probs in probs_by_system.items():
+            row[f"{system}_probs"] = dict(zip(labels, map(float, system_probs[i])))
+        rows.append(row)
     return rows
+
+
+def _paired(y_true, probs_a, probs_b) -> dict[str, Any]:
+    a, b = probs_a.argmax(axis=1), probs_b.argmax(axis=1)
+    return {"accuracy": paired_bootstrap(y_true, a, b, accuracy, n_resamples=300),
+            "macro_f1": paired_bootstrap(y_true, a, b, macro_f1, n_resamples=300)}
+
+
+def _out_of_domain_set(name: str, labels: list[str], rng: np.random.Generator) -> dict[str, Any]:
+    """One simulated out-of-domain sentence set with the three systems' figures."""
+    n = 300
+    texts = [f"{name} sentence {i}: the screen is {'not ' if i % 3 == 0 else ''}bright" for i in range(n)]
+    y_true = (rng.random(n) < 0.6).astype(int)
+    probs = {"model": _simulated_probs(y_true, 2, 1.2, rng), "baseline": _simulated_probs(y_true, 2, 0.8, rng),
+             "vader": _simulated_probs(y_true, 2, 1.0, rng)}
+    return {
+        "name": name, "description": f"{name}: sentences rated by people", "cut": 0.5,
+        "origin": {"package": "vaderSentiment==3.3.2", "member": f"x.tar.gz/{name}.txt", "sha256": "ab" * 32},
+        "sentences_read": n + 40, "sentences": n, "dropped_middle": 40, "positive_share": float(y_true.mean()),
+        "systems": {system: {"n_examples": n,
+                             "accuracy": accuracy(y_true, p.argmax(1)),
+                             "accuracy_ci": list(bootstrap_ci(y_true, p.argmax(1), accuracy, n_resamples=300)),
+                             "macro_f1": macro_f1(y_true, p.argmax(1)),
+                             "macro_f1_ci": list(bootstrap_ci(y_true, p.argmax(1), macro_f1, n_resamples=300))}
+                    for system, p in probs.items()},
+        "comparison": {other: _paired(y_true, probs["model"], probs[other]) for other in ("baseline", "vader")},
+        "errors": _errors(texts, y_true, probs, labels, "model", k=5),
+    }
 
 
 def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict[str, Any]:
@@ -134,7 +160,12 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
     baseline["validation"] = [
         {"C": c, "macro_f1": f1, "accuracy": acc, "converged": c < 10}
         for c, f1, acc in [(0.1, 0.781, 0.812), (1.0, 0.824, 0.851), (10.0, 0.809, 0.842)]]
-    model_preds, baseline_preds = model_probs.argmax(axis=1), baseline_probs.argmax(axis=1)
+    binary = labels == ["negative", "positive"]
+    probs = {"model": model_probs, "baseline": baseline_probs}
+    vader = None
+    if binary:
+        probs["vader"] = _simulated_probs(y_true, len(labels), 0.9, rng)
+        vader = {**_system(y_true, probs["vader"], labels, lengths), "scheme": "binary"}
 
     contrast = None
     if "positive" in labels and "negative" in labels:
@@ -145,9 +176,11 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
             "model": suite.run(fake_predict_proba(reads_negation=True), labels).to_dict(),
             "baseline": suite.run(fake_predict_proba(reads_negation=False), labels).to_dict(),
         }
+        if binary:
+            contrast["vader"] = suite.run(fake_predict_proba(reads_negation=True), labels).to_dict()
 
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "experiment": f"clothing-{scheme}",
         "created": "2025-11-21T14:03:12+00:00",
         "data": {
@@ -171,15 +204,15 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
         },
         "model": model,
         "baseline": baseline,
-        "comparison": {
-            "accuracy": paired_bootstrap(y_true, model_preds, baseline_preds, accuracy, n_resamples=300),
-            "macro_f1": paired_bootstrap(y_true, model_preds, baseline_preds, macro_f1, n_resamples=300),
-        },
+        "vader": vader,
+        "comparison": _paired(y_true, model_probs, baseline_probs),
+        "comparison_vader": _paired(y_true, model_probs, probs["vader"]) if vader else None,
         "contrast": contrast,
-        "errors": {
-            "model": _errors(texts, y_true, model_probs, baseline_probs, labels, "model"),
-            "baseline": _errors(texts, y_true, baseline_probs, model_probs, labels, "baseline"),
-        },
+        "errors": {system: _errors(texts, y_true, probs, labels, system) for system in probs},
+        "out_of_domain": (
+            {"sets": [_out_of_domain_set(name, labels, rng) for name in ("amazon-snippets", "movie-snippets")],
+             "skipped": None} if binary else
+            {"sets": [], "skipped": "not run: the sentence sets are rated negative to positive"}),
         "versions": {"python": "3.11.2", "sentiment": "0.1.0", "torch": "2.4.1", "spacy": "3.7.5",
                      "numpy": "1.26.4", "scikit-learn": "1.5.2"},
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv
+from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
 
 from sentiment import evaluation, training
 from sentiment.cli import cli
@@ -27,7 +27,8 @@ def setup(tmp_path_factory):
     """The --set overrides of a tiny experiment, its config, and the result of a first compare."""
     root = tmp_path_factory.mktemp("compare")
     source = write_csv(root / "reviews.csv", review_rows())
-    sets = ["name=tiny", *experiment_sets(root, source), *TINY]
+    sentences = write_rated_sentences(root / "rated.txt")
+    sets = ["name=tiny", *experiment_sets(root, source), *TINY, f'evaluate.out_of_domain=["{sentences}"]']
     base = load_config(CONFIG, sets)
     result = compare(base, CELLS, n_resamples=100, log=quiet)
     return sets, base, result
@@ -47,16 +48,19 @@ def test_one_run_per_cell_on_the_shared_prepared_data(setup):
     assert all(row["trained_now"] for row in result["rows"][:3])
 
 
-def test_compare_json_has_one_row_per_cell_plus_the_baseline(setup):
+def test_compare_json_has_one_row_per_cell_plus_the_references(setup):
     _, base, _ = setup
     directory = compare_dir(base)
     result = json.loads((directory / "compare.json").read_text())
     rows = {row["name"]: row for row in result["rows"]}
-    assert list(rows) == [*CELLS, "baseline"]
+    assert list(rows) == [*CELLS, "baseline", "VADER"]
+    (ood_set,) = result["out_of_domain_sets"]
     for row in rows.values():
         low, high = row["accuracy_ci"]
         assert low <= row["accuracy"] <= high and 0 <= row["macro_f1"] <= 1
-        assert row["contrast_pass_rate"] is not None and row["parameters"] > 0
+        assert row["contrast_pass_rate"] is not None
+        assert row["parameters"] is None if row["name"] == "VADER" else row["parameters"] > 0
+        assert 0 <= row["out_of_domain"][ood_set]["accuracy"] <= 1
     assert rows["rnn"]["parameters"] < rows["gru"]["parameters"] < rows["lstm"]["parameters"]
     for cell in CELLS:
         assert rows[cell]["seconds_per_epoch"] > 0 and 1 <= rows[cell]["best_epoch"] <= rows[cell]["epochs_run"]
@@ -71,6 +75,8 @@ def test_compare_json_has_one_row_per_cell_plus_the_baseline(setup):
     assert 'name="viewport"' in page
     markdown = (directory / "compare.md").read_text()
     assert "| baseline (reference) |" in markdown and "](convergence.png)" in markdown
+    assert "## Out of domain" in markdown and f"| {ood_set} accuracy [95% CI] |" in markdown
+    assert "<h2>Out of domain</h2>" in page
 
 
 def test_a_second_compare_trains_and_evaluates_nothing(setup, monkeypatch):

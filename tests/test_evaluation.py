@@ -16,8 +16,9 @@ from conftest import TINY_CONFIG, experiment_sets, quiet
 from test_training import TINY
 
 REQUIRED = ["model.accuracy", "model.macro_f1", "baseline.accuracy", "baseline.macro_f1",
-            "contrast.model.pass_rate", "contrast.baseline.pass_rate",
-            "contrast.model.by_capability", "contrast.baseline.by_capability"]
+            "vader.accuracy", "vader.macro_f1", "comparison_vader.macro_f1.difference",
+            "contrast.model.pass_rate", "contrast.baseline.pass_rate", "contrast.vader.pass_rate",
+            "contrast.model.by_capability", "contrast.baseline.by_capability", "out_of_domain.sets"]
 
 
 def lookup(data, dotted):
@@ -31,9 +32,13 @@ def evaluated(tmp_path_factory):
     from conftest import review_rows, write_csv
     from sentiment.config import load_config
 
+    from conftest import write_rated_sentences
+
     root = tmp_path_factory.mktemp("evaluate")
     source = write_csv(root / "reviews.csv", review_rows())
-    config = load_config(TINY_CONFIG, [*experiment_sets(root, source), *TINY])
+    sentences = write_rated_sentences(root / "rated.txt")
+    config = load_config(TINY_CONFIG, [*experiment_sets(root, source), *TINY,
+                                       f'evaluate.out_of_domain=["{sentences}"]'])
     prepare(config, log=quiet)
     train(config, log=quiet)
     return config, evaluate(config, n_resamples=200, log=quiet)
@@ -42,10 +47,10 @@ def evaluated(tmp_path_factory):
 def test_metrics_json_has_the_documented_schema(evaluated):
     config, metrics = evaluated
     saved = json.loads((config.report_dir / "metrics.json").read_text())
-    assert saved["schema_version"] == 1 and saved["experiment"] == "tiny"
+    assert saved["schema_version"] == 2 and saved["experiment"] == "tiny"
     for key in REQUIRED:
         assert lookup(saved, key) is not None, key
-    for system in ("model", "baseline"):
+    for system in ("model", "baseline", "vader"):
         part = saved[system]
         low, high = part["macro_f1_ci"]
         assert low <= part["macro_f1"] <= high
@@ -54,6 +59,25 @@ def test_metrics_json_has_the_documented_schema(evaluated):
     assert set(saved["contrast"]["model"]["by_capability"]) == set(saved["contrast"]["baseline"]["by_capability"])
     assert {"difference", "ci_low", "ci_high", "significant"} <= set(saved["comparison"]["macro_f1"])
     assert saved["explain"][0]["text"] == "not perfect, but pretty good"
+
+
+def test_out_of_domain_figures_match_scoring_the_sentences_again(evaluated):
+    from conftest import RATED_SENTENCES
+    from sentiment.vader import VaderModel
+
+    config, metrics = evaluated
+    (item,) = metrics["out_of_domain"]["sets"]
+    kept = [(text, int(mean >= 0.5)) for _, mean, text in RATED_SENTENCES if abs(mean) >= 0.5]
+    assert (item["sentences_read"], item["sentences"], item["dropped_middle"]) == (6, 5, 1)
+    texts, labels = [text for text, _ in kept], np.array([label for _, label in kept])
+    for name, system in (("model", load_model(config.run_dir)), ("baseline", load_model(config.run_dir / "baseline")),
+                         ("vader", VaderModel())):
+        predictions = system.predict(texts).probabilities.argmax(1)
+        assert item["systems"][name]["accuracy"] == pytest.approx(np.mean(predictions == labels)), name
+    assert set(item["comparison"]) == {"baseline", "vader"}
+    assert item["errors"] == [] or item["errors"][0]["predicted"] != item["errors"][0]["label"]
+    vader_rows = [e for e in metrics["errors"]["vader"]]
+    assert all(e["vader_probs"] and e["model_probs"] and e["baseline_probs"] for e in vader_rows)
 
 
 def test_report_files_are_written(evaluated):

@@ -182,16 +182,21 @@ def test_star_ratings_skip_the_contrast_suite_gracefully(tmp_path):
 def test_summary_table_is_a_plain_side_by_side_table(metrics):
     table = summary_table(metrics)
     lines = table.splitlines()
-    assert lines[0].split() == ["metric", "model", "baseline"]
+    assert lines[0].split() == ["metric", "model", "baseline", "VADER"]
     model, baseline, paired = metrics["model"], metrics["baseline"], metrics["comparison"]["macro_f1"]
+    vader = metrics["vader"]
     assert f"{model['accuracy']:.3f} [{model['accuracy_ci'][0]:.3f}, {model['accuracy_ci'][1]:.3f}]" in table
     assert f"{baseline['macro_f1']:.3f} [{baseline['macro_f1_ci'][0]:.3f}," in table
     for line, key in (("ROC-AUC", "roc_auc"), ("ECE", "ece")):
         row = next(row for row in lines if row.startswith(line))
-        assert row.split()[-2:] == [f"{model[key]:.3f}", f"{baseline[key]:.3f}"]
+        assert row.split()[-3:] == [f"{model[key]:.3f}", f"{baseline[key]:.3f}", f"{vader[key]:.3f}"]
     assert f"{metrics['contrast']['model']['pass_rate']:.1%}" in table
     assert lines[-1].startswith(f"macro-F1 model - baseline: {paired['difference']:+.3f}")
     assert lines[-1].endswith("significant, model better")
+    # Before it, one line per out-of-domain set with every system's accuracy.
+    for item, line in zip(metrics["out_of_domain"]["sets"], lines[-3:-1], strict=True):
+        assert line.startswith(f"out of domain, {item['name']} ({item['sentences']:,} sentences)")
+        assert f"VADER {item['systems']['vader']['accuracy']:.3f}" in line
     assert table.isascii()
 
 
@@ -305,3 +310,30 @@ def test_browser_probe_catches_a_broken_page(tmp_path):
     assert any("undefinedFunction" in e for e in errors) and any("failed to load" in e for e in errors)
     assert int(found["overflow"]) > 0
     assert any("CONSOLE" in line and "Uncaught" in line for line in stderr.splitlines())
+
+
+def test_vader_and_out_of_domain_sets_are_reported_beside_the_baseline(metrics, markdown, page):
+    vader, sets = metrics["vader"], metrics["out_of_domain"]["sets"]
+    for document in (markdown, page.text):
+        headline = document[:document.index("Confusion matrices")]
+        assert "VADER" in headline and f"{vader['macro_f1']:.3f}" in headline
+        paired = metrics["comparison_vader"]["macro_f1"]
+        assert f"{paired['difference']:+.3f}" in headline
+        section = document[document.index("Out of domain"):document.index("In depth")]
+        for item in sets:
+            assert item["name"] in section
+            for system in ("model", "baseline", "vader"):
+                assert f"{item['systems'][system]['accuracy']:.3f}" in section
+            assert f"{item['comparison']['baseline']['accuracy']['difference']:+.3f}" in section
+        errors = document[document.index("Out of domain: the model's most confident errors"):]
+        assert sets[0]["errors"][0]["text"] in errors
+    order = [markdown.index(title) for title in ("Contrast suite", "Out of domain", "In depth")]
+    assert order == sorted(order)
+
+
+def test_a_scheme_without_out_of_domain_sets_says_why(tmp_path):
+    metrics = example_metrics("stars", n=300)
+    paths = write_report(metrics, tmp_path)
+    markdown = paths["markdown"].read_text()
+    assert "Out-of-domain sentence sets: not run: the sentence sets are rated negative to positive" in markdown
+    assert "VADER" not in markdown.split("How this was made")[0]
