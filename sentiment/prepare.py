@@ -1,7 +1,8 @@
 """The `prepare` stage: reviews -> labels -> spaCy tokens -> splits -> vocabulary -> token ids.
 
 Output, `data/prepared/<experiment>/`: one Arrow dataset per split (`train`, `validation`,
-`test`; columns `text`, `tokens`, `ids`, `label`), `vocab.json` and `manifest.json`, which
+`test`; columns `text`, `tokens`, `ids`, `label`, and `sentences`: the index of each sentence's
+first token, from spaCy's sentencizer), `vocab.json` and `manifest.json`, which
 records where the data came from, what was dropped and why, the counts and the config. The
 directory is written atomically and reused while the config and the source are unchanged.
 """
@@ -27,7 +28,8 @@ from sentiment.text import Tokenizer
 from sentiment.vocab import UNK_ID, Vocab
 
 SPLITS = ("train", "validation", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the `sentences` column."""
 PREPARE_SECTIONS = ("seed", "data", "tokenize", "split", "vocab")
 
 
@@ -90,11 +92,12 @@ def prepare(config: ExperimentConfig, force: bool = False, log=print) -> Prepare
     total = sum(len(texts) for texts, _ in rows.values())
     with progress_bar(total=total, desc="tokenizing", unit="review") as bar:
         for name, (texts, label_ids) in rows.items():
-            tokens = []
-            for token_list in tokenizer.pipe(texts):
+            tokens, sentences = [], []
+            for token_list, starts in tokenizer.pipe_with_sentences(texts):
                 tokens.append(token_list)
+                sentences.append(starts)
                 bar.update(1)
-            tokenized[name] = _drop_tokenless(texts, tokens, label_ids, dropped)
+            tokenized[name] = _drop_tokenless(texts, tokens, sentences, label_ids, dropped)
     tokenize_seconds = time.perf_counter() - started
 
     splits = _split(tokenized, config, labels)
@@ -112,6 +115,7 @@ def prepare(config: ExperimentConfig, force: bool = False, log=print) -> Prepare
         "rows": {"read": counts_raw, "dropped": dict(dropped), "kept": sum(len(s["label"]) for s in splits.values())},
         "counts": {name: _class_counts(split["label"], labels) for name, split in splits.items()},
         "token_lengths": _length_summary(splits, config.tokenize.max_len),
+        "sentences": {name: _sentence_summary(split["sentences"]) for name, split in splits.items()},
         "vocab": {"size": len(vocab), "min_freq": config.vocab.min_freq, "max_size": config.vocab.max_size},
         "oov_rate_validation": _oov_rate(splits["validation"]["ids"]),
         "seconds": round(time.perf_counter() - started, 2),
@@ -165,12 +169,13 @@ def _labelled_rows(split: RawSplit, scheme: str, dropped: Counter) -> tuple[list
     return texts, kept_labels
 
 
-def _drop_tokenless(texts, tokens, label_ids, dropped: Counter) -> dict[str, list]:
+def _drop_tokenless(texts, tokens, sentences, label_ids, dropped: Counter) -> dict[str, list]:
     keep = [i for i, token_list in enumerate(tokens) if token_list]
     dropped["no_tokens"] += len(tokens) - len(keep)
     return {
         "text": [texts[i] for i in keep],
         "tokens": [tokens[i] for i in keep],
+        "sentences": [sentences[i] for i in keep],
         "label": [label_ids[i] for i in keep],
     }
 
@@ -200,6 +205,20 @@ def _length_summary(splits: dict[str, dict], max_len: int) -> dict[str, Any]:
             "truncated_share": round(float((lengths > max_len).mean()), 4), "max_len": max_len}
 
 
+def _sentence_summary(sentences: list[list[int]]) -> dict[str, Any]:
+    counts = np.array([len(starts) for starts in sentences])
+    return {"total": int(counts.sum()), "mean_per_review": round(float(counts.mean()), 2) if len(counts) else 0.0,
+            "single_sentence_share": round(float((counts == 1).mean()), 4) if len(counts) else 0.0}
+
+
+def sentence_starts(split) -> list[np.ndarray]:
+    """A loaded split's sentence starts, one int32 array per review (like `token_ids`)."""
+    if "sentences" not in split.column_names:
+        raise SentimentError("the prepared data has no sentence column (prepared by an older version); "
+                             "run `sentiment prepare --force`")
+    return ids_from_column(split.data.column("sentences"))
+
+
 def _oov_rate(id_lists: list[list[int]]) -> float:
     total = sum(len(ids) for ids in id_lists)
     unknown = sum(ids.count(UNK_ID) for ids in id_lists)
@@ -214,6 +233,7 @@ def _save(directory: Path, splits: dict[str, dict], vocab: Vocab, manifest: dict
         "text": datasets.Value("string"),
         "tokens": datasets.Sequence(datasets.Value("string")),
         "ids": datasets.Sequence(datasets.Value("int32")),
+        "sentences": datasets.Sequence(datasets.Value("int32")),
         "label": datasets.Value("int64"),
     })
     with atomic_directory(directory) as staging:

@@ -31,9 +31,10 @@ from sentiment.errors import SentimentError
 from sentiment.inference import predict_ids
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import RecurrentClassifier
-from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, token_ids
+from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, load_run, partial_dir
+from sentiment.segments import training_examples
 
 CHECKPOINT = "checkpoint"
 MEMBERS = "members"
@@ -222,10 +223,15 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             (p for p in self.model.parameters() if p.requires_grad), lr=t.lr, weight_decay=t.weight_decay,
             fused=True)
-        self.class_weights = self._class_weights()
+        starts = sentence_starts(train) if t.segments != "none" else None
+        self.examples = training_examples(self.train_ids, starts, self.train_labels, len(self.labels), t)
+        if self.examples.sentences:
+            self.log(f"training on {self.examples.reviews:,} reviews and {self.examples.sentences:,} of their "
+                     f"sentences (weight {t.segment_weight:g}"
+                     + (", balanced by class" if t.segment_class_weights else "") + ")")
         # The loss's copy, on the device once rather than per step (the model computes in float32).
-        self.loss_weights = None if self.class_weights is None else torch.as_tensor(
-            self.class_weights, dtype=torch.float32, device=device)
+        self.loss_weights = None if self.examples.weights is None else torch.as_tensor(
+            self.examples.weights, dtype=torch.float32, device=device)
         self.state = TrainingState()
 
     def _load_vectors(self) -> dict[str, Any] | None:
@@ -271,13 +277,6 @@ class Trainer:
             write_json(summary_file, summary)
         return summary
 
-    def _class_weights(self) -> np.ndarray | None:
-        """Inverse class frequency, so that each class weighs as much in the loss as the others."""
-        if not self.config.training.class_weights:
-            return None
-        counts = np.bincount(self.train_labels, minlength=len(self.labels)).astype(np.float64)
-        return counts.sum() / (len(counts) * np.maximum(counts, 1))
-
     # ---- the loop --------------------------------------------------------------------------
 
     def fit(self) -> None:
@@ -293,12 +292,13 @@ class Trainer:
         # The batch order depends only on (seed, epoch): a resumed run sees the same batches,
         # and so does every process of a distributed run.
         rng = np.random.default_rng([self.seed, epoch])
-        batches = bucket_batches([len(ids) for ids in self.train_ids], t.batch_size, rng)
+        examples = self.examples
+        batches = bucket_batches([len(ids) for ids in examples.ids], t.batch_size, rng)
         self.model.train()
         started = time.perf_counter()
         loss_sum = 0.0
         show = self.group.is_main
-        with progress_bar(total=len(self.train_ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex",
+        with progress_bar(total=len(examples.ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex",
                           enabled=show) as bar:
             for done, batch in enumerate(batches, start=1):
                 loss_sum += self._step(batch)
@@ -309,7 +309,8 @@ class Trainer:
         (loss_sum,) = self.group.sum([loss_sum], self.device)
         validation = self.validate()
         return EpochResult(epoch=epoch, train_loss=loss_sum / max(len(batches), 1), validation=validation,
-                           seconds=time.perf_counter() - started, examples_per_second=len(self.train_ids) / train_seconds)
+                           seconds=time.perf_counter() - started,
+                           examples_per_second=len(examples.ids) / train_seconds)
 
     def _step(self, batch: np.ndarray) -> float:
         """One optimizer step on `batch`; returns this process's share of the batch's mean loss.
@@ -322,14 +323,19 @@ class Trainer:
         weight = 1.0
         if len(rows) == 0:  # fewer rows than processes: join the collective step, contribute nothing
             rows, weight = batch[:1], 0.0
-        ids, lengths = collate([self.train_ids[i] for i in rows])
-        targets = torch.as_tensor(self.train_labels[rows], device=self.device)
-        batch_targets = self.train_labels[batch]
-        denominator = float(self.class_weights[batch_targets].sum()) if self.class_weights is not None else float(len(batch))
+        examples = self.examples
+        ids, lengths = collate([examples.ids[i] for i in rows])
+        targets = torch.as_tensor(examples.labels[rows], device=self.device)
+        # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
+        denominator = float(len(batch)) if examples.weights is None else float(examples.weights[batch].sum())
         try:
             logits = self.forward(ids.to(self.device, non_blocking=True), lengths.to(self.device))
-            loss = (nn.functional.cross_entropy(logits, targets, weight=self.loss_weights, reduction="sum")
-                    * (weight / denominator))
+            if self.loss_weights is None:
+                loss = nn.functional.cross_entropy(logits, targets, reduction="sum")
+            else:
+                losses = nn.functional.cross_entropy(logits, targets, reduction="none")
+                loss = (losses * self.loss_weights[torch.as_tensor(rows, device=self.device)]).sum()
+            loss = loss * (weight / denominator)
             self.optimizer.zero_grad(set_to_none=True)
             (loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:
@@ -480,6 +486,7 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
         "threads": torch.get_num_threads(),
         "vectors": first.vectors_summary,
         "transfer": first.transfer,
+        "training_examples": first.examples.summary(),
         "prepared": {"directory": str(prepared.directory), "fingerprint": prepared.manifest["fingerprint"]},
         "versions": environment_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
