@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,7 +43,11 @@ from sentiment.errors import SentimentError
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("last", "max", "mean", "max+mean")
+HEADS = ("pooled", "sentences")
 DIRECTIONS = ("forward", "backward")
+SENTENCE_CHUNK = 512
+"""Sentences encoded per recurrent call, sorted by length, so short ones are not padded to the longest."""
+_WORD, _SENTENCE_END = 0, 2  # token kinds, as `sentiment.text.sentence_token_kinds` gives them
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -60,6 +65,24 @@ def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
 def flip_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Reorder each row of ``x`` [B, T, D] by a `reversal_index` (its own inverse)."""
     return x.gather(1, index.unsqueeze(2).expand_as(x))
+
+
+def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool, True where a sentence begins, by spaCy's sentencizer rule on token kinds
+    (`sentiment.text.sentence_token_kinds`): the first token, and every word preceded by a
+    sentence-end character since the word before it ("love it !! not itchy" starts at "not")."""
+    steps = torch.arange(kinds.size(1), device=kinds.device).expand_as(kinds)
+    word = (kinds == _WORD) & mask
+    ends_so_far = (kinds == _SENTENCE_END).long().cumsum(dim=1)
+    # Position of the previous word (-1: none yet), and the sentence ends counted up to it.
+    previous_word = torch.where(word, steps, torch.full_like(steps, -1)).cummax(dim=1).values
+    previous_word = torch.cat([previous_word.new_full((kinds.size(0), 1), -1), previous_word[:, :-1]], dim=1)
+    ends_at_previous = torch.where(previous_word >= 0, ends_so_far.gather(1, previous_word.clamp(min=0)),
+                                   torch.zeros_like(ends_so_far))
+    ends_before = torch.cat([ends_so_far.new_zeros((kinds.size(0), 1)), ends_so_far[:, :-1]], dim=1)
+    starts = word & (ends_before > ends_at_previous)
+    starts[:, 0] = True
+    return starts & mask
 
 
 def _max_over_time(values: torch.Tensor) -> torch.Tensor:
@@ -86,12 +109,14 @@ class RecurrentClassifier(nn.Module):
         dropout: float = 0.3,
         embedding_dropout: float = 0.0,
         pooling: str = "max+mean",
+        head: str = "pooled",
         padding_idx: int = 0,
         packed: bool = False,
     ) -> None:
         super().__init__()
         _check_choice("cell type", cell, tuple(CELLS))
         _check_choice("pooling", pooling, POOLINGS)
+        _check_choice("head", head, HEADS)
         for name, value, low in [
             ("vocab_size", vocab_size, 1),
             ("num_classes", num_classes, 2),
@@ -118,6 +143,7 @@ class RecurrentClassifier(nn.Module):
             dropout=float(dropout),
             embedding_dropout=float(embedding_dropout),
             pooling=pooling,
+            head=head,
             padding_idx=padding_idx,
             packed=bool(packed),
         )
@@ -145,6 +171,16 @@ class RecurrentClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         pooled_dim = hidden_size * self.num_directions * (2 if pooling == "max+mean" else 1)
         self.classifier = nn.Linear(pooled_dim, num_classes)
+        self.head = head
+        if head == "sentences":
+            # Multiple-instance head (MILNET, Angelidis & Lapata 2018): each sentence is encoded on
+            # its own and classified by `classifier`; a learned attention over the sentences weighs
+            # their class distributions into the review's. Trained on review labels only.
+            self.attention = nn.Sequential(nn.Linear(pooled_dim, hidden_size), nn.Tanh(),
+                                           nn.Linear(hidden_size, 1))
+            # Token kind per vocabulary id (word, punctuation, sentence end), set from the vocabulary
+            # by `set_sentence_kinds` and saved with the weights, so a loaded model splits alike.
+            self.register_buffer("sentence_kinds", torch.zeros(vocab_size, dtype=torch.long))
 
     # ---- encoder -------------------------------------------------------------------------
 
@@ -241,12 +277,74 @@ class RecurrentClassifier(nn.Module):
 
     def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Float inputs [B, T, E] -> logits [B, num_classes]."""
+        return self.classifier(self.dropout(self._pooled_features(x, lengths)))
+
+    def _pooled_features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         ordered = self.pooling == "last"  # max and mean pooling do not care about order
-        return self.classifier(self.dropout(self._pool_directions(*self._encode_directions(x, lengths, ordered))))
+        return self._pool_directions(*self._encode_directions(x, lengths, ordered))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]."""
+        """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]; with the
+        sentence head, log-probabilities (a softmax over them is the review's distribution)."""
+        if self.head == "sentences":
+            return self.read_sentences(ids, lengths).review_log_probs
         return self.forward_embedded(self.embed(ids), lengths)
+
+    # ---- the sentence head ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def set_sentence_kinds(self, kinds) -> None:
+        """Per vocabulary id: 0 word, 1 punctuation, 2 sentence end (`sentiment.text.sentence_token_kinds`)."""
+        kinds = torch.as_tensor(kinds, dtype=torch.long)
+        if kinds.shape != self.sentence_kinds.shape:
+            raise SentimentError(f"sentence kinds for {kinds.numel()} words, the vocabulary has "
+                                 f"{self.sentence_kinds.numel()}")
+        self.sentence_kinds.copy_(kinds)
+
+    def read_sentences(self, ids: torch.Tensor, lengths: torch.Tensor) -> SentenceReading:
+        """Split each review into sentences, encode and classify each on its own, and weigh them."""
+        lengths = lengths.to(device=ids.device, dtype=torch.long)
+        batch, steps = ids.shape
+        positions = torch.arange(steps, device=ids.device).expand(batch, steps)
+        mask = positions < lengths.unsqueeze(1)
+        starts = sentence_starts(self.sentence_kinds[ids], mask)
+        sentence_of = starts.long().cumsum(dim=1) - 1  # [B, T]: sentence number within the review
+        counts = sentence_of.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1) + 1  # [B]
+        offsets = counts.cumsum(0) - counts
+        flat = (offsets.unsqueeze(1) + sentence_of)[mask]  # global sentence index of each real token
+        start_position = torch.where(starts, positions, torch.zeros_like(positions)).cummax(dim=1).values
+        within = (positions - start_position)[mask]
+        total = int(counts.sum())
+        sentence_lengths = torch.zeros(total, dtype=torch.long, device=ids.device).index_add_(
+            0, flat, torch.ones_like(flat))
+        sentence_ids = ids.new_zeros((total, int(sentence_lengths.max())))
+        sentence_ids[flat, within] = ids[mask]
+
+        features = self._sentence_features(sentence_ids, sentence_lengths)
+        sentence_log_probs = self.classifier(self.dropout(features)).log_softmax(dim=-1)  # [S, K]
+        scores = self.attention(self.dropout(features)).squeeze(1)  # [S]
+        review_of = torch.repeat_interleave(torch.arange(batch, device=ids.device), counts)
+        number = torch.arange(total, device=ids.device) - offsets[review_of]
+        most = int(counts.max())
+        grid = scores.new_full((batch, most), -1e9)
+        grid[review_of, number] = scores
+        weights = grid.log_softmax(dim=1)  # [B, most]; padding slots get ~0 weight
+        by_review = sentence_log_probs.new_zeros((batch, most, sentence_log_probs.size(1)))
+        by_review[review_of, number] = sentence_log_probs
+        review_log_probs = torch.logsumexp(weights.unsqueeze(2) + by_review, dim=1)
+        return SentenceReading(review_log_probs=review_log_probs, sentence_log_probs=sentence_log_probs,
+                               weights=weights[review_of, number].exp(), counts=counts, starts=starts)
+
+    def _sentence_features(self, sentence_ids: torch.Tensor, sentence_lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled encoder features [S, P] of every sentence, encoded in chunks of similar length."""
+        order = torch.argsort(sentence_lengths, descending=True)
+        pieces = []
+        for chunk in order.split(SENTENCE_CHUNK):
+            chunk_lengths = sentence_lengths[chunk]
+            chunk_ids = sentence_ids[chunk, : int(chunk_lengths.max())]
+            pieces.append(self._pooled_features(self.embed(chunk_ids), chunk_lengths))
+        features = torch.cat(pieces)
+        return features.new_empty(features.shape).index_copy_(0, order, features)
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -283,6 +381,22 @@ class RecurrentClassifier(nn.Module):
         if missing:
             raise SentimentError(f"model config is missing: {', '.join(missing)}")
         return cls(**config)
+
+
+@dataclass
+class SentenceReading:
+    """What the sentence head saw in a batch of reviews."""
+
+    review_log_probs: torch.Tensor
+    """[B, K] log of the attention-weighted mean of the sentences' class distributions."""
+    sentence_log_probs: torch.Tensor
+    """[S, K] every sentence's own class distribution (log), reviews one after another."""
+    weights: torch.Tensor
+    """[S] each sentence's attention weight within its review (they sum to 1 per review)."""
+    counts: torch.Tensor
+    """[B] sentences per review."""
+    starts: torch.Tensor
+    """[B, T] where each sentence begins."""
 
 
 class EnsembleClassifier(nn.Module):

@@ -71,6 +71,30 @@ class Tokenizer:
         return words if keep_space else [word for word in words if not word.isspace()]
 
 
+WORD, PUNCT, SENTENCE_END = 0, 1, 2
+"""Token kinds for `sentence_token_kinds`: what the sentencizer's rule looks at."""
+
+
+def sentence_token_kinds(words) -> "np.ndarray":
+    """Per vocabulary word: SENTENCE_END for the sentencizer's punctuation characters (`.`, `!`,
+    `?`, ...), PUNCT for other punctuation, WORD otherwise. With these a model can split token
+    ids into sentences by the sentencizer's own rule (`sentiment.model.sentence_starts`): a
+    sentence starts at the first word after a sentence-end character."""
+    import numpy as np
+    import spacy
+    from spacy.pipeline import Sentencizer
+
+    lexemes = spacy.blank("en").vocab
+    ends = set(Sentencizer.default_punct_chars)
+    kinds = np.zeros(len(words), dtype=np.int64)
+    for index, word in enumerate(words):
+        if word in ends:
+            kinds[index] = SENTENCE_END
+        elif word and word not in ("<pad>", "<unk>") and lexemes[word].is_punct:
+            kinds[index] = PUNCT
+    return kinds
+
+
 def sentence_spans(starts, length: int, min_tokens: int = 1) -> list[tuple[int, int]]:
     """(begin, end) token ranges of the sentences that begin at `starts`, within the first `length`
     tokens (the encoded ids may be truncated), keeping those of at least `min_tokens` tokens."""

@@ -35,6 +35,7 @@ from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, 
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, load_run, partial_dir
 from sentiment.segments import training_examples
+from sentiment.text import sentence_token_kinds
 
 CHECKPOINT = "checkpoint"
 MEMBERS = "members"
@@ -91,7 +92,7 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
     return RecurrentClassifier(
         vocab_size, num_classes, embedding_dim=m.embedding_dim, cell=m.cell, hidden_size=m.hidden_size,
         num_layers=m.num_layers, bidirectional=m.bidirectional, dropout=m.dropout,
-        embedding_dropout=m.embedding_dropout, pooling=m.pooling, packed=packed,
+        embedding_dropout=m.embedding_dropout, pooling=m.pooling, head=m.head, packed=packed,
     )
 
 
@@ -206,6 +207,8 @@ class Trainer:
         self.val_ids, self.val_labels = token_ids(validation), np.asarray(validation["label"])
         self.packed = use_packed(t.packed, device)
         self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
+        if config.model.head == "sentences":
+            self.model.set_sentence_kinds(sentence_token_kinds(prepared.vocab.tokens))
         self.vectors_summary = self._load_vectors()
         self.transfer = self._transfer() if config.model.init_from else None
         self.model.to(device)

@@ -1,0 +1,129 @@
+"""Sentences: spaCy's sentencizer in `prepare`, the same rule on token ids inside the model, the
+sentence examples of `training.segments`, and the multiple-instance head (`model.head = "sentences"`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sentiment.batching import collate
+from sentiment.config import load_config
+from sentiment.model import RecurrentClassifier, sentence_starts
+from sentiment.segments import sentence_examples, training_examples
+from sentiment.text import Tokenizer, sentence_spans, sentence_token_kinds
+from sentiment.vocab import Vocab
+
+from conftest import metrics_lines, quiet, tiny_model
+
+TEXTS = [
+    "Love it!! Not itchy at all. The fit... is great?  Yes",
+    "One sentence only",
+    "!! great. Bad one",
+    "Runs small (order up!). Otherwise perfect :)",
+    'She said "wow." I agree.',
+    "Not bad at all. Not perfect, but pretty good! Would buy again?",
+    "a. b. c",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenized():
+    pairs = list(Tokenizer().pipe_with_sentences(TEXTS))
+    return pairs, Vocab.build([tokens for tokens, _ in pairs])
+
+
+def test_prepare_tokens_are_pipes_tokens_and_sentences_begin_after_sentence_ends():
+    tokenizer = Tokenizer()
+    pairs = list(tokenizer.pipe_with_sentences(TEXTS))
+    assert [tokens for tokens, _ in pairs] == list(tokenizer.pipe(TEXTS))
+    tokens, starts = pairs[0]
+    assert [tokens[s] for s in starts] == ["love", "not", "the", "yes"]
+    assert sentence_spans(starts, len(tokens), min_tokens=2) == [(0, 4), (4, 9), (9, 15)]  # "yes" is 1 token
+    assert sentence_spans(starts, 6) == [(0, 4), (4, 6)]  # truncated ids keep the sentences they hold
+
+
+def test_the_models_rule_on_ids_finds_the_sentencizers_sentences(tokenized):
+    pairs, vocab = tokenized
+    kinds = torch.as_tensor(sentence_token_kinds(vocab.tokens))
+    ids, lengths = collate([vocab.encode(tokens) for tokens, _ in pairs])
+    mask = torch.arange(ids.size(1)) < lengths.unsqueeze(1)
+    found = sentence_starts(kinds[ids], mask)
+    for row, (_, starts) in enumerate(pairs):
+        assert torch.nonzero(found[row]).flatten().tolist() == starts, TEXTS[row]
+
+
+def sentence_model(vocab: Vocab, **kwargs) -> RecurrentClassifier:
+    torch.manual_seed(0)
+    model = RecurrentClassifier(len(vocab), 2, embedding_dim=8, hidden_size=12, dropout=0.0, head="sentences",
+                                **kwargs)
+    model.set_sentence_kinds(sentence_token_kinds(vocab.tokens))
+    return model.eval()
+
+
+def test_sentence_head_weighs_each_sentences_own_reading(tokenized):
+    pairs, vocab = tokenized
+    model = sentence_model(vocab)
+    tokens, starts = pairs[5]
+    ids, lengths = collate([vocab.encode(tokens)])
+    with torch.no_grad():
+        reading = model.read_sentences(ids, lengths)
+        spans = sentence_spans(starts, len(tokens))
+        alone = torch.cat([model(*collate([vocab.encode(tokens[b:e])])) for b, e in spans]).exp()
+    assert reading.counts.tolist() == [3]
+    assert reading.weights.sum().item() == pytest.approx(1.0)
+    # Each sentence is read on its own: in the review or alone, the same distribution.
+    assert torch.allclose(reading.sentence_log_probs.exp(), alone, atol=1e-6)
+    mixed = (reading.weights.unsqueeze(1) * alone).sum(0)
+    assert torch.allclose(reading.review_log_probs.exp()[0], mixed, atol=1e-6)
+
+
+def test_sentence_head_batched_equals_one_by_one(tokenized):
+    pairs, vocab = tokenized
+    model = sentence_model(vocab, pooling="max+mean")
+    encoded = [vocab.encode(tokens) for tokens, _ in pairs]
+    with torch.no_grad():
+        batched = model(*collate(encoded)).exp()
+        single = torch.cat([model(*collate([ids])) for ids in encoded]).exp()
+    assert torch.allclose(batched, single, atol=1e-6)
+
+
+def test_sentence_examples_carry_their_reviews_label_and_weights():
+    ids = [np.arange(1, 10), np.arange(1, 4), np.arange(1, 8)]
+    starts = [np.array([0, 4, 8]), np.array([0]), np.array([0, 2])]
+    labels = np.array([1, 0, 0])
+    sentence_ids, sentence_labels = sentence_examples(ids, starts, labels, min_tokens=2)
+    # Review 0: sentences [0,4) and [4,8); the 1-token [8,9) is dropped. Review 1 is one sentence.
+    assert [s.tolist() for s in sentence_ids] == [[1, 2, 3, 4], [5, 6, 7, 8], [1, 2], [3, 4, 5, 6, 7]]
+    assert sentence_labels.tolist() == [1, 1, 0, 0]
+    config = load_config(None, ["training.segments=sentences", "training.segment_weight=0.5",
+                                "training.segment_class_weights=true"]).training
+    examples = training_examples(ids, starts, labels, 2, config)
+    assert (examples.reviews, examples.sentences) == (3, 4)
+    # Reviews weigh 1; sentences 0.5 times the inverse frequency of their class among sentences.
+    assert examples.weights.tolist() == [1, 1, 1, 0.5, 0.5, 0.5, 0.5]
+    plain = training_examples(ids, starts, labels, 2, load_config(None, []).training)
+    assert plain.weights is None and len(plain.ids) == 3
+
+
+def test_training_with_sentences_and_the_sentence_head(prepared_config):
+    from sentiment.inference import load_model
+    from sentiment.training import train
+
+    config = prepared_config(*tiny_model(3), "training.segments=sentences", "model.head=sentences")
+    run = train(config, log=quiet)
+    info = json.loads((config.run_dir / "run.json").read_text())
+    assert info["model"]["head"] == "sentences"
+    from sentiment.prepare import load_prepared
+
+    train_split = load_prepared(config.prepared_dir).split("train")
+    assert info["training_examples"]["reviews"] == len(train_split)
+    assert 0 < info["training_examples"]["sentences"] <= sum(len(s) for s in train_split["sentences"])
+    assert len(metrics_lines(config.run_dir)) == 3
+    model = load_model(run.directory)
+    kinds = model.network.sentence_kinds
+    assert kinds[model.run.vocab.index["."]] == 2 and kinds[model.run.vocab.index[","]] == 1
+    probabilities = model.predict(["love this dress. the zipper broke", "great quality"]).probabilities
+    assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(1), 1.0)
