@@ -45,11 +45,26 @@ def predict_ids(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], batch
 
 
 @dataclass
+class SentencePrediction:
+    """One sentence of a text, as the model reads it."""
+
+    text: str
+    label: str
+    probabilities: np.ndarray
+    """[k], columns in the order of the model's classes."""
+    weight: float | None
+    """Its share in the text's prediction (the sentence head's attention); None for a pooled model,
+    which reads the text as a whole (each sentence is then scored as a text of its own)."""
+
+
+@dataclass
 class Predictions:
     labels: list[str]
     probabilities: np.ndarray
     """[n, k], columns in the order of `classes`."""
     classes: list[str]
+    sentences: list[list[SentencePrediction]] | None = None
+    """With `predict(..., sentences=True)`: each text's sentences (spaCy's sentencizer)."""
 
 
 class TextClassifier:
@@ -64,12 +79,31 @@ class TextClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.predict_tokens(list(self.tokenizer.pipe(texts)))
 
-    def predict(self, texts: Sequence[str] | str) -> Predictions:
+    def sentence_splitter(self) -> Tokenizer:
+        return self.tokenizer
+
+    def predict(self, texts: Sequence[str] | str, sentences: bool = False) -> Predictions:
+        """Labels and class probabilities; with `sentences`, also every sentence's own reading."""
         if isinstance(texts, str):
             texts = [texts]
         probabilities = self.predict_proba(texts)
         labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
-        return Predictions(labels=labels, probabilities=probabilities, classes=self.classes)
+        return Predictions(labels=labels, probabilities=probabilities, classes=self.classes,
+                           sentences=self.predict_sentences(texts) if sentences else None)
+
+    def predict_sentences(self, texts: Sequence[str]) -> list[list[SentencePrediction]]:
+        """Each text split into sentences, each sentence scored as a text of its own."""
+        split = [sentence_texts for _, _, sentence_texts in
+                 self.sentence_splitter().pipe_with_sentences(texts, with_texts=True)]
+        flat = [sentence for sentences in split for sentence in sentences]
+        probabilities = self.predict_proba(flat) if flat else np.empty((0, len(self.classes)))
+        result, position = [], 0
+        for sentences in split:
+            rows = probabilities[position:position + len(sentences)]
+            position += len(sentences)
+            result.append([SentencePrediction(text, self.classes[int(p.argmax())], p, None)
+                           for text, p in zip(sentences, rows)])
+        return result
 
 
 class SentimentModel(TextClassifier):
@@ -92,6 +126,28 @@ class SentimentModel(TextClassifier):
         if empty:
             raise SentimentError(f"text {empty[0]} has no tokens; the model cannot score an empty review")
         return predict_ids(self.network, [self.encode(tokens) for tokens in token_lists], self.batch_size, self.device)
+
+    def predict_sentences(self, texts: Sequence[str]) -> list[list[SentencePrediction]]:
+        """With the sentence head: its own split, per-sentence distributions and attention weights,
+        from the same forward pass as the text's prediction. Otherwise each sentence on its own."""
+        network = self.network
+        if getattr(network, "head", "pooled") != "sentences":
+            return super().predict_sentences(texts)
+        result = []
+        with torch.no_grad():
+            network.eval()
+            for tokens, _, sentence_texts in self.tokenizer.pipe_with_sentences(texts, with_texts=True):
+                if not tokens:
+                    raise SentimentError("a text has no tokens; the model cannot score an empty review")
+                ids, lengths = collate([self.encode(tokens)])
+                reading = network.read_sentences(ids.to(self.device), lengths.to(self.device))
+                probabilities = reading.sentence_log_probs.exp().cpu().numpy()
+                weights = reading.weights.cpu().numpy()
+                # The model's split of the (possibly truncated) ids; the texts are the sentencizer's.
+                texts_for = sentence_texts[:len(probabilities)]
+                result.append([SentencePrediction(text, self.classes[int(p.argmax())], p, float(w))
+                               for text, p, w in zip(texts_for, probabilities, weights)])
+        return result
 
 
 class BaselineModel(TextClassifier):

@@ -41,8 +41,10 @@ class Tokenizer:
         for doc in self._tokenizer.pipe(cleaned, batch_size=batch_size):
             yield self._tokens(doc)
 
-    def pipe_with_sentences(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[tuple[list[str], list[int]]]:
-        """Tokens as `pipe` gives them, and the index of each sentence's first token in that list."""
+    def pipe_with_sentences(self, texts: Iterable[str], batch_size: int = 1000,
+                            with_texts: bool = False) -> Iterator[tuple]:
+        """Tokens as `pipe` gives them, and the index of each sentence's first token in that list;
+        with `with_texts`, also each sentence's text (of the cleaned text)."""
         if self._sentencizer is None:
             from spacy.pipeline import Sentencizer
 
@@ -62,7 +64,10 @@ class Tokenizer:
                     starts.append(len(kept))
                     pending = False
                 kept.append(token)
-            yield kept, starts
+            if with_texts:
+                yield kept, starts, [span.text for span in doc.sents if not span.text.isspace()]
+            else:
+                yield kept, starts
 
     def _tokens(self, doc, keep_space: bool = False) -> list[str]:
         # One array of string hashes per doc is about twice as fast as reading Token objects.

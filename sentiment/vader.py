@@ -78,6 +78,15 @@ class VaderModel(TextClassifier):
         self.tokenizer = RawText()
         self.device = "cpu"
         self._analyzer = SentimentIntensityAnalyzer()
+        self._splitter = None
+
+    def sentence_splitter(self):
+        """spaCy's sentencizer for `predict(..., sentences=True)`; VADER itself reads raw text."""
+        from sentiment.text import Tokenizer
+
+        if self._splitter is None:
+            self._splitter = Tokenizer()
+        return self._splitter
 
     def compound(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray([self._analyzer.polarity_scores(text)["compound"] for text in texts], dtype=np.float64)

@@ -127,3 +127,25 @@ def test_training_with_sentences_and_the_sentence_head(prepared_config):
     assert kinds[model.run.vocab.index["."]] == 2 and kinds[model.run.vocab.index[","]] == 1
     probabilities = model.predict(["love this dress. the zipper broke", "great quality"]).probabilities
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(1), 1.0)
+
+
+def test_predict_with_sentences_reads_each_sentence(prepared_config):
+    from sentiment.inference import load_model
+    from sentiment.training import train
+
+    texts = ["Love this dress. The zipper broke after one wash!", "great quality"]
+    pooled = load_model(train(prepared_config(*tiny_model(2)), log=quiet).directory)
+    predictions = pooled.predict(texts, sentences=True)
+    assert [[s.text for s in sentences] for sentences in predictions.sentences] == [
+        ["Love this dress.", "The zipper broke after one wash!"], ["great quality"]]
+    alone = pooled.predict(["The zipper broke after one wash!"]).probabilities[0]
+    assert np.allclose(predictions.sentences[0][1].probabilities, alone)
+    assert predictions.sentences[0][1].weight is None
+
+    config = prepared_config(*tiny_model(2), "model.head=sentences", "name=tiny-sentences")
+    headed = load_model(train(config, log=quiet).directory)
+    predictions = headed.predict(texts, sentences=True)
+    first = predictions.sentences[0]
+    assert len(first) == 2 and sum(s.weight for s in first) == pytest.approx(1.0)
+    mixed = sum(s.weight * s.probabilities for s in first)
+    assert np.allclose(mixed, predictions.probabilities[0], atol=1e-6)
