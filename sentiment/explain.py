@@ -69,6 +69,8 @@ class Explanation:
     """[k]: the model's prediction for the whole text (= prefix_probs[-1])."""
     dropped_tokens: int = 0
     """Tokens beyond `tokenize.max_len`, which the model never reads."""
+    sentences: list = None  # type: ignore[assignment]
+    """`SentencePrediction` per sentence: its own reading and, with the sentence head, its weight."""
 
     @property
     def predicted_index(self) -> int:
@@ -117,7 +119,7 @@ def explain_text(model: SentimentModel, text: str) -> Explanation:
     contributions = probs[predicted] - occluded_probs[:, predicted]
     return Explanation(text=text, tokens=list(tokens[:count]), ids=np.asarray(ids), classes=list(model.classes),
                        trace=trace, prefix_probs=prefix_probs, contributions=contributions, probs=probs,
-                       dropped_tokens=len(tokens) - count)
+                       dropped_tokens=len(tokens) - count, sentences=model.predict_sentences([text])[0])
 
 
 def explain_texts(model: SentimentModel, texts: Sequence[str]) -> list[Explanation]:
@@ -158,6 +160,10 @@ def format_explanation(explanation: Explanation) -> str:
         bar = _bar(float(e.contributions[t]))
         lines.append(f"  {shown:<{width}}  {e.prefix_probs[t, e.predicted_index]:>13.3f}  "
                      f"{e.contributions[t]:>+12.3f} {bar}")
+    if e.sentences and len(e.sentences) > 1:
+        lines.append("  sentences" + (" (weight: share in the prediction)" if e.sentences[0].weight is not None
+                                      else " (each read on its own)"))
+        lines += [f"    {_sentence_line(e, sentence)}" for sentence in e.sentences]
     notes = []
     if e.unknown.any():
         notes.append("* not in the vocabulary (read as <unk>)")
@@ -166,6 +172,12 @@ def format_explanation(explanation: Explanation) -> str:
     notes.append("contribution: how much lower p(" + label + ") is when the token is replaced by <unk>")
     lines += [f"  {note}" for note in notes]
     return "\n".join(lines)
+
+
+def _sentence_line(e: Explanation, sentence) -> str:
+    p = ", ".join(f"{label} {p:.3f}" for label, p in zip(e.classes, sentence.probabilities))
+    weight = f"weight {sentence.weight:.2f}  " if sentence.weight is not None else ""
+    return f"{weight}{sentence.label:<8}  {p}  {sentence.text!r}"
 
 
 def _bar(value: float, scale: int = 20) -> str:
@@ -226,9 +238,21 @@ def _html_section(e: Explanation, image_uri: str) -> str:
                      f"{html.escape(token)}</span>")
     probs = ", ".join(f"{html.escape(label)} {p:.3f}" for label, p in zip(e.classes, e.probs))
     note = f" ({e.dropped_tokens} tokens beyond tokenize.max_len not read)" if e.dropped_tokens else ""
+    sentences = ""
+    if e.sentences and len(e.sentences) > 1:
+        weighted = e.sentences[0].weight is not None
+        rows = "".join(
+            f"<tr><td>{html.escape(s.text)}</td><td>{html.escape(s.label)}</td>"
+            + "".join(f"<td>{p:.3f}</td>" for p in s.probabilities)
+            + (f"<td>{s.weight:.2f}</td>" if weighted else "") + "</tr>" for s in e.sentences)
+        header = ("<tr><th>sentence</th><th>label</th>" + "".join(f"<th>p({html.escape(c)})</th>" for c in e.classes)
+                  + ("<th>weight</th>" if weighted else "") + "</tr>")
+        caption = ("each sentence's own reading and its weight in the prediction" if weighted
+                   else "each sentence read on its own")
+        sentences = f'<table class="sentences"><caption>{caption}</caption>{header}{rows}</table>'
     return (f"<section><h2>{html.escape(e.text)}</h2>"
             f"<p>Predicted <b>{html.escape(e.predicted)}</b>: {probs}{note}</p>"
-            f'<p class="tokens">{" ".join(words)}</p>'
+            f'<p class="tokens">{" ".join(words)}</p>{sentences}'
             f'<img src="{image_uri}" alt="gate activations, prefix probabilities and contributions"></section>')
 
 
@@ -236,6 +260,8 @@ _CSS = """
 img { border: 1px solid #ddd; }
 .tokens { font-size: 1.15em; line-height: 2; }
 .tok { padding: 2px 4px; border-radius: 3px; } .tok.unk { text-decoration: underline dotted; }
+table.sentences { border-collapse: collapse; margin: .5rem 0; } table.sentences td, table.sentences th {
+  border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left; }
 """
 
 
