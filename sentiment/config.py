@@ -77,10 +77,11 @@ class ModelConfig(Section):
     dropout: float = Field(0.3, ge=0, lt=1)
     embedding_dropout: float = Field(0.0, ge=0, lt=1)
     pooling: Literal["last", "max", "mean", "max+mean"] = "max+mean"
-    head: Literal["pooled", "sentences"] = "pooled"
+    head: Literal["pooled", "sentences", "clauses"] = "pooled"
     """`pooled`: one classifier over the whole review. `sentences`: a multiple-instance head
     (MILNET): each sentence encoded and classified on its own, weighed by a learned attention
-    into the review's prediction, trained on review labels only."""
+    into the review's prediction, trained on review labels only. `clauses`: the same over
+    clauses (sentences also split before "but", "however", "although", ...)."""
     init_from: str | None = None
     """A finished run (e.g. `runs/imdb`) to start from: its recurrent layers and classifier, and
     the embeddings of the words both vocabularies hold (transfer between datasets)."""

@@ -131,7 +131,8 @@ class SentimentModel(TextClassifier):
         """With the sentence head: its own split, per-sentence distributions and attention weights,
         from the same forward pass as the text's prediction. Otherwise each sentence on its own."""
         network = self.network
-        if getattr(network, "head", "pooled") != "sentences":
+        head = getattr(network, "head", "pooled")
+        if head == "pooled":
             return super().predict_sentences(texts)
         result = []
         with torch.no_grad():
@@ -143,8 +144,12 @@ class SentimentModel(TextClassifier):
                 reading = network.read_sentences(ids.to(self.device), lengths.to(self.device))
                 probabilities = reading.sentence_log_probs.exp().cpu().numpy()
                 weights = reading.weights.cpu().numpy()
-                # The model's split of the (possibly truncated) ids; the texts are the sentencizer's.
-                texts_for = sentence_texts[:len(probabilities)]
+                if head == "sentences":
+                    # The model's split of the (possibly truncated) ids; the texts are the sentencizer's.
+                    texts_for = sentence_texts[:len(probabilities)]
+                else:  # clauses: the model's own segments, as its tokens
+                    bounds = [*torch.nonzero(reading.starts[0]).flatten().tolist(), len(ids[0])]
+                    texts_for = [" ".join(tokens[b:e]) for b, e in zip(bounds, bounds[1:])]
                 result.append([SentencePrediction(text, self.classes[int(p.argmax())], p, float(w))
                                for text, p, w in zip(texts_for, probabilities, weights)])
         return result

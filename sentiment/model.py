@@ -43,11 +43,11 @@ from sentiment.errors import SentimentError
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("last", "max", "mean", "max+mean")
-HEADS = ("pooled", "sentences")
+HEADS = ("pooled", "sentences", "clauses")
 DIRECTIONS = ("forward", "backward")
 SENTENCE_CHUNK = 512
 """Sentences encoded per recurrent call, sorted by length, so short ones are not padded to the longest."""
-_WORD, _SENTENCE_END = 0, 2  # token kinds, as `sentiment.text.sentence_token_kinds` gives them
+_WORD, _SENTENCE_END, _CONNECTIVE = 0, 2, 3  # token kinds, as `sentiment.text.sentence_token_kinds` gives them
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -70,9 +70,11 @@ def flip_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, T] bool, True where a sentence begins, by spaCy's sentencizer rule on token kinds
     (`sentiment.text.sentence_token_kinds`): the first token, and every word preceded by a
-    sentence-end character since the word before it ("love it !! not itchy" starts at "not")."""
+    sentence-end character since the word before it ("love it !! not itchy" starts at "not");
+    and every contrast connective that does not already begin one ("not perfect , | but good")."""
     steps = torch.arange(kinds.size(1), device=kinds.device).expand_as(kinds)
-    word = (kinds == _WORD) & mask
+    connective = kinds == _CONNECTIVE
+    word = ((kinds == _WORD) | connective) & mask
     ends_so_far = (kinds == _SENTENCE_END).long().cumsum(dim=1)
     # Position of the previous word (-1: none yet), and the sentence ends counted up to it.
     previous_word = torch.where(word, steps, torch.full_like(steps, -1)).cummax(dim=1).values
@@ -80,7 +82,7 @@ def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     ends_at_previous = torch.where(previous_word >= 0, ends_so_far.gather(1, previous_word.clamp(min=0)),
                                    torch.zeros_like(ends_so_far))
     ends_before = torch.cat([ends_so_far.new_zeros((kinds.size(0), 1)), ends_so_far[:, :-1]], dim=1)
-    starts = word & (ends_before > ends_at_previous)
+    starts = (word & (ends_before > ends_at_previous)) | connective
     starts[:, 0] = True
     return starts & mask
 
@@ -172,7 +174,7 @@ class RecurrentClassifier(nn.Module):
         pooled_dim = hidden_size * self.num_directions * (2 if pooling == "max+mean" else 1)
         self.classifier = nn.Linear(pooled_dim, num_classes)
         self.head = head
-        if head == "sentences":
+        if head in ("sentences", "clauses"):
             # Multiple-instance head (MILNET, Angelidis & Lapata 2018): each sentence is encoded on
             # its own and classified by `classifier`; a learned attention over the sentences weighs
             # their class distributions into the review's. Trained on review labels only.
@@ -286,7 +288,7 @@ class RecurrentClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]; with the
         sentence head, log-probabilities (a softmax over them is the review's distribution)."""
-        if self.head == "sentences":
+        if self.head in ("sentences", "clauses"):
             return self.read_sentences(ids, lengths).review_log_probs
         return self.forward_embedded(self.embed(ids), lengths)
 

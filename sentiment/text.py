@@ -76,15 +76,21 @@ class Tokenizer:
         return words if keep_space else [word for word in words if not word.isspace()]
 
 
-WORD, PUNCT, SENTENCE_END = 0, 1, 2
-"""Token kinds for `sentence_token_kinds`: what the sentencizer's rule looks at."""
+WORD, PUNCT, SENTENCE_END, CONNECTIVE = 0, 1, 2, 3
+"""Token kinds for `sentence_token_kinds`: what the sentencizer's rule looks at, and the contrast
+connectives that also begin a clause."""
+CONTRAST_CONNECTIVES = ("but", "however", "although", "though", "yet", "whereas", "except")
+"""Words that open a contrasting clause, where a review's verdict so often turns ("not perfect,
+but pretty good"): segment boundaries for `model.head = "clauses"`, as elementary discourse
+units are for MILNET (Angelidis & Lapata 2018)."""
 
 
-def sentence_token_kinds(words) -> "np.ndarray":
+def sentence_token_kinds(words, connectives: tuple[str, ...] = ()) -> "np.ndarray":
     """Per vocabulary word: SENTENCE_END for the sentencizer's punctuation characters (`.`, `!`,
-    `?`, ...), PUNCT for other punctuation, WORD otherwise. With these a model can split token
-    ids into sentences by the sentencizer's own rule (`sentiment.model.sentence_starts`): a
-    sentence starts at the first word after a sentence-end character."""
+    `?`, ...), PUNCT for other punctuation, CONNECTIVE for `connectives` (in any case), WORD
+    otherwise. With these a model can split token ids into sentences by the sentencizer's own
+    rule (`sentiment.model.sentence_starts`): a sentence starts at the first word after a
+    sentence-end character; a clause also starts at a connective."""
     import numpy as np
     import spacy
     from spacy.pipeline import Sentencizer
@@ -92,8 +98,11 @@ def sentence_token_kinds(words) -> "np.ndarray":
     lexemes = spacy.blank("en").vocab
     ends = set(Sentencizer.default_punct_chars)
     kinds = np.zeros(len(words), dtype=np.int64)
+    connective = set(connectives)
     for index, word in enumerate(words):
-        if word in ends:
+        if word.lower() in connective:
+            kinds[index] = CONNECTIVE
+        elif word in ends:
             kinds[index] = SENTENCE_END
         elif word and word not in ("<pad>", "<unk>") and lexemes[word].is_punct:
             kinds[index] = PUNCT

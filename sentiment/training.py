@@ -35,7 +35,7 @@ from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, 
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, load_run, partial_dir
 from sentiment.segments import training_examples
-from sentiment.text import sentence_token_kinds
+from sentiment.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 
 CHECKPOINT = "checkpoint"
 MEMBERS = "members"
@@ -207,8 +207,9 @@ class Trainer:
         self.val_ids, self.val_labels = token_ids(validation), np.asarray(validation["label"])
         self.packed = use_packed(t.packed, device)
         self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
-        if config.model.head == "sentences":
-            self.model.set_sentence_kinds(sentence_token_kinds(prepared.vocab.tokens))
+        if config.model.head != "pooled":
+            connectives = CONTRAST_CONNECTIVES if config.model.head == "clauses" else ()
+            self.model.set_sentence_kinds(sentence_token_kinds(prepared.vocab.tokens, connectives))
         self.vectors_summary = self._load_vectors()
         self.transfer = self._transfer() if config.model.init_from else None
         self.model.to(device)

@@ -149,3 +149,14 @@ def test_predict_with_sentences_reads_each_sentence(prepared_config):
     assert len(first) == 2 and sum(s.weight for s in first) == pytest.approx(1.0)
     mixed = sum(s.weight * s.probabilities for s in first)
     assert np.allclose(mixed, predictions.probabilities[0], atol=1e-6)
+
+
+def test_the_clause_head_also_splits_before_contrast_connectives():
+    from sentiment.text import CONTRAST_CONNECTIVES
+
+    tokens = list(Tokenizer().pipe(["Not perfect, but pretty good. My friends love it, however I do not!"]))
+    vocab = Vocab.build(tokens)
+    kinds = torch.as_tensor(sentence_token_kinds(vocab.tokens, CONTRAST_CONNECTIVES))
+    ids, lengths = collate([vocab.encode(t) for t in tokens])
+    starts = sentence_starts(kinds[ids], torch.ones_like(ids, dtype=torch.bool))
+    assert [tokens[0][i] for i in torch.nonzero(starts[0]).flatten().tolist()] == ["not", "but", "my", "however"]
