@@ -45,7 +45,7 @@ CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.
 POOLINGS = ("last", "max", "mean", "max+mean")
 HEADS = ("pooled", "sentences", "clauses")
 DIRECTIONS = ("forward", "backward")
-SENTENCE_CHUNK = 512
+SENTENCE_CHUNK = 128
 """Sentences encoded per recurrent call, sorted by length, so short ones are not padded to the longest."""
 _WORD, _SENTENCE_END, _CONNECTIVE = 0, 2, 3  # token kinds, as `sentiment.text.sentence_token_kinds` gives them
 
