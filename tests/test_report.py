@@ -327,6 +327,8 @@ def test_vader_and_out_of_domain_sets_are_reported_beside_the_baseline(metrics, 
             assert f"{item['comparison']['baseline']['accuracy']['difference']:+.3f}" in section
         errors = document[document.index("Out of domain: the model's most confident errors"):]
         assert sets[0]["errors"][0]["text"] in errors
+        decider = metrics["errors"]["model"][0]["deciding_sentence"]
+        assert f"decided by: “{decider['text']}”" in document and "weight 0.62" in document
     order = [markdown.index(title) for title in ("Contrast suite", "Out of domain", "In depth")]
     assert order == sorted(order)
 
