@@ -69,7 +69,7 @@ def plot_learning_curves(history: list[dict[str, Any]], path: str | Path, title:
 
 
 # Report figures. Each takes {system name: data} so model and baseline share axes and colours.
-SYSTEM_COLOURS = {"model": "#1f77b4", "baseline": "#ff7f0e", "vader": "#2ca02c"}
+SYSTEM_COLOURS = {"model": "#1f77b4", "baseline": "#ff7f0e", "VADER": "#2ca02c"}
 
 
 def _colour(system: str, index: int) -> str:

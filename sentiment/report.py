@@ -105,20 +105,22 @@ def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str
         written[key] = PLOT_FILES[key]
         return directory / PLOT_FILES[key]
 
-    matrices = {s: metrics[s]["confusion_matrix"] for s in systems if metrics[s].get("confusion_matrix")}
+    name = SYSTEM_NAMES.get  # the figures' legends and titles use the display names ("VADER")
+    matrices = {name(s, s): metrics[s]["confusion_matrix"] for s in systems if metrics[s].get("confusion_matrix")}
     labels = metrics.get("data", {}).get("labels")
     if matrices and labels:
         figures.plot_confusion_matrices(matrices, labels, path("confusion_matrices"))
-    bins = {s: metrics[s]["reliability"] for s in systems if any(b["count"] for b in metrics[s].get("reliability", []))}
+    bins = {name(s, s): metrics[s]["reliability"] for s in systems
+            if any(b["count"] for b in metrics[s].get("reliability", []))}
     if bins:
-        figures.plot_reliability(bins, {s: metrics[s].get("ece") for s in bins}, path("reliability"))
+        figures.plot_reliability(bins, {name(s, s): metrics[s].get("ece") for s in systems}, path("reliability"))
     contrast = _contrast_systems(metrics)
     if contrast:
         totals = {c: _capability_total(contrast, c) for c in _capability_order(contrast)}
-        rates = {s: {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
+        rates = {name(s, s): {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
                  for s, result in contrast.items()}
         figures.plot_contrast_by_capability(rates, totals, path("contrast_by_capability"), CONTRAST_TARGET)
-    by_length = {s: metrics[s]["by_length"] for s in systems if metrics[s].get("by_length")}
+    by_length = {name(s, s): metrics[s]["by_length"] for s in systems if metrics[s].get("by_length")}
     if by_length:
         figures.plot_by_length(by_length, path("by_length"))
     return written
