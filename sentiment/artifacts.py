@@ -1,7 +1,8 @@
 """Writing outputs safely and saying what produced them.
 
 Every stage writes into a temporary sibling directory and renames it into place at the end,
-so an interrupted run never leaves a directory that a later stage would accept.
+so an interrupted run never leaves a directory that a later stage would accept. A stage only
+ever replaces a directory holding the same kind of output (`OUTPUT_MARKERS`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 from sentiment.errors import SentimentError
 
 TRACKED_PACKAGES = ("sentiment", "torch", "spacy", "datasets", "scikit-learn", "numpy")
+OUTPUT_MARKERS = ("manifest.json", "run.json", "metrics.json", "compare.json", "baseline.json")
+"""The file that identifies each stage's output directory (prepared data, run, report, comparison,
+baseline). An existing directory is replaced only by new content with the same marker."""
 
 
 @contextlib.contextmanager
@@ -43,11 +47,13 @@ def replace_directory(staging: Path, target: Path) -> None:
 
     POSIX rename cannot replace a non-empty directory, so the old directory is renamed to a
     sibling, the new one renamed in, and only then the old one deleted. If the second rename
-    fails, the old directory is put back.
+    fails, the old directory is put back. A non-empty `target` that is not the same kind of
+    output (`OUTPUT_MARKERS`) is refused: a stage replaces only what a stage like it wrote.
     """
     if not target.exists():
         os.replace(staging, target)
         return
+    check_replaceable(staging, target)
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
     os.replace(target, retired)  # replaces the empty placeholder directory
     try:
@@ -56,6 +62,18 @@ def replace_directory(staging: Path, target: Path) -> None:
         os.replace(retired, target)
         raise
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def check_replaceable(staging: Path, target: Path) -> None:
+    if not target.is_dir():
+        raise SentimentError(f"refusing to replace {target}: it is not a directory")
+    if not any(target.iterdir()):
+        return
+    markers = [name for name in OUTPUT_MARKERS if (staging / name).is_file()]
+    if not any((target / name).is_file() for name in markers):
+        wanted = f" (it has no {markers[0]})" if markers else ""
+        raise SentimentError(f"refusing to replace {target}: it holds files that this stage did not write{wanted}; "
+                             "move it away or write elsewhere")
 
 
 def write_json(path: str | Path, data: Any) -> None:

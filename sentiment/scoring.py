@@ -114,6 +114,8 @@ def resolve_inputs(inputs: Iterable[str | os.PathLike], input_format: str | None
         raise SentimentError(f"unknown input format {input_format!r}; choose one of: {', '.join(INPUT_FORMATS.values())}")
     files: list[InputFile] = []
     for given in (os.fspath(item) for item in inputs):
+        if "\x00" in given:
+            raise SentimentError(f"input path {given!r} contains a NUL character")
         if given == STDIN:
             if any(f.path == STDIN for f in files):
                 raise SentimentError("standard input (-) can be read only once")
@@ -459,6 +461,8 @@ def output_format(output: str | os.PathLike | None) -> str:
     """`csv` for standard output (None or `-`), else from the extension."""
     if output is None or os.fspath(output) == STDIN:
         return "csv"
+    if "\x00" in os.fspath(output):
+        raise SentimentError(f"output path {os.fspath(output)!r} contains a NUL character")
     if Path(output).is_dir():
         raise SentimentError(f"output {os.fspath(output)} is a directory; give a file name such as "
                              f"{Path(output) / 'scores.csv'}")
