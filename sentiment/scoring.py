@@ -12,12 +12,25 @@ stdin) in chunks, each chunk is tokenized and scored by one of a few worker thre
 (`score_records`), and written in input order (`OUTPUT_FORMATS`), so memory stays bounded
 whatever the input size. The model sorts each chunk by length into batches.
 
-Every input row gets exactly one output row. A row that cannot be scored keeps its place
+Every input record gets exactly one output row. A row that cannot be scored keeps its place
 with an empty label and probabilities and says why in the `error` column (see `ERRORS`);
 a review longer than the model's `max_len` is scored on its first `max_len` tokens and
-flagged `truncated`. A .txt line is what lies between two b"\\n" bytes (a final line without
-one counts; a trailing newline adds no row); other line breaks (\\r, \\x0b, \\u2028...) are
-part of the review.
+flagged `truncated`. What a record is, per format:
+
+- .txt: what lies between two "\\n" (a final line without one counts; a trailing newline adds
+  no row); other line breaks (\\r, \\x0b, \\u2028...) are part of the review, a final \\r of
+  "\\r\\n" is not.
+- .csv/.tsv: a record as the CSV format (RFC 4180, as Python's `csv` reads it) defines it: it
+  ends at an unquoted \\n, \\r\\n or \\r, and a quoted field may hold line breaks and doubled
+  quotes. Blank lines are not records. A file whose quoting is broken (a quoted field that never
+  closes, text after a closing quote) is refused, naming the line where the bad record starts:
+  guessing where its rows end could silently merge or split reviews.
+- .jsonl: every line that is not blank; one that is not a JSON object is flagged `invalid_json`.
+- .parquet: every row.
+
+Files are UTF-8 (a UTF-8 byte-order mark is skipped) unless they start with a UTF-16 or UTF-32
+byte-order mark, which is decoded (`_open_binary`); bytes invalid in the file's encoding are
+replaced by U+FFFD and the row flagged `invalid_utf8`.
 
 The output is written to a temporary file beside the target and renamed into place at
 the end, so a failed run never leaves a partial file.
@@ -60,12 +73,18 @@ CHUNK_SIZE = 8192
 ERRORS = {
     "empty_text": "the review is empty or only whitespace (not scored)",
     "no_tokens": "the tokenizer found no tokens in the review (not scored)",
-    "invalid_utf8": "the review has bytes that are not UTF-8; they are replaced by U+FFFD (not scored)",
+    "invalid_utf8": "the review has bytes that are not valid in the file's encoding; they are replaced by U+FFFD "
+                    "(not scored)",
     "invalid_json": "the .jsonl line is not a JSON object (not scored)",
     "truncated": "the review has more tokens than the model's max_len; scored on the first max_len",
 }
 """The values of the `error` column. Every one but `truncated` leaves the row unscored."""
 SCORED_WITH_FLAG = frozenset({"truncated"})
+
+BYTE_ORDER_MARKS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 BASE_COLUMNS = ("source", "row", "label")
 
@@ -177,24 +196,90 @@ def read_records(file: InputFile, text_column: str = "text", keep_columns: Seque
 
 @contextlib.contextmanager
 def _open_binary(file: InputFile) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes as UTF-8: a UTF-16 or UTF-32 file (known by its byte-order mark) is decoded."""
     if file.path == STDIN:
-        yield sys.stdin.buffer
+        yield _as_utf8(sys.stdin.buffer)
         return
     try:
         stream = open(file.path, "rb")
     except OSError as error:
         raise SentimentError(f"cannot read {file.path}: {error.strerror}") from None
     with stream:
-        yield stream
+        yield _as_utf8(stream)
+
+
+def _as_utf8(stream) -> io.BufferedIOBase:
+    # The mark itself becomes a UTF-8 one, which each reader skips as it does in a UTF-8 file.
+    head = stream.read(4)
+    if stream.seekable():
+        stream.seek(-len(head), io.SEEK_CUR)
+    else:  # a pipe: put the bytes read back in front
+        stream = io.BufferedReader(_Prefixed(head, stream))
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return io.BufferedReader(_Utf8Transcoder(stream, encoding), buffer_size=1 << 16)
+    return stream
+
+
+class _Prefixed(io.RawIOBase):
+    """`head`, then the rest of `stream`; closing it leaves `stream` (standard input) open."""
+
+    def __init__(self, head: bytes, stream):
+        self.head, self.stream = memoryview(head), stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.head:
+            return self.stream.readinto(buffer)
+        count = min(len(buffer), len(self.head))
+        buffer[:count] = self.head[:count]
+        self.head = self.head[count:]
+        return count
+
+
+def _mark_invalid(error: UnicodeDecodeError) -> tuple[str, int]:
+    return "\udcff", error.end  # written as the byte 0xFF: invalid UTF-8, flagged like any other
+
+
+codecs.register_error("sentiment.mark-invalid", _mark_invalid)
+
+
+class _Utf8Transcoder(io.RawIOBase):
+    """A UTF-16/32 byte stream read as UTF-8 bytes, so that one set of readers serves every encoding;
+    input invalid in its encoding comes out as the byte 0xFF, which the readers flag `invalid_utf8`."""
+
+    def __init__(self, stream, encoding: str):
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="sentiment.mark-invalid")
+        self.pending = memoryview(b"")
+        self.finished = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending and not self.finished:
+            block = self.stream.read(1 << 16)
+            self.finished = not block
+            text = self.decoder.decode(block, final=self.finished)
+            self.pending = memoryview(text.encode("utf-8", "surrogateescape"))
+        count = min(len(buffer), len(self.pending))
+        buffer[:count] = self.pending[:count]
+        self.pending = self.pending[count:]
+        return count
 
 
 def _read_txt(stream, source: str) -> Iterator[Record]:
     # Iterating a binary file splits on b"\n" only, as a review file's lines should be.
     for row, line in enumerate(stream, 1):
-        if line.endswith(b"\n"):
-            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         if row == 1 and line.startswith(codecs.BOM_UTF8):
             line = line[len(codecs.BOM_UTF8):]
+            if not line:  # a file holding only its byte-order mark is empty
+                return
+        if line.endswith(b"\n"):
+            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         try:
             yield Record(source, row, line.decode("utf-8"), ())
         except UnicodeDecodeError:
@@ -232,7 +317,9 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
     csv.field_size_limit(2**31 - 1)  # a long review must not stop the run at 128 KiB
     text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        reader = csv.reader(text_stream, delimiter="\t" if file.format == "tsv" else ",")
+        # strict: an unbalanced quote is an error, not a field that swallows the rest of the file.
+        reader = csv.reader(text_stream, delimiter="\t" if file.format == "tsv" else ",", strict=True)
+        start = 1  # the line the record being read starts on
         try:
             header = next(reader, None)
             if header is None:  # an empty file: no header, no rows
@@ -241,7 +328,11 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
             position = header.index(text_column)
             kept = [header.index(column) for column in keep_columns]
             row = 0
-            for fields in reader:
+            while True:
+                start = reader.line_num + 1
+                fields = next(reader, None)
+                if fields is None:
+                    break
                 if not fields:  # a blank line is not a record (as in csv.DictReader and pandas)
                     continue
                 row += 1
@@ -249,7 +340,11 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
                 extra = tuple(_repair(fields[i])[0] if i < len(fields) else None for i in kept)
                 yield Record(file.source, row, text, extra, error)
         except csv.Error as error:
-            raise SentimentError(f"{file.source}, line {reader.line_num}: not valid {file.format.upper()} ({error})") from None
+            quoting = "unexpected end of data" in str(error) or "expected after" in str(error)
+            hint = ("; a quoted field there never closes or has text after its closing quote (a quote "
+                    "inside a field is written twice: \"\")") if quoting else ""
+            raise SentimentError(f"{file.source}, line {start}: not valid {file.format.upper()} ({error}){hint}; "
+                                 "nothing was written") from None
     finally:
         text_stream.detach()  # leave closing the byte stream (or stdin) to its owner
 
@@ -289,8 +384,9 @@ def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, 
     if missing:
         which = "text column" if missing[0] == text_column else "column"
         hint = " (choose it with --text-column)" if missing[0] == text_column else ""
+        shown = (str(_repair(column)[0]) for column in columns)
         raise SentimentError(f"{file.source}: no {which} {missing[0]!r}{hint}; "
-                             f"its columns: {', '.join(map(str, columns)) or 'none'}")
+                             f"its columns: {', '.join(c if c.isprintable() else repr(c) for c in shown) or 'none'}")
 
 
 def _text_value(value: Any) -> tuple[str, str | None]:
