@@ -170,10 +170,10 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
       sentiment score -m runs/clothing reviews.csv --keep-columns id -o scores.parquet
     """
     from sentiment.inference import load_model
-    from sentiment.scoring import output_format, resolve_inputs, score_files
+    from sentiment.scoring import check_output_is_not_an_input, output_format, resolve_inputs, score_files
 
     output_format(output)  # a wrong extension or a missing input fails before the model loads
-    resolve_inputs(inputs, input_format)
+    check_output_is_not_an_input(output, resolve_inputs(inputs, input_format))
     if device != "cpu":
         import torch
 

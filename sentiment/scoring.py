@@ -46,6 +46,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -71,7 +72,10 @@ CHUNK_SIZE = 8192
 """Rows read, tokenized and scored together; the model batches each chunk by length."""
 
 ERRORS = {
-    "empty_text": "the review is empty or only whitespace (not scored)",
+    "empty_text": "the review is empty or only whitespace and control characters (not scored)",
+    "missing_text": "the record has no text value: the field is absent or null (not scored)",
+    "not_text": "the text value is not a string (a JSON number, boolean, list or object; a non-text "
+                "Parquet column) (not scored)",
     "no_tokens": "the tokenizer found no tokens in the review (not scored)",
     "invalid_utf8": "the review has bytes that are not valid in the file's encoding; they are replaced by U+FFFD "
                     "(not scored)",
@@ -80,6 +84,9 @@ ERRORS = {
 }
 """The values of the `error` column. Every one but `truncated` leaves the row unscored."""
 SCORED_WITH_FLAG = frozenset({"truncated"})
+
+_NO_TEXT = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]*")
+"""Whitespace, control characters and zero-width marks: a review made only of these is empty."""
 
 BYTE_ORDER_MARKS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
     (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -308,7 +315,7 @@ def _read_jsonl(stream, file: InputFile, text_column: str, keep_columns: Sequenc
         if not checked:
             _require_columns(file, list(value), text_column, keep_columns)
             checked = True
-        text, text_error = _text_value(value.get(text_column))
+        text, text_error = _text_value(value.get(text_column))  # absent and null alike: missing_text
         extra = tuple(_repair(value.get(column))[0] for column in keep_columns)
         yield Record(file.source, row, text, extra, error or text_error)
 
@@ -336,6 +343,7 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
                 if not fields:  # a blank line is not a record (as in csv.DictReader and pandas)
                     continue
                 row += 1
+                # A record shorter than the header has no text: missing_text.
                 text, error = _text_value(fields[position] if position < len(fields) else None)
                 extra = tuple(_repair(fields[i])[0] if i < len(fields) else None for i in kept)
                 yield Record(file.source, row, text, extra, error)
@@ -390,16 +398,18 @@ def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, 
 
 
 def _text_value(value: Any) -> tuple[str, str | None]:
-    """A cell as review text, and `invalid_utf8` where bytes had to be replaced."""
+    """A cell as review text, and why it cannot be scored: `missing_text` (absent, null), `not_text`
+    (a number, boolean, list...), `invalid_utf8` where bytes had to be replaced. Bytes (a Parquet
+    binary column) are read as UTF-8."""
     if value is None:
-        return "", None
+        return "", "missing_text"
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8"), None
         except UnicodeDecodeError:
             return value.decode("utf-8", "replace"), "invalid_utf8"
     if not isinstance(value, str):
-        return str(value), None
+        return "", "not_text"
     return _repair(value)
 
 
@@ -443,9 +453,13 @@ def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
     todo = [i for i, error in enumerate(errors) if error is None]
     tokens: list[list[str] | None] = [None] * len(records)
     max_len = model.max_len
+    for i in todo:
+        if _NO_TEXT.fullmatch(records[i].text):
+            errors[i] = "empty_text"
+    todo = [i for i in todo if errors[i] is None]
     for i, row_tokens in zip(todo, model.tokenizer.pipe(records[i].text for i in todo)):
         if not row_tokens:
-            errors[i] = "no_tokens" if records[i].text.strip() else "empty_text"
+            errors[i] = "no_tokens"
             continue
         tokens[i] = row_tokens
         if max_len is not None and len(row_tokens) > max_len:
@@ -567,6 +581,19 @@ def output_format(output: str | os.PathLike | None) -> str:
         raise SentimentError(f"cannot tell the output format of {os.fspath(output)}: use an extension among "
                              f"{', '.join(OUTPUT_FORMATS)} (or no -o for CSV on standard output)")
     return OUTPUT_FORMATS[suffix]
+
+
+def check_output_is_not_an_input(output: str | os.PathLike | None, files: Sequence[InputFile]) -> None:
+    """Refuse `-o` naming one of the inputs (by another path, a link, a hard link): the rename at the end
+    would replace it."""
+    if output is None or os.fspath(output) == STDIN:
+        return
+    target = os.path.realpath(output)  # also for a path that does not exist yet, such as new/../in.csv
+    for file in files:
+        if file.path != STDIN and (os.path.realpath(file.path) == target or
+                                   os.path.exists(target) and os.path.samefile(file.path, target)):
+            raise SentimentError(f"the output {os.fspath(output)} is the input {file.path}; "
+                                 "scoring would replace your reviews with their scores: choose another -o")
 
 
 def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str]) -> list[str]:
@@ -756,6 +783,7 @@ def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.Pat
     keep_columns = list(dict.fromkeys(keep_columns))
     kind = output_format(output)
     files = resolve_inputs(inputs, input_format)
+    check_output_is_not_an_input(output, files)
     for file in files:
         check_columns(file, text_column, keep_columns)
     if isinstance(model, (str, os.PathLike)):
