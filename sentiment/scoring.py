@@ -428,6 +428,32 @@ def _repair(value: Any) -> tuple[Any, str | None]:
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value), "invalid_utf8"
 
 
+def text_problem(value: Any) -> str | None:
+    """Why a value given to `predict` cannot be scored (an `ERRORS` key), or None: the one contract
+    of the model, the baseline and `score` for None, non-strings, bytes and empty texts."""
+    if value is None:
+        return "missing_text"
+    if not isinstance(value, str):
+        return "not_text"
+    if _NO_TEXT.fullmatch(value):
+        return "empty_text"
+    return _repair(value)[1]
+
+
+def check_texts(texts: Any) -> list[str]:
+    """`texts` as a list of scorable strings, or one SentimentError naming the first that is not."""
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise SentimentError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        problem = text_problem(text)
+        if problem is not None:
+            shown = type(text).__name__ if problem == "not_text" else repr(text)[:40]
+            raise SentimentError(f"text {index} ({shown}) cannot be scored ({problem}): "
+                                 f"{ERRORS[problem].removesuffix(' (not scored)')}")
+    return texts
+
+
 # ---- scoring ---------------------------------------------------------------------------------
 
 @dataclass
