@@ -486,6 +486,8 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
             raise SentimentError(f"{path} is missing the {key!r} tensor")
         if tensors[key].dtype != np.float64:
             raise SentimentError(f"{path}: tensor {key!r} must be float64, got {tensors[key].dtype}")
+        if not np.isfinite(tensors[key]).all():
+            raise SentimentError(f"{path}: tensor {key!r} holds NaN or infinite values; the baseline is corrupt")
     return tensors
 
 

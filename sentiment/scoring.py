@@ -32,6 +32,9 @@ Files are UTF-8 (a UTF-8 byte-order mark is skipped) unless they start with a UT
 byte-order mark, which is decoded (`_open_binary`); bytes invalid in the file's encoding are
 replaced by U+FFFD and the row flagged `invalid_utf8`.
 
+The model's probabilities must be finite: NaN or infinity (corrupt weights) stops the run with
+one error rather than writing labels that mean nothing.
+
 The output is written to a temporary file beside the target and renamed into place at
 the end, so a failed run never leaves a partial file.
 """
@@ -493,6 +496,16 @@ def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
     return TokenizedChunk(records, tokens, errors)
 
 
+def check_finite(probabilities: np.ndarray, records: Sequence[Record]) -> None:
+    """Refuse NaN or infinite probabilities (corrupt weights): they would still make a label."""
+    finite = np.isfinite(probabilities).all(axis=1)
+    if not finite.all():
+        record = records[int(np.argmin(finite))]
+        raise SentimentError(f"{record.source}, row {record.row}: the model's probabilities are not finite "
+                             f"({probabilities[int(np.argmin(finite))].tolist()}); its weights are corrupt, "
+                             "train the run again")
+
+
 def predict_chunk(model, chunk: TokenizedChunk) -> ScoredChunk:
     """The model's probabilities for the tokenized rows, in input order."""
     import torch
@@ -503,6 +516,7 @@ def predict_chunk(model, chunk: TokenizedChunk) -> ScoredChunk:
     if scored:
         with torch.inference_mode():
             predicted = model.predict_tokens([chunk.tokens[i] for i in scored])
+        check_finite(predicted, [chunk.records[i] for i in scored])
         probabilities[scored] = predicted
         for i, best in zip(scored, predicted.argmax(axis=1).tolist()):
             labels[i] = model.classes[best]

@@ -60,6 +60,79 @@ def hidden_leftovers(directory: Path) -> list[str]:
     return [p.name for p in directory.rglob(".*") if p.name.endswith((".tmp", ".old"))]
 
 
+# ---- 5: non-finite numbers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_the_config_refuses_non_finite_numbers(value):
+    # Before: training.lr=inf was accepted (nan was not) and trained a run that labels everything alike.
+    for key in ("training.lr", "training.clip_norm", "pretrain.lr", "split.test"):
+        with pytest.raises(SentimentError, match=f"{key}: Input should be a finite number"):
+            load_config(None, [f"{key}={value}"])
+
+
+def test_training_stops_with_one_error_when_the_loss_is_not_finite(tiny_trained, tmp_path):
+    # Before: lr=1e30 trained to NaN weights and wrote a finished run.
+    sets = [*experiment_sets(tmp_path, tiny_trained.data.source), *tiny_model(2), "tokenize.max_len=32",
+            f"paths.data={tiny_trained.paths.data}", "name=diverged", "paths.prepared=tiny", "training.lr=1e30"]
+    one_line_error(invoke("train", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets)),
+                   r"training diverged in epoch 1: the loss is nan; lower training.lr")
+    assert not (tmp_path / "runs" / "diverged").exists() and not (tmp_path / "runs" / "diverged.partial").exists()
+
+
+def test_non_finite_weights_are_refused_when_the_run_loads(run_copy, reviews_txt, tmp_path):
+    # Before: every row labelled `negative` with empty probabilities, exit 0.
+    weights = load_file(run_copy / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name][0] = float("nan")
+    save_file(weights, run_copy / "model.safetensors")
+    one_line_error(invoke("score", "-m", run_copy, reviews_txt, "-o", tmp_path / "out.csv"),
+                   f"tensor {re.escape(name)} holds NaN or infinite values")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_non_finite_probabilities_stop_scoring_naming_the_row(tiny_trained, reviews_txt, tmp_path):
+    model = load_model(tiny_trained.run_dir)
+    model.predict_tokens = lambda tokens: np.full((len(tokens), 2), np.nan)
+    with pytest.raises(SentimentError, match=r"reviews.txt, row 1: the model's probabilities are not finite"):
+        score_files(model, [reviews_txt], tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists() and not hidden_leftovers(tmp_path)
+
+
+# ---- 7, 13: the run's files must agree -------------------------------------------------------
+
+@pytest.mark.parametrize("labels, pattern", [
+    (["positive", "negative"], r"labels.json \['positive', 'negative'\] does not match the classes in run.json"),
+    ("negative", "labels.json must be a list of at least two distinct class names"),
+    (["negative", "positive", "neutral"], "does not match the classes in run.json"),
+    (["negative", "negative"], "must be a list of at least two distinct class names"),
+])
+def test_labels_json_is_checked_against_run_json(run_copy, reviews_txt, tmp_path, labels, pattern):
+    # Before: reversed labels inverted every prediction silently; a string or wrong length, a traceback.
+    (run_copy / "labels.json").write_text(json.dumps(labels))
+    one_line_error(invoke("score", "-m", run_copy, reviews_txt, "-o", tmp_path / "out.csv"), pattern)
+    one_line_error(invoke("explain", "-m", run_copy, "love it"), pattern)
+
+
+def test_run_json_and_config_json_must_describe_one_architecture(run_copy, reviews_txt, tmp_path):
+    config = json.loads((run_copy / "config.json").read_text())
+    config["model"]["hidden_size"] = 32
+    (run_copy / "config.json").write_text(json.dumps(config))
+    one_line_error(invoke("score", "-m", run_copy, reviews_txt), "run.json has model hidden_size 16 but config.json has 32")
+    info = json.loads((run_copy / "run.json").read_text())
+    info["model"]["hidden_size"] = "16"
+    (run_copy / "run.json").write_text(json.dumps(info))
+    one_line_error(invoke("score", "-m", run_copy, reviews_txt), "hidden_size")
+
+
+def test_a_missing_tensor_is_named(run_copy, reviews_txt):
+    # Before: the message was cut before it named the tensor.
+    weights = load_file(run_copy / "model.safetensors")
+    name = sorted(weights)[-1]
+    del weights[name]
+    save_file(weights, run_copy / "model.safetensors")
+    one_line_error(invoke("score", "-m", run_copy, reviews_txt), f"missing tensor {re.escape(name)}$")
+
+
 # ---- 9: one contract for the Python API ------------------------------------------------------
 
 @pytest.mark.parametrize("system", ["model", "baseline"])
