@@ -2,7 +2,8 @@
 
 Every stage writes into a temporary sibling directory and renames it into place at the end,
 so an interrupted run never leaves a directory that a later stage would accept. A stage only
-ever replaces a directory holding the same kind of output (`OUTPUT_MARKERS`).
+ever replaces a directory holding the same kind of output (`OUTPUT_MARKERS`), and SIGTERM is
+turned into an interrupt (`sigterm_as_interrupt`) so that the clean-up runs for it as for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import json
 import os
 import platform
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, os_error
 
 TRACKED_PACKAGES = ("sentiment", "torch", "spacy", "datasets", "scikit-learn", "numpy")
 OUTPUT_MARKERS = ("manifest.json", "run.json", "metrics.json", "compare.json", "baseline.json")
@@ -76,6 +79,30 @@ def check_replaceable(staging: Path, target: Path) -> None:
                              "move it away or write elsewhere")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every clean-up on the way out runs."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` instead of killing the process at once, which
+    would leave the atomic writers' hidden temporary files behind. Only the main thread can set a
+    handler, and one the caller set is kept."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
     path = Path(path)
@@ -85,15 +112,20 @@ def write_json(path: str | Path, data: Any) -> None:
 def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
     path = Path(path)
     parent = _writable_parent(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as error:
+        raise os_error(f"cannot write {path}", error) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for reading
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError):  # a full disk, or a directory in the way: name the file meant
+            raise os_error(f"cannot write {path}", error) from None
         raise
 
 

@@ -64,7 +64,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, os_error
 from sentiment.progress import progress_bar
 
 INPUT_FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -759,7 +759,7 @@ def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as error:
-        raise SentimentError(f"cannot write the output {target}: {error.strerror or error}") from None
+        raise os_error(f"cannot write the output {target}", error) from None
     os.close(handle)
     try:
         yield temporary
@@ -777,9 +777,11 @@ def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
 def _open_writer(output, kind: str, columns: list[str], keep_text: bool, n_classes: int, extra_types: list):
     """A writer for standard output (CSV) or for a temporary file that becomes `output` on success."""
     if output is None or os.fspath(output) == STDIN:
-        writer = _CsvWriter(sys.stdout, columns, keep_text, owned=False)
+        with _writing(output):  # the header too: standard output can be a full disk
+            writer = _CsvWriter(sys.stdout, columns, keep_text, owned=False)
         yield writer
-        writer.close()
+        with _writing(output):
+            writer.close()
         return
     with _atomic_output(output) as temporary, _writing(output):
         if kind == "parquet":
@@ -804,7 +806,7 @@ def _writing(output) -> Iterator[None]:
         yield
     except OSError as error:
         name = "standard output" if output is None or os.fspath(output) == STDIN else output
-        raise SentimentError(f"cannot write the output {name}: {error.strerror or error}") from None
+        raise os_error(f"cannot write the output {name}", error) from None
 
 
 # ---- the whole job ---------------------------------------------------------------------------

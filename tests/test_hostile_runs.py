@@ -151,3 +151,152 @@ def test_the_model_and_the_baseline_refuse_unscorable_texts_naming_the_index(tin
     assert model.predict("love it").probabilities.shape == (1, 2)
 
 
+# ---- 10: full disks, unwritable outputs, memory ----------------------------------------------
+
+RUNNER = textwrap.dedent("""
+    import contextlib, io, json, resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+    import matplotlib
+    matplotlib.use("Agg")
+    import datasets, joblib, matplotlib.pyplot, sklearn.linear_model, spacy, torch  # caches, semaphores: written
+    from sentiment.cli import cli
+    results = []
+    for args in json.loads(sys.argv[1]):
+        limit = resource.RLIM_INFINITY if args[0] == "unlimited" else 1
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            try:
+                cli.main(args[1:], prog_name="sentiment")
+                code = 0
+            except SystemExit as exit:
+                code = exit.code
+        results.append([code, stderr.getvalue()])
+    print(json.dumps(results))
+""")
+
+
+def run_with_full_disk(commands: list[list[str]], cwd: Path) -> list[tuple[int, list[str]]]:
+    """Run CLI commands in one fresh process where no file can grow past 1 byte (`full`), or `unlimited`."""
+    result = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(commands)], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [(code, [line for line in err.splitlines() if line.strip()]) for code, err in json.loads(result.stdout)]
+
+
+def test_a_full_disk_is_one_line_and_exit_1_in_every_stage_that_writes(tiny_trained, tmp_path):
+    # Before: OSError tracebacks from prepare, train, explain and score; train left an empty <name>.partial/.
+    source = write_csv(tmp_path / "reviews.csv", [{"text": f"love it {i}", "label": 5} for i in range(20)] +
+                       [{"text": f"awful {i}", "label": 1} for i in range(20)])
+    sets = [f"--set={s}" for s in [*experiment_sets(tmp_path, source), *tiny_model(1), "name=full"]]
+    trained = [f"--set={s}" for s in [*experiment_sets(tmp_path, tiny_trained.data.source), *tiny_model(1),
+                                      f"paths.data={tiny_trained.paths.data}", "paths.prepared=tiny",
+                                      "tokenize.max_len=32", "name=full"]]
+    (tmp_path / "in.txt").write_text("love it\n")
+    (tmp_path / "d.html").mkdir()
+    commands = [
+        ["full", "prepare", "-c", TINY_CONFIG, *sets],
+        ["full", "train", "-c", TINY_CONFIG, *trained],
+        ["full", "explain", "-m", str(tiny_trained.run_dir), "love it", "-o", "out.png"],
+        ["full", "explain", "-m", str(tiny_trained.run_dir), "love it", "-o", "out.html"],
+        ["full", "score", "-m", str(tiny_trained.run_dir), "in.txt", "-o", "out.csv"],
+        ["unlimited", "explain", "-m", str(tiny_trained.run_dir), "love it", "-o", "d.html"],
+        ["unlimited", "explain", "-m", str(tiny_trained.run_dir), "love it", "-o", "/proc/no/out.png"],
+    ]
+    results = run_with_full_disk(commands, tmp_path)
+    for command, (code, lines) in zip(commands, results[:5]):
+        assert code == 1 and len(lines) == 1 and "File too large" in lines[0], (command, lines)
+    assert results[5] == (2, ["error: -o d.html is a directory; give a file name such as d.html/explain.png"])
+    assert results[6][0] == 2 and len(results[6][1]) == 1 and "cannot" in results[6][1][0]
+    # Nothing half-written: no file but the inputs, no empty full.partial/ (only empty parent folders).
+    assert sorted(p.name for p in tmp_path.rglob("*") if not p.is_dir()) == ["in.txt", "reviews.csv"]
+    assert not (tmp_path / "runs" / "full.partial").exists()
+    assert sorted(p.name for p in Path(tiny_trained.paths.runs).iterdir()) == ["tiny"]
+
+
+def test_scoring_to_a_full_standard_output_is_one_line(tiny_trained, reviews_txt):
+    # Before: the CSV header was written outside the error guard: a traceback.
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "sentiment", "score", "-m", str(tiny_trained.run_dir),
+                                 str(reviews_txt)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: cannot write the output standard output: No space left on device"]
+
+
+def test_a_model_too_large_for_memory_is_one_line(tiny_trained, tmp_path):
+    sets = [*experiment_sets(tmp_path, tiny_trained.data.source), f"paths.data={tiny_trained.paths.data}",
+            "paths.prepared=tiny", "tokenize.max_len=32", "name=huge", "model.vectors=none",
+            f"model.hidden_size={2 ** 42}"]
+    one_line_error(invoke("train", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets)),
+                   "out of memory .*model.hidden_size", exit_code=1)
+    assert not (tmp_path / "runs" / "huge.partial").exists()
+
+
+# ---- 14: SIGTERM -----------------------------------------------------------------------------
+
+def test_sigterm_during_score_removes_the_temporary_output(tiny_trained, tmp_path):
+    # Before: a hidden .out.csv.*.tmp stayed beside the target (SIGINT cleaned up).
+    (tmp_path / "big.txt").write_text("love this dress, it fits perfectly and the fabric is soft\n" * 400_000)
+    process = subprocess.Popen([sys.executable, "-m", "sentiment", "score", "-m", str(tiny_trained.run_dir),
+                                str(tmp_path / "big.txt"), "-o", str(tmp_path / "out.csv")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not hidden_leftovers(tmp_path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hidden_leftovers(tmp_path), "the output never started"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM (nothing half-written was left)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
+
+
+def test_sigterm_during_prepare_leaves_no_staging_directory(reviews_csv, tmp_path, monkeypatch):
+    import datasets
+
+    def terminated(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", terminated)
+    sets = experiment_sets(tmp_path, reviews_csv)
+    result = invoke("prepare", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets))
+    assert result.exit_code == 143 and result.output.strip().endswith("error: stopped by SIGTERM "
+                                                                       "(nothing half-written was left)")
+    assert not any((tmp_path / "data" / "prepared").iterdir())
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the command's only
+
+
+# ---- 15, 16: one line on stderr --------------------------------------------------------------
+
+def test_prepare_on_a_malformed_file_prints_only_the_error_line(tmp_path):
+    # Before: datasets logged "Failed to read file ..." before our error line.
+    rows = ["text,label"] + [f"good review number {i},5" for i in range(3000)]
+    rows[2001] = 'another, "x" ,2,,9'
+    (tmp_path / "bad.csv").write_text("\n".join(rows) + "\n")
+    sets = [f"--set={s}" for s in experiment_sets(tmp_path, tmp_path / "bad.csv")]
+    result = subprocess.run([sys.executable, "-m", "sentiment", "prepare", "-c", TINY_CONFIG, *sets],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'bad.csv'}: cannot read it as CSV: Error "
+                                                  "tokenizing data. C error: Expected 2 fields in line 2002, saw 5"]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["score", "--batch-size", "0", "x.txt"], r"Invalid value for '--batch-size': 0 is not in the range x>=1"),
+    (["prepare", "--config", "/"], r"Invalid value for '--config' / '-c': .* is a directory"),
+    (["evaluate", "--resamples", "5"], r"Invalid value for '--resamples': 5 is not in the range x>=100"),
+    (["score"], r"Missing argument 'INPUT...'"),
+    (["score", "--format", "xlsx", "x"], r"Invalid value for '--format'"),
+    (["train", "--bogus"], r"No such option '--bogus'"),
+    (["bogus"], r"No such command 'bogus'"),
+])
+def test_click_usage_errors_are_one_line(args, pattern):
+    # Before: three lines (usage, hint, error).
+    one_line_error(invoke(*args), pattern)
+
+
+def test_help_and_version_still_work():
+    assert invoke("--help").output.startswith("Usage: ")
+    assert invoke().output.startswith("Usage: ")
+    assert invoke("score", "--help").exit_code == 0 and invoke("--version").exit_code == 0
