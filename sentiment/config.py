@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sentiment.errors import SentimentError
 
@@ -87,6 +87,13 @@ class SplitConfig(Section):
     validation: float = Field(0.1, gt=0, lt=1)
     test: float = Field(0.1, gt=0, lt=1)
     """Ignored when the source has its own test split."""
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitConfig:
+        if self.validation + self.test >= 1:
+            raise ValueError(f"validation ({self.validation}) + test ({self.test}) must be below 1, "
+                             "leaving a share for training")
+        return self
 
 
 class VocabConfig(Section):

@@ -232,6 +232,23 @@ def test_a_model_too_large_for_memory_is_one_line(tiny_trained, tmp_path):
     assert not (tmp_path / "runs" / "huge.partial").exists()
 
 
+# ---- 11, 12: data and split problems, before any training ------------------------------------
+
+def test_prepare_refuses_a_dataset_with_one_class(make_config, tmp_path):
+    # Before: prepared without a word; train failed at the baseline, after all its epochs.
+    source = write_csv(tmp_path / "one.csv", [{"text": f"love it {i}", "label": 5} for i in range(40)])
+    with pytest.raises(SentimentError, match=r"the training split has no negative reviews \(negative 0, positive"):
+        prepare(make_config(source), log=quiet)
+    assert not (tmp_path / "data" / "prepared" / "tiny").exists()
+
+
+@pytest.mark.parametrize("validation, test", [(0.5, 0.5), (0.6, 0.7), (0.9, 0.1)])
+def test_split_shares_must_leave_a_training_share(validation, test):
+    # Before: accepted; prepare then blamed the data size.
+    with pytest.raises(SentimentError, match=r"^config: split: validation .* \+ test .* must be below 1"):
+        load_config(None, [f"split.validation={validation}", f"split.test={test}"])
+
+
 # ---- 14: SIGTERM -----------------------------------------------------------------------------
 
 def test_sigterm_during_score_removes_the_temporary_output(tiny_trained, tmp_path):
