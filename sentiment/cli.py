@@ -203,9 +203,10 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
     INPUT: .txt (one review per line), .csv, .tsv, .jsonl or .parquet files, globs
     ('reviews/*.csv'), or - for standard input. Output columns: source, row, label,
     prob_<class>..., error, then text (--keep-text) and the --keep-columns.
-    Rows that cannot be scored (empty, invalid UTF-8, invalid JSON) keep their place
-    with an empty label and the reason in `error`; reviews longer than the model's
-    max_len are scored on their first max_len tokens and flagged `truncated`.
+    Rows that cannot be scored (empty, missing or not text, invalid UTF-8, invalid JSON)
+    keep their place with an empty label and the reason in `error`; reviews longer than the
+    model's max_len are scored on their first max_len tokens and flagged `truncated`.
+    UTF-8, or UTF-16/32 with a byte-order mark; a CSV/TSV with broken quoting is refused.
 
     \b
     Example:
