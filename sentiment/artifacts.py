@@ -1,7 +1,9 @@
 """Writing outputs safely and saying what produced them.
 
 Every stage writes into a temporary sibling directory and renames it into place at the end,
-so an interrupted run never leaves a directory that a later stage would accept.
+so an interrupted run never leaves a directory that a later stage would accept. A stage only
+ever replaces a directory holding the same kind of output (`OUTPUT_MARKERS`), and SIGTERM is
+turned into an interrupt (`sigterm_as_interrupt`) so that the clean-up runs for it as for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ import json
 import os
 import platform
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, os_error
 
 TRACKED_PACKAGES = ("sentiment", "torch", "spacy", "datasets", "scikit-learn", "numpy")
+OUTPUT_MARKERS = ("manifest.json", "run.json", "metrics.json", "compare.json", "baseline.json")
+"""The file that identifies each stage's output directory (prepared data, run, report, comparison,
+baseline). An existing directory is replaced only by new content with the same marker."""
 
 
 @contextlib.contextmanager
@@ -43,11 +50,13 @@ def replace_directory(staging: Path, target: Path) -> None:
 
     POSIX rename cannot replace a non-empty directory, so the old directory is renamed to a
     sibling, the new one renamed in, and only then the old one deleted. If the second rename
-    fails, the old directory is put back.
+    fails, the old directory is put back. A non-empty `target` that is not the same kind of
+    output (`OUTPUT_MARKERS`) is refused: a stage replaces only what a stage like it wrote.
     """
     if not target.exists():
         os.replace(staging, target)
         return
+    check_replaceable(staging, target)
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
     os.replace(target, retired)  # replaces the empty placeholder directory
     try:
@@ -56,6 +65,42 @@ def replace_directory(staging: Path, target: Path) -> None:
         os.replace(retired, target)
         raise
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def check_replaceable(staging: Path, target: Path) -> None:
+    if not target.is_dir():
+        raise SentimentError(f"refusing to replace {target}: it is not a directory")
+    if not any(target.iterdir()):
+        return
+    markers = [name for name in OUTPUT_MARKERS if (staging / name).is_file()]
+    if not any((target / name).is_file() for name in markers):
+        wanted = f" (it has no {markers[0]})" if markers else ""
+        raise SentimentError(f"refusing to replace {target}: it holds files that this stage did not write{wanted}; "
+                             "move it away or write elsewhere")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every clean-up on the way out runs."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` instead of killing the process at once, which
+    would leave the atomic writers' hidden temporary files behind. Only the main thread can set a
+    handler, and one the caller set is kept."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -67,15 +112,20 @@ def write_json(path: str | Path, data: Any) -> None:
 def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
     path = Path(path)
     parent = _writable_parent(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as error:
+        raise os_error(f"cannot write {path}", error) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for reading
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError):  # a full disk, or a directory in the way: name the file meant
+            raise os_error(f"cannot write {path}", error) from None
         raise
 
 

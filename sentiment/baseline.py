@@ -41,7 +41,7 @@ from sklearn.preprocessing import normalize
 
 from sentiment import metrics
 from sentiment.artifacts import atomic_directory
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, os_error
 
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "BagOfWordsBaseline", "word_ngrams"]
 
@@ -338,7 +338,7 @@ class BagOfWordsBaseline:
             with atomic_directory(target) as staging:
                 self._write_files(staging, scorer)
         except OSError as error:
-            raise SentimentError(f"cannot save the baseline to {target}: {error}") from error
+            raise os_error(f"cannot save the baseline to {target}", error) from None
         return target
 
     def _write_files(self, directory: Path, scorer: _TfidfLinearScorer) -> None:
@@ -486,6 +486,8 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
             raise SentimentError(f"{path} is missing the {key!r} tensor")
         if tensors[key].dtype != np.float64:
             raise SentimentError(f"{path}: tensor {key!r} must be float64, got {tensors[key].dtype}")
+        if not np.isfinite(tensors[key]).all():
+            raise SentimentError(f"{path}: tensor {key!r} holds NaN or infinite values; the baseline is corrupt")
     return tensors
 
 

@@ -1,28 +1,70 @@
 """The `sentiment` command: one small function per stage over the library.
 
 Heavy libraries (torch, spaCy, datasets, scikit-learn) are imported inside the commands so
-that `sentiment --help` answers at once. A `SentimentError` (a mistake the user can fix)
-becomes one line on stderr and exit code 2; anything else is our bug and keeps its traceback.
+that `sentiment --help` answers at once. Every failure a user can act on ends as one line
+`error: ...` on stderr: a `SentimentError` or a usage mistake (a bad option value, a missing
+argument) with exit code 2; a `MachineFault` (disk full, I/O error, out of memory) with exit
+code 1; SIGTERM with 143, after the same clean-up as Ctrl-C. Anything else is our bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import sys
 
 import click
 
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, as_sentiment_error
 
 DEFAULT_CONFIG = "configs/clothing.toml"
+TERMINATED_EXIT = 128 + 15
+
+
+class OneLineError(click.ClickException):
+    """A Click error (usage, bad parameter) shown like every other error: one line, no usage text."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@contextlib.contextmanager
+def _one_line_click_errors():
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:  # `sentiment` alone prints the help
+        raise
+    except click.ClickException as error:
+        if isinstance(error, OneLineError):
+            raise
+        raise OneLineError(error.format_message(), error.exit_code) from None
 
 
 class StageGroup(click.Group):
+    def make_context(self, *args, **kwargs) -> click.Context:
+        with _one_line_click_errors():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx: click.Context):
+        from sentiment.artifacts import Terminated, sigterm_as_interrupt
+
         try:
-            return super().invoke(ctx)
-        except SentimentError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(2)
+            with _one_line_click_errors(), sigterm_as_interrupt():
+                return super().invoke(ctx)
+        except Terminated:
+            click.echo("error: stopped by SIGTERM (nothing half-written was left)", err=True)
+            sys.exit(TERMINATED_EXIT)
+        except (SentimentError, OSError, MemoryError, RuntimeError) as error:
+            failure = as_sentiment_error(error)
+            if failure is None or getattr(error, "errno", None) == errno.EPIPE:
+                raise  # our bug (a traceback), or a closed pipe, which Click silences
+            click.echo(f"error: {failure}", err=True)
+            sys.exit(failure.exit_code)
 
 
 def config_options(function):
@@ -165,19 +207,20 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
     INPUT: .txt (one review per line), .csv, .tsv, .jsonl or .parquet files, globs
     ('reviews/*.csv'), or - for standard input. Output columns: source, row, label,
     prob_<class>..., error, then text (--keep-text) and the --keep-columns.
-    Rows that cannot be scored (empty, invalid UTF-8, invalid JSON) keep their place
-    with an empty label and the reason in `error`; reviews longer than the model's
-    max_len are scored on their first max_len tokens and flagged `truncated`.
+    Rows that cannot be scored (empty, missing or not text, invalid UTF-8, invalid JSON)
+    keep their place with an empty label and the reason in `error`; reviews longer than the
+    model's max_len are scored on their first max_len tokens and flagged `truncated`.
+    UTF-8, or UTF-16/32 with a byte-order mark; a CSV/TSV with broken quoting is refused.
 
     \b
     Example:
       sentiment score -m runs/clothing reviews.csv --keep-columns id -o scores.parquet
     """
     from sentiment.inference import load_model
-    from sentiment.scoring import output_format, resolve_inputs, score_files
+    from sentiment.scoring import check_output_is_not_an_input, output_format, resolve_inputs, score_files
 
     output_format(output)  # a wrong extension or a missing input fails before the model loads
-    resolve_inputs(inputs, input_format)
+    check_output_is_not_an_input(output, resolve_inputs(inputs, input_format))
     if device != "cpu":
         import torch
 

@@ -10,17 +10,42 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sentiment.errors import SentimentError
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""An experiment name is one path component: letters, digits, `.`, `_`, `-`, starting with a letter or
+digit (so never empty, `.`, `..`, hidden, absolute or containing `/`), at most 100 characters."""
+RESERVED_SUFFIXES = (".partial",)
+"""`runs/<name>.partial/` is where `<name>` trains; an experiment of that name would be deleted by it."""
+
+
+def check_name(value: str) -> str:
+    """The experiment name as a safe directory name, or a ValueError saying what is allowed."""
+    if not NAME_PATTERN.fullmatch(value) or value.endswith(RESERVED_SUFFIXES):
+        raise ValueError("must be one directory name: 1-100 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit, not ending in '.partial'")
+    return value
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `training.lr=inf` would train to NaN weights that label every review alike.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # A NUL cannot be part of a path or a column name; refuse it here rather than deep in os calls.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class PathsConfig(Section):
@@ -31,6 +56,11 @@ class PathsConfig(Section):
     prepared: str | None = None
     """The prepared dataset to read, `<data>/prepared/<prepared>`; default: the experiment's name.
     Lets several experiments share one prepared dataset (the cells of `sentiment compare`)."""
+
+    @field_validator("prepared")
+    @classmethod
+    def _one_directory(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value)
 
 
 class DataConfig(Section):
@@ -57,6 +87,13 @@ class SplitConfig(Section):
     validation: float = Field(0.1, gt=0, lt=1)
     test: float = Field(0.1, gt=0, lt=1)
     """Ignored when the source has its own test split."""
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitConfig:
+        if self.validation + self.test >= 1:
+            raise ValueError(f"validation ({self.validation}) + test ({self.test}) must be below 1, "
+                             "leaving a share for training")
+        return self
 
 
 class VocabConfig(Section):
@@ -149,7 +186,8 @@ class EvaluateConfig(Section):
 
 class ExperimentConfig(Section):
     name: str = "experiment"
-    """Names the outputs: data/prepared/<name>, runs/<name>, reports/<name>."""
+    """Names the outputs: data/prepared/<name>, runs/<name>, reports/<name>; one directory name
+    (`NAME_PATTERN`), so that no stage can write outside those folders."""
     seed: int = 13
     paths: PathsConfig = PathsConfig()
     data: DataConfig = DataConfig()
@@ -160,6 +198,11 @@ class ExperimentConfig(Section):
     pretrain: PretrainConfig = PretrainConfig()
     training: TrainingConfig = TrainingConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _one_directory(cls, value: str) -> str:
+        return check_name(value)
 
     # Where each stage reads and writes.
     @property
@@ -249,6 +292,9 @@ def _describe(error: ValidationError) -> str:
         close = difflib.get_close_matches(location[-1], valid, n=1, cutoff=0.5)
         hint = f"; did you mean {'.'.join(location[:-1] + close)!r}?" if close else f"; valid keys: {', '.join(valid)}"
         return f"unknown key {key!r}{hint}"
+    if problem["type"] == "value_error":  # our validators: the message says it all
+        given = problem.get("input")
+        return f"{key}: {problem['ctx']['error']}" + ("" if isinstance(given, dict) else f" (got {given!r})")
     return f"{key}: {problem['msg']} (got {problem.get('input')!r})"
 
 

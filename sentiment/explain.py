@@ -190,6 +190,8 @@ def write_explanations(explanations: Sequence[Explanation], output: str | Path, 
     """PNG (`out.png` for one text, `out-1.png`, `out-2.png`, ... for several) or one HTML page."""
     output = Path(output)
     suffix = output.suffix.lower()
+    if output.is_dir():
+        raise SentimentError(f"-o {output} is a directory; give a file name such as {output / 'explain.png'}")
     if suffix == ".html":
         write_bytes_atomic(output, render_explanations_html(explanations, units=units).encode("utf-8"))
         return [output]

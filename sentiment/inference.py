@@ -77,7 +77,19 @@ class TextClassifier:
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.predict_tokens(list(self.tokenizer.pipe(texts)))
+        """[n, k] probabilities; a text that cannot be scored (None, not a string, empty, no tokens) is one
+        SentimentError naming its index, for the model and the baseline alike (`scoring.check_texts`)."""
+        from sentiment.scoring import check_texts
+
+        texts = check_texts(texts)
+        token_lists = list(self.tokenizer.pipe(texts))
+        if not token_lists:
+            return np.empty((0, len(self.classes)), dtype=np.float32)
+        empty = next((i for i, tokens in enumerate(token_lists) if not tokens), None)
+        if empty is not None:
+            raise SentimentError(f"text {empty} ({texts[empty]!r:.40}) cannot be scored (no_tokens): "
+                                 "the tokenizer found no tokens in it")
+        return self.predict_tokens(token_lists)
 
     def sentence_splitter(self) -> Tokenizer:
         return self.tokenizer

@@ -101,6 +101,7 @@ def prepare(config: ExperimentConfig, force: bool = False, log=print) -> Prepare
     tokenize_seconds = time.perf_counter() - started
 
     splits = _split(tokenized, config, labels)
+    _check_every_class(splits["train"]["label"], labels, config)
     vocab = Vocab.build(splits["train"]["tokens"], config.vocab.min_freq, config.vocab.max_size)
     for split in splits.values():
         split["ids"] = [vocab.encode(tokens, config.tokenize.max_len) for tokens in split["tokens"]]
@@ -191,6 +192,17 @@ def _split(tokenized: dict[str, dict], config: ExperimentConfig, labels: list[st
     if "all" not in tokenized:
         splits["test"] = tokenized["test"]
     return {name: splits[name] for name in SPLITS}
+
+
+def _check_every_class(train_labels: list[int], labels: list[str], config: ExperimentConfig) -> None:
+    """Every class of the scheme needs training examples (the model and the baseline learn each
+    one); say so now rather than after the epochs of `train`."""
+    counts = _class_counts(train_labels, labels)
+    absent = [label for label, count in counts.items() if count == 0]
+    if absent:
+        shown = ", ".join(f"{label} {count}" for label, count in counts.items())
+        raise SentimentError(f"{config.data.source}: the training split has no {' or '.join(absent)} reviews "
+                             f"({shown}); the {config.data.label_scheme} scheme needs examples of every class")
 
 
 def _class_counts(label_ids: list[int], labels: list[str]) -> dict[str, int]:

@@ -27,6 +27,7 @@ from torch import nn
 
 from sentiment.batching import bucket_batches, collate
 from sentiment.config import PretrainConfig
+from sentiment.errors import SentimentError
 from sentiment.model import RecurrentClassifier, flip_rows, reversal_index
 from sentiment.progress import progress_bar
 
@@ -118,6 +119,9 @@ def pretrain_encoder(model: RecurrentClassifier, train_ids: Sequence[np.ndarray]
                 optimizer.step()
                 loss_sum += float(loss.detach()) * count
                 predictions += count
+        if not np.isfinite(loss_sum):
+            raise SentimentError(f"pretraining diverged in epoch {epoch}: the loss is {loss_sum}; lower "
+                                 f"pretrain.lr (now {settings.lr}) and train again")
         validation = validation_loss(model, heads, val_ids, device)
         line = {"epoch": epoch, "train_loss": round(loss_sum / max(predictions, 1), 4),
                 "val_loss": round(validation, 4), "val_perplexity": round(float(np.exp(validation)), 1),

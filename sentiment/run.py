@@ -19,6 +19,7 @@ finishes, so a later stage never reads a half-trained run.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,13 @@ RUN_FILES = ("model.safetensors", "run.json", "config.json", "vocab.json", "labe
 
 def partial_dir(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".partial")
+
+
+def discard_if_empty(directory: Path) -> None:
+    """Remove a run directory that holds no file at all (a run that failed at its start), so a
+    failed `train` leaves nothing behind; one with a checkpoint is kept for --resume."""
+    if directory.is_dir() and not any(path.is_file() for path in directory.rglob("*")):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -55,7 +63,10 @@ class TrainedRun:
 
         from sentiment.model import EnsembleClassifier, RecurrentClassifier
 
-        networks = [RecurrentClassifier.from_config(self.info["model"]) for _ in range(max(len(self.members), 1))]
+        try:
+            networks = [RecurrentClassifier.from_config(self.info["model"]) for _ in range(max(len(self.members), 1))]
+        except TypeError as error:  # a value of the wrong type in run.json
+            raise SentimentError(f"{self.directory / 'run.json'}: the model description is invalid ({error})") from None
         for network in networks:
             # Packing is a run-time choice with the same weights: on CPU the padded path is 3.5x faster.
             network.packed = self.info["model"].get("packed", False) and str(device).startswith("cuda")
@@ -64,11 +75,8 @@ class TrainedRun:
             state = load_file(str(self.directory / "model.safetensors"), device=device)
         except Exception as error:  # safetensors raises its own error types for corrupt files
             raise SentimentError(f"{self.directory / 'model.safetensors'}: cannot read the weights ({error})") from None
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            first = str(error).splitlines()[0]
-            raise SentimentError(f"{self.directory}: the weights do not match the architecture ({first})") from None
+        check_weights(self.directory / "model.safetensors", state, model.state_dict())
+        model.load_state_dict(state)
         return model.to(device).eval()
 
     def history(self) -> list[dict[str, Any]]:
@@ -93,6 +101,56 @@ def load_run(directory: str | Path) -> TrainedRun:
     config = config_from_dict(read_json(directory / "config.json"), origin=str(directory / "config.json"))
     labels = read_json(directory / "labels.json")
     vocab = Vocab.load(directory / "vocab.json")
-    if info["model"].get("vocab_size") != len(vocab):
-        raise SentimentError(f"{directory}: vocab.json has {len(vocab)} words but the model expects {info['model'].get('vocab_size')}")
+    check_consistent(directory, info, config, labels, len(vocab))
     return TrainedRun(directory=directory, info=info, config=config, vocab=vocab, labels=labels)
+
+
+ARCHITECTURE_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")
+
+
+def check_consistent(directory: Path, info: dict[str, Any], config: ExperimentConfig, labels: Any,
+                     vocab_size: int) -> None:
+    """The run's files must describe one model: labels.json, run.json and config.json name the same
+    classes in the same order (a reordered labels.json would invert every prediction), and the same
+    architecture and vocabulary size. One line naming the first disagreement."""
+    from sentiment.labels import scheme_labels
+
+    model = info["model"]
+    if not isinstance(model, dict):
+        raise SentimentError(f"{directory / 'run.json'}: 'model' must describe the architecture, got {model!r}")
+    if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(label, str) and label for label in labels)
+            and len(set(labels)) == len(labels)):
+        raise SentimentError(f"{directory / 'labels.json'} must be a list of at least two distinct class names, "
+                             f"got {labels!r}"[:300])
+    expected = {"run.json": info.get("labels", labels),
+                f"config.json (label_scheme {config.data.label_scheme})": scheme_labels(config.data.label_scheme)}
+    for where, names in expected.items():
+        if names != labels:
+            raise SentimentError(f"{directory}: labels.json {labels} does not match the classes in {where} {names}; "
+                                 "the files come from different runs or were edited")
+    if model.get("num_classes") != len(labels):
+        raise SentimentError(f"{directory}: labels.json names {len(labels)} classes but run.json's model has "
+                             f"{model.get('num_classes')!r} outputs")
+    if model.get("vocab_size") != vocab_size:
+        raise SentimentError(f"{directory}: vocab.json has {vocab_size} words but the model expects {model.get('vocab_size')}")
+    for key in ARCHITECTURE_KEYS:
+        if model.get(key) != getattr(config.model, key):
+            raise SentimentError(f"{directory}: run.json has model {key} {model.get(key)!r} but config.json has "
+                                 f"{getattr(config.model, key)!r}; the files come from different runs or were edited")
+
+
+def check_weights(path: Path, state: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Every tensor the architecture needs, of its shape, and finite: say which one is not."""
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    wrong = [f"{name} has shape {list(state[name].shape)}, expected {list(tensor.shape)}"
+             for name, tensor in expected.items() if name in state and state[name].shape != tensor.shape]
+    for problems, what in ((missing, "missing tensor"), (unexpected, "unexpected tensor"), (wrong, "tensor")):
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise SentimentError(f"{path}: the weights do not match the architecture in run.json: "
+                                 f"{what} {problems[0]}{more}")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not tensor.isfinite().all():
+            raise SentimentError(f"{path}: tensor {name} holds NaN or infinite values; the weights are corrupt, "
+                                 "train the run again")

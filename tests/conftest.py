@@ -141,3 +141,18 @@ def metrics_lines(run_dir: Path) -> list[dict]:
 def without_timing(lines: list[dict]) -> list[dict]:
     """Epoch lines without their wall-clock fields, for comparing two runs."""
     return [{k: v for k, v in line.items() if k not in ("seconds", "examples_per_second")} for line in lines]
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory):
+    """One tiny prepared and trained experiment for the whole session (its config), for tests that
+    only read a run: every stage's outputs exist under its root (data/, runs/; reports/ empty)."""
+    from sentiment.prepare import prepare
+    from sentiment.training import train
+
+    root = tmp_path_factory.mktemp("tiny-trained")
+    source = write_csv(root / "reviews.csv", review_rows(copies=6))
+    config = load_config(None, ["name=tiny", *experiment_sets(root, source), *tiny_model(4), "tokenize.max_len=32"])
+    prepare(config, log=quiet)
+    train(config, log=quiet)
+    return config
