@@ -199,8 +199,12 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
               help="Reviews per forward pass (each chunk is sorted by length into batches).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model runs (`auto` = CUDA when present).")
+@click.option("--sentences", is_flag=True,
+              help="Add a `sentences` column: each sentence's label, probabilities and weight (JSON in CSV). "
+                   "Slower: one worker, and every sentence is read again.")
 def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_column: str, keep_text: bool,
-          keep_columns: tuple[str, ...], input_format: str | None, batch_size: int, device: str) -> None:
+          keep_columns: tuple[str, ...], input_format: str | None, batch_size: int, device: str,
+          sentences: bool) -> None:
     """Score review files with a trained run, one output row per input row, in input order.
 
     \b
@@ -230,7 +234,7 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
     model = load_model(model_path, device=device, batch_size=batch_size)
     columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
     summary = score_files(model, inputs, output, text_column=text_column, keep_text=keep_text,
-                          keep_columns=columns, input_format=input_format, progress=True)
+                          keep_columns=columns, input_format=input_format, progress=True, sentences=sentences)
     errors = ", ".join(f"{error} {count}" for error, count in sorted(summary.errors.items()))
     click.echo(f"scored {summary.scored:,} of {summary.rows:,} rows in {summary.seconds:.1f} s "
                f"({summary.rows_per_second:,.0f} rows/s){'; ' + errors if errors else ''}", err=True)

@@ -37,6 +37,11 @@ one error rather than writing labels that mean nothing.
 
 The output is written to a temporary file beside the target and renamed into place at
 the end, so a failed run never leaves a partial file.
+
+With `sentences=True` (`score --sentences`) a `sentences` column, after `error`, holds each
+scored row's sentences with their own readings: a list of {"text", "label", "prob_<class>"...,
+"weight"} (weight: the sentence head's attention, else null); JSON text in CSV, a nested list in
+JSONL and Parquet. Still one output row per input row.
 """
 
 from __future__ import annotations
@@ -474,6 +479,8 @@ class ScoredChunk:
     probabilities: np.ndarray
     """[n, k] float64, columns in the order of the model's classes; NaN where not scored."""
     errors: list[str | None]
+    sentences: list[list[dict] | None] | None = None
+    """With `sentences=True`: per row its sentences' readings (None where the row is not scored)."""
 
 
 def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
@@ -506,31 +513,43 @@ def check_finite(probabilities: np.ndarray, records: Sequence[Record]) -> None:
                              "train the run again")
 
 
-def predict_chunk(model, chunk: TokenizedChunk) -> ScoredChunk:
-    """The model's probabilities for the tokenized rows, in input order."""
+def predict_chunk(model, chunk: TokenizedChunk, sentences: bool = False) -> ScoredChunk:
+    """The model's probabilities for the tokenized rows, in input order (and their sentences')."""
     import torch
 
     probabilities = np.full((len(chunk.records), len(model.classes)), np.nan)
     labels: list[str | None] = [None] * len(chunk.records)
     scored = [i for i, tokens in enumerate(chunk.tokens) if tokens is not None]
+    readings: list[list[dict] | None] | None = [None] * len(chunk.records) if sentences else None
     if scored:
         with torch.inference_mode():
             predicted = model.predict_tokens([chunk.tokens[i] for i in scored])
+            if readings is not None:
+                for i, row in zip(scored, model.predict_sentences([chunk.records[i].text for i in scored])):
+                    readings[i] = [sentence_cell(s, model.classes) for s in row]
         check_finite(predicted, [chunk.records[i] for i in scored])
         probabilities[scored] = predicted
         for i, best in zip(scored, predicted.argmax(axis=1).tolist()):
             labels[i] = model.classes[best]
-    return ScoredChunk(chunk.records, labels, probabilities, chunk.errors)
+    return ScoredChunk(chunk.records, labels, probabilities, chunk.errors, readings)
 
 
-def score_chunk(model, records: list[Record], tokenizer_lock: threading.Lock | None = None) -> ScoredChunk:
+def sentence_cell(sentence, classes: Sequence[str]) -> dict:
+    """One sentence's reading as the `sentences` column holds it."""
+    return {"text": sentence.text, "label": sentence.label,
+            **{f"prob_{c}": float(p) for c, p in zip(classes, sentence.probabilities)},
+            "weight": sentence.weight}
+
+
+def score_chunk(model, records: list[Record], tokenizer_lock: threading.Lock | None = None,
+                sentences: bool = False) -> ScoredChunk:
     with tokenizer_lock or contextlib.nullcontext():
         tokenized = tokenize_chunk(model, records)
-    return predict_chunk(model, tokenized)
+    return predict_chunk(model, tokenized, sentences)
 
 
 def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE,
-                  workers: int = 1) -> Iterator[ScoredChunk]:
+                  workers: int = 1, sentences: bool = False) -> Iterator[ScoredChunk]:
     """Score records chunk by chunk, in order; `workers` threads score chunks side by side.
 
     spaCy holds the GIL but torch's kernels release it, so with two workers one tokenizes
@@ -545,8 +564,10 @@ def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE
     chunks = iter(lambda: list(islice(records, chunk_size)), [])
     if workers <= 1:
         for chunk in chunks:
-            yield score_chunk(model, chunk)
+            yield score_chunk(model, chunk, sentences=sentences)
         return
+    if sentences:  # sentence readings tokenize outside the tokenizer lock: one worker
+        raise SentimentError("sentence readings are scored by one worker; pass workers=1")
     lock = threading.Lock()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sentiment-score")
     pending: deque[Future] = deque()
@@ -636,12 +657,15 @@ def check_output_is_not_an_input(output: str | os.PathLike | None, files: Sequen
                                  "scoring would replace your reviews with their scores: choose another -o")
 
 
-def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str]) -> list[str]:
-    """source, row, label, prob_<class>..., error, then text and the kept columns.
+def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str],
+                   sentences: bool = False) -> list[str]:
+    """source, row, label, prob_<class>..., error, then sentences, text and the kept columns.
 
     A kept column whose name an output column already has is renamed `input_<name>`.
     """
     columns = [*BASE_COLUMNS, *(f"prob_{label}" for label in classes), "error"]
+    if sentences:
+        columns.append("sentences")
     if keep_text:
         columns.append("text")
     for column in keep_columns:
@@ -652,18 +676,26 @@ def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequen
     return columns
 
 
+def _sentence_values(chunk: ScoredChunk) -> list:
+    return chunk.sentences if chunk.sentences is not None else [None] * len(chunk.records)
+
+
 class _CsvWriter:
     def __init__(self, stream, columns: list[str], keep_text: bool, owned: bool = True):
         self.stream, self.keep_text, self.owned = stream, keep_text, owned
+        self.sentences = "sentences" in columns
         self.writer = csv.writer(stream)  # "\r\n" ends records, so fields holding \r or \n get quoted
         self.writer.writerow(columns)
 
     def write(self, chunk: ScoredChunk) -> None:
         rows = []
-        for record, label, probs, error in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors):
+        for record, label, probs, error, sentences in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(),
+                                                          chunk.errors, _sentence_values(chunk)):
             row = [record.source, record.row, label or ""]
             row.extend("" if math.isnan(p) else repr(p) for p in probs)
             row.append(error or "")
+            if self.sentences:
+                row.append("" if sentences is None else json.dumps(sentences, ensure_ascii=False))
             if self.keep_text:
                 row.append(record.text)
             row.extend(_csv_cell(value) for value in record.extra)
@@ -688,8 +720,12 @@ class _JsonlWriter:
 
     def write(self, chunk: ScoredChunk) -> None:
         lines = []
-        for record, label, probs, error in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors):
+        sentence_column = "sentences" in self.columns
+        for record, label, probs, error, sentences in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(),
+                                                          chunk.errors, _sentence_values(chunk)):
             values = [record.source, record.row, label, *(None if math.isnan(p) else p for p in probs), error]
+            if sentence_column:
+                values.append(sentences)
             if self.keep_text:
                 values.append(record.text)
             values.extend(record.extra)
@@ -709,6 +745,12 @@ class _ParquetWriter:
 
         self.pa, self.keep_text, self.k = pa, keep_text, n_classes
         types = [pa.string(), pa.int64(), pa.string(), *([pa.float64()] * n_classes), pa.string()]
+        self.sentences = "sentences" in columns
+        if self.sentences:
+            probabilities = [name for name in columns if name.startswith("prob_")][:n_classes]
+            types.append(pa.list_(pa.struct([pa.field("text", pa.string()), pa.field("label", pa.string()),
+                                             *(pa.field(name, pa.float64()) for name in probabilities),
+                                             pa.field("weight", pa.float64())])))
         if keep_text:
             types.append(pa.string())
         self.schema = pa.schema([pa.field(name, kind) for name, kind in zip(columns, [*types, *extra_types])])
@@ -721,6 +763,8 @@ class _ParquetWriter:
         arrays = [[r.source for r in records], [r.row for r in records], chunk.labels]
         arrays += [pa.array(chunk.probabilities[:, j], mask=unscored) for j in range(self.k)]
         arrays.append(chunk.errors)
+        if self.sentences:
+            arrays.append(_sentence_values(chunk))
         if self.keep_text:
             arrays.append([r.text for r in records])
         fields = list(self.schema)
@@ -814,7 +858,7 @@ def _writing(output) -> Iterator[None]:
 def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
                 text_column: str = "text", keep_text: bool = False, keep_columns: Sequence[str] = (),
                 input_format: str | None = None, chunk_size: int = CHUNK_SIZE, workers: int | None = None,
-                progress: bool = False) -> ScoringSummary:
+                progress: bool = False, sentences: bool = False) -> ScoringSummary:
     """Score every row of `inputs` with `model` (from `load_model`, or a path to load) into `output`.
 
     The output format follows the extension of `output` (.csv, .jsonl, .parquet; None or `-` for
@@ -832,16 +876,16 @@ def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.Pat
         from sentiment.inference import load_model
 
         model = load_model(model)
-    columns = output_columns(model.classes, keep_text, keep_columns)
+    columns = output_columns(model.classes, keep_text, keep_columns, sentences)
     extra_types = _kept_column_types(files, keep_columns) if kind == "parquet" else []
-    workers = default_workers(model) if workers is None else workers
+    workers = 1 if sentences else default_workers(model) if workers is None else workers
 
     summary = ScoringSummary(output=None if output is None or os.fspath(output) == STDIN else os.fspath(output))
     records = (record for file in files for record in read_records(file, text_column, keep_columns))
     with progress_bar(desc="scoring", unit=" reviews", enabled=progress) as bar, \
             _open_writer(output, kind, columns, keep_text, len(model.classes), extra_types) as writer, \
             _one_torch_thread_per_worker(workers), _short_gil_switch_interval(workers):
-        for chunk in score_records(model, records, chunk_size, workers):
+        for chunk in score_records(model, records, chunk_size, workers, sentences):
             with _writing(output):
                 writer.write(chunk)
             summary.rows += len(chunk.records)

@@ -160,3 +160,27 @@ def test_the_clause_head_also_splits_before_contrast_connectives():
     ids, lengths = collate([vocab.encode(t) for t in tokens])
     starts = sentence_starts(kinds[ids], torch.ones_like(ids, dtype=torch.bool))
     assert [tokens[0][i] for i in torch.nonzero(starts[0]).flatten().tolist()] == ["not", "but", "my", "however"]
+
+
+@pytest.mark.parametrize("extension", ["csv", "jsonl", "parquet"])
+def test_score_with_sentences_keeps_one_row_per_input_row(prepared_config, tmp_path, extension):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from sentiment.cli import cli
+    from sentiment.training import train
+
+    run = train(prepared_config(*tiny_model(1)), log=quiet)
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("Love this dress. The zipper broke!\n\ngreat quality\n", encoding="utf-8")
+    output = tmp_path / f"scored.{extension}"
+    result = CliRunner().invoke(cli, ["score", "-m", str(run.directory), str(reviews), "--sentences", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    table = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[extension](output)
+    assert len(table) == 3 and list(table.columns)[:7] == ["source", "row", "label", "prob_negative", "prob_positive",
+                                                            "error", "sentences"]
+    cells = [json.loads(c) if isinstance(c, str) else (None if c is None or (isinstance(c, float)) else list(c))
+             for c in table["sentences"]]
+    assert [s["text"] for s in cells[0]] == ["Love this dress.", "The zipper broke!"] and cells[1] is None
+    assert cells[2][0]["label"] == table["label"][2]
+    assert cells[2][0]["prob_positive"] == pytest.approx(table["prob_positive"][2], abs=1e-6)
