@@ -146,6 +146,9 @@ class TrainingConfig(Section):
     ensemble: int = Field(1, ge=1)
     """Models trained from seeds seed, seed+1, ..., each selected on validation on its own; the
     run predicts the mean of their probabilities."""
+    temperature_scaling: bool = True
+    """After model selection, fit one temperature on the validation split that makes the
+    probabilities calibrated (accuracy and macro-F1 do not change); saved in run.json."""
     segments: Literal["none", "sentences"] = "none"
     """`sentences`: each training review's sentences (spaCy's sentencizer, from `prepare`) are
     extra training examples with the review's label, so the model also learns from short texts."""

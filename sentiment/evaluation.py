@@ -72,6 +72,14 @@ def add_deciding_sentences(rows: list[dict[str, Any]], model: SentimentModel) ->
     return rows
 
 
+def uncalibrated(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], temperature: float) -> dict[str, Any]:
+    """The model's temperature and what its test calibration was before scaling (ECE, reliability bins)."""
+    from sentiment.calibration import rescale
+
+    before = classification_metrics(y_true, rescale(probabilities, temperature), labels)
+    return {"temperature": temperature, "ece_before": before["ece"], "reliability_before": before["reliability"]}
+
+
 def paired_comparison(y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int,
                       seed: int) -> dict[str, Any]:
     """System A minus system B on accuracy and macro-F1, paired bootstrap on the same examples."""
@@ -188,7 +196,8 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         "run": {"directory": str(run.directory), **{key: run.info.get(key) for key in (
             "best_epoch", "select_metric", "best_validation", "model", "parameters", "train_seconds",
             "seconds_per_epoch", "epochs_run", "vectors", "device", "ensemble")}},
-        "model": system_metrics(y_true, model_probs, labels, lengths, n_resamples, seed),
+        "model": {**system_metrics(y_true, model_probs, labels, lengths, n_resamples, seed),
+                  "calibration": uncalibrated(y_true, model_probs, labels, run.temperature)},
         "baseline": {**system_metrics(y_true, baseline_probs, labels, lengths, n_resamples, seed),
                      "C": baseline.baseline.chosen_c, "validation": baseline.baseline.validation},
     }

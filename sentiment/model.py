@@ -174,6 +174,9 @@ class RecurrentClassifier(nn.Module):
         pooled_dim = hidden_size * self.num_directions * (2 if pooling == "max+mean" else 1)
         self.classifier = nn.Linear(pooled_dim, num_classes)
         self.head = head
+        # Temperature scaling (`sentiment.calibration`): set by `TrainedRun.build_model` from run.json;
+        # 1 while training. Not a weight: it is fitted after model selection and kept in run.json.
+        self.temperature = 1.0
         if head in ("sentences", "clauses"):
             # Multiple-instance head (MILNET, Angelidis & Lapata 2018): each sentence is encoded on
             # its own and classified by `classifier`; a learned attention over the sentences weighs
@@ -289,8 +292,10 @@ class RecurrentClassifier(nn.Module):
         """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]; with the
         sentence head, log-probabilities (a softmax over them is the review's distribution)."""
         if self.head in ("sentences", "clauses"):
-            return self.read_sentences(ids, lengths).review_log_probs
-        return self.forward_embedded(self.embed(ids), lengths)
+            output = self.read_sentences(ids, lengths).review_log_probs
+        else:
+            output = self.forward_embedded(self.embed(ids), lengths)
+        return output if self.temperature == 1.0 else output / self.temperature
 
     # ---- the sentence head ---------------------------------------------------------------
 
@@ -415,10 +420,12 @@ class EnsembleClassifier(nn.Module):
         if len(members) < 2:
             raise SentimentError(f"an ensemble needs at least two members, got {len(members)}")
         self.members = nn.ModuleList(members)
+        self.temperature = 1.0  # of the averaged model; the members keep 1
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         log_probs = torch.stack([member(ids, lengths).log_softmax(dim=-1) for member in self.members])
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        output = torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        return output if self.temperature == 1.0 else output / self.temperature
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(member.num_parameters(trainable_only) for member in self.members)

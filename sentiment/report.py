@@ -37,7 +37,8 @@ more than two classes, a pass rate over zero cases)::
      "versions": {package: version}
     }
 
-    SYSTEM   = {"n_examples", "accuracy", "macro_f1",
+    SYSTEM   = {"n_examples", "accuracy", "macro_f1",                 # the model's also has "calibration":
+                                                               # {"temperature", "ece_before", "reliability_before"}
                 "per_class": {label: {"precision", "recall", "f1", "support"}},
                 "confusion_matrix": [[int]] (rows true, columns predicted),
                 "ece", "reliability": [{"lower", "upper", "confidence", "accuracy", "count"}],
@@ -80,6 +81,7 @@ from sentiment.artifacts import write_bytes_atomic
 
 SYSTEMS = ("model", "baseline", "vader")
 SYSTEM_NAMES = {"model": "model", "baseline": "baseline", "vader": "VADER"}
+UNSCALED = "model before temperature scaling"
 PLOT_FILES = {
     "confusion_matrices": "confusion_matrices.png",
     "reliability": "reliability.png",
@@ -112,8 +114,13 @@ def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str
         figures.plot_confusion_matrices(matrices, labels, path("confusion_matrices"))
     bins = {name(s, s): metrics[s]["reliability"] for s in systems
             if any(b["count"] for b in metrics[s].get("reliability", []))}
+    eces = {name(s, s): metrics[s].get("ece") for s in systems}
+    scaling = metrics["model"].get("calibration") or {}
+    if bins and scaling.get("temperature", 1.0) != 1.0:
+        bins[UNSCALED] = scaling["reliability_before"]
+        eces[UNSCALED] = scaling["ece_before"]
     if bins:
-        figures.plot_reliability(bins, {name(s, s): metrics[s].get("ece") for s in systems}, path("reliability"))
+        figures.plot_reliability(bins, eces, path("reliability"))
     contrast = _contrast_systems(metrics)
     if contrast:
         totals = {c: _capability_total(contrast, c) for c in _capability_order(contrast)}
@@ -290,11 +297,17 @@ def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     section = Section("calibration", "Calibration")
     if "reliability" in plots:
         section.blocks.append(Image(plots["reliability"], "Reliability diagram of model and baseline"))
-    eces = ", ".join(f"{s} {_num(metrics[s].get('ece'))}" for s in _systems(metrics))
+    eces = ", ".join(f"{SYSTEM_NAMES[s]} {_num(metrics[s].get('ece'))}" for s in _systems(metrics))
     bins = len(metrics["model"].get("reliability", []))
+    scaling = metrics["model"].get("calibration") or {}
+    scaled = ""
+    if scaling.get("temperature", 1.0) != 1.0:
+        scaled = (f" The model's probabilities are temperature-scaled (T = {scaling['temperature']:.3f}, fitted on the "
+                  f"validation split after model selection; it changes no prediction): its ECE was "
+                  f"{_num(scaling['ece_before'])} before scaling.")
     section.blocks.append(Paragraph(
-        f"Expected calibration error over {bins} equal-width confidence bins: {eces}. Points below the diagonal "
-        "mean the system is more confident than it is accurate.", "note"))
+        f"Expected calibration error over {bins} equal-width confidence bins: {eces}.{scaled} Points below the "
+        "diagonal mean the system is more confident than it is accurate.", "note"))
     return section
 
 

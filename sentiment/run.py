@@ -77,7 +77,13 @@ class TrainedRun:
             raise SentimentError(f"{self.directory / 'model.safetensors'}: cannot read the weights ({error})") from None
         check_weights(self.directory / "model.safetensors", state, model.state_dict())
         model.load_state_dict(state)
+        model.temperature = self.temperature
         return model.to(device).eval()
+
+    @property
+    def temperature(self) -> float:
+        """The temperature fitted on validation (`sentiment.calibration`); 1 for runs without one."""
+        return float((self.info.get("calibration") or {}).get("temperature", 1.0))
 
     def history(self) -> list[dict[str, Any]]:
         import json

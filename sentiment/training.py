@@ -507,6 +507,10 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
         "versions": environment_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if config.training.temperature_scaling:
+        info["calibration"] = _calibrate(config, prepared, first, work_dir)
+        log(f"temperature scaling: T = {info['calibration']['temperature']:.3f}, validation ECE "
+            f"{info['calibration']['validation']['ece_before']:.4f} -> {info['calibration']['validation']['ece_after']:.4f}")
     write_json(work_dir / "run.json", info)
     write_json(work_dir / "config.json", config.to_dict())
     write_json(work_dir / "labels.json", prepared.labels)
@@ -525,6 +529,21 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
         selected = f"ensemble of {len(trainers)} (best epochs {epochs})"
     log(f"{selected}: validation macro-F1 {best['val_macro_f1']:.4f}, "
         f"accuracy {best['val_accuracy']:.4f}; {info['train_seconds']:.0f} s of training")
+
+
+def _calibrate(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path) -> dict[str, Any]:
+    """Temperature scaling of the selected model (an ensemble: of the averaged one) on validation."""
+    from safetensors.torch import load_file
+
+    from sentiment.calibration import calibration_record
+    from sentiment.model import EnsembleClassifier
+
+    members = int(config.training.ensemble)
+    networks = [build_model(config, len(prepared.vocab), len(prepared.labels), first.packed) for _ in range(members)]
+    model = networks[0] if members == 1 else EnsembleClassifier(networks)
+    model.load_state_dict(load_file(str(work_dir / "model.safetensors")))
+    probabilities = predict_ids(model.to(first.device), first.val_ids, batch_size=256, device=first.device)
+    return calibration_record(probabilities, first.val_labels, prepared.labels)
 
 
 def _assemble_ensemble(config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer],

@@ -70,9 +70,15 @@ def test_an_ensemble_run_averages_members_trained_like_single_runs_from_consecut
     network = run.build_model()
     assert isinstance(network, EnsembleClassifier) and run.info["parameters"] == network.num_parameters()
 
-    probabilities = load_model(run.directory).predict_proba(TEXTS)
-    expected = np.mean([load_model(single[seed].directory).predict_proba(TEXTS) for seed in (13, 14)], axis=0)
-    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+    def unscaled(directory):  # the averaging is of the members' own probabilities, before temperature scaling
+        model = load_model(directory)
+        model.network.temperature = 1.0
+        return model.predict_proba(TEXTS)
+
+    expected = np.mean([unscaled(single[seed].directory) for seed in (13, 14)], axis=0)
+    np.testing.assert_allclose(unscaled(run.directory), expected, atol=1e-6)
+    assert run.info["calibration"]["temperature"] == network.temperature
+    network.temperature = 1.0
 
     # The recorded validation scores are the ensemble's own, recomputed here from the saved model.
     validation = load_prepared(run.info["prepared"]["directory"]).split("validation")
