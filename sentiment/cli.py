@@ -98,6 +98,7 @@ def cli() -> None:
       score     score your own review files with a trained run (or its baseline)
       compare   train and evaluate RNN, GRU and LSTM side by side
       explain   show what the gates do on a sentence, word by word
+      serve     serve a trained run over HTTP (FastAPI)
 
     Start with:  sentiment prepare --config configs/clothing.toml
     """
@@ -309,6 +310,33 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
         return
     for path in write_explanations(explanations, output, units=units):
         click.echo(f"output: {path}")
+
+
+@cli.command()
+@click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
+              help="A trained run (runs/<experiment>), its baseline, or `vader`.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the default answers this machine only; 0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most texts in one request (more: 422).")
+@click.option("--max-body", type=click.IntRange(min=1024), default=1_000_000, show_default=True,
+              help="Largest request body in bytes (more: 413).")
+def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int) -> None:
+    """Serve a trained run over HTTP (FastAPI under uvicorn) until Ctrl-C or SIGTERM.
+
+    \b
+    POST /v1/predict  {"texts": [...], "min_confidence": 0.8, "sentences": false}
+    GET  /healthz     GET /v1/model     GET /docs (OpenAPI)
+
+    \b
+    Example:
+      sentiment serve -m runs/clothing --port 8000
+      curl -s localhost:8000/v1/predict -H 'content-type: application/json' -d '{"texts": ["not bad at all"]}'
+    """
+    from sentiment.server import serve as run_server
+
+    run_server(model_path, host=host, port=port, max_batch=max_batch, max_body=max_body)
 
 
 def main() -> None:

@@ -1,0 +1,188 @@
+"""`sentiment serve`: a trained run over HTTP (FastAPI under uvicorn), scored as `score` scores files.
+
+```python
+from sentiment.server import create_app
+app = create_app("runs/clothing")          # mount it in your own service, or:
+# sentiment serve --model runs/clothing --port 8000
+```
+
+Endpoints:
+
+- `POST /v1/predict` with `{"texts": [...], "min_confidence": 0.8, "sentences": false}`: per
+  text, in order, its `label`, every class probability, `confidence` (the top probability),
+  `abstained` (confidence below `min_confidence`: the label is still given, marked), the same
+  `error` reasons as `score` (a text that cannot be scored keeps its place with `label` null),
+  and with `sentences` each sentence's reading;
+- `GET /healthz`: the server is up and its model loaded;
+- `GET /v1/model`: labels, temperature, the run's validation and test figures, the config
+  fingerprint; `/docs` has the OpenAPI page FastAPI generates.
+
+A user's mistake is a 4xx with a message naming it, never a 500: malformed JSON or wrong types
+(422), an empty list or more than `max_batch` texts (422), a body over `max_body` bytes (413).
+Inference runs on one worker thread, off the event loop, so the server keeps answering while
+it scores; the model is loaded once, at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sentiment.errors import SentimentError
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MAX_BATCH = 256
+DEFAULT_MAX_BODY = 1_000_000
+"""Bytes of request body accepted (413 beyond): about 256 reviews of 4,000 characters."""
+
+
+class PredictRequest(BaseModel):
+    """The body of `POST /v1/predict`."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: list[Any] = Field(min_length=1, description="the texts to score; a non-string is answered with not_text")
+    min_confidence: float | None = Field(None, ge=0, le=1, description="mark predictions below this confidence")
+    sentences: bool = Field(False, description="add each sentence's reading")
+
+
+def create_app(model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_body: int = DEFAULT_MAX_BODY,
+               device: str = "cpu"):
+    """A FastAPI app serving the run (or baseline, or `vader`) at `model_path`."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from sentiment.inference import load_model
+
+    model = load_model(model_path, device=device)
+    card = model_summary(model, model_path)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment-serve")
+
+    @asynccontextmanager
+    async def lifespan(_):
+        yield
+        executor.shutdown(wait=True)  # a request being scored finishes before the process ends
+
+    app = FastAPI(title="sentiment", version=card.get("version") or "0", description=__doc__.split("\n\n")[0],
+                  lifespan=lifespan)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            return _too_large(max_body)
+        if request.method == "POST":
+            body = await request.body()  # also counts a chunked body without a content-length
+            if len(body) > max_body:
+                return _too_large(max_body)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def one_message(_: Request, error: RequestValidationError):
+        problem = error.errors()[0]
+        if problem.get("type") == "json_invalid":
+            position = problem.get("loc", ("body", "?"))[-1]
+            message = (f"the body is not valid JSON (at character {position}: "
+                       f"{(problem.get('ctx') or {}).get('error', 'malformed')})")
+        else:
+            where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
+            message = f"{where}: {problem.get('msg')}"
+        return JSONResponse(status_code=422, content={"error": message,
+                                                      "detail": json.loads(json.dumps(error.errors(), default=str))})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": card["path"]}
+
+    @app.get("/v1/model")
+    async def describe() -> dict[str, Any]:
+        return card
+
+    @app.post("/v1/predict")
+    async def predict(request: PredictRequest) -> dict[str, Any]:
+        if len(request.texts) > max_batch:
+            return JSONResponse(status_code=422, content={
+                "error": f"texts: {len(request.texts)} texts in one request; at most {max_batch} (--max-batch)"})
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(executor, predict_rows, model, request.texts,
+                                                 request.min_confidence, request.sentences)
+        except SentimentError as error:
+            return JSONResponse(status_code=422, content={"error": str(error)})
+        return {"predictions": results, "classes": model.classes}
+
+    return app
+
+
+def _too_large(limit: int):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=413, content={"error": f"the request body is over {limit:,} bytes; "
+                                                           "send fewer or shorter texts per request"})
+
+
+def predict_rows(model, texts: list[Any], min_confidence: float | None = None,
+                 sentences: bool = False) -> list[dict[str, Any]]:
+    """One result per text, in order, with `score`'s error reasons for the texts it cannot score."""
+    from sentiment.scoring import text_problem
+
+    rows: list[dict[str, Any]] = [{"label": None, "probabilities": None, "confidence": None, "abstained": None,
+                                   "error": text_problem(text)} for text in texts]
+    todo = [i for i, row in enumerate(rows) if row["error"] is None]
+    token_lists = list(model.tokenizer.pipe([texts[i] for i in todo]))
+    scorable = []
+    for i, tokens in zip(todo, token_lists):
+        if not tokens:
+            rows[i]["error"] = "no_tokens"
+            continue
+        scorable.append((i, tokens))
+        if model.max_len is not None and len(tokens) > model.max_len:
+            rows[i]["error"] = "truncated"
+    if scorable:
+        probabilities = model.predict_tokens([tokens for _, tokens in scorable])
+        readings = model.predict_sentences([texts[i] for i, _ in scorable]) if sentences else None
+        for position, (i, _) in enumerate(scorable):
+            p = probabilities[position]
+            best = int(p.argmax())
+            confidence = float(p[best])
+            rows[i].update(label=model.classes[best],
+                           probabilities={c: float(value) for c, value in zip(model.classes, p)},
+                           confidence=confidence,
+                           abstained=min_confidence is not None and confidence < min_confidence)
+            if readings is not None:
+                from sentiment.scoring import sentence_cell
+
+                rows[i]["sentences"] = [sentence_cell(s, model.classes) for s in readings[position]]
+    return rows
+
+
+def model_summary(model, model_path: str | Path) -> dict[str, Any]:
+    """What `GET /v1/model` says: the classes, calibration and the run's recorded figures."""
+    from importlib.metadata import version
+
+    summary: dict[str, Any] = {"path": str(model_path), "classes": list(model.classes),
+                               "version": version("sentiment"), "kind": type(model).__name__}
+    run = getattr(model, "run", None)
+    if run is not None:
+        summary.update(temperature=run.temperature, threshold=(run.info.get("decision") or {}).get("threshold"),
+                       experiment=run.info.get("experiment"), model=run.info.get("model"),
+                       best_validation=run.info.get("best_validation"),
+                       config_fingerprint=run.config.fingerprint())
+        report = Path(run.config.report_dir) / "metrics.json"
+        if report.is_file():
+            metrics = json.loads(report.read_text(encoding="utf-8"))
+            summary["test"] = {key: metrics["model"].get(key) for key in ("accuracy", "macro_f1", "ece")}
+    return summary
+
+
+def serve(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH,
+          max_body: int = DEFAULT_MAX_BODY, log_level: str = "info") -> None:
+    """Run the app under uvicorn until SIGTERM or Ctrl-C (a clean shutdown, exit 0)."""
+    import uvicorn
+
+    app = create_app(model_path, max_batch=max_batch, max_body=max_body)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

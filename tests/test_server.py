@@ -1,0 +1,123 @@
+"""`sentiment serve`: a real uvicorn process on a free localhost port, talked to with httpx."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from sentiment.inference import load_model
+
+from conftest import quiet, tiny_model
+
+TEXTS = ["love this dress, so soft", "the zipper broke after one wash", "runs small. but the fabric is lovely!"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A trained tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
+    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
+    from sentiment.config import load_config
+    from sentiment.prepare import prepare
+    from sentiment.training import train
+
+    root = tmp_path_factory.mktemp("serve")
+    config = load_config(TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())),
+                                       *tiny_model(2)])
+    prepare(config, log=quiet)
+    run = train(config, log=quiet)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "sentiment", "serve", "--model", str(run.directory),
+                                "--port", str(port), "--max-batch", "8", "--max-body", "20000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the server did not start: {process.stdout.read()}")
+        time.sleep(0.2)
+    yield base, run, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_predictions_equal_the_python_api_to_the_bit(server):
+    base, run, _ = server
+    response = httpx.post(f"{base}/v1/predict", json={"texts": TEXTS, "min_confidence": 0.99}, timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    expected = load_model(run.directory).predict(TEXTS)
+    assert body["classes"] == expected.classes
+    for row, label, probabilities in zip(body["predictions"], expected.labels, expected.probabilities):
+        assert row["label"] == label and row["error"] is None
+        assert np.array_equal([row["probabilities"][c] for c in expected.classes], probabilities.astype(float))
+        assert row["confidence"] == float(probabilities.max())
+        assert row["abstained"] == (row["confidence"] < 0.99)
+
+
+def test_unscorable_texts_keep_their_place_with_scores_reasons(server):
+    base, _, _ = server
+    body = httpx.post(f"{base}/v1/predict", json={"texts": ["great", "", 42, None, "  "]}, timeout=30).json()
+    assert [row["error"] for row in body["predictions"]] == [None, "empty_text", "not_text", "missing_text",
+                                                            "empty_text"]
+    assert body["predictions"][1]["label"] is None and body["predictions"][0]["label"] in body["classes"]
+
+
+def test_sentences_are_read_on_request(server):
+    base, _, _ = server
+    body = httpx.post(f"{base}/v1/predict", json={"texts": [TEXTS[2]], "sentences": True}, timeout=30).json()
+    assert [s["text"] for s in body["predictions"][0]["sentences"]] == ["runs small.", "but the fabric is lovely!"]
+
+
+@pytest.mark.parametrize(("send", "status", "message"), [
+    (dict(content=b'{"texts": [', headers={"content-type": "application/json"}), 422, "not valid JSON"),
+    (dict(json={"texts": "not a list"}), 422, "texts: Input should be a valid list"),
+    (dict(json={"texts": []}), 422, "texts: List should have at least 1 item"),
+    (dict(json={"texts": ["a"] * 9}), 422, "9 texts in one request; at most 8"),
+    (dict(json={"texts": ["a"], "min_confidence": 2}), 422, "min_confidence: Input should be less than or equal to 1"),
+    (dict(json={"texts": ["a"], "colour": "red"}), 422, "colour: Extra inputs are not permitted"),
+    (dict(json={"texts": ["a" * 30000]}), 413, "over 20,000 bytes"),
+])
+def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_goes_on(server, send, status, message):
+    base, _, _ = server
+    response = httpx.post(f"{base}/v1/predict", timeout=30, **send)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert httpx.post(f"{base}/v1/predict", json={"texts": ["fine"]}, timeout=30).status_code == 200
+
+
+def test_model_endpoint_and_openapi_docs(server):
+    base, run, _ = server
+    card = httpx.get(f"{base}/v1/model", timeout=10).json()
+    assert card["classes"] == run.labels and card["temperature"] == run.temperature
+    assert card["config_fingerprint"] == run.config.fingerprint()
+    assert "/v1/predict" in httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+    assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
+
+
+def test_sigterm_shuts_the_server_down_cleanly(server):
+    base, _, process = server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert "Application shutdown complete" in process.stdout.read()
