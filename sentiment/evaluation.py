@@ -23,6 +23,7 @@ from sentiment.inference import BaselineModel, SentimentModel, predict_ids
 from sentiment.metrics import (accuracy, bootstrap_ci, classification_metrics, macro_f1, metrics_by_length,
                                most_confident_errors, paired_bootstrap)
 from sentiment.prepare import load_prepared, token_ids
+from sentiment.model_card import write_model_card
 from sentiment.run import load_run
 from sentiment.vader import for_labels as vader_for
 
@@ -226,6 +227,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         metrics["seconds"] = round(time.perf_counter() - started, 1)
         write_json(staging / "metrics.json", metrics)
         write_report(metrics, staging)
+    write_model_card(run.directory, run.info, run.config.to_dict(), metrics)  # the card now has the test figures
     return metrics
 
 

@@ -34,6 +34,7 @@ from sentiment.model import RecurrentClassifier
 from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
+from sentiment.model_card import write_model_card
 from sentiment.segments import training_examples
 from sentiment.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 
@@ -516,6 +517,7 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
     write_json(work_dir / "labels.json", prepared.labels)
     prepared.vocab.save(work_dir / "vocab.json")
     fit_baseline(prepared, config).save(work_dir / "baseline")
+    write_model_card(work_dir, info, config.to_dict())
     plot_learning_curves(history, work_dir / "learning_curves.png", title=config.name)
     for trainer in trainers:  # kept for --resume only; run.json has the summary
         for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY):

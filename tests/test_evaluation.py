@@ -120,3 +120,17 @@ def test_the_models_errors_name_the_sentence_that_decided(evaluated):
         decider = error["deciding_sentence"]
         predicted = model.classes.index(error["predicted"])
         assert decider["text"] == max(sentences, key=lambda s: s.probabilities[predicted]).text
+
+
+def test_the_run_has_a_model_card_that_huggingface_hub_reads(evaluated):
+    from huggingface_hub import ModelCard
+
+    config, metrics = evaluated
+    card = ModelCard.load(config.run_dir / "README.md")  # a local file: no network
+    assert card.data.language == "en" and card.data.license == "mit"
+    assert "sentiment-analysis" in card.data.tags and card.data.pipeline_tag == "text-classification"
+    assert card.data.datasets == [config.data.source]
+    # evaluate refreshed it with the test figures of all three systems.
+    assert f"| this model | {metrics['model']['accuracy']:.3f}" in card.text
+    assert f"| VADER (lexicon) | {metrics['vader']['accuracy']:.3f}" in card.text
+    assert "Intended use and limits" in card.text
