@@ -203,9 +203,12 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
 @click.option("--sentences", is_flag=True,
               help="Add a `sentences` column: each sentence's label, probabilities and weight (JSON in CSV). "
                    "Slower: one worker, and every sentence is read again.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Add an `abstained` column: true where the top probability is below P (the row keeps its label). "
+                   "The report's risk-coverage table shows the accuracy each P leaves.")
 def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_column: str, keep_text: bool,
           keep_columns: tuple[str, ...], input_format: str | None, batch_size: int, device: str,
-          sentences: bool) -> None:
+          sentences: bool, min_confidence: float | None) -> None:
     """Score review files with a trained run, one output row per input row, in input order.
 
     \b
@@ -235,7 +238,8 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
     model = load_model(model_path, device=device, batch_size=batch_size)
     columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
     summary = score_files(model, inputs, output, text_column=text_column, keep_text=keep_text,
-                          keep_columns=columns, input_format=input_format, progress=True, sentences=sentences)
+                          keep_columns=columns, input_format=input_format, progress=True, sentences=sentences,
+                          min_confidence=min_confidence)
     errors = ", ".join(f"{error} {count}" for error, count in sorted(summary.errors.items()))
     click.echo(f"scored {summary.scored:,} of {summary.rows:,} rows in {summary.seconds:.1f} s "
                f"({summary.rows_per_second:,.0f} rows/s){'; ' + errors if errors else ''}", err=True)

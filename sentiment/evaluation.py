@@ -21,7 +21,7 @@ from sentiment.config import ExperimentConfig
 from sentiment.errors import SentimentError
 from sentiment.inference import BaselineModel, SentimentModel, predict_ids
 from sentiment.metrics import (accuracy, bootstrap_ci, classification_metrics, macro_f1, metrics_by_length,
-                               most_confident_errors, paired_bootstrap)
+                               most_confident_errors, paired_bootstrap, risk_coverage)
 from sentiment.prepare import load_prepared, token_ids
 from sentiment.model_card import write_model_card
 from sentiment.run import load_run
@@ -41,6 +41,7 @@ def system_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: list[s
     result["accuracy_ci"] = list(bootstrap_ci(y_true, predictions, accuracy, n_resamples=n_resamples, seed=seed))
     result["macro_f1_ci"] = list(bootstrap_ci(y_true, predictions, macro_f1, n_resamples=n_resamples, seed=seed))
     result["by_length"] = metrics_by_length(y_true, predictions, lengths)
+    result["risk_coverage"] = risk_coverage(y_true, probabilities)
     return result
 
 

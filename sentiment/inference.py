@@ -65,6 +65,8 @@ class Predictions:
     classes: list[str]
     sentences: list[list[SentencePrediction]] | None = None
     """With `predict(..., sentences=True)`: each text's sentences (spaCy's sentencizer)."""
+    abstained: np.ndarray | None = None
+    """With `predict(..., min_confidence=P)`: [n] True where the top probability is below P."""
 
 
 class TextClassifier:
@@ -94,14 +96,19 @@ class TextClassifier:
     def sentence_splitter(self) -> Tokenizer:
         return self.tokenizer
 
-    def predict(self, texts: Sequence[str] | str, sentences: bool = False) -> Predictions:
-        """Labels and class probabilities; with `sentences`, also every sentence's own reading."""
+    def predict(self, texts: Sequence[str] | str, sentences: bool = False,
+                min_confidence: float | None = None) -> Predictions:
+        """Labels and class probabilities; with `sentences`, also every sentence's own reading; with
+        `min_confidence`, which predictions fall below it (they keep their labels, marked)."""
         if isinstance(texts, str):
             texts = [texts]
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise SentimentError(f"min_confidence must be between 0 and 1, got {min_confidence!r}")
         probabilities = self.predict_proba(texts)
         labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
+        abstained = None if min_confidence is None else probabilities.max(axis=1) < min_confidence
         return Predictions(labels=labels, probabilities=probabilities, classes=self.classes,
-                           sentences=self.predict_sentences(texts) if sentences else None)
+                           sentences=self.predict_sentences(texts) if sentences else None, abstained=abstained)
 
     def predict_sentences(self, texts: Sequence[str]) -> list[list[SentencePrediction]]:
         """Each text split into sentences, each sentence scored as a text of its own."""

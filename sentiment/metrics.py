@@ -512,3 +512,26 @@ def most_confident_errors(y_true: Any, probs: Any, k: int = 10) -> np.ndarray:
     confidence = probs[wrong, y_pred[wrong]]
     order = np.argsort(-confidence, kind="stable")
     return wrong[order][:k].astype(np.int64)
+
+
+def risk_coverage(y_true: Any, probs: Any, levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+                  ) -> list[dict[str, Any]]:
+    """Accuracy on the most confident share of examples, per share kept (coverage).
+
+    For each level the examples are ranked by top-label probability and the most confident
+    `level` of them kept; `min_confidence` is the lowest confidence kept (what `score
+    --min-confidence` would take to keep about that share). Abstaining on the rest trades
+    coverage for accuracy: the curve shows how much.
+    """
+    y_true = _as_class_indices(y_true, "y_true")
+    probs = _as_probabilities(probs, len(y_true))
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    order = np.argsort(-confidence, kind="stable")
+    rows = []
+    for level in levels:
+        kept = max(1, int(round(level * len(y_true))))
+        chosen = order[:kept]
+        rows.append({"coverage": float(level), "kept": int(kept), "min_confidence": float(confidence[chosen[-1]]),
+                     "accuracy": float(correct[chosen].mean())})
+    return rows

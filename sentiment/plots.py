@@ -179,6 +179,24 @@ def plot_by_length(by_length: dict[str, list[dict[str, Any]]], path: str | Path)
     save_figure(figure, path)
 
 
+def plot_risk_coverage(curves: dict[str, list[dict[str, Any]]], path: str | Path) -> None:
+    """Accuracy on the most confident share of examples against that share (coverage)."""
+    from matplotlib.ticker import PercentFormatter
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.6, 3.6))
+    for index, (system, rows) in enumerate(curves.items()):
+        axis.plot([r["coverage"] for r in rows], [r["accuracy"] for r in rows], marker="o",
+                  color=_colour(system, index), label=system)
+    axis.set(xlabel="coverage (share of predictions kept)", ylabel="accuracy on the kept share",
+             title="risk and coverage")
+    axis.xaxis.set_major_formatter(PercentFormatter(1.0))
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
 # Comparing runs (sentiment.compare): one line per run over epochs, the same colour per run in every figure.
 def plot_curves_by_run(histories: dict[str, list[dict[str, Any]]], key: str, path: str | Path, ylabel: str,
                        title: str) -> None:

@@ -44,7 +44,8 @@ more than two classes, a pass rate over zero cases)::
                 "ece", "reliability": [{"lower", "upper", "confidence", "accuracy", "count"}],
                 "roc_auc", "pr_auc",                      # the above: sentiment.metrics.classification_metrics
                 "accuracy_ci": [lo, hi], "macro_f1_ci": [lo, hi],  # 95% percentile bootstrap
-                "by_length": [{"bucket", "lower", "upper", "count", "accuracy", "macro_f1"}]}  # metrics_by_length
+                "by_length": [{"bucket", "lower", "upper", "count", "accuracy", "macro_f1"}],  # metrics_by_length
+                "risk_coverage": [{"coverage", "kept", "min_confidence", "accuracy"}]}  # metrics.risk_coverage
     PAIRED   = sentiment.metrics.paired_bootstrap(..., model, baseline):
                {"metric_a" (model), "metric_b" (baseline), "difference" (a - b), "ci_low", "ci_high",
                 "p_value", "significant": bool, "n_resamples"}
@@ -87,6 +88,7 @@ PLOT_FILES = {
     "reliability": "reliability.png",
     "contrast_by_capability": "contrast_by_capability.png",
     "by_length": "by_length.png",
+    "risk_coverage": "risk_coverage.png",
 }
 CONTRAST_TARGET = 0.9
 DASH = "—"
@@ -127,6 +129,9 @@ def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str
         rates = {name(s, s): {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
                  for s, result in contrast.items()}
         figures.plot_contrast_by_capability(rates, totals, path("contrast_by_capability"), CONTRAST_TARGET)
+    curves = {name(s, s): metrics[s]["risk_coverage"] for s in systems if metrics[s].get("risk_coverage")}
+    if curves:
+        figures.plot_risk_coverage(curves, path("risk_coverage"))
     by_length = {name(s, s): metrics[s]["by_length"] for s in systems if metrics[s].get("by_length")}
     if by_length:
         figures.plot_by_length(by_length, path("by_length"))
@@ -308,6 +313,20 @@ def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     section.blocks.append(Paragraph(
         f"Expected calibration error over {bins} equal-width confidence bins: {eces}.{scaled} Points below the "
         "diagonal mean the system is more confident than it is accurate.", "note"))
+    curves = {s: metrics[s]["risk_coverage"] for s in _systems(metrics) if metrics[s].get("risk_coverage")}
+    if curves:
+        if "risk_coverage" in plots:
+            section.blocks.append(Image(plots["risk_coverage"], "Accuracy against coverage when the least confident "
+                                                                "predictions are left to a person"))
+        first = next(iter(curves.values()))
+        rows = [[Cell(f"{row['coverage']:.0%}")]
+                + [Cell(_num(curves[s][i]["accuracy"]), f"p ≥ {_num(curves[s][i]['min_confidence'])}") for s in curves]
+                for i, row in enumerate(first)]
+        section.blocks.append(Table(["coverage", *_names(list(curves))], rows, frozenset(range(1, len(curves) + 1)),
+                                    caption="Risk and coverage: accuracy on the most confident share of the test split"))
+        section.blocks.append(Paragraph(
+            "Keep only the predictions at or above a confidence and leave the rest to a person: each row is the "
+            "share kept, the accuracy on it, and the confidence it takes (`score --min-confidence`).", "note"))
     return section
 
 

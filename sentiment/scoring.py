@@ -38,6 +38,10 @@ one error rather than writing labels that mean nothing.
 The output is written to a temporary file beside the target and renamed into place at
 the end, so a failed run never leaves a partial file.
 
+With `min_confidence=P` (`score --min-confidence P`) an `abstained` column, after `error`, is
+true where the top probability is below P: the row keeps its label, marked for a person to
+check (empty where the row is not scored).
+
 With `sentences=True` (`score --sentences`) a `sentences` column, after `error`, holds each
 scored row's sentences with their own readings: a list of {"text", "label", "prob_<class>"...,
 "weight"} (weight: the sentence head's attention, else null); JSON text in CSV, a nested list in
@@ -481,6 +485,8 @@ class ScoredChunk:
     errors: list[str | None]
     sentences: list[list[dict] | None] | None = None
     """With `sentences=True`: per row its sentences' readings (None where the row is not scored)."""
+    abstained: list[bool | None] | None = None
+    """With `min_confidence`: per row whether its top probability is below it (None where not scored)."""
 
 
 def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
@@ -542,14 +548,19 @@ def sentence_cell(sentence, classes: Sequence[str]) -> dict:
 
 
 def score_chunk(model, records: list[Record], tokenizer_lock: threading.Lock | None = None,
-                sentences: bool = False) -> ScoredChunk:
+                sentences: bool = False, min_confidence: float | None = None) -> ScoredChunk:
     with tokenizer_lock or contextlib.nullcontext():
         tokenized = tokenize_chunk(model, records)
-    return predict_chunk(model, tokenized, sentences)
+    scored = predict_chunk(model, tokenized, sentences)
+    if min_confidence is not None:
+        top = scored.probabilities.max(axis=1)
+        scored.abstained = [None if np.isnan(p) else bool(p < min_confidence) for p in top.tolist()]
+    return scored
 
 
 def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE,
-                  workers: int = 1, sentences: bool = False) -> Iterator[ScoredChunk]:
+                  workers: int = 1, sentences: bool = False,
+                  min_confidence: float | None = None) -> Iterator[ScoredChunk]:
     """Score records chunk by chunk, in order; `workers` threads score chunks side by side.
 
     spaCy holds the GIL but torch's kernels release it, so with two workers one tokenizes
@@ -564,7 +575,7 @@ def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE
     chunks = iter(lambda: list(islice(records, chunk_size)), [])
     if workers <= 1:
         for chunk in chunks:
-            yield score_chunk(model, chunk, sentences=sentences)
+            yield score_chunk(model, chunk, sentences=sentences, min_confidence=min_confidence)
         return
     if sentences:  # sentence readings tokenize outside the tokenizer lock: one worker
         raise SentimentError("sentence readings are scored by one worker; pass workers=1")
@@ -573,7 +584,7 @@ def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE
     pending: deque[Future] = deque()
     try:
         for chunk in chunks:
-            pending.append(pool.submit(score_chunk, model, chunk, lock))
+            pending.append(pool.submit(score_chunk, model, chunk, lock, False, min_confidence))
             if len(pending) > workers:
                 yield pending.popleft().result()
         while pending:
@@ -658,12 +669,14 @@ def check_output_is_not_an_input(output: str | os.PathLike | None, files: Sequen
 
 
 def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str],
-                   sentences: bool = False) -> list[str]:
-    """source, row, label, prob_<class>..., error, then sentences, text and the kept columns.
+                   sentences: bool = False, abstain: bool = False) -> list[str]:
+    """source, row, label, prob_<class>..., error, then abstained, sentences, text and the kept columns.
 
     A kept column whose name an output column already has is renamed `input_<name>`.
     """
     columns = [*BASE_COLUMNS, *(f"prob_{label}" for label in classes), "error"]
+    if abstain:
+        columns.append("abstained")
     if sentences:
         columns.append("sentences")
     if keep_text:
@@ -680,20 +693,27 @@ def _sentence_values(chunk: ScoredChunk) -> list:
     return chunk.sentences if chunk.sentences is not None else [None] * len(chunk.records)
 
 
+def _abstained_values(chunk: ScoredChunk) -> list:
+    return chunk.abstained if chunk.abstained is not None else [None] * len(chunk.records)
+
+
 class _CsvWriter:
     def __init__(self, stream, columns: list[str], keep_text: bool, owned: bool = True):
         self.stream, self.keep_text, self.owned = stream, keep_text, owned
-        self.sentences = "sentences" in columns
+        self.sentences, self.abstain = "sentences" in columns, "abstained" in columns
         self.writer = csv.writer(stream)  # "\r\n" ends records, so fields holding \r or \n get quoted
         self.writer.writerow(columns)
 
     def write(self, chunk: ScoredChunk) -> None:
         rows = []
-        for record, label, probs, error, sentences in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(),
-                                                          chunk.errors, _sentence_values(chunk)):
+        for record, label, probs, error, sentences, abstained in zip(
+                chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors, _sentence_values(chunk),
+                _abstained_values(chunk)):
             row = [record.source, record.row, label or ""]
             row.extend("" if math.isnan(p) else repr(p) for p in probs)
             row.append(error or "")
+            if self.abstain:
+                row.append("" if abstained is None else str(abstained).lower())
             if self.sentences:
                 row.append("" if sentences is None else json.dumps(sentences, ensure_ascii=False))
             if self.keep_text:
@@ -720,10 +740,13 @@ class _JsonlWriter:
 
     def write(self, chunk: ScoredChunk) -> None:
         lines = []
-        sentence_column = "sentences" in self.columns
-        for record, label, probs, error, sentences in zip(chunk.records, chunk.labels, chunk.probabilities.tolist(),
-                                                          chunk.errors, _sentence_values(chunk)):
+        sentence_column, abstain = "sentences" in self.columns, "abstained" in self.columns
+        for record, label, probs, error, sentences, abstained in zip(
+                chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors, _sentence_values(chunk),
+                _abstained_values(chunk)):
             values = [record.source, record.row, label, *(None if math.isnan(p) else p for p in probs), error]
+            if abstain:
+                values.append(abstained)
             if sentence_column:
                 values.append(sentences)
             if self.keep_text:
@@ -745,7 +768,9 @@ class _ParquetWriter:
 
         self.pa, self.keep_text, self.k = pa, keep_text, n_classes
         types = [pa.string(), pa.int64(), pa.string(), *([pa.float64()] * n_classes), pa.string()]
-        self.sentences = "sentences" in columns
+        self.sentences, self.abstain = "sentences" in columns, "abstained" in columns
+        if self.abstain:
+            types.append(pa.bool_())
         if self.sentences:
             probabilities = [name for name in columns if name.startswith("prob_")][:n_classes]
             types.append(pa.list_(pa.struct([pa.field("text", pa.string()), pa.field("label", pa.string()),
@@ -763,6 +788,8 @@ class _ParquetWriter:
         arrays = [[r.source for r in records], [r.row for r in records], chunk.labels]
         arrays += [pa.array(chunk.probabilities[:, j], mask=unscored) for j in range(self.k)]
         arrays.append(chunk.errors)
+        if self.abstain:
+            arrays.append(_abstained_values(chunk))
         if self.sentences:
             arrays.append(_sentence_values(chunk))
         if self.keep_text:
@@ -858,7 +885,8 @@ def _writing(output) -> Iterator[None]:
 def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
                 text_column: str = "text", keep_text: bool = False, keep_columns: Sequence[str] = (),
                 input_format: str | None = None, chunk_size: int = CHUNK_SIZE, workers: int | None = None,
-                progress: bool = False, sentences: bool = False) -> ScoringSummary:
+                progress: bool = False, sentences: bool = False,
+                min_confidence: float | None = None) -> ScoringSummary:
     """Score every row of `inputs` with `model` (from `load_model`, or a path to load) into `output`.
 
     The output format follows the extension of `output` (.csv, .jsonl, .parquet; None or `-` for
@@ -876,7 +904,9 @@ def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.Pat
         from sentiment.inference import load_model
 
         model = load_model(model)
-    columns = output_columns(model.classes, keep_text, keep_columns, sentences)
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise SentimentError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
+    columns = output_columns(model.classes, keep_text, keep_columns, sentences, min_confidence is not None)
     extra_types = _kept_column_types(files, keep_columns) if kind == "parquet" else []
     workers = 1 if sentences else default_workers(model) if workers is None else workers
 
@@ -885,7 +915,7 @@ def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.Pat
     with progress_bar(desc="scoring", unit=" reviews", enabled=progress) as bar, \
             _open_writer(output, kind, columns, keep_text, len(model.classes), extra_types) as writer, \
             _one_torch_thread_per_worker(workers), _short_gil_switch_interval(workers):
-        for chunk in score_records(model, records, chunk_size, workers, sentences):
+        for chunk in score_records(model, records, chunk_size, workers, sentences, min_confidence):
             with _writing(output):
                 writer.write(chunk)
             summary.rows += len(chunk.records)

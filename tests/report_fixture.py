@@ -19,6 +19,7 @@ from sentiment.metrics import (
     accuracy,
     bootstrap_ci,
     classification_metrics,
+    risk_coverage,
     macro_f1,
     metrics_by_length,
     most_confident_errors,
@@ -105,6 +106,7 @@ def _system(y_true, probs, labels, lengths) -> dict[str, Any]:
     result["accuracy_ci"] = list(bootstrap_ci(y_true, preds, accuracy, n_resamples=300))
     result["macro_f1_ci"] = list(bootstrap_ci(y_true, preds, macro_f1, n_resamples=300))
     result["by_length"] = metrics_by_length(y_true, preds, lengths)
+    result["risk_coverage"] = risk_coverage(y_true, probs)
     return result
 
 

@@ -56,3 +56,31 @@ def test_temperature_scaling_can_be_turned_off(prepared_config):
 
     config = prepared_config(*tiny_model(1), "training.temperature_scaling=false")
     assert train(config, log=quiet).temperature == 1.0
+
+
+def test_abstaining_marks_low_confidence_rows_and_keeps_every_row(prepared_config, tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+
+    from sentiment.cli import cli
+    from sentiment.inference import load_model
+    from sentiment.training import train
+
+    run = train(prepared_config(*tiny_model(2)), log=quiet)
+    texts = ["love this dress", "the zipper broke", "it is a dress", "ok"]
+    model = load_model(run.directory)
+    predictions = model.predict(texts, min_confidence=0.8)
+    assert predictions.abstained.tolist() == (predictions.probabilities.max(1) < 0.8).tolist()
+    reviews = tmp_path / "r.txt"
+    reviews.write_text("\n".join(texts[:2]) + "\n\n" + "\n".join(texts[2:]) + "\n", encoding="utf-8")
+    output = tmp_path / "out.csv"
+    result = CliRunner().invoke(cli, ["score", "-m", str(run.directory), str(reviews), "--min-confidence", "0.8",
+                                      "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(output, encoding="utf-8")))
+    assert [row["abstained"] for row in rows] == [str(a).lower() for a in predictions.abstained[:2]] + [""] + [
+        str(a).lower() for a in predictions.abstained[2:]]
+    assert rows[2]["error"] == "empty_text"
+    bad = CliRunner().invoke(cli, ["score", "-m", str(run.directory), str(reviews), "--min-confidence", "2"])
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1

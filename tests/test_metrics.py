@@ -258,3 +258,13 @@ def test_most_confident_errors_ordering() -> None:
     assert most_confident_errors(y_true, probs).tolist() == [4, 2, 5, 1]
     assert most_confident_errors(y_true, probs, k=2).tolist() == [4, 2]
     assert most_confident_errors(y_true[[0, 3]], probs[[0, 3]]).tolist() == []
+
+
+def test_risk_coverage_keeps_the_most_confident_share():
+    from sentiment.metrics import risk_coverage
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])
+    y = np.array([0, 0, 0, 1])  # the second (p 0.8) is wrong
+    rows = risk_coverage(y, probs, levels=(0.25, 0.5, 1.0))
+    assert [(r["kept"], r["accuracy"]) for r in rows] == [(1, 1.0), (2, 0.5), (4, 0.75)]
+    assert [r["min_confidence"] for r in rows] == [0.9, 0.8, 0.55]

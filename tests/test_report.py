@@ -174,7 +174,7 @@ def test_star_ratings_skip_the_contrast_suite_gracefully(tmp_path):
     page = _Page(paths["html"].read_text(encoding="utf-8"))
     assert "Contrast suite Not run" in page.text
     assert "ROC-AUC" not in page.text.split("Confusion matrices")[0]  # undefined for five classes
-    assert sum(tag == "img" for tag, _ in page.tags) == 3
+    assert sum(tag == "img" for tag, _ in page.tags) == 4  # confusion, reliability, risk-coverage, length
     table = summary_table(metrics)
     assert "ROC-AUC" in table and "n/a" in table
 
@@ -339,3 +339,13 @@ def test_a_scheme_without_out_of_domain_sets_says_why(tmp_path):
     markdown = paths["markdown"].read_text()
     assert "Out-of-domain sentence sets: not run: the sentence sets are rated negative to positive" in markdown
     assert "VADER" not in markdown.split("How this was made")[0]
+
+
+def test_risk_coverage_shows_the_accuracy_each_confidence_leaves(metrics, markdown, page):
+    curve = metrics["model"]["risk_coverage"]
+    assert [row["coverage"] for row in curve][-1] == 1.0 and curve[-1]["accuracy"] == pytest.approx(
+        metrics["model"]["accuracy"])
+    assert curve[0]["accuracy"] >= curve[-1]["accuracy"]  # the most confident half is the more accurate
+    for document in (markdown, page.text):
+        section = document[document.index("Risk and coverage"):]
+        assert f"{curve[0]['accuracy']:.3f}" in section and f"p ≥ {curve[0]['min_confidence']:.3f}" in section

@@ -118,7 +118,9 @@ def test_text_without_tokens_is_flagged(model, tmp_path):
 
 
 def txt_lines(data: bytes) -> int:
-    """What a line is: split on b"\\n" only; a final line without newline counts, a trailing newline adds none."""
+    """What a line is: split on b"\\n" only; a final line without newline counts, a trailing newline adds none.
+    A UTF-8 byte-order mark at the very start is not text: a file of only a mark has no lines."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
     if not data:
         return 0
     return data.count(b"\n") + (not data.endswith(b"\n"))
