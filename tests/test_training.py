@@ -171,3 +171,21 @@ def test_loading_something_that_is_not_a_run(tmp_path):
     (tmp_path / "notarun").mkdir()
     with pytest.raises(Exception, match="not a complete run"):
         load_run(tmp_path / "notarun")
+
+
+def test_vector_words_extend_the_vocabulary_after_the_prepared_one(tiny, tmp_path):
+    # A vectors file whose first (most frequent) words include ones the reviews never use.
+    vectors = tmp_path / "vectors.txt"
+    words = ["superb", "dreadful", "dress", "love", "zipper", "marvellous"]
+    vectors.write_text("".join(f"{w} {' '.join(str((i + j) % 7 / 7) for j in range(16))}\n"
+                               for i, w in enumerate(words)), encoding="utf-8")
+    config = tiny(f"model.vectors={vectors}", "model.vector_words=4")
+    run = train(config, log=quiet)
+    from sentiment.prepare import load_prepared
+
+    prepared = load_prepared(config.prepared_dir).vocab
+    assert run.vocab.tokens[:len(prepared)] == prepared.tokens  # every prepared id keeps its word
+    assert run.vocab.tokens[len(prepared):] == ["superb", "dreadful"]  # of the first 4, the unseen ones
+    model = load_model(run.directory)
+    assert model.encode(["superb"]) == [len(prepared)]
+    assert run.build_model().embedding.weight.shape[0] == len(run.vocab)
