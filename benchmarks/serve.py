@@ -1,0 +1,134 @@
+"""HTTP serving under load: `sentiment serve` in its own process, 16 concurrent localhost clients.
+
+Two bounded runs (each stops by itself): requests of 1 text and requests of 32 texts, from
+real clothing reviews. Reported: requests and texts per second, p50/p99 latency, errors (must
+be 0), and the same texts scored by direct `predict` in this run as the reference for the
+ratio. Only 127.0.0.1 is ever contacted. Needs a trained run (default `runs/clothing`).
+Targets on a 2-core machine: batched requests >= 0.7x direct predict; p99 of single-text
+requests under 100 ms at 16 clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import print_table, record
+
+DEFAULT_MODEL = "runs/clothing"
+CLIENTS = 16
+
+
+def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
+    import httpx
+
+    from sentiment.inference import load_model
+
+    if not Path(model).is_dir():
+        raise SystemExit(f"benchmarks serve: no trained run at {model}; run `make demo` first")
+    texts = _reviews()
+    requests = {1: 400 if quick else 2000, 32: 60 if quick else 300}
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "sentiment", "serve", "--model", model, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, server)
+        figures: dict = {"model": model, "clients": CLIENTS}
+        for size, count in requests.items():
+            figures[f"batch_{size}"] = asyncio.run(_load(base, texts, size, count))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    loaded = load_model(model)
+    sample = [texts[i % len(texts)] for i in range(32 * 40)]
+    loaded.predict(sample[:64])  # warm up
+    started = time.perf_counter()
+    for start in range(0, len(sample), 32):
+        loaded.predict(sample[start:start + 32])
+    direct = len(sample) / (time.perf_counter() - started)
+    figures["direct_predict_texts_per_second"] = round(direct)
+    figures["batched_ratio_to_direct"] = round(figures["batch_32"]["texts_per_second"] / direct, 2)
+    record("serve", figures)
+    rows = [(f"{size} text(s) per request", f"{f['requests_per_second']:,} req/s, {f['texts_per_second']:,} texts/s, "
+             f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, errors {f['errors']}")
+            for size, f in ((s, figures[f'batch_{s}']) for s in requests)]
+    rows.append(("direct predict, 32 per call", f"{figures['direct_predict_texts_per_second']:,} texts/s"))
+    rows.append(("batched / direct", f"{figures['batched_ratio_to_direct']:.2f}"))
+    print_table(f"serve: {model}, {CLIENTS} clients on localhost", rows)
+    return figures
+
+
+async def _load(base: str, texts: list[str], size: int, count: int) -> dict:
+    import httpx
+
+    rng = random.Random(size)
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    for _ in range(count):
+        queue.put_nowait([texts[rng.randrange(len(texts))] for _ in range(size)])
+
+    async def client(session: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while not queue.empty():
+            batch = queue.get_nowait()
+            started = time.perf_counter()
+            try:
+                response = await session.post(f"{base}/v1/predict", json={"texts": batch}, timeout=60)
+                if response.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=CLIENTS)
+    async with httpx.AsyncClient(limits=limits) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(CLIENTS)))
+        seconds = time.perf_counter() - started
+    latencies.sort()
+
+    def percentile(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+
+    return {"requests": count, "texts_per_request": size, "seconds": round(seconds, 2),
+            "requests_per_second": round(count / seconds), "texts_per_second": round(count * size / seconds),
+            "p50_ms": percentile(0.50), "p99_ms": percentile(0.99), "errors": errors}
+
+
+def _reviews() -> list[str]:
+    from datasets import load_from_disk
+
+    prepared = Path("data/prepared/clothing/test")
+    if not prepared.is_dir():
+        raise SystemExit("benchmarks serve: no prepared clothing data; run `make demo` first")
+    return list(load_from_disk(str(prepared))["text"])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("benchmarks serve: the server exited at start")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("benchmarks serve: the server did not come up")
+
