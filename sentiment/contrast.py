@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +29,10 @@ import numpy as np
 
 from sentiment.errors import SentimentError
 
-DEFAULT_SUITE_PATH = Path(__file__).resolve().parent.parent / "data" / "contrast" / "product_reviews.jsonl"
+DEFAULT_SUITE_PATH = Path(str(resources.files("sentiment") / "resources" / "contrast" / "product_reviews.jsonl"))
+"""Shipped inside the package, so an ordinary `pip install` has it too (a wheel keeps only the package)."""
+SUITE_NAME = "sentiment/resources/contrast/product_reviews.jsonl"
+"""How reports name the shipped suite, wherever the package is installed."""
 
 CAPABILITIES = (
     "negated_positive",

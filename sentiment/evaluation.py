@@ -143,12 +143,12 @@ def evaluate_out_of_domain(sets: list, labels: list[str], systems: dict[str, Any
 
 def run_contrast_suite(labels: list[str], systems: dict[str, Callable[[list[str]], np.ndarray]]) -> dict[str, Any] | None:
     """The contrast suite for each system, or None where the label scheme has no positive/negative."""
-    from sentiment.contrast import DEFAULT_SUITE_PATH, ContrastSuite
+    from sentiment.contrast import DEFAULT_SUITE_PATH, SUITE_NAME, ContrastSuite
 
     if not {"positive", "negative"} <= set(labels):
         return None
     suite = ContrastSuite.load(DEFAULT_SUITE_PATH)
-    section: dict[str, Any] = {"suite": str(DEFAULT_SUITE_PATH.relative_to(DEFAULT_SUITE_PATH.parents[2])),
+    section: dict[str, Any] = {"suite": SUITE_NAME,
                                "suite_sha256": suite.sha256}
     for name, predict_proba in systems.items():
         section[name] = suite.run(predict_proba, labels).to_dict()

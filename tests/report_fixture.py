@@ -176,7 +176,7 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
     if "positive" in labels and "negative" in labels:
         suite = ContrastSuite.load()
         contrast = {
-            "suite": "data/contrast/product_reviews.jsonl",
+            "suite": "sentiment/resources/contrast/product_reviews.jsonl",
             "suite_sha256": suite.sha256,
             "model": suite.run(fake_predict_proba(reads_negation=True), labels).to_dict(),
             "baseline": suite.run(fake_predict_proba(reads_negation=False), labels).to_dict(),

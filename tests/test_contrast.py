@@ -40,9 +40,9 @@ def shipped() -> ContrastSuite:
     return ContrastSuite.load()
 
 
-def test_default_path_is_in_repo_data_dir():
+def test_the_suite_ships_inside_the_package():
     repo_root = Path(__file__).resolve().parent.parent
-    assert DEFAULT_SUITE_PATH == repo_root / "data" / "contrast" / "product_reviews.jsonl"
+    assert DEFAULT_SUITE_PATH == repo_root / "sentiment" / "resources" / "contrast" / "product_reviews.jsonl"
     assert DEFAULT_SUITE_PATH.is_file()
 
 
