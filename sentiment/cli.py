@@ -206,9 +206,22 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Add an `abstained` column: true where the top probability is below P (the row keeps its label). "
                    "The report's risk-coverage table shows the accuracy each P leaves.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="`ray`: score on a Ray cluster (Ray Data); -o is then a directory of files.")
+@click.option("--address", default=None, help="--engine ray: the cluster to join (default: RAY_ADDRESS, else a local one).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="--engine ray: scoring actors (default: one per --num-cpus of the cluster's CPUs).")
+@click.option("--num-cpus", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="--engine ray: CPUs per scoring actor.")
+@click.option("--num-gpus", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="--engine ray: GPUs per scoring actor.")
+@click.option("--preserve-order", is_flag=True, help="--engine ray: write rows in input order.")
+@click.option("--output-format", type=click.Choice(["parquet", "csv", "jsonl"]), default="parquet", show_default=True,
+              help="--engine ray: the format of the files in the output directory.")
 def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_column: str, keep_text: bool,
           keep_columns: tuple[str, ...], input_format: str | None, batch_size: int, device: str,
-          sentences: bool, min_confidence: float | None) -> None:
+          sentences: bool, min_confidence: float | None, engine: str, address: str | None, concurrency: int | None,
+          num_cpus: float, num_gpus: float, preserve_order: bool, output_format: str) -> None:
     """Score review files with a trained run, one output row per input row, in input order.
 
     \b
@@ -224,6 +237,10 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
     Example:
       sentiment score -m runs/clothing reviews.csv --keep-columns id -o scores.parquet
     """
+    if engine == "ray":
+        _score_on_ray(inputs, model_path, output, text_column, keep_text, keep_columns, input_format, min_confidence,
+                      sentences, address, concurrency, num_cpus, num_gpus, preserve_order, output_format)
+        return
     from sentiment.inference import load_model
     from sentiment.scoring import check_output_is_not_an_input, output_format, resolve_inputs, score_files
 
@@ -245,6 +262,25 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
                f"({summary.rows_per_second:,.0f} rows/s){'; ' + errors if errors else ''}", err=True)
     if summary.output:
         click.echo(f"output: {summary.output}", err=True)
+
+
+def _score_on_ray(inputs, model_path, output, text_column, keep_text, keep_columns, input_format, min_confidence,
+                  sentences, address, concurrency, num_cpus, num_gpus, preserve_order, output_format) -> None:
+    from sentiment.ray_engine import require_ray, score_with_ray
+
+    require_ray()
+    if output is None:
+        raise SentimentError("--engine ray writes a directory of files: give it with -o DIR")
+    if sentences:
+        raise SentimentError("--sentences is not available with --engine ray; score with the local engine")
+    columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
+    summary = score_with_ray(model_path, inputs, output, text_column=text_column, keep_columns=columns,
+                             keep_text=keep_text, input_format=input_format, output_format=output_format,
+                             address=address, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
+                             preserve_order=preserve_order, min_confidence=min_confidence)
+    click.echo(f"scored {summary.rows:,} rows on Ray in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s, "
+               f"{summary.startup_seconds:.1f} s to start)", err=True)
+    click.echo(f"output: {summary.output}", err=True)
 
 
 @cli.command()

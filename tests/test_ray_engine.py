@@ -1,0 +1,88 @@
+"""`score --engine ray` on a local Ray instance (2 CPUs, no dashboard) against the local engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from sentiment.batch_scorer import BatchScorer  # noqa: E402
+from sentiment.ray_engine import score_with_ray  # noqa: E402
+from sentiment.scoring import score_files  # noqa: E402
+
+from conftest import quiet, tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
+    from sentiment.config import load_config
+    from sentiment.prepare import prepare
+    from sentiment.training import train
+
+    root = tmp_path_factory.mktemp("ray-run")
+    config = load_config(TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())),
+                                       *tiny_model(2)])
+    prepare(config, log=quiet)
+    return train(config, log=quiet).directory
+
+
+def inputs(directory):
+    """Three files of three formats, with empty, non-string, invalid-UTF-8 and broken-JSON rows mixed in."""
+    txt = directory / "a.txt"
+    txt.write_bytes(b"love this dress\n\nthe zipper broke\ncaf\xe9 bad bytes\n" + b"great fit, soft\n" * 40)
+    jsonl = directory / "b.jsonl"
+    jsonl.write_text("\n".join([json.dumps({"text": "runs small", "id": 1}), json.dumps({"text": 42, "id": 2}),
+                                "{not json", json.dumps({"id": 4}), json.dumps({"text": "so comfortable", "id": 5})]),
+                     encoding="utf-8")
+    csv = directory / "c.csv"
+    csv.write_text("id,text\n" + "".join(f"{i},{'awful quality' if i % 3 else ''}\n" for i in range(30)),
+                   encoding="utf-8")
+    return [str(txt), str(jsonl), str(csv)]
+
+
+@pytest.mark.slow
+def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, trained, tmp_path):
+    files = inputs(tmp_path)
+    local = tmp_path / "local.parquet"
+    score_files(trained, files, local)
+    output = tmp_path / "ray-out"
+    summary = score_with_ray(str(trained), files, output, preserve_order=True, batch_size=16)
+    ours = pd.read_parquet(local)
+    theirs = pd.concat([pd.read_parquet(path) for path in sorted(output.glob("*.parquet"))], ignore_index=True)
+    assert summary.rows == len(ours) == len(theirs) == 44 + 5 + 30
+    assert not theirs.duplicated(["source", "row"]).any()
+    merged = ours.merge(theirs, on=["source", "row"], suffixes=("_local", "_ray"), validate="one_to_one")
+    assert len(merged) == len(ours)
+    assert (merged["error_local"].fillna("") == merged["error_ray"].fillna("")).all()
+    assert (merged["label_local"].fillna("") == merged["label_ray"].fillna("")).all()
+    for column in ("prob_negative", "prob_positive"):
+        np.testing.assert_allclose(merged[f"{column}_local"], merged[f"{column}_ray"], atol=1e-6, equal_nan=True)
+    assert set(merged["error_local"].dropna()) >= {"empty_text", "not_text", "invalid_utf8", "invalid_json",
+                                                   "missing_text"}
+    # --preserve-order: the rows come back in input order.
+    assert list(zip(theirs["source"], theirs["row"])) == list(zip(ours["source"], ours["row"]))
+
+
+def test_the_batch_scorer_takes_arrow_pandas_and_plain_columns(trained):
+    import pyarrow as pa
+
+    scorer = BatchScorer(str(trained))
+    frame = pd.DataFrame({"text": ["love it", "", None], "id": [7, 8, 9]})
+    out = scorer(frame)
+    assert list(out.columns) == ["source", "row", "label", "prob_negative", "prob_positive", "error", "id"]
+    assert out["error"].tolist()[1:] == ["empty_text", "missing_text"] and out["row"].tolist() == [1, 2, 3]
+    table = scorer(pa.Table.from_pandas(frame))
+    assert table.column("prob_positive").to_pylist()[0] == pytest.approx(out["prob_positive"][0])
+    assert scorer({"text": ["love it"]})["label"] == [out["label"][0]]
