@@ -13,12 +13,15 @@ def main() -> None:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"which to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--quick", action="store_true", help="a reduced version of each, in under two minutes")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="scoring: `ray` compares the local engine with `score --engine ray`")
     args = parser.parse_args()
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for name in args.names or BENCHMARKS:
-        importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+        module = importlib.import_module(f"benchmarks.{name}")
+        (module.run_ray if name == "scoring" and args.engine == "ray" else module.run)(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,39 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     return figures
 
 
+def run_ray(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
+    """The same reviews through the local engine and through `--engine ray` (a local Ray instance
+    on this machine's cores), each in its own process, in this run; Ray's start-up apart."""
+    from sentiment.ray_engine import score_with_ray
+
+    _require_model(model)
+    n = 20_000 if quick else 100_000
+    texts = _real_reviews()
+    with tempfile.TemporaryDirectory(prefix="bench-ray-") as scratch:
+        reviews = _write_reviews(texts, n, Path(scratch) / "reviews.txt")
+        local = _score_in_subprocess(model, reviews, Path(scratch) / "local.parquet")
+        started = time.perf_counter()
+        summary = score_with_ray(model, [str(reviews)], Path(scratch) / "ray-out", batch_size=1024)
+        wall = time.perf_counter() - started
+    local_rate = local["rows"] / local["seconds"]
+    ray_rate = summary.rows / (wall - summary.startup_seconds)
+    cores = os.cpu_count() or 1
+    figures = {"model": model, "reviews": n, "cores": cores,
+               "local_reviews_per_second": round(local_rate), "ray_reviews_per_second": round(ray_rate),
+               "ray_reviews_per_second_with_startup": round(summary.rows / wall),
+               "ray_startup_seconds": round(summary.startup_seconds, 1),
+               "ratio_ray_to_local": round(ray_rate / local_rate, 2)}
+    print_table(f"scoring, Ray Data vs the local engine ({model}, {n:,} reviews, {cores} cores)", [
+        ("local engine, end to end", f"{figures['local_reviews_per_second']:,} reviews/s"),
+        ("Ray, after start-up", f"{figures['ray_reviews_per_second']:,} reviews/s "
+                                f"(ratio to local {figures['ratio_ray_to_local']:.2f})"),
+        ("Ray, with start-up", f"{figures['ray_reviews_per_second_with_startup']:,} reviews/s; "
+                               f"start-up {figures['ray_startup_seconds']} s"),
+    ])
+    record("scoring_ray", figures)
+    return figures
+
+
 def _require_model(model: str):
     """The trained run, loaded as the scorer loads it (its forward pass is the reference)."""
     from sentiment.errors import SentimentError
@@ -180,9 +213,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scoring", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20k and 100k reviews instead of 100k and 1M")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"trained run to score with (default {DEFAULT_MODEL})")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="ray: the local engine against `--engine ray` on the same reviews")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
     else:
-        run(quick=args.quick, model=args.model)
+        (run_ray if args.engine == "ray" else run)(quick=args.quick, model=args.model)
