@@ -116,6 +116,22 @@ def test_model_endpoint_and_openapi_docs(server):
     assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
 
 
+def test_concurrent_requests_each_get_their_own_rows(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, run, _ = server
+    requests = [[TEXTS[i % 3], f"order {i}: " + TEXTS[(i + 1) % 3]] for i in range(16)]
+    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(16) as pool:
+        bodies = list(pool.map(lambda texts: client.post(f"{base}/v1/predict", json={"texts": texts}).json(),
+                               requests))
+    model = load_model(run.directory)
+    for texts, body in zip(requests, bodies):  # merged into shared forward passes, read back per request
+        expected = model.predict(texts)
+        assert [row["label"] for row in body["predictions"]] == expected.labels
+        got = [[row["probabilities"][c] for c in expected.classes] for row in body["predictions"]]
+        np.testing.assert_allclose(got, expected.probabilities, atol=1e-5)
+
+
 def test_sigterm_shuts_the_server_down_cleanly(server):
     base, _, process = server
     process.send_signal(signal.SIGTERM)
