@@ -61,6 +61,9 @@ def create_app(model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_b
     from sentiment.inference import load_model
 
     model = load_model(model_path, device=device)
+    # One pass before the first request: the first forward pass of a process also sets up oneDNN's
+    # kernels, which would otherwise land on some client's request as 100+ ms of latency.
+    predict_rows(model, ["warm up the model before serving.", "a second text of another length to batch"])
     card = model_summary(model, model_path)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment-serve")
     batcher = MicroBatcher(model, executor, max_texts=max_batch)
