@@ -19,7 +19,7 @@ import torch
 
 from sentiment.batching import bucket_batches, collate
 from sentiment.errors import SentimentError
-from sentiment.text import Tokenizer
+from sentiment.text import Tokenizer, check_texts
 
 
 @torch.no_grad()
@@ -80,9 +80,7 @@ class TextClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """[n, k] probabilities; a text that cannot be scored (None, not a string, empty, no tokens) is one
-        SentimentError naming its index, for the model and the baseline alike (`scoring.check_texts`)."""
-        from sentiment.scoring import check_texts
-
+        SentimentError naming its index, for the model and the baseline alike (`text.check_texts`)."""
         texts = check_texts(texts)
         token_lists = list(self.tokenizer.pipe(texts))
         if not token_lists:

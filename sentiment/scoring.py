@@ -58,7 +58,6 @@ import io
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -75,6 +74,11 @@ import numpy as np
 
 from sentiment.errors import SentimentError, os_error
 from sentiment.progress import progress_bar
+from sentiment.text import ERRORS  # noqa: F401  (the `error` reasons, listed in this module's docs)
+from sentiment.text import NO_TEXT as _NO_TEXT
+from sentiment.text import check_texts, text_problem  # noqa: F401  (part of this module's interface)
+from sentiment.text import repair_text as _repair
+from sentiment.text import text_value as _text_value
 
 INPUT_FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -83,22 +87,9 @@ STDIN_SOURCE = "<stdin>"
 CHUNK_SIZE = 8192
 """Rows read, tokenized and scored together; the model batches each chunk by length."""
 
-ERRORS = {
-    "empty_text": "the review is empty or only whitespace and control characters (not scored)",
-    "missing_text": "the record has no text value: the field is absent or null (not scored)",
-    "not_text": "the text value is not a string (a JSON number, boolean, list or object; a non-text "
-                "Parquet column) (not scored)",
-    "no_tokens": "the tokenizer found no tokens in the review (not scored)",
-    "invalid_utf8": "the review has bytes that are not valid in the file's encoding; they are replaced by U+FFFD "
-                    "(not scored)",
-    "invalid_json": "the .jsonl line is not a JSON object (not scored)",
-    "truncated": "the review has more tokens than the model's max_len; scored on the first max_len",
-}
 """The values of the `error` column. Every one but `truncated` leaves the row unscored."""
 SCORED_WITH_FLAG = frozenset({"truncated"})
 
-_NO_TEXT = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]*")
-"""Whitespace, control characters and zero-width marks: a review made only of these is empty."""
 
 BYTE_ORDER_MARKS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
     (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -407,63 +398,6 @@ def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, 
         shown = (str(_repair(column)[0]) for column in columns)
         raise SentimentError(f"{file.source}: no {which} {missing[0]!r}{hint}; "
                              f"its columns: {', '.join(c if c.isprintable() else repr(c) for c in shown) or 'none'}")
-
-
-def _text_value(value: Any) -> tuple[str, str | None]:
-    """A cell as review text, and why it cannot be scored: `missing_text` (absent, null), `not_text`
-    (a number, boolean, list...), `invalid_utf8` where bytes had to be replaced. Bytes (a Parquet
-    binary column) are read as UTF-8."""
-    if value is None:
-        return "", "missing_text"
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8"), None
-        except UnicodeDecodeError:
-            return value.decode("utf-8", "replace"), "invalid_utf8"
-    if not isinstance(value, str):
-        return "", "not_text"
-    return _repair(value)
-
-
-def _repair(value: Any) -> tuple[Any, str | None]:
-    """Undo `surrogateescape` (undecodable bytes) and lone JSON surrogates: U+FFFD instead, flagged."""
-    if not isinstance(value, str) or value.isascii():
-        return value, None
-    try:
-        value.encode("utf-8")
-        return value, None
-    except UnicodeEncodeError:
-        pass
-    try:
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "invalid_utf8"
-    except UnicodeEncodeError:  # a surrogate that did not come from a byte (a JSON escape)
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value), "invalid_utf8"
-
-
-def text_problem(value: Any) -> str | None:
-    """Why a value given to `predict` cannot be scored (an `ERRORS` key), or None: the one contract
-    of the model, the baseline and `score` for None, non-strings, bytes and empty texts."""
-    if value is None:
-        return "missing_text"
-    if not isinstance(value, str):
-        return "not_text"
-    if _NO_TEXT.fullmatch(value):
-        return "empty_text"
-    return _repair(value)[1]
-
-
-def check_texts(texts: Any) -> list[str]:
-    """`texts` as a list of scorable strings, or one SentimentError naming the first that is not."""
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
-        raise SentimentError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        problem = text_problem(text)
-        if problem is not None:
-            shown = type(text).__name__ if problem == "not_text" else repr(text)[:40]
-            raise SentimentError(f"text {index} ({shown}) cannot be scored ({problem}): "
-                                 f"{ERRORS[problem].removesuffix(' (not scored)')}")
-    return texts
 
 
 # ---- scoring ---------------------------------------------------------------------------------

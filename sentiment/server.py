@@ -185,7 +185,7 @@ def _too_large(limit: int):
 def predict_rows(model, texts: list[Any], min_confidence: float | None = None,
                  sentences: bool = False) -> list[dict[str, Any]]:
     """One result per text, in order, with `score`'s error reasons for the texts it cannot score."""
-    from sentiment.scoring import text_problem
+    from sentiment.text import text_problem
 
     rows: list[dict[str, Any]] = [{"label": None, "probabilities": None, "confidence": None, "abstained": None,
                                    "error": text_problem(text)} for text in texts]

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sentiment.errors import SentimentError
 
 _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
@@ -114,3 +117,78 @@ def sentence_spans(starts, length: int, min_tokens: int = 1) -> list[tuple[int, 
     tokens (the encoded ids may be truncated), keeping those of at least `min_tokens` tokens."""
     bounds = [int(s) for s in starts if s < length] + [length]
     return [(begin, end) for begin, end in zip(bounds, bounds[1:]) if end - begin >= min_tokens]
+
+
+# ---- what counts as text: one contract for the model, the baseline, `score` and `serve` ------
+
+ERRORS = {  # the `error` reasons of `score`, `serve` and the API's SentimentError
+    "empty_text": "the review is empty or only whitespace and control characters (not scored)",
+    "missing_text": "the record has no text value: the field is absent or null (not scored)",
+    "not_text": "the text value is not a string (a JSON number, boolean, list or object; a non-text "
+                "Parquet column) (not scored)",
+    "no_tokens": "the tokenizer found no tokens in the review (not scored)",
+    "invalid_utf8": "the review has bytes that are not valid in the file's encoding; they are replaced by U+FFFD "
+                    "(not scored)",
+    "invalid_json": "the .jsonl line is not a JSON object (not scored)",
+    "truncated": "the review has more tokens than the model's max_len; scored on the first max_len",
+}
+
+NO_TEXT = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]*")
+"""Whitespace, control characters and zero-width marks: a review made only of these is empty."""
+
+
+def text_value(value: Any) -> tuple[str, str | None]:
+    """A cell as review text, and why it cannot be scored: `missing_text` (absent, null), `not_text`
+    (a number, boolean, list...), `invalid_utf8` where bytes had to be replaced. Bytes (a Parquet
+    binary column) are read as UTF-8."""
+    if value is None:
+        return "", "missing_text"
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return value.decode("utf-8", "replace"), "invalid_utf8"
+    if not isinstance(value, str):
+        return "", "not_text"
+    return repair_text(value)
+
+
+def repair_text(value: Any) -> tuple[Any, str | None]:
+    """Undo `surrogateescape` (undecodable bytes) and lone JSON surrogates: U+FFFD instead, flagged."""
+    if not isinstance(value, str) or value.isascii():
+        return value, None
+    try:
+        value.encode("utf-8")
+        return value, None
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "invalid_utf8"
+    except UnicodeEncodeError:  # a surrogate that did not come from a byte (a JSON escape)
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value), "invalid_utf8"
+
+
+def text_problem(value: Any) -> str | None:
+    """Why a value given to `predict` cannot be scored (an `ERRORS` key), or None: the one contract
+    of the model, the baseline and `score` for None, non-strings, bytes and empty texts."""
+    if value is None:
+        return "missing_text"
+    if not isinstance(value, str):
+        return "not_text"
+    if NO_TEXT.fullmatch(value):
+        return "empty_text"
+    return repair_text(value)[1]
+
+
+def check_texts(texts: Any) -> list[str]:
+    """`texts` as a list of scorable strings, or one SentimentError naming the first that is not."""
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise SentimentError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        problem = text_problem(text)
+        if problem is not None:
+            shown = type(text).__name__ if problem == "not_text" else repr(text)[:40]
+            raise SentimentError(f"text {index} ({shown}) cannot be scored ({problem}): "
+                                 f"{ERRORS[problem].removesuffix(' (not scored)')}")
+    return texts
