@@ -44,7 +44,7 @@ class BatchScorer:
         values = columns.get(self.text_column, [None] * n)
         records = []
         for source, row, value, reading_error in zip(sources, rows, values, columns.get("error", [None] * n)):
-            text, problem = text_value(value) if value is not None else ("", "missing_text")
+            text, problem = text_value(value)
             records.append(Record(str(source), int(row), text, (), reading_error or problem))
         scored = score_chunk(self.model, records, min_confidence=self.min_confidence)
         out: dict[str, Any] = {"source": [r.source for r in records], "row": [r.row for r in records],

@@ -184,36 +184,28 @@ def _too_large(limit: int):
 
 def predict_rows(model, texts: list[Any], min_confidence: float | None = None,
                  sentences: bool = False) -> list[dict[str, Any]]:
-    """One result per text, in order, with `score`'s error reasons for the texts it cannot score."""
-    from sentiment.text import text_problem
+    """One result per text, in order, scored by `score`'s own `score_chunk`: the same error reasons,
+    truncation flag and sentence readings as a scored file."""
+    from sentiment.scoring import Record, score_chunk
+    from sentiment.text import text_value
 
-    rows: list[dict[str, Any]] = [{"label": None, "probabilities": None, "confidence": None, "abstained": None,
-                                   "error": text_problem(text)} for text in texts]
-    todo = [i for i, row in enumerate(rows) if row["error"] is None]
-    token_lists = list(model.tokenizer.pipe([texts[i] for i in todo]))
-    scorable = []
-    for i, tokens in zip(todo, token_lists):
-        if not tokens:
-            rows[i]["error"] = "no_tokens"
-            continue
-        scorable.append((i, tokens))
-        if model.max_len is not None and len(tokens) > model.max_len:
-            rows[i]["error"] = "truncated"
-    if scorable:
-        probabilities = model.predict_tokens([tokens for _, tokens in scorable])
-        readings = model.predict_sentences([texts[i] for i, _ in scorable]) if sentences else None
-        for position, (i, _) in enumerate(scorable):
-            p = probabilities[position]
-            best = int(p.argmax())
-            confidence = float(p[best])
-            rows[i].update(label=model.classes[best],
-                           probabilities={c: float(value) for c, value in zip(model.classes, p)},
-                           confidence=confidence,
-                           abstained=min_confidence is not None and confidence < min_confidence)
-            if readings is not None:
-                from sentiment.scoring import sentence_cell
-
-                rows[i]["sentences"] = [sentence_cell(s, model.classes) for s in readings[position]]
+    records = []
+    for number, value in enumerate(texts, start=1):
+        text, problem = text_value(value)  # None, non-strings and broken surrogates get their reason
+        records.append(Record("request", number, text, (), problem))
+    scored = score_chunk(model, records, sentences=sentences, min_confidence=min_confidence)
+    rows = []
+    for i, (label, error) in enumerate(zip(scored.labels, scored.errors)):
+        row: dict[str, Any] = {"label": label, "probabilities": None, "confidence": None, "abstained": None,
+                               "error": error}
+        if label is not None:
+            p = scored.probabilities[i]
+            row.update(probabilities={c: float(value) for c, value in zip(model.classes, p)},
+                       confidence=float(p.max()),
+                       abstained=bool(scored.abstained[i]) if scored.abstained is not None else False)
+            if scored.sentences is not None:
+                row["sentences"] = scored.sentences[i]
+        rows.append(row)
     return rows
 
 
