@@ -36,11 +36,10 @@ EXPLAINED_TEXTS = ("not perfect, but pretty good",)
 def system_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], lengths: np.ndarray,
                    n_resamples: int, seed: int) -> dict[str, Any]:
     """Everything the report says about one system on one labelled split."""
-    predictions = probabilities.argmax(axis=1)
-    result = classification_metrics(y_true, probabilities, labels)
-    result["accuracy_ci"] = list(bootstrap_ci(y_true, predictions, accuracy, n_resamples=n_resamples, seed=seed))
-    result["macro_f1_ci"] = list(bootstrap_ci(y_true, predictions, macro_f1, n_resamples=n_resamples, seed=seed))
-    result["by_length"] = metrics_by_length(y_true, predictions, lengths)
+    # The intervals from point_and_interval; the point figures stay classification_metrics' own.
+    result = {**point_and_interval(y_true, probabilities, n_resamples, seed),
+              **classification_metrics(y_true, probabilities, labels)}
+    result["by_length"] = metrics_by_length(y_true, probabilities.argmax(axis=1), lengths)
     result["risk_coverage"] = risk_coverage(y_true, probabilities)
     return result
 
