@@ -70,7 +70,7 @@ def score_with_ray(model_path: str, inputs: Sequence[str], output_dir: str | os.
     keep_columns = list(dict.fromkeys(keep_columns))
     for file in files:
         check_columns(file, text_column, keep_columns)
-    classes = load_model(model_path).classes  # fails here, once, for a path that is not a run
+    load_model(model_path)  # fails here, once, for a path that is not a run
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-operator progress lines
     started = time.perf_counter()
     if not ray.is_initialized():
@@ -99,7 +99,6 @@ def score_with_ray(model_path: str, inputs: Sequence[str], output_dir: str | os.
     writer(str(output.resolve()))
     output.mkdir(parents=True, exist_ok=True)  # Ray writes no directory for an empty result
     count = _count_rows(output, output_format)
-    del classes
     return RayScoringSummary(rows=count, output=str(output), seconds=time.perf_counter() - started,
                              startup_seconds=startup)
 
