@@ -112,6 +112,9 @@ class ModelConfig(Section):
     """Also give the model the N most frequent words of `vectors` that the training vocabulary
     lacks (appended after it, with their vectors), so that words never seen in training, or
     seen too rarely, are read by their vector rather than as <unk>; 0 for none."""
+    refine_vectors: Literal["none", "vader"] = "none"
+    """`vader`: before training, move each lexicon-rated word's vector towards its nearest
+    neighbours of like rating in VADER's lexicon (Yu et al. 2017; `sentiment.embeddings`)."""
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(1, ge=1)
     bidirectional: bool = True
@@ -126,6 +129,12 @@ class ModelConfig(Section):
     init_from: str | None = None
     """A finished run (e.g. `runs/imdb`) to start from: its recurrent layers and classifier, and
     the embeddings of the words both vocabularies hold (transfer between datasets)."""
+
+    @model_validator(mode="after")
+    def _refine_needs_vectors(self) -> ModelConfig:
+        if self.refine_vectors != "none" and not self.vectors:
+            raise ValueError("model.refine_vectors refines pretrained vectors: set model.vectors too")
+        return self
 
 
 class TrainingConfig(Section):
@@ -164,6 +173,20 @@ class TrainingConfig(Section):
     whole reviews keep their weight."""
     segment_min_tokens: int = Field(2, ge=1)
     """Shorter sentences ("Love it!" is 3 tokens) are not used as examples."""
+    target_replication: float = Field(0.0, ge=0)
+    """Weight of a loss that trains the recurrent state at every position, in each direction,
+    on the example's label (Lipton et al. 2016; `sentiment.position_losses`); 0 for none."""
+    lexicon_regularization: float = Field(0.0, ge=0)
+    """Weight of the linguistic regulariser over neighbouring positions (Qian et al. 2017):
+    little change at words VADER's lexicon does not rate, a learned drift at rated words, a
+    learned flip at negators; needs `target_replication` > 0; 0 for none."""
+
+    @model_validator(mode="after")
+    def _regulariser_needs_positions(self) -> TrainingConfig:
+        if self.lexicon_regularization > 0 and self.target_replication == 0:
+            raise ValueError("training.lexicon_regularization regularises the per-position distributions "
+                             "that training.target_replication learns: set target_replication > 0 too")
+        return self
 
 
 class PretrainConfig(Section):

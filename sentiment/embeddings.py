@@ -8,7 +8,8 @@ Words the vectors lack get small random vectors at the scale of the found ones; 
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +39,21 @@ class AlignedVectors:
     found_lowercase: int
     """Of `found`, how many only through their lowercase form."""
     vocab_words: int
+    found_rows: np.ndarray | None = None
+    """bool [len(vocab)], True where the row is a pretrained vector (not a random start)."""
+    refined: dict | None = None
+    """What `refine_vectors` did, when it ran."""
 
     @property
     def coverage(self) -> float:
         return self.found / self.vocab_words if self.vocab_words else 0.0
 
     def summary(self, name: str) -> dict:
-        return {"vectors": name, "dim": int(self.matrix.shape[1]), "vocab_words": self.vocab_words,
-                "found": self.found, "found_lowercase": self.found_lowercase, "coverage": round(self.coverage, 4)}
+        summary = {"vectors": name, "dim": int(self.matrix.shape[1]), "vocab_words": self.vocab_words,
+                   "found": self.found, "found_lowercase": self.found_lowercase, "coverage": round(self.coverage, 4)}
+        if self.refined is not None:
+            summary["refined"] = self.refined
+        return summary
 
 
 def align_vectors(name: str, vocab: Vocab, data_dir: str | Path, seed: int) -> AlignedVectors:
@@ -65,14 +73,68 @@ def align_vectors(name: str, vocab: Vocab, data_dir: str | Path, seed: int) -> A
     matrix = rng.normal(0.0, scale, size=(len(vocab), dim)).astype(np.float32)
     matrix[PAD_ID] = 0.0
     found = lowercase = 0
+    found_rows = np.zeros(len(vocab), dtype=bool)
     for index, word in enumerate(vocab.tokens[2:], start=2):
         vector = table.get(word)
         if vector is None and (vector := table.get(word.lower())) is not None:
             lowercase += 1
         if vector is not None:
             matrix[index] = vector
+            found_rows[index] = True
             found += 1
-    return AlignedVectors(matrix=matrix, found=found, found_lowercase=lowercase, vocab_words=len(vocab) - 2)
+    return AlignedVectors(matrix=matrix, found=found, found_lowercase=lowercase, vocab_words=len(vocab) - 2,
+                          found_rows=found_rows)
+
+
+def refine_vectors(aligned: AlignedVectors, tokens: Sequence[str], valence: dict[str, float], *,
+                   neighbours: int = 10, iterations: int = 10) -> AlignedVectors:
+    """Sentiment-refined word vectors (Yu et al. 2017, "Refining Word Embeddings for Sentiment
+    Analysis", EMNLP): each rated word's pretrained vector moves towards those of its nearest
+    neighbours (cosine, among the rated words of the vocabulary) that the lexicon rates most like
+    it, so that "good" stops sitting next to "bad".
+
+    Per rated word i: its `neighbours` nearest rated words, re-ranked by |valence_i - valence_j|,
+    weigh 1/rank; then `iterations` rounds of v_i <- (v_i^0 + sum_j w_ij v_j) / (1 + sum_j w_ij).
+    Yu et al. anchor each round to the previous one; the anchor to the pretrained vector v_i^0
+    (as in retrofitting, Faruqui et al. 2015) keeps the words' meaning from drifting. Only rows
+    that hold a pretrained vector take part; the others keep their random start."""
+    rows = np.asarray([index for index, token in enumerate(tokens)
+                       if aligned.found_rows is not None and aligned.found_rows[index]
+                       and valence.get(token.lower(), 0.0) != 0.0], dtype=np.int64)
+    if len(rows) <= neighbours:
+        raise SentimentError(f"refining vectors needs more than {neighbours} rated words with a vector in the "
+                             f"vocabulary, found {len(rows)}")
+    original = aligned.matrix[rows].astype(np.float64)
+    scores = np.asarray([valence[tokens[i].lower()] for i in rows])
+    unit = original / np.maximum(np.linalg.norm(original, axis=1, keepdims=True), 1e-12)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours]   # [n, k], unordered
+    # Re-rank the semantic neighbours by how close their rating is (ties: the more similar first).
+    gap = np.abs(scores[nearest] - scores[:, None])
+    closeness = -np.take_along_axis(similarity, nearest, axis=1)
+    order = np.lexsort((closeness, gap), axis=1)
+    nearest = np.take_along_axis(nearest, order, axis=1)
+    weights = 1.0 / np.arange(1, neighbours + 1)                                   # [k], by rank
+    vectors = original.copy()
+    for _ in range(iterations):
+        vectors = (original + (weights[None, :, None] * vectors[nearest]).sum(axis=1)) / (1.0 + weights.sum())
+    matrix = aligned.matrix.copy()
+    matrix[rows] = vectors.astype(matrix.dtype)
+    before = _opposite_neighbour_share(unit, scores, neighbours)
+    refined_unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    after = _opposite_neighbour_share(refined_unit, scores, neighbours)
+    summary = {"lexicon": "vader", "words": int(len(rows)), "neighbours": neighbours, "iterations": iterations,
+               "opposite_neighbours_before": round(before, 4), "opposite_neighbours_after": round(after, 4)}
+    return replace(aligned, matrix=matrix, refined=summary)
+
+
+def _opposite_neighbour_share(unit: np.ndarray, scores: np.ndarray, neighbours: int) -> float:
+    """Share of each rated word's nearest rated neighbours whose rating has the other sign."""
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours]
+    return float((np.sign(scores[nearest]) != np.sign(scores[:, None])).mean())
 
 
 def vector_words(name: str, data_dir: str | Path, count: int) -> list[str]:

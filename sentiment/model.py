@@ -288,6 +288,17 @@ class RecurrentClassifier(nn.Module):
         ordered = self.pooling == "last"  # max and mean pooling do not care about order
         return self._pool_directions(*self._encode_directions(x, lengths, ordered))
 
+    def forward_with_states(self, ids: torch.Tensor, lengths: torch.Tensor
+                            ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Training with per-position losses (`sentiment.position_losses`): the pooled head's
+        logits [B, K], the top layer's outputs per direction ([B, T, H] each, in reading order,
+        padded positions as the RNN left them) and the mask [B, T]."""
+        if self.head != "pooled":
+            raise SentimentError(f"per-position losses need model.head = 'pooled', not {self.head!r}")
+        directions, mask = self._encode_directions(self.embed(ids), lengths, ordered=True)
+        logits = self.classifier(self.dropout(self._pool_directions(directions, mask)))
+        return logits, directions, mask
+
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, T] padded ids and [B] real lengths (>= 1) -> logits [B, num_classes]; with the
         sentence head, log-probabilities (a softmax over them is the review's distribution)."""

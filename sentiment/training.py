@@ -254,10 +254,12 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.forward = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.position_losses = self._position_losses() if t.target_replication > 0 else None
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        if self.position_losses is not None:
+            trained += list(self.position_losses.parameters())
         # fused=True: one kernel for all parameters (CPU and CUDA), not a dozen ops per tensor.
-        self.optimizer = torch.optim.AdamW(
-            (p for p in self.model.parameters() if p.requires_grad), lr=t.lr, weight_decay=t.weight_decay,
-            fused=True)
+        self.optimizer = torch.optim.AdamW(trained, lr=t.lr, weight_decay=t.weight_decay, fused=True)
         starts = sentence_starts(train) if t.segments != "none" else None
         self.examples = training_examples(self.train_ids, starts, self.train_labels, len(self.labels), t)
         if self.examples.sentences:
@@ -276,6 +278,14 @@ class Trainer:
         from sentiment.embeddings import align_vectors
 
         aligned = align_vectors(m.vectors, self.vocab, self.config.paths.data, self.seed)
+        if m.refine_vectors == "vader":
+            from sentiment.embeddings import refine_vectors
+            from sentiment.lexicon import vader_lexicon
+
+            aligned = refine_vectors(aligned, self.vocab.tokens, vader_lexicon().valence)
+            r = aligned.refined
+            self.log(f"vectors refined with VADER's lexicon: {r['words']:,} rated words; nearest neighbours "
+                     f"of the other sign {r['opposite_neighbours_before']:.1%} -> {r['opposite_neighbours_after']:.1%}")
         if aligned.matrix.shape[1] != m.embedding_dim:
             raise SentimentError(f"model.embedding_dim is {m.embedding_dim} but {m.vectors} has "
                                  f"{aligned.matrix.shape[1]} dimensions; set model.embedding_dim={aligned.matrix.shape[1]}")
@@ -283,6 +293,26 @@ class Trainer:
         summary = aligned.summary(m.vectors)
         self.log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
         return summary
+
+    def _position_losses(self):
+        """Heads and regulariser for `training.target_replication` / `lexicon_regularization`:
+        trained beside the model, kept in checkpoints, not in the finished run."""
+        from sentiment.position_losses import PositionLosses
+
+        if self.config.model.head != "pooled":
+            raise SentimentError("training.target_replication trains the states of the pooled classifier; "
+                                 f"it does not combine with model.head = {self.config.model.head!r}")
+        if self.group.distributed:
+            raise SentimentError("training.target_replication is not supported in distributed training yet; "
+                                 "train in one process")
+        categories = None
+        if self.config.training.lexicon_regularization > 0:
+            from sentiment.lexicon import token_categories, vader_lexicon
+
+            categories = torch.from_numpy(token_categories(self.vocab.tokens, vader_lexicon()))
+        m = self.config.model
+        return PositionLosses(m.hidden_size, 2 if m.bidirectional else 1, len(self.labels), categories,
+                              m.dropout).to(self.device)
 
     def _transfer(self) -> dict[str, Any]:
         from sentiment.transfer import transfer_weights
@@ -330,6 +360,8 @@ class Trainer:
         examples = self.examples
         batches = bucket_batches([len(ids) for ids in examples.ids], t.batch_size, rng)
         self.model.train()
+        if self.position_losses is not None:
+            self.position_losses.train()
         started = time.perf_counter()
         loss_sum = 0.0
         show = self.group.is_main
@@ -365,13 +397,21 @@ class Trainer:
         # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
         denominator = float(len(batch)) if examples.weights is None else float(examples.weights[batch].sum())
         try:
-            logits = self.forward(ids.to(self.device, non_blocking=True), lengths.to(self.device))
-            if self.loss_weights is None:
-                loss = nn.functional.cross_entropy(logits, targets, reduction="sum")
-            else:
+            ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
+            if self.position_losses is None:
+                logits = self.forward(ids, lengths)
                 losses = nn.functional.cross_entropy(logits, targets, reduction="none")
-                loss = (losses * self.loss_weights[torch.as_tensor(rows, device=self.device)]).sum()
-            loss = loss * (weight / denominator)
+            else:
+                logits, directions, mask = self.model.forward_with_states(ids, lengths)
+                losses = nn.functional.cross_entropy(logits, targets, reduction="none")
+                replication, regularisation = self.position_losses(directions, mask, ids, targets)
+                t = self.config.training
+                losses = losses + t.target_replication * replication
+                if regularisation is not None:
+                    losses = losses + t.lexicon_regularization * regularisation
+            if self.loss_weights is not None:
+                losses = losses * self.loss_weights[torch.as_tensor(rows, device=self.device)]
+            loss = losses.sum() * (weight / denominator)
             self.optimizer.zero_grad(set_to_none=True)
             (loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:
@@ -435,6 +475,9 @@ class Trainer:
         if not self.group.is_main:
             return
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        if self.position_losses is not None:
+            tensors.update({f"position_losses.{k}": v.detach().cpu().contiguous()
+                            for k, v in self.position_losses.state_dict().items()})
         optimizer = self.optimizer.state_dict()
         for index, slots in optimizer["state"].items():
             for name, value in slots.items():
@@ -466,6 +509,9 @@ class Trainer:
                                  f"processes; resume it with the same number (now {self.group.world_size})")
         tensors = load_file(str(directory / "last.safetensors"))
         self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        if self.position_losses is not None:
+            prefix = "position_losses."
+            self.position_losses.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             if key.startswith("optimizer."):

@@ -1,0 +1,74 @@
+"""A sentiment lexicon and a negator list for training: VADER's (Hutto & Gilbert 2014), as the
+`vaderSentiment` package ships them (7,500 human-rated words and emoticons, valence -4 to +4,
+and its negators).
+
+Two training levers read it, both opt-in and both on the training side only:
+
+* `model.refine_vectors = "vader"`: pretrained word vectors moved towards the lexicon words of
+  like valence among their nearest neighbours (Yu et al. 2017, `refine_vectors` here);
+* `training.lexicon_regularization`: the per-position distributions of the recurrent states
+  must change little at a word the lexicon does not rate, move by a learned drift at a rated
+  word, and flip by a learned map at a negator (Qian et al. 2017, `sentiment.position_losses`).
+
+Tokens are matched lowercased. spaCy splits "don't" into "do" + "n't", so "n't" counts as a
+negator beside VADER's own list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+NEUTRAL = 0
+"""Token category: a word the lexicon does not rate (and not a negator); padding and <unk> too."""
+NEGATOR = 1
+SENTIMENT_CATEGORIES = {2: "strong negative", 3: "weak negative", 4: "weak positive", 5: "strong positive"}
+"""Rated words by valence: <= -2, (-2, 0), (0, 2), >= 2 (VADER's ratings run from -4 to +4)."""
+STRONG = 2.0
+CATEGORIES = 6
+EXTRA_NEGATORS = ("n't",)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    valence: dict[str, float]
+    """Word (lowercase) -> mean human rating in [-4, 4]."""
+    negators: frozenset[str]
+
+
+@lru_cache(maxsize=1)
+def vader_lexicon() -> Lexicon:
+    """VADER's lexicon and negators from the installed `vaderSentiment` package (no network)."""
+    from vaderSentiment.vaderSentiment import NEGATE, SentimentIntensityAnalyzer
+
+    valence = {word.lower(): float(score) for word, score in SentimentIntensityAnalyzer().lexicon.items()}
+    negators = frozenset(word.lower() for word in NEGATE) | frozenset(EXTRA_NEGATORS)
+    return Lexicon(valence=valence, negators=negators)
+
+
+def valence_category(valence: float) -> int:
+    if valence <= -STRONG:
+        return 2
+    if valence < 0:
+        return 3
+    if valence < STRONG:
+        return 4
+    return 5
+
+
+def token_categories(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
+    """[len(tokens)] int64 category per vocabulary id: NEUTRAL, NEGATOR or a sentiment category.
+
+    A word both rated and a negator ("no" is rated -1.2) counts as a negator: what it does to
+    the words after it matters more than its own rating."""
+    categories = np.zeros(len(tokens), dtype=np.int64)
+    for index, token in enumerate(tokens):
+        word = token.lower()
+        if word in lexicon.negators:
+            categories[index] = NEGATOR
+        elif (score := lexicon.valence.get(word)) is not None and score != 0.0:
+            categories[index] = valence_category(score)
+    return categories

@@ -1,0 +1,157 @@
+"""Training levers that read VADER's lexicon: sentiment-refined vectors (`model.refine_vectors`),
+target replication and the linguistic regulariser (`sentiment.position_losses`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import sentiment.training as training_module
+from sentiment.config import load_config
+from sentiment.embeddings import align_vectors, refine_vectors
+from sentiment.errors import SentimentError
+from sentiment.inference import load_model
+from sentiment.lexicon import NEGATOR, NEUTRAL, token_categories, vader_lexicon
+from sentiment.position_losses import PositionLosses, symmetric_kl
+from sentiment.training import train
+from sentiment.vocab import Vocab
+
+from conftest import metrics_lines, quiet, tiny_model
+from test_training import without_timing
+
+
+def test_token_categories_from_vaders_lexicon_and_negators():
+    tokens = ["<pad>", "<unk>", "not", "n't", "never", "dress", "terrible", "annoying", "nice", "Perfect"]
+    categories = token_categories(tokens, vader_lexicon())
+    named = dict(zip(tokens, categories.tolist()))
+    assert named["<pad>"] == named["<unk>"] == named["dress"] == NEUTRAL
+    assert named["not"] == named["n't"] == named["never"] == NEGATOR
+    assert named["terrible"] == 2 and named["annoying"] == 3  # valence -2.1 and -1.7 in VADER
+    assert named["nice"] == 4 and named["Perfect"] == 5            # 1.8 and 2.7, matched lowercased
+
+
+def test_refined_vectors_pull_rated_words_towards_like_rated_neighbours(tmp_path):
+    rng = np.random.default_rng(0)
+    positive, negative = ["good", "great", "nice", "lovely", "excellent", "happy"], \
+        ["bad", "awful", "terrible", "horrible", "sad", "ugly"]
+    base = rng.normal(size=8)
+    lines = []
+    # Every rated word sits near every other (one context direction), each with noise, so the
+    # nearest neighbours ignore the sign; "dress" is not rated.
+    for word in positive + negative + ["dress"]:
+        lines.append(word + " " + " ".join(f"{x:.5f}" for x in base + 0.3 * rng.normal(size=8)))
+    (tmp_path / "v.txt").write_text("\n".join(lines) + "\n")
+    vocab = Vocab.build([positive + negative + ["dress", "zzz"]])
+    aligned = align_vectors(str(tmp_path / "v.txt"), vocab, tmp_path, seed=0)
+    refined = refine_vectors(aligned, vocab.tokens, vader_lexicon().valence, neighbours=5)
+    summary = refined.refined
+    assert summary["words"] == 12
+    assert summary["opposite_neighbours_after"] < summary["opposite_neighbours_before"]
+    for word in ["dress", "zzz", "<pad>"]:  # unrated, random start, padding: untouched
+        index = vocab.index[word]
+        np.testing.assert_array_equal(refined.matrix[index], aligned.matrix[index])
+    moved = [vocab.index[w] for w in positive + negative]
+    assert not np.allclose(refined.matrix[moved], aligned.matrix[moved])
+
+
+def test_refining_needs_vectors():
+    with pytest.raises(SentimentError, match="model.refine_vectors"):
+        load_config(None, ["model.vectors=none", "model.refine_vectors=vader"])
+
+
+def test_symmetric_kl_matches_torchs_kl_divergence():
+    log_p = torch.randn(5, 3).log_softmax(-1)
+    log_q = torch.randn(5, 3).log_softmax(-1)
+    kl = torch.nn.functional.kl_div
+    expected = 0.5 * (kl(log_q, log_p, log_target=True, reduction="none").sum(-1)
+                      + kl(log_p, log_q, log_target=True, reduction="none").sum(-1))
+    torch.testing.assert_close(symmetric_kl(log_p, log_q), expected)
+
+
+def test_regulariser_costs_nothing_when_each_rule_holds_and_something_when_it_breaks():
+    hidden, classes = 4, 2
+    # Vocabulary ids: 0 pad, 1 neutral word, 2 negator, 3 a strong positive word.
+    categories = torch.tensor([NEUTRAL, NEUTRAL, NEGATOR, 5])
+    losses = PositionLosses(hidden, 1, classes, categories, dropout=0.0)
+    with torch.no_grad():
+        losses.heads[0].weight.copy_(torch.eye(classes, hidden))
+        losses.heads[0].bias.zero_()
+        losses.drift[5] = torch.tensor([-1.0, 1.0])
+    ids = torch.tensor([[1, 1, 2, 3]])
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    # Logits per position: unchanged at the neutral word, flipped at the negator, shifted by the
+    # drift at the positive word: every rule holds, so no penalty.
+    logits = torch.tensor([[[0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [-1.5, 1.5]]])
+    states = torch.cat([logits, torch.zeros(1, 4, hidden - classes)], dim=2)
+    targets = torch.tensor([1])
+    _, held = losses([states], mask, ids, targets)
+    assert held.item() == 0.0
+    broken = states.clone()
+    broken[0, 1, :2] = torch.tensor([-2.0, 2.0])  # a neutral word that swings the distribution
+    _, penalised = losses([broken], mask, ids, targets)
+    assert penalised.item() > 0.1
+    # Padding past the length is ignored: a swing there costs nothing.
+    padded = torch.cat([states, broken[:, 1:2]], dim=1)
+    _, ignored = losses([padded], torch.tensor([[True] * 4 + [False]]), torch.tensor([[1, 1, 2, 3, 1]]), targets)
+    assert ignored.item() == 0.0
+
+
+def test_target_replication_trains_every_position_on_the_label():
+    losses = PositionLosses(2, 2, 2, None, dropout=0.0)
+    with torch.no_grad():
+        for head in losses.heads:
+            head.weight.copy_(torch.eye(2))
+            head.bias.zero_()
+    states = [torch.tensor([[[3.0, -3.0], [3.0, -3.0], [0.0, 0.0]]])] * 2
+    mask = torch.tensor([[True, True, False]])
+    replication, regularisation = losses(states, mask, torch.tensor([[1, 1, 0]]), torch.tensor([0]))
+    assert regularisation is None
+    expected = -torch.tensor([3.0, -3.0]).log_softmax(-1)[0]
+    torch.testing.assert_close(replication, expected.view(1))  # the padded position does not count
+
+
+LEVERS = ["training.target_replication=0.5", "training.lexicon_regularization=1.0"]
+
+
+def test_training_with_target_replication_and_the_regulariser_resumes_exactly(prepared_config, monkeypatch):
+    config = prepared_config(*tiny_model(3), "model.dropout=0.2", *LEVERS)
+    uninterrupted = without_timing(metrics_lines(train(config, log=quiet).directory))
+    reference = load_model(config.run_dir).predict_proba(["love it", "not bad at all"])
+    # The finished run is the pooled classifier alone: the per-position heads are not in it.
+    info = json.loads((config.run_dir / "run.json").read_text())
+    assert info["model"]["head"] == "pooled"
+
+    original = training_module.Trainer._step
+    calls = {"n": 0}
+
+    def crash_in_epoch_two(self, batch):
+        calls["n"] += 1
+        if self.state.epoch == 1 and calls["n"] > 2:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(training_module.Trainer, "_step", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, log=quiet)
+    monkeypatch.setattr(training_module.Trainer, "_step", original)
+    resumed = train(config, resume=True, log=quiet)
+    assert without_timing(metrics_lines(resumed.directory)) == uninterrupted
+    np.testing.assert_array_equal(load_model(config.run_dir).predict_proba(["love it", "not bad at all"]), reference)
+
+
+def test_the_levers_change_what_is_learned(prepared_config):
+    texts = ["love it", "not bad at all"]
+    plain = load_model(train(prepared_config(*tiny_model(2)), log=quiet).directory).predict_proba(texts)
+    with_levers = load_model(train(prepared_config(*tiny_model(2), *LEVERS), log=quiet).directory)
+    assert not np.array_equal(plain, with_levers.predict_proba(texts))
+
+
+def test_regulariser_without_replication_and_with_the_sentence_head_are_refused(prepared_config):
+    with pytest.raises(SentimentError, match="target_replication > 0"):
+        load_config(None, ["training.lexicon_regularization=1"])
+    config = prepared_config(*tiny_model(1), "training.target_replication=0.5", "model.head=sentences")
+    with pytest.raises(SentimentError, match="model.head"):
+        train(config, log=quiet)
