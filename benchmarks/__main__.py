@@ -10,11 +10,16 @@ BENCHMARKS = ["startup", "prepare", "training", "scoring", "serve"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"which to run (default: all of {', '.join(BENCHMARKS)})")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"which to run (default: all of {', '.join(BENCHMARKS)})"
+    )
     parser.add_argument("--quick", action="store_true", help="a reduced version of each, in under two minutes")
-    parser.add_argument("--engine", choices=["local", "ray"], default="local",
-                        help="scoring: `ray` compares the local engine with `score --engine ray`")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="scoring: `ray` compares the local engine with `score --engine ray`",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:

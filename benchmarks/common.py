@@ -24,8 +24,12 @@ def median_seconds(function, repeats: int = 3) -> float:
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-            "versions": environment_versions()}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "versions": environment_versions(),
+    }
 
 
 def record(name: str, figures: dict, path: Path = RESULTS) -> None:

@@ -36,21 +36,27 @@ def run(quick: bool = False) -> dict:
         scratch_raw.mkdir()
         for raw in (Path(config.paths.data) / "raw").glob("womens_clothing*"):
             (scratch_raw / raw.name).symlink_to(raw.resolve())
-        prepare_seconds = median_seconds(lambda: prepare(staged, force=True, log=lambda *_: None), repeats=1 if quick else 3)
+        prepare_seconds = median_seconds(
+            lambda: prepare(staged, force=True, log=lambda *_: None), repeats=1 if quick else 3
+        )
 
     figures = {
-        "reviews": len(texts), "tokens": tokens,
+        "reviews": len(texts),
+        "tokens": tokens,
         "tokens_per_second_cold": round(tokens / cold_seconds),
         "tokens_per_second_warm": round(tokens / warm_seconds),
         "prepare_seconds": round(prepare_seconds, 2),
         "targets": {"tokens_per_second": 400_000, "prepare_seconds": 15},
     }
-    print_table("prepare (clothing)", [
-        ("reviews / tokens", f"{len(texts):,} / {tokens:,}"),
-        ("tokenize, first pass", f"{figures['tokens_per_second_cold']:,} tokens/s"),
-        ("tokenize, warm (median of 3)", f"{figures['tokens_per_second_warm']:,} tokens/s  (target > 400,000)"),
-        ("whole prepare stage", f"{prepare_seconds:.1f} s  (target < 15 s)"),
-    ])
+    print_table(
+        "prepare (clothing)",
+        [
+            ("reviews / tokens", f"{len(texts):,} / {tokens:,}"),
+            ("tokenize, first pass", f"{figures['tokens_per_second_cold']:,} tokens/s"),
+            ("tokenize, warm (median of 3)", f"{figures['tokens_per_second_warm']:,} tokens/s  (target > 400,000)"),
+            ("whole prepare stage", f"{prepare_seconds:.1f} s  (target < 15 s)"),
+        ],
+    )
     record("prepare", figures)
     return figures
 

@@ -46,8 +46,12 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
 
     main = runs[small]
     figures = {
-        "model": model, "batch_size": BATCH_SIZE, "workers": main["workers"], "chunk_size": main["chunk_size"],
-        "reviews": small, "reviews_large": large,
+        "model": model,
+        "batch_size": BATCH_SIZE,
+        "workers": main["workers"],
+        "chunk_size": main["chunk_size"],
+        "reviews": small,
+        "reviews_large": large,
         "reviews_per_second": round(main["rows"] / main["seconds"]),
         "reviews_per_second_with_startup": round(main["rows"] / main["wall_seconds"]),
         "cpu_us_per_review": round(main["cpu_seconds"] / main["rows"] * 1e6),
@@ -55,24 +59,37 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
         "tokenize_reviews_per_second": round(reference["tokenize_rate"]),
         "ratio_to_forward": round(main["rows"] / main["seconds"] / reference["forward_rate"], 2),
         "reviews_per_second_large": round(runs[large]["rows"] / runs[large]["seconds"]),
-        "peak_rss_mb": main["peak_rss_mb"], "peak_rss_mb_large": runs[large]["peak_rss_mb"],
+        "peak_rss_mb": main["peak_rss_mb"],
+        "peak_rss_mb_large": runs[large]["peak_rss_mb"],
         "rss_after_model_load_mb": main["rss_after_load_mb"],
         "peak_rss_growth": round(runs[large]["peak_rss_mb"] / main["peak_rss_mb"], 3),
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "targets": {"reviews_per_second": 3000, "peak_rss_growth": 1.1},
     }
-    print_table(f"scoring ({model}, batch {BATCH_SIZE}, {main['workers']} workers)", [
-        (f"{small:,} reviews, end to end", f"{figures['reviews_per_second']:,} reviews/s  (target >= 3,000); "
-                                           f"{figures['reviews_per_second_with_startup']:,}/s with start-up and model load"),
-        ("CPU time per review", f"{figures['cpu_us_per_review']} us"),
-        ("bare forward, same batches", f"{figures['forward_reviews_per_second']:,} reviews/s  "
-                                       f"(end to end = {figures['ratio_to_forward']:.2f} x forward)"),
-        ("tokenize alone, one thread", f"{figures['tokenize_reviews_per_second']:,} reviews/s"),
-        (f"{large:,} reviews, end to end", f"{figures['reviews_per_second_large']:,} reviews/s"),
-        ("peak RSS", f"{main['peak_rss_mb']:,} MB at {small:,}, {runs[large]['peak_rss_mb']:,} MB at {large:,} "
-                     f"(x{figures['peak_rss_growth']}; {main['rss_after_load_mb']:,} MB after loading the model)"),
-        ("load average before / after", f"{load_before:.1f} / {load_after:.1f} on {os.cpu_count()} cores"),
-    ])
+    print_table(
+        f"scoring ({model}, batch {BATCH_SIZE}, {main['workers']} workers)",
+        [
+            (
+                f"{small:,} reviews, end to end",
+                f"{figures['reviews_per_second']:,} reviews/s  (target >= 3,000); "
+                f"{figures['reviews_per_second_with_startup']:,}/s with start-up and model load",
+            ),
+            ("CPU time per review", f"{figures['cpu_us_per_review']} us"),
+            (
+                "bare forward, same batches",
+                f"{figures['forward_reviews_per_second']:,} reviews/s  "
+                f"(end to end = {figures['ratio_to_forward']:.2f} x forward)",
+            ),
+            ("tokenize alone, one thread", f"{figures['tokenize_reviews_per_second']:,} reviews/s"),
+            (f"{large:,} reviews, end to end", f"{figures['reviews_per_second_large']:,} reviews/s"),
+            (
+                "peak RSS",
+                f"{main['peak_rss_mb']:,} MB at {small:,}, {runs[large]['peak_rss_mb']:,} MB at {large:,} "
+                f"(x{figures['peak_rss_growth']}; {main['rss_after_load_mb']:,} MB after loading the model)",
+            ),
+            ("load average before / after", f"{load_before:.1f} / {load_after:.1f} on {os.cpu_count()} cores"),
+        ],
+    )
     record("scoring", figures)
     return figures
 
@@ -94,18 +111,31 @@ def run_ray(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     local_rate = local["rows"] / local["seconds"]
     ray_rate = summary.rows / (wall - summary.startup_seconds)
     cores = os.cpu_count() or 1
-    figures = {"model": model, "reviews": n, "cores": cores,
-               "local_reviews_per_second": round(local_rate), "ray_reviews_per_second": round(ray_rate),
-               "ray_reviews_per_second_with_startup": round(summary.rows / wall),
-               "ray_startup_seconds": round(summary.startup_seconds, 1),
-               "ratio_ray_to_local": round(ray_rate / local_rate, 2)}
-    print_table(f"scoring, Ray Data vs the local engine ({model}, {n:,} reviews, {cores} cores)", [
-        ("local engine, end to end", f"{figures['local_reviews_per_second']:,} reviews/s"),
-        ("Ray, after start-up", f"{figures['ray_reviews_per_second']:,} reviews/s "
-                                f"(ratio to local {figures['ratio_ray_to_local']:.2f})"),
-        ("Ray, with start-up", f"{figures['ray_reviews_per_second_with_startup']:,} reviews/s; "
-                               f"start-up {figures['ray_startup_seconds']} s"),
-    ])
+    figures = {
+        "model": model,
+        "reviews": n,
+        "cores": cores,
+        "local_reviews_per_second": round(local_rate),
+        "ray_reviews_per_second": round(ray_rate),
+        "ray_reviews_per_second_with_startup": round(summary.rows / wall),
+        "ray_startup_seconds": round(summary.startup_seconds, 1),
+        "ratio_ray_to_local": round(ray_rate / local_rate, 2),
+    }
+    print_table(
+        f"scoring, Ray Data vs the local engine ({model}, {n:,} reviews, {cores} cores)",
+        [
+            ("local engine, end to end", f"{figures['local_reviews_per_second']:,} reviews/s"),
+            (
+                "Ray, after start-up",
+                f"{figures['ray_reviews_per_second']:,} reviews/s (ratio to local {figures['ratio_ray_to_local']:.2f})",
+            ),
+            (
+                "Ray, with start-up",
+                f"{figures['ray_reviews_per_second_with_startup']:,} reviews/s; "
+                f"start-up {figures['ray_startup_seconds']} s",
+            ),
+        ],
+    )
     record("scoring_ray", figures)
     return figures
 
@@ -118,9 +148,11 @@ def _require_model(model: str):
     try:
         return load_model(model, batch_size=BATCH_SIZE)
     except SentimentError as error:
-        raise SystemExit(f"benchmarks.scoring needs a trained run: {error}\n"
-                         f"train one with `sentiment train --config configs/clothing.toml` "
-                         f"(or pass --model DIR); this benchmark does not train") from None
+        raise SystemExit(
+            f"benchmarks.scoring needs a trained run: {error}\n"
+            f"train one with `sentiment train --config configs/clothing.toml` "
+            f"(or pass --model DIR); this benchmark does not train"
+        ) from None
 
 
 def _real_reviews() -> list[str]:
@@ -163,12 +195,19 @@ def _child(model: str, reviews: str, output: str) -> None:
     rss_after_load = _peak_rss_mb()
     cpu = time.process_time()
     summary = score_files(loaded, [reviews], output)
-    print(json.dumps({
-        "rows": summary.rows, "seconds": summary.seconds, "cpu_seconds": time.process_time() - cpu,
-        "workers": default_workers(loaded), "chunk_size": CHUNK_SIZE,
-        "rss_after_load_mb": rss_after_load,
-        "peak_rss_mb": _peak_rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": summary.rows,
+                "seconds": summary.seconds,
+                "cpu_seconds": time.process_time() - cpu,
+                "workers": default_workers(loaded),
+                "chunk_size": CHUNK_SIZE,
+                "rss_after_load_mb": rss_after_load,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+        )
+    )
 
 
 def _peak_rss_mb() -> int:
@@ -194,7 +233,7 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     started = time.perf_counter()
     tokens = list(loaded.tokenizer.pipe(sample))
     tokenize_rate = n / (time.perf_counter() - started)
-    chunks = [[loaded.encode(t) for t in tokens[i:i + CHUNK_SIZE]] for i in range(0, n, CHUNK_SIZE)]
+    chunks = [[loaded.encode(t) for t in tokens[i : i + CHUNK_SIZE]] for i in range(0, n, CHUNK_SIZE)]
     workers = default_workers(loaded)
 
     def forward(ids):
@@ -213,8 +252,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scoring", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20k and 100k reviews instead of 100k and 1M")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"trained run to score with (default {DEFAULT_MODEL})")
-    parser.add_argument("--engine", choices=["local", "ray"], default="local",
-                        help="ray: the local engine against `--engine ray` on the same reviews")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: the local engine against `--engine ray` on the same reviews",
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -25,7 +25,6 @@ CLIENTS = 16
 
 
 def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
-    import httpx
 
     from sentiment.inference import load_model
 
@@ -34,8 +33,11 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     texts = _reviews()
     requests = {1: 400 if quick else 2000, 32: 60 if quick else 300}
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sentiment", "serve", "--model", model, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sentiment", "serve", "--model", model, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, server)
@@ -50,14 +52,19 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     loaded.predict(sample[:64])  # warm up
     started = time.perf_counter()
     for start in range(0, len(sample), 32):
-        loaded.predict(sample[start:start + 32])
+        loaded.predict(sample[start : start + 32])
     direct = len(sample) / (time.perf_counter() - started)
     figures["direct_predict_texts_per_second"] = round(direct)
     figures["batched_ratio_to_direct"] = round(figures["batch_32"]["texts_per_second"] / direct, 2)
     record("serve", figures)
-    rows = [(f"{size} text(s) per request", f"{f['requests_per_second']:,} req/s, {f['texts_per_second']:,} texts/s, "
-             f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, errors {f['errors']}")
-            for size, f in ((s, figures[f'batch_{s}']) for s in requests)]
+    rows = [
+        (
+            f"{size} text(s) per request",
+            f"{f['requests_per_second']:,} req/s, {f['texts_per_second']:,} texts/s, "
+            f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, errors {f['errors']}",
+        )
+        for size, f in ((s, figures[f"batch_{s}"]) for s in requests)
+    ]
     rows.append(("direct predict, 32 per call", f"{figures['direct_predict_texts_per_second']:,} texts/s"))
     rows.append(("batched / direct", f"{figures['batched_ratio_to_direct']:.2f}"))
     print_table(f"serve: {model}, {CLIENTS} clients on localhost", rows)
@@ -97,9 +104,16 @@ async def _load(base: str, texts: list[str], size: int, count: int) -> dict:
     def percentile(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
 
-    return {"requests": count, "texts_per_request": size, "seconds": round(seconds, 2),
-            "requests_per_second": round(count / seconds), "texts_per_second": round(count * size / seconds),
-            "p50_ms": percentile(0.50), "p99_ms": percentile(0.99), "errors": errors}
+    return {
+        "requests": count,
+        "texts_per_request": size,
+        "seconds": round(seconds, 2),
+        "requests_per_second": round(count / seconds),
+        "texts_per_second": round(count * size / seconds),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "errors": errors,
+    }
 
 
 def _reviews() -> list[str]:
@@ -131,4 +145,3 @@ def _wait_until_up(base: str, server: subprocess.Popen, timeout: float = 60) -> 
             pass
         time.sleep(0.2)
     raise SystemExit("benchmarks serve: the server did not come up")
-

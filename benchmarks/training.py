@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from benchmarks.common import median_seconds, print_table, record
-
-REPEATS = 5
 from sentiment.batching import bucket_batches
 from sentiment.config import load_config
 from sentiment.prepare import load_prepared, prepare
 from sentiment.training import Trainer, resolve_device, use_packed
+
+REPEATS = 5
 
 
 def _batches(trainer: Trainer, count: int) -> list[np.ndarray]:
@@ -45,17 +45,21 @@ def _pipeline(trainer: Trainer, batches: list[np.ndarray]):
 def _kernel(trainer: Trainer, batches: list[np.ndarray], packed: bool):
     m = trainer.config.model
     kernel_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[m.cell]
-    kernel = kernel_class(m.embedding_dim, m.hidden_size, num_layers=m.num_layers, batch_first=True,
-                          bidirectional=m.bidirectional).to(trainer.device)
+    kernel = kernel_class(
+        m.embedding_dim, m.hidden_size, num_layers=m.num_layers, batch_first=True, bidirectional=m.bidirectional
+    ).to(trainer.device)
     lengths = [np.array([len(trainer.train_ids[i]) for i in batch]) for batch in batches]
-    inputs = [torch.randn(len(batch), int(length.max()), m.embedding_dim, device=trainer.device)
-              for batch, length in zip(batches, lengths)]
+    inputs = [
+        torch.randn(len(batch), int(length.max()), m.embedding_dim, device=trainer.device)
+        for batch, length in zip(batches, lengths)
+    ]
 
     def run():
         for x, length in zip(inputs, lengths):
             if packed:
-                x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(length), batch_first=True,
-                                                            enforce_sorted=False)
+                x = torch.nn.utils.rnn.pack_padded_sequence(
+                    x, torch.as_tensor(length), batch_first=True, enforce_sorted=False
+                )
                 output = torch.nn.utils.rnn.pad_packed_sequence(kernel(x)[0], batch_first=True)[0]
             else:
                 output = kernel(x)[0]
@@ -87,12 +91,20 @@ def measure(config_path: str, device: str, batches_count: int, packed: str) -> d
         examples = sum(len(batch) for batch in batches)
         _pipeline(trainer, batches[:5])()  # warm-up: allocator, oneDNN/cuDNN primitives
         pipeline_seconds, kernel_seconds = _interleaved_medians(
-            _pipeline(trainer, batches), _kernel(trainer, batches, use_packed(packed, device_)), REPEATS)
+            _pipeline(trainer, batches), _kernel(trainer, batches, use_packed(packed, device_)), REPEATS
+        )
         pipeline, kernel = examples / pipeline_seconds, examples / kernel_seconds
-    return {"device": device_.type, "packed": use_packed(packed, device_), "threads": torch.get_num_threads(),
-            "batches": len(batches), "examples": examples, "cell": config.model.cell,
-            "pipeline_examples_per_second": round(pipeline, 1), "kernel_examples_per_second": round(kernel, 1),
-            "ratio": round(pipeline / kernel, 3)}
+    return {
+        "device": device_.type,
+        "packed": use_packed(packed, device_),
+        "threads": torch.get_num_threads(),
+        "batches": len(batches),
+        "examples": examples,
+        "cell": config.model.cell,
+        "pipeline_examples_per_second": round(pipeline, 1),
+        "kernel_examples_per_second": round(kernel, 1),
+        "ratio": round(pipeline / kernel, 3),
+    }
 
 
 def run(quick: bool = False) -> dict:
@@ -100,7 +112,9 @@ def run(quick: bool = False) -> dict:
     results = {"cpu": measure("configs/clothing.toml", "cpu", batches, "no")}
     if torch.cuda.is_available():
         for packed in ("no", "yes"):
-            results[f"cuda_{'packed' if packed == 'yes' else 'padded'}"] = measure("configs/clothing.toml", "cuda", batches, packed)
+            results[f"cuda_{'packed' if packed == 'yes' else 'padded'}"] = measure(
+                "configs/clothing.toml", "cuda", batches, packed
+            )
     rows = []
     for name, figures in results.items():
         rows.append((f"{name}: pipeline", f"{figures['pipeline_examples_per_second']:,.0f} ex/s"))

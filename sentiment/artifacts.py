@@ -75,8 +75,10 @@ def check_replaceable(staging: Path, target: Path) -> None:
     markers = [name for name in OUTPUT_MARKERS if (staging / name).is_file()]
     if not any((target / name).is_file() for name in markers):
         wanted = f" (it has no {markers[0]})" if markers else ""
-        raise SentimentError(f"refusing to replace {target}: it holds files that this stage did not write{wanted}; "
-                             "move it away or write elsewhere")
+        raise SentimentError(
+            f"refusing to replace {target}: it holds files that this stage did not write{wanted}; "
+            "move it away or write elsewhere"
+        )
 
 
 class Terminated(KeyboardInterrupt):
@@ -88,8 +90,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises `Terminated` instead of killing the process at once, which
     would leave the atomic writers' hidden temporary files behind. Only the main thread can set a
     handler, and one the caller set is kept."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 

@@ -64,9 +64,7 @@ def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int] = (1, 2)) ->
     does so identically at fit and load time.
     """
     low, high = ngram_range
-    return [
-        " ".join(tokens[start : start + n]) for n in range(low, high + 1) for start in range(len(tokens) - n + 1)
-    ]
+    return [" ".join(tokens[start : start + n]) for n in range(low, high + 1) for start in range(len(tokens) - n + 1)]
 
 
 def _check_token_lists(token_lists: Any, name: str) -> list[list[str]]:

@@ -24,8 +24,15 @@ TEXT = "text"
 
 
 class BatchScorer:
-    def __init__(self, model_path: str, text_column: str = TEXT, device: str = "cpu", batch_size: int = 64,
-                 min_confidence: float | None = None, keep_text: bool = False):
+    def __init__(
+        self,
+        model_path: str,
+        text_column: str = TEXT,
+        device: str = "cpu",
+        batch_size: int = 64,
+        min_confidence: float | None = None,
+        keep_text: bool = False,
+    ):
         import torch
 
         from sentiment.inference import load_model
@@ -47,8 +54,11 @@ class BatchScorer:
             text, problem = text_value(value)
             records.append(Record(str(source), int(row), text, (), reading_error or problem))
         scored = score_chunk(self.model, records, min_confidence=self.min_confidence)
-        out: dict[str, Any] = {"source": [r.source for r in records], "row": [r.row for r in records],
-                               "label": scored.labels}
+        out: dict[str, Any] = {
+            "source": [r.source for r in records],
+            "row": [r.row for r in records],
+            "label": scored.labels,
+        }
         for j, label in enumerate(self.classes):
             out[f"prob_{label}"] = scored.probabilities[:, j]
         out["error"] = scored.errors
@@ -76,8 +86,12 @@ def _from_columns(columns: dict[str, Any], kind: str):
     if kind == "arrow":
         import pyarrow as pa
 
-        return pa.table({k: pa.array(v) if not isinstance(v, np.ndarray)
-                         else pa.array(v, mask=np.isnan(v)) for k, v in columns.items()})
+        return pa.table(
+            {
+                k: pa.array(v) if not isinstance(v, np.ndarray) else pa.array(v, mask=np.isnan(v))
+                for k, v in columns.items()
+            }
+        )
     if kind == "pandas":
         import pandas as pd
 

@@ -25,14 +25,14 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
     lengths = np.asarray(lengths)
     if rng is None:
         order = np.argsort(-lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     order = rng.permutation(len(lengths))
     pool = batch_size * POOL_BATCHES
     batches = []
     for start in range(0, len(order), pool):
-        chunk = order[start:start + pool]
+        chunk = order[start : start + pool]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

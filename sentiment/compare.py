@@ -32,8 +32,10 @@ from sentiment.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
 DIRECTION_CHOICES = {"bi": True, "uni": False}
-FIGURES = {"convergence.png": ("val_macro_f1", "validation macro-F1", "convergence"),
-           "training_loss.png": ("train_loss", "training loss (cross-entropy)", "training loss")}
+FIGURES = {
+    "convergence.png": ("val_macro_f1", "validation macro-F1", "convergence"),
+    "training_loss.png": ("train_loss", "training loss (cross-entropy)", "training loss"),
+}
 
 
 @dataclass
@@ -85,8 +87,14 @@ def compare_dir(base: ExperimentConfig) -> Path:
     return Path(base.paths.reports) / f"{base.name}-compare"
 
 
-def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directions: Sequence[str] | None = None,
-            n_resamples: int = 1000, device: str | None = None, log=print) -> dict[str, Any]:
+def compare(
+    base: ExperimentConfig,
+    cells: Sequence[str] = CELL_CHOICES,
+    directions: Sequence[str] | None = None,
+    n_resamples: int = 1000,
+    device: str | None = None,
+    log=print,
+) -> dict[str, Any]:
     """Prepare (cached), train and evaluate each variant; write `reports/<experiment>-compare/`."""
     from sentiment.prepare import prepare
 
@@ -119,6 +127,7 @@ def compare(base: ExperimentConfig, cells: Sequence[str] = CELL_CHOICES, directi
 
 
 # ---- one variant: train unless finished, evaluate unless the report is current -----------------
+
 
 def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[TrainedRun, bool]:
     """The variant's finished run, training (or resuming) it only when needed; True when it trained."""
@@ -168,6 +177,7 @@ def ensure_evaluated(config: ExperimentConfig, run: TrainedRun, n_resamples: int
 
 # ---- rows --------------------------------------------------------------------------------------
 
+
 def _scores(system: dict[str, Any]) -> dict[str, Any]:
     return {key: system[key] for key in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci")}
 
@@ -183,11 +193,14 @@ def _out_of_domain(metrics: dict[str, Any], system: str) -> dict[str, dict[str, 
     return {item["name"]: _scores(item["systems"][system]) for item in sets if system in item["systems"]}
 
 
-def _variant_row(variant: Variant, run: TrainedRun, metrics: dict[str, Any], trained: bool,
-                 evaluated: bool) -> dict[str, Any]:
+def _variant_row(
+    variant: Variant, run: TrainedRun, metrics: dict[str, Any], trained: bool, evaluated: bool
+) -> dict[str, Any]:
     info = run.info
     return {
-        "name": variant.label, "cell": variant.cell, "bidirectional": variant.bidirectional,
+        "name": variant.label,
+        "cell": variant.cell,
+        "bidirectional": variant.bidirectional,
         **_scores(metrics["model"]),
         "contrast_pass_rate": _contrast_rate(metrics, "model"),
         "out_of_domain": _out_of_domain(metrics, "model"),
@@ -199,8 +212,10 @@ def _variant_row(variant: Variant, run: TrainedRun, metrics: dict[str, Any], tra
         "epochs_run": info["epochs_run"],
         "best_val_macro_f1": info["best_validation"]["val_macro_f1"],
         "test_examples": metrics["data"]["test_examples"],
-        "run": str(run.directory), "report": str(variant.config.report_dir),
-        "trained_now": trained, "evaluated_now": evaluated,
+        "run": str(run.directory),
+        "report": str(variant.config.report_dir),
+        "trained_now": trained,
+        "evaluated_now": evaluated,
     }
 
 
@@ -209,20 +224,32 @@ def _reference_rows(run: TrainedRun, metrics: dict[str, Any]) -> list[dict[str, 
     and VADER where the report has it."""
     rows = []
     for system, name, parameters, path in (
-            ("baseline", "baseline", _baseline_parameters(run.directory / "baseline"), str(run.directory / "baseline")),
-            ("vader", "VADER", None, "vader")):
+        ("baseline", "baseline", _baseline_parameters(run.directory / "baseline"), str(run.directory / "baseline")),
+        ("vader", "VADER", None, "vader"),
+    ):
         if not metrics.get(system):
             continue
-        rows.append({
-            "name": name, "cell": None, "bidirectional": None, "reference": True,
-            **_scores(metrics[system]),
-            "contrast_pass_rate": _contrast_rate(metrics, system),
-            "out_of_domain": _out_of_domain(metrics, system),
-            "parameters": parameters,
-            "seconds_per_epoch": None, "best_epoch": None, "epochs_run": None, "best_val_macro_f1": None,
-            "test_examples": metrics["data"]["test_examples"],
-            "run": path, "report": None, "trained_now": None, "evaluated_now": None,
-        })
+        rows.append(
+            {
+                "name": name,
+                "cell": None,
+                "bidirectional": None,
+                "reference": True,
+                **_scores(metrics[system]),
+                "contrast_pass_rate": _contrast_rate(metrics, system),
+                "out_of_domain": _out_of_domain(metrics, system),
+                "parameters": parameters,
+                "seconds_per_epoch": None,
+                "best_epoch": None,
+                "epochs_run": None,
+                "best_val_macro_f1": None,
+                "test_examples": metrics["data"]["test_examples"],
+                "run": path,
+                "report": None,
+                "trained_now": None,
+                "evaluated_now": None,
+            }
+        )
     return rows
 
 
@@ -248,6 +275,7 @@ def _baseline_parameters(directory: Path) -> int | None:
 
 # ---- the report --------------------------------------------------------------------------------
 
+
 def write_comparison(result: dict[str, Any], directory: Path) -> None:
     """compare.json, compare.md, compare.html (figures inlined) and the figures, written atomically."""
     from sentiment.plots import plot_curves_by_run, png_data_uri
@@ -261,10 +289,19 @@ def write_comparison(result: dict[str, Any], directory: Path) -> None:
         write_bytes_atomic(staging / "compare.html", render_html(result, images).encode("utf-8"))
 
 
-OUT_OF_DOMAIN_NOTE = ("Sentences from outside the training data, rated by people (Hutto & Gilbert 2014); "
-                      "they only report, never train or select. Each variant's report has the details.")
-COLUMNS = ("system", "test accuracy [95% CI]", "test macro-F1 [95% CI]", "contrast pass rate", "parameters",
-           "s / epoch", "best epoch / run")
+OUT_OF_DOMAIN_NOTE = (
+    "Sentences from outside the training data, rated by people (Hutto & Gilbert 2014); "
+    "they only report, never train or select. Each variant's report has the details."
+)
+COLUMNS = (
+    "system",
+    "test accuracy [95% CI]",
+    "test macro-F1 [95% CI]",
+    "contrast pass rate",
+    "parameters",
+    "s / epoch",
+    "best epoch / run",
+)
 
 
 def table_cells(row: dict[str, Any]) -> list[str]:
@@ -279,8 +316,15 @@ def table_cells(row: dict[str, Any]) -> list[str]:
 
     name = row["name"] + (" (reference)" if row.get("reference") else "")
     epochs = "—" if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
-    return [name, score("accuracy"), score("macro_f1"), maybe(row["contrast_pass_rate"], ".1%"),
-            maybe(row["parameters"], ","), maybe(seconds, ".1f" if seconds and seconds >= 1 else ".2f"), epochs]
+    return [
+        name,
+        score("accuracy"),
+        score("macro_f1"),
+        maybe(row["contrast_pass_rate"], ".1%"),
+        maybe(row["parameters"], ","),
+        maybe(seconds, ".1f" if seconds and seconds >= 1 else ".2f"),
+        epochs,
+    ]
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -298,8 +342,11 @@ def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str]:
     cells = [row["name"] + (" (reference)" if row.get("reference") else "")]
     for name in sets:
         scores = row.get("out_of_domain", {}).get(name)
-        cells.append("—" if scores is None else
-                     f"{scores['accuracy']:.3f} [{scores['accuracy_ci'][0]:.3f}, {scores['accuracy_ci'][1]:.3f}]")
+        cells.append(
+            "—"
+            if scores is None
+            else f"{scores['accuracy']:.3f} [{scores['accuracy_ci'][0]:.3f}, {scores['accuracy_ci'][1]:.3f}]"
+        )
     return cells
 
 
@@ -322,33 +369,53 @@ def reading(result: dict[str, Any]) -> list[str]:
     close = [row["name"] for row in variants_ if row is not best and row["macro_f1_ci"][1] >= low]
     sentences = [f"Highest test macro-F1: {best['name']} ({best['macro_f1']:.3f}, 95% CI {low:.3f}-{high:.3f})."]
     if close:
-        sentences.append(f"Intervals overlapping it: {', '.join(close)}; "
-                         "on this test set those differences may be noise.")
+        sentences.append(
+            f"Intervals overlapping it: {', '.join(close)}; on this test set those differences may be noise."
+        )
     baseline = next(row for row in result["rows"] if row["name"] == "baseline")
     beaten = [row["name"] for row in variants_ if row["macro_f1"] > baseline["macro_f1"]]
-    sentences.append(f"Above the bag-of-words baseline's macro-F1 ({baseline['macro_f1']:.3f}): "
-                     f"{', '.join(beaten) if beaten else 'none'}.")
+    sentences.append(
+        f"Above the bag-of-words baseline's macro-F1 ({baseline['macro_f1']:.3f}): "
+        f"{', '.join(beaten) if beaten else 'none'}."
+    )
     return sentences
 
 
 def _intro(result: dict[str, Any]) -> str:
     varied = " and ".join(f"`{key}`" for key in result["varied"])
     verb = "changes" if len(result["varied"]) == 1 else "change"
-    return (f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} {verb}. "
-            f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
-            "Contrast pass rate: share of the contrast suite's labelled cases predicted right.")
+    return (
+        f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} {verb}. "
+        f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
+        "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
+    )
 
 
 def render_markdown(result: dict[str, Any]) -> str:
     names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
     ood = out_of_domain_table(result)
-    parts = [f"# {result['experiment']}: {names}", "", _intro(result), "", summary_table(result), "",
-             " ".join(reading(result)), "",
-             *(["## Out of domain", "", ood, "", OUT_OF_DOMAIN_NOTE, ""] if ood else []),
-             "## Convergence", "", "![validation macro-F1 per epoch](convergence.png)", "",
-             "## Training loss", "", "![training loss per epoch](training_loss.png)", "",
-             "Each variant's own report (test details, contrast cases, errors): "
-             + ", ".join(f"`{row['report']}`" for row in result["rows"] if row["report"]), ""]
+    parts = [
+        f"# {result['experiment']}: {names}",
+        "",
+        _intro(result),
+        "",
+        summary_table(result),
+        "",
+        " ".join(reading(result)),
+        "",
+        *(["## Out of domain", "", ood, "", OUT_OF_DOMAIN_NOTE, ""] if ood else []),
+        "## Convergence",
+        "",
+        "![validation macro-F1 per epoch](convergence.png)",
+        "",
+        "## Training loss",
+        "",
+        "![training loss per epoch](training_loss.png)",
+        "",
+        "Each variant's own report (test details, contrast cases, errors): "
+        + ", ".join(f"`{row['report']}`" for row in result["rows"] if row["report"]),
+        "",
+    ]
     return "\n".join(parts)
 
 
@@ -356,24 +423,41 @@ def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
     names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
     title = f"{result['experiment']}: {names}"
     header = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
-    body = "".join("<tr" + (' class="ref"' if row.get("reference") else "") + ">"
-                   + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(row)) + "</tr>"
-                   for row in result["rows"])
+    body = "".join(
+        "<tr"
+        + (' class="ref"' if row.get("reference") else "")
+        + ">"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(row))
+        + "</tr>"
+        for row in result["rows"]
+    )
     sets = result.get("out_of_domain_sets", [])
     ood = ""
     if sets:
         ood_header = "".join(f"<th>{html.escape(column)}</th>" for column in out_of_domain_columns(result))
-        ood_body = "".join("<tr" + (' class="ref"' if row.get("reference") else "") + ">"
-                           + "".join(f"<td>{html.escape(cell)}</td>" for cell in out_of_domain_cells(row, sets))
-                           + "</tr>" for row in result["rows"])
-        ood = (f'<h2>Out of domain</h2>\n<div class="scroll"><table><thead><tr>{ood_header}</tr></thead>'
-               f"<tbody>{ood_body}</tbody></table></div>\n<p>{html.escape(OUT_OF_DOMAIN_NOTE)}</p>\n")
+        ood_body = "".join(
+            "<tr"
+            + (' class="ref"' if row.get("reference") else "")
+            + ">"
+            + "".join(f"<td>{html.escape(cell)}</td>" for cell in out_of_domain_cells(row, sets))
+            + "</tr>"
+            for row in result["rows"]
+        )
+        ood = (
+            f'<h2>Out of domain</h2>\n<div class="scroll"><table><thead><tr>{ood_header}</tr></thead>'
+            f"<tbody>{ood_body}</tbody></table></div>\n<p>{html.escape(OUT_OF_DOMAIN_NOTE)}</p>\n"
+        )
     intro = html.escape(_intro(result)).replace("`", "")
-    figures = "".join(f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
-                      f'alt="{html.escape(FIGURES[name][1])} per epoch">' for name, uri in images.items())
-    page_body = (f"<p>{intro}</p>\n"
-                 f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>\n'
-                 f"<p>{html.escape(' '.join(reading(result)))}</p>\n{ood}{figures}")
+    figures = "".join(
+        f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
+        f'alt="{html.escape(FIGURES[name][1])} per epoch">'
+        for name, uri in images.items()
+    )
+    page_body = (
+        f"<p>{intro}</p>\n"
+        f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>\n'
+        f"<p>{html.escape(' '.join(reading(result)))}</p>\n{ood}{figures}"
+    )
     return html_page(title, page_body, _CSS)
 
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sentiment.errors import SentimentError
 
-
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 """An experiment name is one path component: letters, digits, `.`, `_`, `-`, starting with a letter or
 digit (so never empty, `.`, `..`, hidden, absolute or containing `/`), at most 100 characters."""
@@ -30,8 +29,10 @@ RESERVED_SUFFIXES = (".partial",)
 def check_name(value: str) -> str:
     """The experiment name as a safe directory name, or a ValueError saying what is allowed."""
     if not NAME_PATTERN.fullmatch(value) or value.endswith(RESERVED_SUFFIXES):
-        raise ValueError("must be one directory name: 1-100 letters, digits, '.', '_' or '-', starting with a "
-                         "letter or digit, not ending in '.partial'")
+        raise ValueError(
+            "must be one directory name: 1-100 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit, not ending in '.partial'"
+        )
     return value
 
 
@@ -91,8 +92,9 @@ class SplitConfig(Section):
     @model_validator(mode="after")
     def _leaves_training_data(self) -> SplitConfig:
         if self.validation + self.test >= 1:
-            raise ValueError(f"validation ({self.validation}) + test ({self.test}) must be below 1, "
-                             "leaving a share for training")
+            raise ValueError(
+                f"validation ({self.validation}) + test ({self.test}) must be below 1, leaving a share for training"
+            )
         return self
 
 
@@ -184,8 +186,10 @@ class TrainingConfig(Section):
     @model_validator(mode="after")
     def _regulariser_needs_positions(self) -> TrainingConfig:
         if self.lexicon_regularization > 0 and self.target_replication == 0:
-            raise ValueError("training.lexicon_regularization regularises the per-position distributions "
-                             "that training.target_replication learns: set target_replication > 0 too")
+            raise ValueError(
+                "training.lexicon_regularization regularises the per-position distributions "
+                "that training.target_replication learns: set target_replication > 0 too"
+            )
         return self
 
 

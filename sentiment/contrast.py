@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +165,10 @@ class ContrastResult:
             "invariance": self._check_summary("invariance"),
             "directional": self._check_summary("directional"),
             "cases": [asdict(c) for c in self.cases],
-            "checks": [{**asdict(c), "texts": list(c.texts), "predicted": list(c.predicted),
-                        "p_positive": list(c.p_positive)} for c in self.checks],
+            "checks": [
+                {**asdict(c), "texts": list(c.texts), "predicted": list(c.predicted), "p_positive": list(c.p_positive)}
+                for c in self.checks
+            ],
         }
 
 
@@ -182,22 +184,22 @@ def _parse_record(record: dict[str, Any], where: str) -> ContrastCase | Invarian
     kinds = {None: _CASE_KEYS, "invariance": _INVARIANCE_KEYS, "directional": _DIRECTIONAL_KEYS}
     allowed = kinds.get(kind) if kind is None or isinstance(kind, str) else None
     if allowed is None:
-        raise SentimentError(f"{where}: unknown check {kind!r}; expected 'invariance', 'directional' "
-                             "or no 'check' field for a labelled case")
+        raise SentimentError(
+            f"{where}: unknown check {kind!r}; expected 'invariance', 'directional' "
+            "or no 'check' field for a labelled case"
+        )
     unknown = sorted(set(record) - allowed)
     if unknown:
         raise SentimentError(f"{where}: unknown field(s) {', '.join(unknown)}")
     id_ = _str_field(record, "id", where)
     capability = _str_field(record, "capability", where)
-    known = {None: CAPABILITIES, "invariance": INVARIANCE_CAPABILITIES,
-             "directional": DIRECTIONAL_CAPABILITIES}[kind]
+    known = {None: CAPABILITIES, "invariance": INVARIANCE_CAPABILITIES, "directional": DIRECTIONAL_CAPABILITIES}[kind]
     if capability not in known:
         raise SentimentError(f"{where}: unknown capability {capability!r}; expected one of {', '.join(known)}")
 
     if kind == "invariance":
         texts = record.get("texts")
-        if (not isinstance(texts, list) or len(texts) < 2
-                or not all(isinstance(t, str) and t.strip() for t in texts)):
+        if not isinstance(texts, list) or len(texts) < 2 or not all(isinstance(t, str) and t.strip() for t in texts):
             raise SentimentError(f"{where}: field 'texts' must be a list of at least two non-empty strings")
         return InvarianceCheck(id_, capability, tuple(texts))
     if kind == "directional":
@@ -264,7 +266,8 @@ class ContrastSuite:
             ids = ", ".join(m.id for m in members)
             if len(members) != 2:
                 raise SentimentError(
-                    f"{path}: pair {pair_id!r} must have exactly two cases, has {len(members)} ({ids})")
+                    f"{path}: pair {pair_id!r} must have exactly two cases, has {len(members)} ({ids})"
+                )
             if members[0].label == members[1].label:
                 raise SentimentError(f"{path}: pair {pair_id!r} ({ids}) must have different labels")
         return cls(
@@ -291,12 +294,15 @@ class ContrastSuite:
         if "positive" not in labels or "negative" not in labels:
             raise SentimentError(
                 f"the contrast suite needs a binary or ternary label scheme with 'positive' and "
-                f"'negative' classes; got {labels}")
+                f"'negative' classes; got {labels}"
+            )
         texts = self.all_texts()
         probs = np.asarray(predict_proba(texts), dtype=float)
         if probs.shape != (len(texts), len(labels)):
-            raise SentimentError(f"predict_proba returned shape {probs.shape}; expected "
-                                 f"{(len(texts), len(labels))} for {len(texts)} texts and labels {labels}")
+            raise SentimentError(
+                f"predict_proba returned shape {probs.shape}; expected "
+                f"{(len(texts), len(labels))} for {len(texts)} texts and labels {labels}"
+            )
         row = {t: i for i, t in enumerate(texts)}
         pos = labels.index("positive")
 
@@ -307,17 +313,40 @@ class ContrastSuite:
             return float(probs[row[text], pos])
 
         cases = tuple(
-            CaseOutcome(c.id, c.text, c.capability, c.label, predicted(c.text), p_positive(c.text),
-                        predicted(c.text) == c.label, c.pair)
-            for c in self.cases)
+            CaseOutcome(
+                c.id,
+                c.text,
+                c.capability,
+                c.label,
+                predicted(c.text),
+                p_positive(c.text),
+                predicted(c.text) == c.label,
+                c.pair,
+            )
+            for c in self.cases
+        )
         checks = [
-            CheckOutcome(c.id, "invariance", c.capability, c.texts,
-                         tuple(predicted(t) for t in c.texts), tuple(p_positive(t) for t in c.texts),
-                         len({predicted(t) for t in c.texts}) == 1)
-            for c in self.invariance]
+            CheckOutcome(
+                c.id,
+                "invariance",
+                c.capability,
+                c.texts,
+                tuple(predicted(t) for t in c.texts),
+                tuple(p_positive(t) for t in c.texts),
+                len({predicted(t) for t in c.texts}) == 1,
+            )
+            for c in self.invariance
+        ]
         checks += [
-            CheckOutcome(c.id, "directional", c.capability, (c.text, c.edited),
-                         (predicted(c.text), predicted(c.edited)), (p_positive(c.text), p_positive(c.edited)),
-                         p_positive(c.edited) < p_positive(c.text))
-            for c in self.directional]
+            CheckOutcome(
+                c.id,
+                "directional",
+                c.capability,
+                (c.text, c.edited),
+                (predicted(c.text), predicted(c.edited)),
+                (p_positive(c.text), p_positive(c.edited)),
+                p_positive(c.edited) < p_positive(c.text),
+            )
+            for c in self.directional
+        ]
         return ContrastResult(cases, tuple(checks), self.sha256)

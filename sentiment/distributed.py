@@ -72,13 +72,18 @@ def join_process_group(device: torch.device) -> tuple[ProcessGroup, torch.device
     """Join the torchrun group if launched by it; return the group and this process's device."""
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return ProcessGroup(), device
-    group = ProcessGroup(rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]),
-                         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-                         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    group = ProcessGroup(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
+    )
     if device.type == "cuda":
         if group.local_rank >= torch.cuda.device_count():
-            raise SentimentError(f"local rank {group.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                                 "start fewer processes per node")
+            raise SentimentError(
+                f"local rank {group.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "start fewer processes per node"
+            )
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"

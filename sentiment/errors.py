@@ -47,8 +47,10 @@ def as_sentiment_error(error: BaseException) -> SentimentError | None:
     if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and _is_allocation_failure(error)):
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "MemoryError"
         detail = detail.split("DefaultCPUAllocator: ")[-1]  # drop torch's "[enforce fail at alloc_cpu.cpp:127]"
-        return MachineFault(f"out of memory ({detail}); smaller model.hidden_size, training.batch_size, "
-                            "tokenize.max_len or --batch-size need less")
+        return MachineFault(
+            f"out of memory ({detail}); smaller model.hidden_size, training.batch_size, "
+            "tokenize.max_len or --batch-size need less"
+        )
     return None
 
 

@@ -20,10 +20,18 @@ from sentiment.artifacts import atomic_directory, environment_versions, write_js
 from sentiment.config import ExperimentConfig
 from sentiment.errors import SentimentError
 from sentiment.inference import BaselineModel, SentimentModel, predict_ids
-from sentiment.metrics import (accuracy, bootstrap_ci, classification_metrics, macro_f1, metrics_by_length,
-                               most_confident_errors, paired_bootstrap, risk_coverage)
-from sentiment.prepare import load_prepared
+from sentiment.metrics import (
+    accuracy,
+    bootstrap_ci,
+    classification_metrics,
+    macro_f1,
+    metrics_by_length,
+    most_confident_errors,
+    paired_bootstrap,
+    risk_coverage,
+)
 from sentiment.model_card import write_model_card
+from sentiment.prepare import load_prepared
 from sentiment.run import load_run
 from sentiment.vader import for_labels as vader_for
 
@@ -33,24 +41,36 @@ OUT_OF_DOMAIN_ERRORS = 5
 EXPLAINED_TEXTS = ("not perfect, but pretty good",)
 
 
-def system_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], lengths: np.ndarray,
-                   n_resamples: int, seed: int) -> dict[str, Any]:
+def system_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], lengths: np.ndarray, n_resamples: int, seed: int
+) -> dict[str, Any]:
     """Everything the report says about one system on one labelled split."""
     # The intervals from point_and_interval; the point figures stay classification_metrics' own.
-    result = {**point_and_interval(y_true, probabilities, n_resamples, seed),
-              **classification_metrics(y_true, probabilities, labels)}
+    result = {
+        **point_and_interval(y_true, probabilities, n_resamples, seed),
+        **classification_metrics(y_true, probabilities, labels),
+    }
     result["by_length"] = metrics_by_length(y_true, probabilities.argmax(axis=1), lengths)
     result["risk_coverage"] = risk_coverage(y_true, probabilities)
     return result
 
 
-def confident_errors(y_true: np.ndarray, texts: list[str], labels: list[str], ranked_by: np.ndarray,
-                     probabilities: dict[str, np.ndarray], k: int = CONFIDENT_ERRORS) -> list[dict[str, Any]]:
+def confident_errors(
+    y_true: np.ndarray,
+    texts: list[str],
+    labels: list[str],
+    ranked_by: np.ndarray,
+    probabilities: dict[str, np.ndarray],
+    k: int = CONFIDENT_ERRORS,
+) -> list[dict[str, Any]]:
     """The most confident wrong predictions of one system, with every system's probabilities."""
     rows = []
     for index in most_confident_errors(y_true, ranked_by, k=k):
-        row = {"text": texts[index], "label": labels[y_true[index]],
-               "predicted": labels[int(ranked_by[index].argmax())]}
+        row = {
+            "text": texts[index],
+            "label": labels[y_true[index]],
+            "predicted": labels[int(ranked_by[index].argmax())],
+        }
         for system, probs in probabilities.items():
             row[f"{system}_probs"] = {label: round(float(p), 4) for label, p in zip(labels, probs[index])}
         rows.append(row)
@@ -68,12 +88,17 @@ def add_deciding_sentences(rows: list[dict[str, Any]], model: SentimentModel) ->
             continue
         predicted = model.classes.index(row["predicted"])
         decider = max(sentences, key=lambda s: (s.weight if s.weight is not None else 1.0) * s.probabilities[predicted])
-        row["deciding_sentence"] = {"text": decider.text, "weight": decider.weight,
-                                    "probs": {c: round(float(p), 4) for c, p in zip(model.classes, decider.probabilities)}}
+        row["deciding_sentence"] = {
+            "text": decider.text,
+            "weight": decider.weight,
+            "probs": {c: round(float(p), 4) for c, p in zip(model.classes, decider.probabilities)},
+        }
     return rows
 
 
-def uncalibrated(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], temperature: float) -> dict[str, Any]:
+def uncalibrated(
+    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], temperature: float
+) -> dict[str, Any]:
     """The model's temperature and what its test calibration was before scaling (ECE, reliability bins)."""
     from sentiment.calibration import rescale
 
@@ -81,22 +106,27 @@ def uncalibrated(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str
     return {"temperature": temperature, "ece_before": before["ece"], "reliability_before": before["reliability"]}
 
 
-def paired_comparison(y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int,
-                      seed: int) -> dict[str, Any]:
+def paired_comparison(
+    y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int, seed: int
+) -> dict[str, Any]:
     """System A minus system B on accuracy and macro-F1, paired bootstrap on the same examples."""
     a, b = probs_a.argmax(1), probs_b.argmax(1)
-    return {name: paired_bootstrap(y_true, a, b, metric, n_resamples=n_resamples, seed=seed)
-            for name, metric in (("accuracy", accuracy), ("macro_f1", macro_f1))}
+    return {
+        name: paired_bootstrap(y_true, a, b, metric, n_resamples=n_resamples, seed=seed)
+        for name, metric in (("accuracy", accuracy), ("macro_f1", macro_f1))
+    }
 
 
 def point_and_interval(y_true: np.ndarray, probabilities: np.ndarray, n_resamples: int, seed: int) -> dict[str, Any]:
     """Accuracy and macro-F1 with 95% bootstrap intervals: what a small evaluation set can support."""
     predictions = probabilities.argmax(axis=1)
-    return {"n_examples": int(len(y_true)),
-            "accuracy": accuracy(y_true, predictions),
-            "accuracy_ci": list(bootstrap_ci(y_true, predictions, accuracy, n_resamples=n_resamples, seed=seed)),
-            "macro_f1": macro_f1(y_true, predictions),
-            "macro_f1_ci": list(bootstrap_ci(y_true, predictions, macro_f1, n_resamples=n_resamples, seed=seed))}
+    return {
+        "n_examples": int(len(y_true)),
+        "accuracy": accuracy(y_true, predictions),
+        "accuracy_ci": list(bootstrap_ci(y_true, predictions, accuracy, n_resamples=n_resamples, seed=seed)),
+        "macro_f1": macro_f1(y_true, predictions),
+        "macro_f1_ci": list(bootstrap_ci(y_true, predictions, macro_f1, n_resamples=n_resamples, seed=seed)),
+    }
 
 
 def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[list, str | None]:
@@ -106,10 +136,14 @@ def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[lis
     names = config.evaluate.out_of_domain
     if list(labels) != list(LABELS):
         if names:
-            raise SentimentError(f"evaluate.out_of_domain: the sentence sets are read as negative/positive, "
-                                 f"which the {', '.join(labels)} classes of this run do not match")
-        return [], (f"not run: the sentence sets are rated negative to positive, which does not map onto the "
-                    f"classes {', '.join(labels)}")
+            raise SentimentError(
+                f"evaluate.out_of_domain: the sentence sets are read as negative/positive, "
+                f"which the {', '.join(labels)} classes of this run do not match"
+            )
+        return [], (
+            f"not run: the sentence sets are rated negative to positive, which does not map onto the "
+            f"classes {', '.join(labels)}"
+        )
     if names is None:
         names = list(DEFAULT_BINARY_SETS)
     if not names:
@@ -117,38 +151,58 @@ def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[lis
     return [load_sentence_set(name, config.paths.data, config.evaluate.out_of_domain_cut) for name in names], None
 
 
-def evaluate_out_of_domain(sets: list, labels: list[str], systems: dict[str, Any], n_resamples: int,
-                           seed: int) -> list[dict[str, Any]]:
+def evaluate_out_of_domain(
+    sets: list, labels: list[str], systems: dict[str, Any], n_resamples: int, seed: int
+) -> list[dict[str, Any]]:
     """Per set: every system's accuracy and macro-F1, the model's paired differences, its most confident errors."""
     results = []
     for sentence_set in sets:
         y_true = np.asarray(sentence_set.labels)
         probabilities = {name: system.predict_proba(sentence_set.texts) for name, system in systems.items()}
-        results.append({
-            "name": sentence_set.name, "description": sentence_set.description, "origin": sentence_set.origin,
-            "sentences_read": sentence_set.read, "sentences": len(sentence_set.texts),
-            "dropped_middle": sentence_set.dropped_middle, "cut": sentence_set.cut,
-            "positive_share": sentence_set.positive_share,
-            "systems": {name: point_and_interval(y_true, probs, n_resamples, seed)
-                        for name, probs in probabilities.items()},
-            "comparison": {name: paired_comparison(y_true, probabilities["model"], probs, n_resamples, seed)
-                           for name, probs in probabilities.items() if name != "model"},
-            "errors": add_deciding_sentences(confident_errors(y_true, sentence_set.texts, labels,
-                                                              probabilities["model"], probabilities,
-                                                              k=OUT_OF_DOMAIN_ERRORS), systems["model"]),
-        })
+        results.append(
+            {
+                "name": sentence_set.name,
+                "description": sentence_set.description,
+                "origin": sentence_set.origin,
+                "sentences_read": sentence_set.read,
+                "sentences": len(sentence_set.texts),
+                "dropped_middle": sentence_set.dropped_middle,
+                "cut": sentence_set.cut,
+                "positive_share": sentence_set.positive_share,
+                "systems": {
+                    name: point_and_interval(y_true, probs, n_resamples, seed) for name, probs in probabilities.items()
+                },
+                "comparison": {
+                    name: paired_comparison(y_true, probabilities["model"], probs, n_resamples, seed)
+                    for name, probs in probabilities.items()
+                    if name != "model"
+                },
+                "errors": add_deciding_sentences(
+                    confident_errors(
+                        y_true,
+                        sentence_set.texts,
+                        labels,
+                        probabilities["model"],
+                        probabilities,
+                        k=OUT_OF_DOMAIN_ERRORS,
+                    ),
+                    systems["model"],
+                ),
+            }
+        )
     return results
 
 
-def run_contrast_suite(labels: list[str], systems: dict[str, Callable[[list[str]], np.ndarray]]) -> dict[str, Any] | None:
+def run_contrast_suite(
+    labels: list[str], systems: dict[str, Callable[[list[str]], np.ndarray]]
+) -> dict[str, Any] | None:
     """The contrast suite for each system, or None where the label scheme has no positive/negative."""
     from sentiment.contrast import DEFAULT_SUITE_PATH, SUITE_NAME, ContrastSuite
 
     if not {"positive", "negative"} <= set(labels):
         return None
     suite = ContrastSuite.load(DEFAULT_SUITE_PATH)
-    section: dict[str, Any] = {"suite": SUITE_NAME,
-                               "suite_sha256": suite.sha256}
+    section: dict[str, Any] = {"suite": SUITE_NAME, "suite_sha256": suite.sha256}
     for name, predict_proba in systems.items():
         section[name] = suite.run(predict_proba, labels).to_dict()
     return section
@@ -164,8 +218,10 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     run = load_run(config.run_dir)
     prepared = load_prepared(config.prepared_dir)
     if prepared.manifest["fingerprint"] != run.info["prepared"]["fingerprint"]:
-        raise SentimentError(f"{prepared.directory} was prepared again since {run.directory} was trained; "
-                             "train again (or prepare with the run's config) before evaluating")
+        raise SentimentError(
+            f"{prepared.directory} was prepared again since {run.directory} was trained; "
+            "train again (or prepare with the run's config) before evaluating"
+        )
     baseline_dir = run.directory / "baseline"
     if not baseline_dir.is_dir():
         raise SentimentError(f"{run.directory} has no baseline/; train again to create it")
@@ -193,32 +249,63 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         "schema_version": SCHEMA_VERSION,
         "experiment": config.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": {"source": prepared.manifest["source"], "labels": labels, "test_examples": int(len(y_true)),
-                 "prepared": str(prepared.directory)},
-        "run": {"directory": str(run.directory), **{key: run.info.get(key) for key in (
-            "best_epoch", "select_metric", "best_validation", "model", "parameters", "train_seconds",
-            "seconds_per_epoch", "epochs_run", "vectors", "device", "ensemble")}},
-        "model": {**system_metrics(y_true, model_probs, labels, lengths, n_resamples, seed),
-                  "calibration": uncalibrated(y_true, model_probs, labels, run.temperature)},
-        "baseline": {**system_metrics(y_true, baseline_probs, labels, lengths, n_resamples, seed),
-                     "C": baseline.baseline.chosen_c, "validation": baseline.baseline.validation},
+        "data": {
+            "source": prepared.manifest["source"],
+            "labels": labels,
+            "test_examples": int(len(y_true)),
+            "prepared": str(prepared.directory),
+        },
+        "run": {
+            "directory": str(run.directory),
+            **{
+                key: run.info.get(key)
+                for key in (
+                    "best_epoch",
+                    "select_metric",
+                    "best_validation",
+                    "model",
+                    "parameters",
+                    "train_seconds",
+                    "seconds_per_epoch",
+                    "epochs_run",
+                    "vectors",
+                    "device",
+                    "ensemble",
+                )
+            },
+        },
+        "model": {
+            **system_metrics(y_true, model_probs, labels, lengths, n_resamples, seed),
+            "calibration": uncalibrated(y_true, model_probs, labels, run.temperature),
+        },
+        "baseline": {
+            **system_metrics(y_true, baseline_probs, labels, lengths, n_resamples, seed),
+            "C": baseline.baseline.chosen_c,
+            "validation": baseline.baseline.validation,
+        },
     }
     metrics["vader"] = (
         {**system_metrics(y_true, probabilities["vader"], labels, lengths, n_resamples, seed), "scheme": vader.scheme}
-        if vader is not None else None)
+        if vader is not None
+        else None
+    )
     metrics["comparison"] = paired_comparison(y_true, model_probs, baseline_probs, n_resamples, seed)
-    metrics["comparison_vader"] = (paired_comparison(y_true, model_probs, probabilities["vader"], n_resamples, seed)
-                                   if vader is not None else None)
+    metrics["comparison_vader"] = (
+        paired_comparison(y_true, model_probs, probabilities["vader"], n_resamples, seed) if vader is not None else None
+    )
     log("running the contrast suite")
     systems = {"model": model, "baseline": baseline, **({"vader": vader} if vader is not None else {})}
     metrics["contrast"] = run_contrast_suite(labels, {name: system.predict_proba for name, system in systems.items()})
-    metrics["errors"] = {name: confident_errors(y_true, texts, labels, probs, probabilities)
-                         for name, probs in probabilities.items()}
+    metrics["errors"] = {
+        name: confident_errors(y_true, texts, labels, probs, probabilities) for name, probs in probabilities.items()
+    }
     add_deciding_sentences(metrics["errors"]["model"], model)
     if ood_sets:
         log(f"scoring {len(ood_sets)} out-of-domain sentence set(s): {', '.join(s.name for s in ood_sets)}")
-    metrics["out_of_domain"] = {"sets": evaluate_out_of_domain(ood_sets, labels, systems, n_resamples, seed),
-                                "skipped": ood_skipped}
+    metrics["out_of_domain"] = {
+        "sets": evaluate_out_of_domain(ood_sets, labels, systems, n_resamples, seed),
+        "skipped": ood_skipped,
+    }
     metrics["explain"] = explained_texts(metrics["contrast"])
     metrics["versions"] = environment_versions()
 

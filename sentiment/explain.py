@@ -38,16 +38,25 @@ import torch
 
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.errors import SentimentError
-from sentiment.html_page import html_page
 from sentiment.gates import GateTrace, trace_gates
+from sentiment.html_page import html_page
 from sentiment.inference import SentimentModel, load_model, predict_ids
 from sentiment.model import recurrent_members
 from sentiment.plots import contribution_colours, plot_explanation, png_data_uri
 from sentiment.vocab import UNK_ID
 
-__all__ = ["Explanation", "explain_text", "explain_texts", "format_explanation", "load_explainable_model",
-           "plot_explanation", "read_texts", "render_explanations_html", "worst_contrast_failure",
-           "write_explanations"]
+__all__ = [
+    "Explanation",
+    "explain_text",
+    "explain_texts",
+    "format_explanation",
+    "load_explainable_model",
+    "plot_explanation",
+    "read_texts",
+    "render_explanations_html",
+    "worst_contrast_failure",
+    "write_explanations",
+]
 
 
 @dataclass
@@ -90,8 +99,10 @@ def load_explainable_model(path: str | Path, device: str = "cpu") -> SentimentMo
     """A trained run's model; a baseline directory is refused with one clear error (it has no gates)."""
     model = load_model(path, device=device)
     if not isinstance(model, SentimentModel):
-        raise SentimentError(f"{path} is the bag-of-words baseline: it has no recurrent gates to explain; "
-                             "give a trained run directory such as runs/<experiment>")
+        raise SentimentError(
+            f"{path} is the bag-of-words baseline: it has no recurrent gates to explain; "
+            "give a trained run directory such as runs/<experiment>"
+        )
     return model
 
 
@@ -110,16 +121,25 @@ def explain_text(model: SentimentModel, text: str) -> Explanation:
     # An ensemble's gates are its first member's; the probabilities below are the ensemble's.
     trace = trace_gates(recurrent_members(network)[0], torch.tensor(ids, dtype=torch.long, device=model.device))
     prefixes = [ids[: t + 1] for t in range(count)]
-    occluded = [ids[:t] + [UNK_ID] + ids[t + 1:] for t in range(count)]
+    occluded = [ids[:t] + [UNK_ID] + ids[t + 1 :] for t in range(count)]
     # One call for both sets: similar lengths are batched together, each sequence unpadded or masked.
     probabilities = predict_ids(network, prefixes + occluded, batch_size=model.batch_size, device=model.device)
     prefix_probs, occluded_probs = probabilities[:count], probabilities[count:]
     probs = prefix_probs[-1]
     predicted = int(probs.argmax())
     contributions = probs[predicted] - occluded_probs[:, predicted]
-    return Explanation(text=text, tokens=list(tokens[:count]), ids=np.asarray(ids), classes=list(model.classes),
-                       trace=trace, prefix_probs=prefix_probs, contributions=contributions, probs=probs,
-                       dropped_tokens=len(tokens) - count, sentences=model.predict_sentences([text])[0])
+    return Explanation(
+        text=text,
+        tokens=list(tokens[:count]),
+        ids=np.asarray(ids),
+        classes=list(model.classes),
+        trace=trace,
+        prefix_probs=prefix_probs,
+        contributions=contributions,
+        probs=probs,
+        dropped_tokens=len(tokens) - count,
+        sentences=model.predict_sentences([text])[0],
+    )
 
 
 def explain_texts(model: SentimentModel, texts: Sequence[str]) -> list[Explanation]:
@@ -148,21 +168,27 @@ def read_texts(path: str | Path) -> list[str]:
 
 # ---- outputs -------------------------------------------------------------------------------
 
+
 def format_explanation(explanation: Explanation) -> str:
     """A compact terminal view: each token with p(predicted class) after it and its contribution."""
     e = explanation
     label = e.predicted
     width = max(8, *(len(token) for token in e.tokens))
-    lines = [f"{e.text!r} -> {label} (p={e.probs[e.predicted_index]:.3f})",
-             f"  {'token':<{width}}  p({label}) so far  contribution"]
+    lines = [
+        f"{e.text!r} -> {label} (p={e.probs[e.predicted_index]:.3f})",
+        f"  {'token':<{width}}  p({label}) so far  contribution",
+    ]
     for t, token in enumerate(e.tokens):
         shown = token + ("*" if e.unknown[t] else "")
         bar = _bar(float(e.contributions[t]))
-        lines.append(f"  {shown:<{width}}  {e.prefix_probs[t, e.predicted_index]:>13.3f}  "
-                     f"{e.contributions[t]:>+12.3f} {bar}")
+        lines.append(
+            f"  {shown:<{width}}  {e.prefix_probs[t, e.predicted_index]:>13.3f}  {e.contributions[t]:>+12.3f} {bar}"
+        )
     if e.sentences and len(e.sentences) > 1:
-        lines.append("  sentences" + (" (weight: share in the prediction)" if e.sentences[0].weight is not None
-                                      else " (each read on its own)"))
+        lines.append(
+            "  sentences"
+            + (" (weight: share in the prediction)" if e.sentences[0].weight is not None else " (each read on its own)")
+        )
         lines += [f"    {_sentence_line(e, sentence)}" for sentence in e.sentences]
     notes = []
     if e.unknown.any():
@@ -207,8 +233,9 @@ def write_explanations(explanations: Sequence[Explanation], output: str | Path, 
     return paths
 
 
-def render_explanations_html(explanations: Sequence[Explanation], title: str = "How the model reads these reviews",
-                             units: int = 16) -> str:
+def render_explanations_html(
+    explanations: Sequence[Explanation], title: str = "How the model reads these reviews", units: int = 16
+) -> str:
     """A self-contained page (figures inlined as data URIs): one section per text."""
     sections = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -216,10 +243,12 @@ def render_explanations_html(explanations: Sequence[Explanation], title: str = "
             figure = Path(scratch) / f"explain-{number}.png"
             plot_explanation(e, figure, units=units)
             sections.append(_html_section(e, png_data_uri(figure)))
-    legend = ("Each word is shaded by its contribution: how much lower the predicted class's probability is "
-              "when the word is replaced by &lt;unk&gt;, in the colour of the class it pushes toward (green "
-              "positive, red negative; grey: against the prediction, with more than two classes); the darker, "
-              "the larger. Hover a word for the numbers. Underlined words are not in the vocabulary.")
+    legend = (
+        "Each word is shaded by its contribution: how much lower the predicted class's probability is "
+        "when the word is replaced by &lt;unk&gt;, in the colour of the class it pushes toward (green "
+        "positive, red negative; grey: against the prediction, with more than two classes); the darker, "
+        "the larger. Hover a word for the numbers. Underlined words are not in the vocabulary."
+    )
     return html_page(title, f"<p>{legend}</p>\n" + "\n".join(sections), _CSS)
 
 
@@ -236,8 +265,10 @@ def _html_section(e: Explanation, image_uri: str) -> str:
         colour = f"rgba({red},{green},{blue},{min(1.0, abs(value) / scale) * 0.7:.2f})"
         tip = f"p({e.predicted}) after this word: {e.prefix_probs[t, index]:.3f}; contribution {value:+.3f}"
         unknown = " unk" if e.unknown[t] else ""
-        words.append(f'<span class="tok{unknown}" style="background:{colour}" title="{html.escape(tip)}">'
-                     f"{html.escape(token)}</span>")
+        words.append(
+            f'<span class="tok{unknown}" style="background:{colour}" title="{html.escape(tip)}">'
+            f"{html.escape(token)}</span>"
+        )
     probs = ", ".join(f"{html.escape(label)} {p:.3f}" for label, p in zip(e.classes, e.probs))
     note = f" ({e.dropped_tokens} tokens beyond tokenize.max_len not read)" if e.dropped_tokens else ""
     sentences = ""
@@ -246,16 +277,28 @@ def _html_section(e: Explanation, image_uri: str) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(s.text)}</td><td>{html.escape(s.label)}</td>"
             + "".join(f"<td>{p:.3f}</td>" for p in s.probabilities)
-            + (f"<td>{s.weight:.2f}</td>" if weighted else "") + "</tr>" for s in e.sentences)
-        header = ("<tr><th>sentence</th><th>label</th>" + "".join(f"<th>p({html.escape(c)})</th>" for c in e.classes)
-                  + ("<th>weight</th>" if weighted else "") + "</tr>")
-        caption = ("each sentence's own reading and its weight in the prediction" if weighted
-                   else "each sentence read on its own")
+            + (f"<td>{s.weight:.2f}</td>" if weighted else "")
+            + "</tr>"
+            for s in e.sentences
+        )
+        header = (
+            "<tr><th>sentence</th><th>label</th>"
+            + "".join(f"<th>p({html.escape(c)})</th>" for c in e.classes)
+            + ("<th>weight</th>" if weighted else "")
+            + "</tr>"
+        )
+        caption = (
+            "each sentence's own reading and its weight in the prediction"
+            if weighted
+            else "each sentence read on its own"
+        )
         sentences = f'<table class="sentences"><caption>{caption}</caption>{header}{rows}</table>'
-    return (f"<section><h2>{html.escape(e.text)}</h2>"
-            f"<p>Predicted <b>{html.escape(e.predicted)}</b>: {probs}{note}</p>"
-            f'<p class="tokens">{" ".join(words)}</p>{sentences}'
-            f'<img src="{image_uri}" alt="gate activations, prefix probabilities and contributions"></section>')
+    return (
+        f"<section><h2>{html.escape(e.text)}</h2>"
+        f"<p>Predicted <b>{html.escape(e.predicted)}</b>: {probs}{note}</p>"
+        f'<p class="tokens">{" ".join(words)}</p>{sentences}'
+        f'<img src="{image_uri}" alt="gate activations, prefix probabilities and contributions"></section>'
+    )
 
 
 _CSS = """
@@ -269,12 +312,14 @@ table.sentences { border-collapse: collapse; margin: .5rem 0; } table.sentences 
 
 # ---- for the evaluation report -------------------------------------------------------------
 
+
 def worst_contrast_failure(cases: Sequence[dict]) -> dict | None:
     """The failed contrast case the model got most confidently wrong, from `ContrastResult.to_dict()["cases"]`.
 
     Confidence in the wrong answer is p(positive) for an expected negative, 1 - p(positive) for
     an expected positive; None when nothing with a positive/negative label failed.
     """
+
     def wrongness(case: dict) -> float:
         return case["p_positive"] if case["expected"] == "negative" else 1.0 - case["p_positive"]
 

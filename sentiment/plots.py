@@ -48,13 +48,21 @@ def plot_learning_curves(history: list[dict[str, Any]], path: str | Path, title:
             lines = [line for line in history if line.get("member") == member]
             epochs = [line["epoch"] for line in lines]
             colour = f"C{index}"
-            loss_axis.plot(epochs, [line["val_loss"] for line in lines], marker="o", color=colour,
-                           label=f"member {member}")
-            score_axis.plot(epochs, [line["val_macro_f1"] for line in lines], marker="o", color=colour,
-                            label=f"member {member}")
+            loss_axis.plot(
+                epochs, [line["val_loss"] for line in lines], marker="o", color=colour, label=f"member {member}"
+            )
+            score_axis.plot(
+                epochs, [line["val_macro_f1"] for line in lines], marker="o", color=colour, label=f"member {member}"
+            )
             selected = next(line for line in reversed(lines) if line.get("best"))
-            score_axis.plot([selected["epoch"]], [selected["val_macro_f1"]], marker="*", markersize=14,
-                            color=colour, linestyle="none")
+            score_axis.plot(
+                [selected["epoch"]],
+                [selected["val_macro_f1"]],
+                marker="*",
+                markersize=14,
+                color=colour,
+                linestyle="none",
+            )
         loss_axis.set(ylabel="validation cross-entropy")
         score_axis.set(ylabel="macro-F1")
         note = "one curve per ensemble member; star: its selected epoch"
@@ -94,8 +102,15 @@ def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[s
         for i in range(k):
             for j in range(k):
                 colour = "white" if shares[i, j] > 0.6 else "black"
-                axis.text(j, i, f"{int(counts[i, j])}\n{shares[i, j]:.0%}", ha="center", va="center",
-                          color=colour, fontsize=11 if k <= 3 else 9)
+                axis.text(
+                    j,
+                    i,
+                    f"{int(counts[i, j])}\n{shares[i, j]:.0%}",
+                    ha="center",
+                    va="center",
+                    color=colour,
+                    fontsize=11 if k <= 3 else 9,
+                )
         axis.set_xticks(range(k), labels, rotation=30 if max(map(len, labels)) > 8 else 0)
         axis.set_yticks(range(k), labels)
         axis.set(xlabel="predicted", ylabel="true", title=system)
@@ -108,7 +123,8 @@ def plot_reliability(bins: dict[str, list[dict[str, Any]]], eces: dict[str, floa
     """Reliability diagram: accuracy against mean confidence per bin, with the diagonal and a count histogram."""
     plt = _pyplot()
     figure, (axis, count_axis) = plt.subplots(
-        2, 1, figsize=(5.6, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        2, 1, figsize=(5.6, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     filled = [b for system_bins in bins.values() for b in system_bins if b["count"]]
     low = min((b["lower"] for b in filled), default=0.0)
     axis.plot([low, 1.0], [low, 1.0], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
@@ -118,10 +134,14 @@ def plot_reliability(bins: dict[str, list[dict[str, Any]]], eces: dict[str, floa
         colour = _colour(system, index)
         ece = eces.get(system)
         label = f"{system} (ECE {ece:.3f})" if ece is not None else system
-        axis.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], marker="o", color=colour,
-                  label=label)
-        count_axis.bar([b["lower"] + width * (index + 0.5) for b in used], [b["count"] for b in used],
-                       width=width, align="edge", color=colour)
+        axis.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], marker="o", color=colour, label=label)
+        count_axis.bar(
+            [b["lower"] + width * (index + 0.5) for b in used],
+            [b["count"] for b in used],
+            width=width,
+            align="edge",
+            color=colour,
+        )
     axis.set(ylabel="accuracy", title="reliability (top-label confidence)", xlim=(low, 1.0))
     axis.legend(loc="upper left")
     axis.grid(alpha=0.3)
@@ -132,7 +152,9 @@ def plot_reliability(bins: dict[str, list[dict[str, Any]]], eces: dict[str, floa
 
 
 def plot_contrast_by_capability(
-    pass_rates: dict[str, dict[str, float | None]], totals: dict[str, int], path: str | Path,
+    pass_rates: dict[str, dict[str, float | None]],
+    totals: dict[str, int],
+    path: str | Path,
     target: float | None = 0.9,
 ) -> None:
     """Horizontal grouped bars of pass rate per capability, in the order of `totals`, first on top."""
@@ -144,8 +166,13 @@ def plot_contrast_by_capability(
     figure, axis = plt.subplots(figsize=(6.0, 1.4 + 0.5 * len(capabilities)))
     for index, (system, rates) in enumerate(pass_rates.items()):
         positions = [row - 0.4 + height * (index + 0.5) for row in range(len(capabilities))]
-        axis.barh(positions, [rates.get(c) or 0.0 for c in capabilities], height=height,
-                  color=_colour(system, index), label=system)
+        axis.barh(
+            positions,
+            [rates.get(c) or 0.0 for c in capabilities],
+            height=height,
+            color=_colour(system, index),
+            label=system,
+        )
     if target is not None:
         axis.axvline(target, color="grey", linestyle=":", linewidth=1.2, label=f"target {target:.0%}")
     axis.set_yticks(range(len(capabilities)), [f"{c.replace('_', ' ')} (n={totals[c]})" for c in capabilities])
@@ -169,8 +196,14 @@ def plot_by_length(by_length: dict[str, list[dict[str, Any]]], path: str | Path)
         colour = _colour(system, index)
         positions = range(len(rows))
         axis.plot(positions, [row["accuracy"] for row in rows], marker="o", color=colour, label=f"{system} accuracy")
-        axis.plot(positions, [row["macro_f1"] for row in rows], marker="s", linestyle="--", color=colour,
-                  label=f"{system} macro-F1")
+        axis.plot(
+            positions,
+            [row["macro_f1"] for row in rows],
+            marker="s",
+            linestyle="--",
+            color=colour,
+            label=f"{system} macro-F1",
+        )
     axis.set_xticks(range(len(ticks)), ticks)
     axis.set(xlabel="review length (tokens)", ylabel="score", title="scores by review length")
     axis.grid(alpha=0.3)
@@ -186,10 +219,16 @@ def plot_risk_coverage(curves: dict[str, list[dict[str, Any]]], path: str | Path
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5.6, 3.6))
     for index, (system, rows) in enumerate(curves.items()):
-        axis.plot([r["coverage"] for r in rows], [r["accuracy"] for r in rows], marker="o",
-                  color=_colour(system, index), label=system)
-    axis.set(xlabel="coverage (share of predictions kept)", ylabel="accuracy on the kept share",
-             title="risk and coverage")
+        axis.plot(
+            [r["coverage"] for r in rows],
+            [r["accuracy"] for r in rows],
+            marker="o",
+            color=_colour(system, index),
+            label=system,
+        )
+    axis.set(
+        xlabel="coverage (share of predictions kept)", ylabel="accuracy on the kept share", title="risk and coverage"
+    )
     axis.xaxis.set_major_formatter(PercentFormatter(1.0))
     axis.grid(alpha=0.3)
     axis.legend()
@@ -198,8 +237,9 @@ def plot_risk_coverage(curves: dict[str, list[dict[str, Any]]], path: str | Path
 
 
 # Comparing runs (sentiment.compare): one line per run over epochs, the same colour per run in every figure.
-def plot_curves_by_run(histories: dict[str, list[dict[str, Any]]], key: str, path: str | Path, ylabel: str,
-                       title: str) -> None:
+def plot_curves_by_run(
+    histories: dict[str, list[dict[str, Any]]], key: str, path: str | Path, ylabel: str, title: str
+) -> None:
     """`key` (a metrics.jsonl field) per epoch, one line per run; each run's selected epoch starred."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 3.8))
@@ -209,8 +249,15 @@ def plot_curves_by_run(histories: dict[str, list[dict[str, Any]]], key: str, pat
         axis.plot(epochs, [line[key] for line in history], marker="o", markersize=4, color=colour, label=name)
         best = [line for line in history if line.get("best")]
         if best:  # the last improvement is the epoch the run kept
-            axis.plot(best[-1]["epoch"], best[-1][key], marker="*", markersize=14, color=colour,
-                      markeredgecolor="black", linestyle="none")
+            axis.plot(
+                best[-1]["epoch"],
+                best[-1][key],
+                marker="*",
+                markersize=14,
+                color=colour,
+                markeredgecolor="black",
+                linestyle="none",
+            )
     axis.set(xlabel="epoch", ylabel=ylabel, title=f"{title} (star: selected epoch)")
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.grid(alpha=0.3)
@@ -220,13 +267,20 @@ def plot_curves_by_run(histories: dict[str, list[dict[str, Any]]], key: str, pat
 
 
 # Explanations (sentiment.explain): one review word by word, every panel on the same token axis.
-EXPLAINED_GATES = {"lstm": ("input", "forget", "output", "candidate", "cell"),
-                   "gru": ("reset", "update", "candidate", "hidden"), "rnn": ("hidden",)}
+EXPLAINED_GATES = {
+    "lstm": ("input", "forget", "output", "candidate", "cell"),
+    "gru": ("reset", "update", "candidate", "hidden"),
+    "rnn": ("hidden",),
+}
 GATE_TITLES = {
-    "input": "input gate i (1 = write the candidate)", "forget": "forget gate f (1 = keep the memory)",
-    "output": "output gate o (1 = show the memory)", "candidate": "candidate (the new content)",
-    "cell": "cell state c (the memory)", "reset": "reset gate r (0 = candidate ignores the past)",
-    "update": "update gate z (1 = keep the old state)", "hidden": "hidden state h",
+    "input": "input gate i (1 = write the candidate)",
+    "forget": "forget gate f (1 = keep the memory)",
+    "output": "output gate o (1 = show the memory)",
+    "candidate": "candidate (the new content)",
+    "cell": "cell state c (the memory)",
+    "reset": "reset gate r (0 = candidate ignores the past)",
+    "update": "update gate z (1 = keep the old state)",
+    "hidden": "hidden state h",
 }
 CLASS_COLOURS = {"positive": "#1a9641", "negative": "#d7301f", "neutral": "#808080"}
 
@@ -258,8 +312,13 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
     count = len(e.tokens)
     layers = 1 + max(layer for layer, _, _ in trace.gates)
     directions = list(dict.fromkeys(direction for _, direction, _ in trace.gates))
-    panels = [(layer, direction, name) for layer in range(layers) for direction in directions
-              for name in EXPLAINED_GATES[trace.cell] if (layer, direction, name) in trace.gates]
+    panels = [
+        (layer, direction, name)
+        for layer in range(layers)
+        for direction in directions
+        for name in EXPLAINED_GATES[trace.cell]
+        if (layer, direction, name) in trace.gates
+    ]
     hidden = trace.gates[panels[0]].shape[1]
     shown = min(units, hidden)
     # Laid out by hand, in inches (matplotlib's constrained layout takes seconds on a dozen panels).
@@ -288,13 +347,25 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
 
     axis = axes[0]
     for k, label in enumerate(e.classes):
-        axis.plot(range(count), e.prefix_probs[:, k], marker="o", markersize=3.5, color=colours[k],
-                  linewidth=2.2 if k == predicted else 1.2, label=f"p({label})")
+        axis.plot(
+            range(count),
+            e.prefix_probs[:, k],
+            marker="o",
+            markersize=3.5,
+            color=colours[k],
+            linewidth=2.2 if k == predicted else 1.2,
+            label=f"p({label})",
+        )
     if len(e.classes) == 2:
         axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     axis.set(ylim=(-0.03, 1.03), ylabel="probability")
-    axis.set_title("the opinion word by word: class probabilities after reading up to each word",
-                   fontsize=9, loc="left", y=1.0, pad=4)
+    axis.set_title(
+        "the opinion word by word: class probabilities after reading up to each word",
+        fontsize=9,
+        loc="left",
+        y=1.0,
+        pad=4,
+    )
     axis.legend(fontsize=8, loc="best", framealpha=0.8)
     axis.grid(alpha=0.3)
     token_axis(axis)
@@ -304,12 +375,24 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
     axis.axhline(0, color="black", linewidth=0.8)
     limit = max(float(np.abs(e.contributions).max()), 0.05) * 1.3
     axis.set(ylim=(-limit, limit), ylabel=f"Δ p({e.classes[predicted]})")
-    axis.set_title(f"contribution of each word: how much p({e.classes[predicted]}) drops when it is replaced by <unk>",
-                   fontsize=9, loc="left", y=1.0, pad=4)
+    axis.set_title(
+        f"contribution of each word: how much p({e.classes[predicted]}) drops when it is replaced by <unk>",
+        fontsize=9,
+        loc="left",
+        y=1.0,
+        pad=4,
+    )
     if count <= 40:
         for t, value in enumerate(e.contributions):
-            axis.annotate(f"{value:+.2f}", (t, value), ha="center", va="bottom" if value >= 0 else "top",
-                          fontsize=7, xytext=(0, 2 if value >= 0 else -2), textcoords="offset points")
+            axis.annotate(
+                f"{value:+.2f}",
+                (t, value),
+                ha="center",
+                va="bottom" if value >= 0 else "top",
+                fontsize=7,
+                xytext=(0, 2 if value >= 0 else -2),
+                textcoords="offset points",
+            )
     axis.grid(alpha=0.3, axis="y")
     token_axis(axis)
 
@@ -336,12 +419,20 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
     text = e.text if len(e.text) <= 300 else e.text[:297] + "..."
     columns = max(40, int(figure.get_figwidth() * 11))
     direction_word = "bidirectional " if len(directions) == 2 else ""
-    units_shown = (f"all {hidden} units, the most varying across the words first" if shown == hidden
-                   else f"the {shown} of {hidden} units that vary most across the words")
-    lines = [textwrap.fill(f"“{text}”", width=columns),
-             f"{direction_word}{trace.cell.upper()} predicts {e.predicted} (p = {e.probs[predicted]:.3f})",
-             textwrap.fill(f"heatmaps: {units_shown}, then the mean of all units; "
-                           "grey words are not in the vocabulary (read as <unk>)", width=columns)]
+    units_shown = (
+        f"all {hidden} units, the most varying across the words first"
+        if shown == hidden
+        else f"the {shown} of {hidden} units that vary most across the words"
+    )
+    lines = [
+        textwrap.fill(f"“{text}”", width=columns),
+        f"{direction_word}{trace.cell.upper()} predicts {e.predicted} (p = {e.probs[predicted]:.3f})",
+        textwrap.fill(
+            f"heatmaps: {units_shown}, then the mean of all units; "
+            "grey words are not in the vocabulary (read as <unk>)",
+            width=columns,
+        ),
+    ]
     figure.suptitle("\n".join(lines), fontsize=10, y=1.0 - 0.1 / height, va="top")
     save_figure(figure, path)
 

@@ -38,8 +38,14 @@ class PositionLosses(nn.Module):
     ``forward`` returns per-example losses [B] (target replication, linguistic regularisation),
     each a mean over the review's positions, for the caller to weigh like the review loss."""
 
-    def __init__(self, hidden_size: int, num_directions: int, num_classes: int,
-                 token_categories: torch.Tensor | None, dropout: float):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_directions: int,
+        num_classes: int,
+        token_categories: torch.Tensor | None,
+        dropout: float,
+    ):
         super().__init__()
         self.heads = nn.ModuleList(nn.Linear(hidden_size, num_classes) for _ in range(num_directions))
         self.dropout = nn.Dropout(dropout)
@@ -52,8 +58,9 @@ class PositionLosses(nn.Module):
             self.drift = nn.Parameter(torch.zeros(CATEGORIES, num_classes))
             self.negation = nn.Parameter(-torch.eye(num_classes))
 
-    def forward(self, directions: list[torch.Tensor], mask: torch.Tensor, ids: torch.Tensor,
-                targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, directions: list[torch.Tensor], mask: torch.Tensor, ids: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         real = mask.to(directions[0].dtype)
         replication = directions[0].new_zeros(mask.size(0))
         regularisation = directions[0].new_zeros(mask.size(0)) if self.regularised else None
@@ -75,8 +82,11 @@ class PositionLosses(nn.Module):
         category = self.token_categories[words]  # [B, T-1]
         negated = previous @ self.negation.T
         shifted = previous + self.drift[category]
-        expected = torch.where((category == NEGATOR).unsqueeze(2), negated,
-                               torch.where((category == NEUTRAL).unsqueeze(2), previous, shifted))
+        expected = torch.where(
+            (category == NEGATOR).unsqueeze(2),
+            negated,
+            torch.where((category == NEUTRAL).unsqueeze(2), previous, shifted),
+        )
         divergence = symmetric_kl(current.log_softmax(dim=-1), expected.log_softmax(dim=-1))
         hinge = (divergence - MARGIN).clamp(min=0) * pairs
         return hinge.sum(dim=1) / pairs.sum(dim=1).clamp(min=1)

@@ -67,7 +67,7 @@ def ids_from_column(column) -> list[np.ndarray]:
     column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     offsets = column.offsets.to_numpy()
     values = column.values.to_numpy(zero_copy_only=False)
-    return np.split(values[offsets[0]:offsets[-1]], offsets[1:-1] - offsets[0])
+    return np.split(values[offsets[0] : offsets[-1]], offsets[1:-1] - offsets[0])
 
 
 def prepare(config: ExperimentConfig, force: bool = False, log=print) -> PreparedData:
@@ -201,8 +201,10 @@ def _check_every_class(train_labels: list[int], labels: list[str], config: Exper
     absent = [label for label, count in counts.items() if count == 0]
     if absent:
         shown = ", ".join(f"{label} {count}" for label, count in counts.items())
-        raise SentimentError(f"{config.data.source}: the training split has no {' or '.join(absent)} reviews "
-                             f"({shown}); the {config.data.label_scheme} scheme needs examples of every class")
+        raise SentimentError(
+            f"{config.data.source}: the training split has no {' or '.join(absent)} reviews "
+            f"({shown}); the {config.data.label_scheme} scheme needs examples of every class"
+        )
 
 
 def _class_counts(label_ids: list[int], labels: list[str]) -> dict[str, int]:
@@ -213,21 +215,30 @@ def _class_counts(label_ids: list[int], labels: list[str]) -> dict[str, int]:
 def _length_summary(splits: dict[str, dict], max_len: int) -> dict[str, Any]:
     lengths = np.array([len(tokens) for split in splits.values() for tokens in split["tokens"]])
     percentiles = {f"p{p}": int(np.percentile(lengths, p)) for p in (50, 90, 95, 99)}
-    return {**percentiles, "max": int(lengths.max()), "mean": round(float(lengths.mean()), 1),
-            "truncated_share": round(float((lengths > max_len).mean()), 4), "max_len": max_len}
+    return {
+        **percentiles,
+        "max": int(lengths.max()),
+        "mean": round(float(lengths.mean()), 1),
+        "truncated_share": round(float((lengths > max_len).mean()), 4),
+        "max_len": max_len,
+    }
 
 
 def _sentence_summary(sentences: list[list[int]]) -> dict[str, Any]:
     counts = np.array([len(starts) for starts in sentences])
-    return {"total": int(counts.sum()), "mean_per_review": round(float(counts.mean()), 2) if len(counts) else 0.0,
-            "single_sentence_share": round(float((counts == 1).mean()), 4) if len(counts) else 0.0}
+    return {
+        "total": int(counts.sum()),
+        "mean_per_review": round(float(counts.mean()), 2) if len(counts) else 0.0,
+        "single_sentence_share": round(float((counts == 1).mean()), 4) if len(counts) else 0.0,
+    }
 
 
 def sentence_starts(split) -> list[np.ndarray]:
     """A loaded split's sentence starts, one int32 array per review (like `token_ids`)."""
     if "sentences" not in split.column_names:
-        raise SentimentError("the prepared data has no sentence column (prepared by an older version); "
-                             "run `sentiment prepare --force`")
+        raise SentimentError(
+            "the prepared data has no sentence column (prepared by an older version); run `sentiment prepare --force`"
+        )
     return ids_from_column(split.data.column("sentences"))
 
 
@@ -241,13 +252,15 @@ def _save(directory: Path, splits: dict[str, dict], vocab: Vocab, manifest: dict
     import datasets
 
     datasets.disable_progress_bars()
-    features = datasets.Features({
-        "text": datasets.Value("string"),
-        "tokens": datasets.Sequence(datasets.Value("string")),
-        "ids": datasets.Sequence(datasets.Value("int32")),
-        "sentences": datasets.Sequence(datasets.Value("int32")),
-        "label": datasets.Value("int64"),
-    })
+    features = datasets.Features(
+        {
+            "text": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ids": datasets.Sequence(datasets.Value("int32")),
+            "sentences": datasets.Sequence(datasets.Value("int32")),
+            "label": datasets.Value("int64"),
+        }
+    )
     with atomic_directory(directory) as staging:
         for name, split in splits.items():
             datasets.Dataset.from_dict(split, features=features).save_to_disk(str(staging / name))

@@ -66,8 +66,9 @@ class LanguageModelHeads(nn.Module):
         )
 
 
-def language_model_loss(model: RecurrentClassifier, heads: LanguageModelHeads, ids: torch.Tensor,
-                        lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
+def language_model_loss(
+    model: RecurrentClassifier, heads: LanguageModelHeads, ids: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, int]:
     """Mean next-token negative log-likelihood over both directions, and the number of predictions.
 
     Position t of the forward module predicts token t+1; the backward module runs on each review
@@ -87,14 +88,25 @@ def language_model_loss(model: RecurrentClassifier, heads: LanguageModelHeads, i
     return total / len(heads.heads), count
 
 
-def pretrain_encoder(model: RecurrentClassifier, train_ids: Sequence[np.ndarray], val_ids: Sequence[np.ndarray],
-                     settings: PretrainConfig, *, seed: int, clip_norm: float, device: torch.device,
-                     log: Callable[[str], None], show_progress: bool = True) -> PretrainingSummary:
+def pretrain_encoder(
+    model: RecurrentClassifier,
+    train_ids: Sequence[np.ndarray],
+    val_ids: Sequence[np.ndarray],
+    settings: PretrainConfig,
+    *,
+    seed: int,
+    clip_norm: float,
+    device: torch.device,
+    log: Callable[[str], None],
+    show_progress: bool = True,
+) -> PretrainingSummary:
     """Train `model`'s embedding and first recurrent layer as language models, in place."""
-    heads = LanguageModelHeads(model.hidden_size, model.embedding.num_embeddings, model.num_directions,
-                               settings.dropout).to(device)
-    parameters = [p for p in (*model.embedding.parameters(), *model.rnns[0].parameters(), *heads.parameters())
-                  if p.requires_grad]
+    heads = LanguageModelHeads(
+        model.hidden_size, model.embedding.num_embeddings, model.num_directions, settings.dropout
+    ).to(device)
+    parameters = [
+        p for p in (*model.embedding.parameters(), *model.rnns[0].parameters(), *heads.parameters()) if p.requires_grad
+    ]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=0.01, fused=True)
     lengths = [len(ids) for ids in train_ids]
     summary = PretrainingSummary(tokens_per_epoch=int(sum(lengths)))
@@ -105,8 +117,9 @@ def pretrain_encoder(model: RecurrentClassifier, train_ids: Sequence[np.ndarray]
         heads.train()
         rng = np.random.default_rng([seed, 7919, epoch])  # not the classifier's batch order
         loss_sum, predictions = 0.0, 0
-        with progress_bar(total=len(train_ids), desc=f"pretrain {epoch}/{settings.epochs}", unit="ex",
-                          enabled=show_progress) as bar:
+        with progress_bar(
+            total=len(train_ids), desc=f"pretrain {epoch}/{settings.epochs}", unit="ex", enabled=show_progress
+        ) as bar:
             for batch in bucket_batches(lengths, settings.batch_size, rng):
                 ids, batch_lengths = collate([train_ids[i] for i in batch])
                 loss, count = language_model_loss(model, heads, ids.to(device), batch_lengths.to(device))
@@ -120,22 +133,31 @@ def pretrain_encoder(model: RecurrentClassifier, train_ids: Sequence[np.ndarray]
                 loss_sum += float(loss.detach()) * count
                 predictions += count
         if not np.isfinite(loss_sum):
-            raise SentimentError(f"pretraining diverged in epoch {epoch}: the loss is {loss_sum}; lower "
-                                 f"pretrain.lr (now {settings.lr}) and train again")
+            raise SentimentError(
+                f"pretraining diverged in epoch {epoch}: the loss is {loss_sum}; lower "
+                f"pretrain.lr (now {settings.lr}) and train again"
+            )
         validation = validation_loss(model, heads, val_ids, device)
-        line = {"epoch": epoch, "train_loss": round(loss_sum / max(predictions, 1), 4),
-                "val_loss": round(validation, 4), "val_perplexity": round(float(np.exp(validation)), 1),
-                "seconds": round(time.perf_counter() - epoch_started, 1)}
+        line = {
+            "epoch": epoch,
+            "train_loss": round(loss_sum / max(predictions, 1), 4),
+            "val_loss": round(validation, 4),
+            "val_perplexity": round(float(np.exp(validation)), 1),
+            "seconds": round(time.perf_counter() - epoch_started, 1),
+        }
         summary.epochs.append(line)
-        log(f"pretrain {epoch}/{settings.epochs}  LM loss {line['train_loss']:.3f}  "
-            f"val perplexity {line['val_perplexity']:.1f}  {line['seconds']:.1f} s")
+        log(
+            f"pretrain {epoch}/{settings.epochs}  LM loss {line['train_loss']:.3f}  "
+            f"val perplexity {line['val_perplexity']:.1f}  {line['seconds']:.1f} s"
+        )
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
 
 
 @torch.no_grad()
-def validation_loss(model: RecurrentClassifier, heads: LanguageModelHeads, val_ids: Sequence[np.ndarray],
-                    device: torch.device) -> float:
+def validation_loss(
+    model: RecurrentClassifier, heads: LanguageModelHeads, val_ids: Sequence[np.ndarray], device: torch.device
+) -> float:
     """Mean next-token loss per prediction on held-out reviews (no dropout)."""
     model.eval()
     heads.eval()

@@ -10,8 +10,15 @@ def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", ena
     """A tqdm bar on stderr when it is a terminal (and `enabled`); a no-op bar otherwise."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and sys.stderr.isatty()),
-                dynamic_ncols=True, leave=False, **options)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not (enabled and sys.stderr.isatty()),
+        dynamic_ncols=True,
+        leave=False,
+        **options,
+    )
 
 
 def tagged(log, tag: str):

@@ -44,16 +44,30 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise SentimentError("--engine ray needs Ray Data: pip install 'sentiment[ray]' (or pip install 'ray[data]')") \
-            from None
+        raise SentimentError(
+            "--engine ray needs Ray Data: pip install 'sentiment[ray]' (or pip install 'ray[data]')"
+        ) from None
     return ray
 
 
-def score_with_ray(model_path: str, inputs: Sequence[str], output_dir: str | os.PathLike, *, text_column: str = "text",
-                   keep_columns: Sequence[str] = (), keep_text: bool = False, input_format: str | None = None,
-                   output_format: str = "parquet", address: str | None = None, concurrency: int | None = None,
-                   num_cpus: float = 1.0, num_gpus: float = 0.0, batch_size: int = 1024, preserve_order: bool = False,
-                   min_confidence: float | None = None) -> RayScoringSummary:
+def score_with_ray(
+    model_path: str,
+    inputs: Sequence[str],
+    output_dir: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    keep_columns: Sequence[str] = (),
+    keep_text: bool = False,
+    input_format: str | None = None,
+    output_format: str = "parquet",
+    address: str | None = None,
+    concurrency: int | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    batch_size: int = 1024,
+    preserve_order: bool = False,
+    min_confidence: float | None = None,
+) -> RayScoringSummary:
     """Score `inputs` with the run at `model_path` on Ray Data into the directory `output_dir`."""
     from sentiment.inference import load_model
     from sentiment.scoring import check_columns, resolve_inputs
@@ -74,8 +88,12 @@ def score_with_ray(model_path: str, inputs: Sequence[str], output_dir: str | os.
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-operator progress lines
     started = time.perf_counter()
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = preserve_order
     context.enable_progress_bars = False
@@ -83,24 +101,41 @@ def score_with_ray(model_path: str, inputs: Sequence[str], output_dir: str | os.
 
     from sentiment.batch_scorer import BatchScorer
 
-    paths = ray.data.from_items([{"path": file.path, "format": file.format} for file in files],
-                                override_num_blocks=len(files))
+    paths = ray.data.from_items(
+        [{"path": file.path, "format": file.format} for file in files], override_num_blocks=len(files)
+    )
     # Reading takes no CPU reservation: the scoring actors may hold every CPU, and reads must still run.
     # Each file is one call that yields column batches (not one dict per row: far less overhead).
-    rows = paths.map_batches(_file_batches, batch_size=1, num_cpus=0, batch_format="pyarrow",
-                             fn_kwargs={"text_column": text_column, "keep_columns": keep_columns})
+    rows = paths.map_batches(
+        _file_batches,
+        batch_size=1,
+        num_cpus=0,
+        batch_format="pyarrow",
+        fn_kwargs={"text_column": text_column, "keep_columns": keep_columns},
+    )
     workers = concurrency or max(1, int(ray.available_resources().get("CPU", 1) // max(num_cpus, 1e-9)))
-    scored = rows.map_batches(BatchScorer, fn_constructor_kwargs={
-        "model_path": str(Path(model_path).resolve()) if Path(model_path).exists() else model_path,
-        "text_column": text_column, "min_confidence": min_confidence, "keep_text": keep_text,
-        "device": "cuda" if num_gpus else "cpu"},
-        batch_size=batch_size, batch_format="pyarrow", concurrency=workers, num_cpus=num_cpus, num_gpus=num_gpus)
+    scored = rows.map_batches(
+        BatchScorer,
+        fn_constructor_kwargs={
+            "model_path": str(Path(model_path).resolve()) if Path(model_path).exists() else model_path,
+            "text_column": text_column,
+            "min_confidence": min_confidence,
+            "keep_text": keep_text,
+            "device": "cuda" if num_gpus else "cpu",
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=workers,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+    )
     writer = {"parquet": scored.write_parquet, "csv": scored.write_csv, "jsonl": scored.write_json}[output_format]
     writer(str(output.resolve()))
     output.mkdir(parents=True, exist_ok=True)  # Ray writes no directory for an empty result
     count = _count_rows(output, output_format)
-    return RayScoringSummary(rows=count, output=str(output), seconds=time.perf_counter() - started,
-                             startup_seconds=startup)
+    return RayScoringSummary(
+        rows=count, output=str(output), seconds=time.perf_counter() - started, startup_seconds=startup
+    )
 
 
 READ_BATCH = 4096
@@ -118,11 +153,16 @@ def _file_batches(files, text_column: str, keep_columns: list[str]):
     for path, file_format in zip(files.column("path").to_pylist(), files.column("format").to_pylist()):
         records = read_records(InputFile(path, file_format), text_column, keep_columns)
         while chunk := list(islice(records, READ_BATCH)):
-            columns = {"source": [r.source for r in chunk], "row": [r.row for r in chunk],
-                       text_column: [r.text for r in chunk], "error": pa.array([r.error for r in chunk], pa.string())}
+            columns = {
+                "source": [r.source for r in chunk],
+                "row": [r.row for r in chunk],
+                text_column: [r.text for r in chunk],
+                "error": pa.array([r.error for r in chunk], pa.string()),
+            }
             for position, column in enumerate(keep_columns):
-                columns[column] = pa.array([None if r.extra[position] is None else str(r.extra[position])
-                                            for r in chunk], pa.string())
+                columns[column] = pa.array(
+                    [None if r.extra[position] is None else str(r.extra[position]) for r in chunk], pa.string()
+                )
             yield pa.table(columns)
 
 

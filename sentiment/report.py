@@ -114,8 +114,11 @@ def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str
     labels = metrics.get("data", {}).get("labels")
     if matrices and labels:
         figures.plot_confusion_matrices(matrices, labels, path("confusion_matrices"))
-    bins = {name(s, s): metrics[s]["reliability"] for s in systems
-            if any(b["count"] for b in metrics[s].get("reliability", []))}
+    bins = {
+        name(s, s): metrics[s]["reliability"]
+        for s in systems
+        if any(b["count"] for b in metrics[s].get("reliability", []))
+    }
     eces = {name(s, s): metrics[s].get("ece") for s in systems}
     scaling = metrics["model"].get("calibration") or {}
     if bins and scaling.get("temperature", 1.0) != 1.0:
@@ -126,8 +129,10 @@ def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str
     contrast = _contrast_systems(metrics)
     if contrast:
         totals = {c: _capability_total(contrast, c) for c in _capability_order(contrast)}
-        rates = {name(s, s): {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
-                 for s, result in contrast.items()}
+        rates = {
+            name(s, s): {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
+            for s, result in contrast.items()
+        }
         figures.plot_contrast_by_capability(rates, totals, path("contrast_by_capability"), CONTRAST_TARGET)
     curves = {name(s, s): metrics[s]["risk_coverage"] for s in systems if metrics[s].get("risk_coverage")}
     if curves:
@@ -198,9 +203,17 @@ def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Sect
         _calibration(metrics, plots),
         _contrast(metrics, plots),
         _out_of_domain(metrics),
-        Section("in-depth", "In depth", [Paragraph(
-            "Per-class scores, scores by review length, every failing contrast case and check, "
-            "and the errors each system is most sure of.", "note")]),
+        Section(
+            "in-depth",
+            "In depth",
+            [
+                Paragraph(
+                    "Per-class scores, scores by review length, every failing contrast case and check, "
+                    "and the errors each system is most sure of.",
+                    "note",
+                )
+            ],
+        ),
         _per_class(metrics),
         _by_length(metrics, plots),
         *_contrast_failures(metrics),
@@ -219,12 +232,17 @@ def _headline(metrics: dict[str, Any]) -> Section:
     against = {"baseline": comparison, "vader": metrics.get("comparison_vader") or {}}
     rows: list[list[Cell]] = []
     for key, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
-        rows.append([Cell(name)] + [Cell(_num(metrics[s].get(key)), _interval(metrics[s].get(f"{key}_ci")))
-                                    for s in systems])
+        rows.append(
+            [Cell(name)] + [Cell(_num(metrics[s].get(key)), _interval(metrics[s].get(f"{key}_ci"))) for s in systems]
+        )
         for other, paired in against.items():
             if key in paired:
-                rows.append([Cell(f"model − {SYSTEM_NAMES[other]}", "paired bootstrap"),
-                             _difference_cell(paired[key], len(systems))])
+                rows.append(
+                    [
+                        Cell(f"model − {SYSTEM_NAMES[other]}", "paired bootstrap"),
+                        _difference_cell(paired[key], len(systems)),
+                    ]
+                )
     for key, name in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("ece", "ECE (lower is better)")):
         values = [metrics[s].get(key) for s in systems]
         if any(v is not None for v in values):
@@ -237,13 +255,17 @@ def _headline(metrics: dict[str, Any]) -> Section:
     blocks: list[Table | Paragraph | Image] = [Paragraph(verdict(metrics), "verdict"), table]
     if comparison:
         resamples = next(iter(comparison.values())).get("n_resamples")
-        note = (f"{test} test examples. Intervals are 95% percentile bootstrap intervals ({resamples} resamples); "
-                "a difference is significant when its interval excludes zero.")
+        note = (
+            f"{test} test examples. Intervals are 95% percentile bootstrap intervals ({resamples} resamples); "
+            "a difference is significant when its interval excludes zero."
+        )
         if contrast:
             note += " Pass rate: share of labelled contrast cases predicted correctly."
         if "vader" in systems:
-            note += (" VADER is a rule-based lexicon (Hutto & Gilbert 2014) that needs no training; "
-                     "its probabilities are a reading of its compound score, not calibrated.")
+            note += (
+                " VADER is a rule-based lexicon (Hutto & Gilbert 2014) that needs no training; "
+                "its probabilities are a reading of its compound score, not calibrated."
+            )
         blocks.append(Paragraph(note, "note"))
     return Section("headline", "Model vs baseline" + (" and VADER" if "vader" in systems else ""), blocks)
 
@@ -261,14 +283,18 @@ def verdict(metrics: dict[str, Any]) -> str:
             winner, loser = ("model", "baseline") if d > 0 else ("baseline", "model")
             sentence = f"The {winner} beats the {loser} on macro-F1 by {abs(d):.3f} ({evidence}, significant)"
         else:
-            sentence = (f"The model and the baseline do not differ significantly on macro-F1 "
-                        f"(model − baseline {_signed(d)}, {evidence})")
+            sentence = (
+                f"The model and the baseline do not differ significantly on macro-F1 "
+                f"(model − baseline {_signed(d)}, {evidence})"
+            )
     clauses = []
     contrast = _contrast_systems(metrics)
     if "model" in contrast and "baseline" in contrast:
         vader = f" (VADER {_pct(contrast['vader'].get('pass_rate'))})" if "vader" in contrast else ""
-        clauses.append(f"passes {_pct(contrast['model'].get('pass_rate'))} of contrast cases against "
-                       f"{_pct(contrast['baseline'].get('pass_rate'))}{vader}")
+        clauses.append(
+            f"passes {_pct(contrast['model'].get('pass_rate'))} of contrast cases against "
+            f"{_pct(contrast['baseline'].get('pass_rate'))}{vader}"
+        )
     if metrics.get("baseline", {}).get("ece") is not None and metrics["model"].get("ece") is not None:
         clauses.append(f"has an ECE of {_num(metrics['model']['ece'])} against {_num(metrics['baseline']['ece'])}")
     if clauses:
@@ -289,10 +315,19 @@ def _difference_cell(paired: dict[str, Any], span: int) -> Cell:
 def _confusion(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     section = Section("confusion", "Confusion matrices")
     if "confusion_matrices" in plots:
-        section.blocks.append(Image(plots["confusion_matrices"], "Confusion matrices of model and baseline: "
-                                    "rows are true classes, columns predicted classes"))
-        section.blocks.append(Paragraph("Rows: true class; columns: predicted class. Each cell shows the count and "
-                                        "its share of the true class (the diagonal is per-class recall).", "note"))
+        section.blocks.append(
+            Image(
+                plots["confusion_matrices"],
+                "Confusion matrices of model and baseline: rows are true classes, columns predicted classes",
+            )
+        )
+        section.blocks.append(
+            Paragraph(
+                "Rows: true class; columns: predicted class. Each cell shows the count and "
+                "its share of the true class (the diagonal is per-class recall).",
+                "note",
+            )
+        )
     else:
         section.blocks.append(Paragraph("No confusion matrices in the metrics.", "note"))
     return section
@@ -307,26 +342,48 @@ def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     scaling = metrics["model"].get("calibration") or {}
     scaled = ""
     if scaling.get("temperature", 1.0) != 1.0:
-        scaled = (f" The model's probabilities are temperature-scaled (T = {scaling['temperature']:.3f}, fitted on the "
-                  f"validation split after model selection; it changes no prediction): its ECE was "
-                  f"{_num(scaling['ece_before'])} before scaling.")
-    section.blocks.append(Paragraph(
-        f"Expected calibration error over {bins} equal-width confidence bins: {eces}.{scaled} Points below the "
-        "diagonal mean the system is more confident than it is accurate.", "note"))
+        scaled = (
+            f" The model's probabilities are temperature-scaled (T = {scaling['temperature']:.3f}, fitted on the "
+            f"validation split after model selection; it changes no prediction): its ECE was "
+            f"{_num(scaling['ece_before'])} before scaling."
+        )
+    section.blocks.append(
+        Paragraph(
+            f"Expected calibration error over {bins} equal-width confidence bins: {eces}.{scaled} Points below the "
+            "diagonal mean the system is more confident than it is accurate.",
+            "note",
+        )
+    )
     curves = {s: metrics[s]["risk_coverage"] for s in _systems(metrics) if metrics[s].get("risk_coverage")}
     if curves:
         if "risk_coverage" in plots:
-            section.blocks.append(Image(plots["risk_coverage"], "Accuracy against coverage when the least confident "
-                                                                "predictions are left to a person"))
+            section.blocks.append(
+                Image(
+                    plots["risk_coverage"],
+                    "Accuracy against coverage when the least confident predictions are left to a person",
+                )
+            )
         first = next(iter(curves.values()))
-        rows = [[Cell(f"{row['coverage']:.0%}")]
-                + [Cell(_num(curves[s][i]["accuracy"]), f"p ≥ {_num(curves[s][i]['min_confidence'])}") for s in curves]
-                for i, row in enumerate(first)]
-        section.blocks.append(Table(["coverage", *_names(list(curves))], rows, frozenset(range(1, len(curves) + 1)),
-                                    caption="Risk and coverage: accuracy on the most confident share of the test split"))
-        section.blocks.append(Paragraph(
-            "Keep only the predictions at or above a confidence and leave the rest to a person: each row is the "
-            "share kept, the accuracy on it, and the confidence it takes (`score --min-confidence`).", "note"))
+        rows = [
+            [Cell(f"{row['coverage']:.0%}")]
+            + [Cell(_num(curves[s][i]["accuracy"]), f"p ≥ {_num(curves[s][i]['min_confidence'])}") for s in curves]
+            for i, row in enumerate(first)
+        ]
+        section.blocks.append(
+            Table(
+                ["coverage", *_names(list(curves))],
+                rows,
+                frozenset(range(1, len(curves) + 1)),
+                caption="Risk and coverage: accuracy on the most confident share of the test split",
+            )
+        )
+        section.blocks.append(
+            Paragraph(
+                "Keep only the predictions at or above a confidence and leave the rest to a person: each row is the "
+                "share kept, the accuracy on it, and the confidence it takes (`score --min-confidence`).",
+                "note",
+            )
+        )
     return section
 
 
@@ -334,9 +391,12 @@ def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     section = Section("contrast", "Contrast suite")
     contrast = _contrast_systems(metrics)
     if not contrast:
-        section.blocks.append(Paragraph(
-            "Not run: the contrast suite needs 'positive' and 'negative' classes, which this label scheme lacks.",
-            "note"))
+        section.blocks.append(
+            Paragraph(
+                "Not run: the contrast suite needs 'positive' and 'negative' classes, which this label scheme lacks.",
+                "note",
+            )
+        )
         return section
     systems = list(contrast)
     numeric = frozenset(range(1, len(systems) + 1))
@@ -358,8 +418,14 @@ def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
             tone = "" if rate is None else ("good" if rate >= CONTRAST_TARGET else "bad")
             cells.append(Cell(_pct(rate), tone=tone))
         rows.append([Cell(_capability_name(capability)), Cell(str(_capability_total(contrast, capability))), *cells])
-    section.blocks.append(Table(["capability", "n", *_names(systems)], rows, frozenset(range(1, len(systems) + 2)),
-                                caption=f"Pass rate by capability, weakest first (target {_pct(CONTRAST_TARGET, 0)})"))
+    section.blocks.append(
+        Table(
+            ["capability", "n", *_names(systems)],
+            rows,
+            frozenset(range(1, len(systems) + 2)),
+            caption=f"Pass rate by capability, weakest first (target {_pct(CONTRAST_TARGET, 0)})",
+        )
+    )
     if "contrast_by_capability" in plots:
         section.blocks.append(Image(plots["contrast_by_capability"], "Contrast suite pass rate by capability"))
     return section
@@ -371,8 +437,11 @@ def _per_class(metrics: dict[str, Any]) -> Section:
     for label in labels:
         for s in _systems(metrics):
             scores = metrics[s].get("per_class", {}).get(label, {})
-            rows.append([Cell(label), Cell(s)] + [Cell(_num(scores.get(k))) for k in ("precision", "recall", "f1")]
-                        + [Cell(str(scores.get("support", DASH)))])
+            rows.append(
+                [Cell(label), Cell(s)]
+                + [Cell(_num(scores.get(k))) for k in ("precision", "recall", "f1")]
+                + [Cell(str(scores.get("support", DASH)))]
+            )
     table = Table(["class", "system", "precision", "recall", "F1", "n"], rows, frozenset({2, 3, 4, 5}))
     return Section("per-class", "Per-class scores", [table], level=3)
 
@@ -386,8 +455,15 @@ def _by_length(metrics: dict[str, Any], plots: dict[str, str]) -> Section | None
     for row in metrics[systems[0]]["by_length"]:
         for s in systems:
             scores = by_bucket[s].get(row["bucket"], {})
-            rows.append([Cell(row["bucket"]), Cell(str(row["count"])), Cell(s),
-                         Cell(_num(scores.get("accuracy"))), Cell(_num(scores.get("macro_f1")))])
+            rows.append(
+                [
+                    Cell(row["bucket"]),
+                    Cell(str(row["count"])),
+                    Cell(s),
+                    Cell(_num(scores.get("accuracy"))),
+                    Cell(_num(scores.get("macro_f1"))),
+                ]
+            )
     table = Table(["tokens", "n", "system", "accuracy", "macro-F1"], rows, frozenset({1, 3, 4}))
     blocks: list[Table | Paragraph | Image] = [table]
     if "by_length" in plots:
@@ -404,17 +480,31 @@ def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
     rows = []
     for case_id in _failing_ids(cases):
         case = next(cases[s][case_id] for s in systems if case_id in cases[s])
-        cells = [_outcome_cell(cases[s].get(case_id), lambda c: (
-            f"{_mark(c['passed'])} {c['predicted']}", f"P(positive) {_num(c['p_positive'])}")) for s in systems]
-        rows.append([Cell(case["text"], f"{case['id']} · {_capability_name(case['capability'])}"),
-                     Cell(case["expected"]), *cells])
-    counts = ", ".join(f"{sum(not c['passed'] for c in cases[s].values())} of {len(cases[s])} fail for the {s}"
-                       for s in systems)
+        cells = [
+            _outcome_cell(
+                cases[s].get(case_id),
+                lambda c: (f"{_mark(c['passed'])} {c['predicted']}", f"P(positive) {_num(c['p_positive'])}"),
+            )
+            for s in systems
+        ]
+        rows.append(
+            [
+                Cell(case["text"], f"{case['id']} · {_capability_name(case['capability'])}"),
+                Cell(case["expected"]),
+                *cells,
+            ]
+        )
+    counts = ", ".join(
+        f"{sum(not c['passed'] for c in cases[s].values())} of {len(cases[s])} fail for the {s}" for s in systems
+    )
     case_section = Section("failing-cases", "Failing contrast cases", level=3)
-    case_section.blocks.append(Paragraph(
-        f"Every labelled case that at least one system gets wrong ({counts}).", "note"))
+    case_section.blocks.append(
+        Paragraph(f"Every labelled case that at least one system gets wrong ({counts}).", "note")
+    )
     if rows:
-        case_section.blocks.append(Table(["review", "expected", *_names(systems)], rows, wide=frozenset({0}), stack=True))
+        case_section.blocks.append(
+            Table(["review", "expected", *_names(systems)], rows, wide=frozenset({0}), stack=True)
+        )
 
     # One header row per check (its verdict per system), then one row per text with each system's reading.
     checks = {s: {c["id"]: c for c in contrast[s].get("checks", [])} for s in systems}
@@ -422,20 +512,38 @@ def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
     for check_id in _failing_ids(checks):
         check = next(checks[s][check_id] for s in systems if check_id in checks[s])
         groups.add(len(rows))
-        rows.append([Cell(check_id, _capability_name(check["capability"]))]
-                    + [_outcome_cell(checks[s].get(check_id), lambda c: (
-                        f"{_mark(c['passed'])} {'passed' if c['passed'] else 'failed'}", "")) for s in systems])
+        rows.append(
+            [Cell(check_id, _capability_name(check["capability"]))]
+            + [
+                _outcome_cell(
+                    checks[s].get(check_id),
+                    lambda c: (f"{_mark(c['passed'])} {'passed' if c['passed'] else 'failed'}", ""),
+                )
+                for s in systems
+            ]
+        )
         for i, text in enumerate(check["texts"]):
-            rows.append([Cell(text)] + [
-                Cell(f"{checks[s][check_id]['predicted'][i]} {_num(checks[s][check_id]['p_positive'][i])}")
-                if check_id in checks[s] else Cell(DASH) for s in systems])
+            rows.append(
+                [Cell(text)]
+                + [
+                    Cell(f"{checks[s][check_id]['predicted'][i]} {_num(checks[s][check_id]['p_positive'][i])}")
+                    if check_id in checks[s]
+                    else Cell(DASH)
+                    for s in systems
+                ]
+            )
     check_section = Section("failing-checks", "Failing invariance and directional checks", level=3)
-    check_section.blocks.append(Paragraph(
-        "Invariance: every text should get the same label. Directional: P(positive) should drop from the first "
-        "text to the second. Under each check, each system's predicted label and P(positive) per text.", "note"))
+    check_section.blocks.append(
+        Paragraph(
+            "Invariance: every text should get the same label. Directional: P(positive) should drop from the first "
+            "text to the second. Under each check, each system's predicted label and P(positive) per text.",
+            "note",
+        )
+    )
     if rows:
-        check_section.blocks.append(Table(["text", *_names(systems)], rows, wide=frozenset({0}), stack=True,
-                                          groups=frozenset(groups)))
+        check_section.blocks.append(
+            Table(["text", *_names(systems)], rows, wide=frozenset({0}), stack=True, groups=frozenset(groups))
+        )
     else:
         check_section.blocks.append(Paragraph("No check fails for either system.", "note"))
     return [case_section, check_section]
@@ -456,10 +564,14 @@ def _outcome_cell(outcome: dict[str, Any] | None, describe) -> Cell:
 
 def _confident_errors(metrics: dict[str, Any]) -> Section:
     section = Section("errors", "Most confident wrong predictions", level=3)
-    section.blocks.append(Paragraph(
-        "Test reviews each system got wrong with the highest confidence. Each system's cell shows its top label "
-        "with its probability and, when that label is wrong, the probability it gave the true label. Under the "
-        "model's errors, the sentence that decided its prediction.", "note"))
+    section.blocks.append(
+        Paragraph(
+            "Test reviews each system got wrong with the highest confidence. Each system's cell shows its top label "
+            "with its probability and, when that label is wrong, the probability it gave the true label. Under the "
+            "model's errors, the sentence that decided its prediction.",
+            "note",
+        )
+    )
     errors = metrics.get("errors") or {}
     systems = _systems(metrics)
     for owner in systems:
@@ -471,8 +583,9 @@ def _confident_errors(metrics: dict[str, Any]) -> Section:
     return section
 
 
-def _error_table(errors: list[dict[str, Any]], systems: list[str], caption: str,
-                 first_column: str = "review") -> Table | None:
+def _error_table(
+    errors: list[dict[str, Any]], systems: list[str], caption: str, first_column: str = "review"
+) -> Table | None:
     """One row per error: the text, the true label, each system's top label and probability."""
     rows = []
     for error in errors:
@@ -490,8 +603,10 @@ def _error_table(errors: list[dict[str, Any]], systems: list[str], caption: str,
         note = ""
         if decider:
             weight = f", weight {decider['weight']:.2f}" if decider.get("weight") is not None else ""
-            note = f"decided by: “{decider['text']}” (p({error['predicted']}) " \
-                   f"{_num(decider['probs'].get(error['predicted']))}{weight})"
+            note = (
+                f"decided by: “{decider['text']}” (p({error['predicted']}) "
+                f"{_num(decider['probs'].get(error['predicted']))}{weight})"
+            )
         rows.append([Cell(error["text"], note), Cell(error["label"]), *cells])
     if not rows:
         return None
@@ -505,30 +620,49 @@ def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
     section = Section("out-of-domain", "Out of domain")
     sets = block.get("sets") or []
     if not sets:
-        section.blocks.append(Paragraph(f"Out-of-domain sentence sets: {block.get('skipped') or 'none configured'}.",
-                                        "note"))
+        section.blocks.append(
+            Paragraph(f"Out-of-domain sentence sets: {block.get('skipped') or 'none configured'}.", "note")
+        )
         return section
     systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
     rows, groups = [], set()
     for item in sets:
         groups.add(len(rows))
-        rows.append([Cell(item["name"], f"{item['sentences']:,} sentences, {_pct(item['positive_share'], 0)} "
-                                        "positive", span=len(systems) + 1)])
+        rows.append(
+            [
+                Cell(
+                    item["name"],
+                    f"{item['sentences']:,} sentences, {_pct(item['positive_share'], 0)} positive",
+                    span=len(systems) + 1,
+                )
+            ]
+        )
         for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
-            rows.append([Cell(name)] + [Cell(_num(item["systems"][s][key]), _interval(item["systems"][s][f"{key}_ci"]))
-                                        for s in systems])
+            rows.append(
+                [Cell(name)]
+                + [Cell(_num(item["systems"][s][key]), _interval(item["systems"][s][f"{key}_ci"])) for s in systems]
+            )
         for other, paired in item.get("comparison", {}).items():
-            rows.append([Cell(f"model − {SYSTEM_NAMES[other]}", "accuracy, paired bootstrap"),
-                         _difference_cell(paired["accuracy"], len(systems))])
-    section.blocks.append(Table(["", *_names(systems)], rows, frozenset(range(1, len(systems) + 1)),
-                                groups=frozenset(groups)))
+            rows.append(
+                [
+                    Cell(f"model − {SYSTEM_NAMES[other]}", "accuracy, paired bootstrap"),
+                    _difference_cell(paired["accuracy"], len(systems)),
+                ]
+            )
+    section.blocks.append(
+        Table(["", *_names(systems)], rows, frozenset(range(1, len(systems) + 1)), groups=frozenset(groups))
+    )
     first = sets[0]
-    section.blocks.append(Paragraph(
-        "Sentences from outside the training data, each rated by at least 20 people on -4..+4 (Hutto & Gilbert "
-        f"2014). A mean of {first['cut']:g} or more counts as positive, -{first['cut']:g} or less as negative; "
-        "the sentences in between are dropped ("
-        + ", ".join(f"{item['name']}: {item['dropped_middle']:,} of {item['sentences_read']:,}" for item in sets)
-        + "). These sets only report: they never train, select or tune a model.", "note"))
+    section.blocks.append(
+        Paragraph(
+            "Sentences from outside the training data, each rated by at least 20 people on -4..+4 (Hutto & Gilbert "
+            f"2014). A mean of {first['cut']:g} or more counts as positive, -{first['cut']:g} or less as negative; "
+            "the sentences in between are dropped ("
+            + ", ".join(f"{item['name']}: {item['dropped_middle']:,} of {item['sentences_read']:,}" for item in sets)
+            + "). These sets only report: they never train, select or tune a model.",
+            "note",
+        )
+    )
     return section
 
 
@@ -540,8 +674,9 @@ def _out_of_domain_errors(metrics: dict[str, Any]) -> Section | None:
     systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
     for item in sets:
         table = _error_table(item.get("errors", []), systems, item["name"], first_column="sentence")
-        section.blocks.append(table if table is not None else
-                              Paragraph(f"The model makes no errors on {item['name']}.", "note"))
+        section.blocks.append(
+            table if table is not None else Paragraph(f"The model makes no errors on {item['name']}.", "note")
+        )
     return section
 
 
@@ -568,35 +703,75 @@ def _provenance(metrics: dict[str, Any]) -> Section:
         ("Run", run.get("directory")),
         ("Model", run.get("model")),
         ("Parameters", f"{run['parameters']:,}" if run.get("parameters") is not None else None),
-        ("Word vectors", f"{vectors.get('vectors')} ({_pct(vectors.get('coverage'))} of the vocabulary covered)"
-         if vectors else "none (embeddings trained from scratch)" if "vectors" in run else None),
-        ("Selected epoch", f"{run.get('best_epoch')} (best validation {run.get('select_metric')})"
-         if run.get("best_epoch") is not None else None),
+        (
+            "Word vectors",
+            f"{vectors.get('vectors')} ({_pct(vectors.get('coverage'))} of the vocabulary covered)"
+            if vectors
+            else "none (embeddings trained from scratch)"
+            if "vectors" in run
+            else None,
+        ),
+        (
+            "Selected epoch",
+            f"{run.get('best_epoch')} (best validation {run.get('select_metric')})"
+            if run.get("best_epoch") is not None
+            else None,
+        ),
         ("Ensemble", _ensemble_summary(run.get("ensemble"), run.get("select_metric"))),
         ("Best validation", run.get("best_validation")),
         ("Training time", _duration(run.get("train_seconds"))),
         ("Device", run.get("device")),
-        ("Baseline", f"bag of words, C = {_plain(baseline.get('C'))} chosen on validation macro-F1"
-         if baseline.get("C") is not None else None),
+        (
+            "Baseline",
+            f"bag of words, C = {_plain(baseline.get('C'))} chosen on validation macro-F1"
+            if baseline.get("C") is not None
+            else None,
+        ),
         ("Contrast suite", f"{contrast.get('suite')}\nsha256 {contrast.get('suite_sha256')}" if contrast else None),
-        ("VADER", f"vaderSentiment {metrics.get('versions', {}).get('vaderSentiment', '')}, "
-                  f"{metrics['vader'].get('scheme')} reading of the compound score" if metrics.get("vader") else None),
-        ("Out-of-domain sets", "\n".join(
-            f"{item['name']}: {item['description']}; "
-            + (f"{item['origin']['package']} {item['origin']['member']}" if "package" in item["origin"]
-               else item["origin"].get("path", ""))
-            + f", sha256 {item['origin']['sha256'][:12]}..."
-            for item in (metrics.get("out_of_domain") or {}).get("sets") or []) or None),
+        (
+            "VADER",
+            f"vaderSentiment {metrics.get('versions', {}).get('vaderSentiment', '')}, "
+            f"{metrics['vader'].get('scheme')} reading of the compound score"
+            if metrics.get("vader")
+            else None,
+        ),
+        (
+            "Out-of-domain sets",
+            "\n".join(
+                f"{item['name']}: {item['description']}; "
+                + (
+                    f"{item['origin']['package']} {item['origin']['member']}"
+                    if "package" in item["origin"]
+                    else item["origin"].get("path", "")
+                )
+                + f", sha256 {item['origin']['sha256'][:12]}..."
+                for item in (metrics.get("out_of_domain") or {}).get("sets") or []
+            )
+            or None,
+        ),
         ("Versions", metrics.get("versions")),
     ]
     blocks: list[Table | Paragraph | Image] = [
-        Table(["", ""], [[Cell(k), Cell(_plain(v))] for k, v in rows if v not in (None, "", {})], wide=frozenset({1}))]
+        Table(["", ""], [[Cell(k), Cell(_plain(v))] for k, v in rows if v not in (None, "", {})], wide=frozenset({1}))
+    ]
     if baseline.get("validation"):
-        grid = [[Cell(_plain(row.get("C"))), Cell(_num(row.get("macro_f1"))), Cell(_num(row.get("accuracy"))),
-                 Cell("yes" if row.get("converged") else "no", tone="" if row.get("converged") else "bad")]
-                for row in baseline["validation"]]
-        blocks.append(Table(["C", "macro-F1", "accuracy", "converged"], grid, frozenset({1, 2}),
-                            caption="Baseline regularisation search (validation split)"))
+        grid = [
+            [
+                Cell(_plain(row.get("C"))),
+                Cell(_num(row.get("macro_f1"))),
+                Cell(_num(row.get("accuracy"))),
+                Cell("yes" if row.get("converged") else "no", tone="" if row.get("converged") else "bad"),
+            ]
+            for row in baseline["validation"]
+        ]
+        blocks.append(
+            Table(
+                ["C", "macro-F1", "accuracy", "converged"],
+                grid,
+                frozenset({1, 2}),
+                caption="Baseline regularisation search (validation split)",
+            )
+        )
     return Section("how", "How this was made", blocks, level=3)
 
 
@@ -654,12 +829,20 @@ def render_html(metrics: dict[str, Any], plots: dict[str, str], directory: str |
             images[block.file] = {"src": figures.png_data_uri(payload), "size": _png_size(payload)}
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     # Line breaks inside a cell ("\n") become <br>; the text itself stays escaped.
     environment.filters["lines"] = lambda text: Markup("<br>").join(escape(line) for line in str(text).split("\n"))
     template = environment.get_template("report.html.j2")
-    return template.render(title=f"Evaluation report: {metrics.get('experiment', '')}",
-                           subtitle=_subtitle(metrics), sections=sections, images=images)
+    return template.render(
+        title=f"Evaluation report: {metrics.get('experiment', '')}",
+        subtitle=_subtitle(metrics),
+        sections=sections,
+        images=images,
+    )
 
 
 def write_report(metrics: dict[str, Any], directory: str | Path) -> dict[str, Path]:
@@ -682,18 +865,21 @@ def summary_table(metrics: dict[str, Any]) -> str:
         return f"{_num(metrics[s].get(key), none='n/a')}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
     contrast = _contrast_systems(metrics)
-    rows = [["metric", *_names(systems)],
-            ["accuracy (95% CI)", *(with_ci(s, "accuracy") for s in systems)],
-            ["macro-F1 (95% CI)", *(with_ci(s, "macro_f1") for s in systems)],
-            ["ROC-AUC", *(_num(metrics[s].get("roc_auc"), none="n/a") for s in systems)],
-            ["ECE", *(_num(metrics[s].get("ece"), none="n/a") for s in systems)],
-            ["contrast pass rate", *(_pct((contrast.get(s) or {}).get("pass_rate"), none="n/a") for s in systems)]]
+    rows = [
+        ["metric", *_names(systems)],
+        ["accuracy (95% CI)", *(with_ci(s, "accuracy") for s in systems)],
+        ["macro-F1 (95% CI)", *(with_ci(s, "macro_f1") for s in systems)],
+        ["ROC-AUC", *(_num(metrics[s].get("roc_auc"), none="n/a") for s in systems)],
+        ["ECE", *(_num(metrics[s].get("ece"), none="n/a") for s in systems)],
+        ["contrast pass rate", *(_pct((contrast.get(s) or {}).get("pass_rate"), none="n/a") for s in systems)],
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     for item in (metrics.get("out_of_domain") or {}).get("sets") or []:
-        scores = " | ".join(f"{SYSTEM_NAMES[s]} {item['systems'][s]['accuracy']:.3f}"
-                            for s in SYSTEMS if s in item["systems"])
+        scores = " | ".join(
+            f"{SYSTEM_NAMES[s]} {item['systems'][s]['accuracy']:.3f}" for s in SYSTEMS if s in item["systems"]
+        )
         lines.append(f"out of domain, {item['name']} ({item['sentences']:,} sentences), accuracy: {scores}")
     paired = (metrics.get("comparison") or {}).get("macro_f1")
     if paired:
@@ -702,8 +888,10 @@ def summary_table(metrics: dict[str, Any]) -> str:
             finding = f"significant, {'model' if d > 0 else 'baseline'} better"
         else:
             finding = "not significant"
-        lines.append(f"macro-F1 model - baseline: {_signed(d)} [{_signed(paired['ci_low'])}, "
-                     f"{_signed(paired['ci_high'])}], {_p(paired['p_value'])}: {finding}")
+        lines.append(
+            f"macro-F1 model - baseline: {_signed(d)} [{_signed(paired['ci_low'])}, "
+            f"{_signed(paired['ci_high'])}], {_p(paired['p_value'])}: {finding}"
+        )
     return "\n".join(lines)
 
 
@@ -750,9 +938,11 @@ def _case_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _subtitle(metrics: dict[str, Any]) -> str:
     data = metrics.get("data") or {}
-    parts = [f"evaluated {_timestamp(metrics['created'])}" if metrics.get("created") else "",
-             f"{data['test_examples']} test examples" if data.get("test_examples") is not None else "",
-             f"labels: {', '.join(data['labels'])}" if data.get("labels") else ""]
+    parts = [
+        f"evaluated {_timestamp(metrics['created'])}" if metrics.get("created") else "",
+        f"{data['test_examples']} test examples" if data.get("test_examples") is not None else "",
+        f"labels: {', '.join(data['labels'])}" if data.get("labels") else "",
+    ]
     return " · ".join(p for p in parts if p)
 
 
@@ -805,8 +995,10 @@ def _ensemble_summary(ensemble: dict[str, Any] | None, select_metric: str | None
     lines = [f"{len(members)} models averaged, each selected on validation {select_metric}"]
     for number, member in enumerate(members, start=1):
         best = member.get("best_validation", {})
-        lines.append(f"member {number}: seed {member.get('seed')}, epoch {member.get('best_epoch')}, "
-                     f"validation macro-F1 {_num(best.get('val_macro_f1'), 4)}")
+        lines.append(
+            f"member {number}: seed {member.get('seed')}, epoch {member.get('best_epoch')}, "
+            f"validation macro-F1 {_num(best.get('val_macro_f1'), 4)}"
+        )
     return "\n".join(lines)
 
 
@@ -832,8 +1024,22 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-_MARKDOWN_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "`": "\\`",
-                                   "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "\n": " ", "\r": " "})
+_MARKDOWN_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "|": "\\|",
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "[": "\\[",
+        "]": "\\]",
+        "\n": " ",
+        "\r": " ",
+    }
+)
 
 
 def _md(text: Any) -> str:

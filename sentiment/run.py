@@ -96,7 +96,11 @@ def load_run(directory: str | Path) -> TrainedRun:
     """Read a finished run, or say exactly why the directory is not one."""
     directory = Path(directory)
     if not directory.is_dir():
-        hint = " (training in progress or interrupted: rerun train with --resume)" if partial_dir(directory).is_dir() else ""
+        hint = (
+            " (training in progress or interrupted: rerun train with --resume)"
+            if partial_dir(directory).is_dir()
+            else ""
+        )
         raise SentimentError(f"no trained run at {directory}{hint}; run `sentiment train` first")
     missing = [name for name in RUN_FILES if not (directory / name).is_file()]
     if missing:
@@ -114,8 +118,9 @@ def load_run(directory: str | Path) -> TrainedRun:
 ARCHITECTURE_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")
 
 
-def check_consistent(directory: Path, info: dict[str, Any], config: ExperimentConfig, labels: Any,
-                     vocab_size: int) -> None:
+def check_consistent(
+    directory: Path, info: dict[str, Any], config: ExperimentConfig, labels: Any, vocab_size: int
+) -> None:
     """The run's files must describe one model: labels.json, run.json and config.json name the same
     classes in the same order (a reordered labels.json would invert every prediction), and the same
     architecture and vocabulary size. One line naming the first disagreement."""
@@ -124,39 +129,59 @@ def check_consistent(directory: Path, info: dict[str, Any], config: ExperimentCo
     model = info["model"]
     if not isinstance(model, dict):
         raise SentimentError(f"{directory / 'run.json'}: 'model' must describe the architecture, got {model!r}")
-    if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(label, str) and label for label in labels)
-            and len(set(labels)) == len(labels)):
-        raise SentimentError(f"{directory / 'labels.json'} must be a list of at least two distinct class names, "
-                             f"got {labels!r}"[:300])
-    expected = {"run.json": info.get("labels", labels),
-                f"config.json (label_scheme {config.data.label_scheme})": scheme_labels(config.data.label_scheme)}
+    if not (
+        isinstance(labels, list)
+        and len(labels) >= 2
+        and all(isinstance(label, str) and label for label in labels)
+        and len(set(labels)) == len(labels)
+    ):
+        raise SentimentError(
+            f"{directory / 'labels.json'} must be a list of at least two distinct class names, got {labels!r}"[:300]
+        )
+    expected = {
+        "run.json": info.get("labels", labels),
+        f"config.json (label_scheme {config.data.label_scheme})": scheme_labels(config.data.label_scheme),
+    }
     for where, names in expected.items():
         if names != labels:
-            raise SentimentError(f"{directory}: labels.json {labels} does not match the classes in {where} {names}; "
-                                 "the files come from different runs or were edited")
+            raise SentimentError(
+                f"{directory}: labels.json {labels} does not match the classes in {where} {names}; "
+                "the files come from different runs or were edited"
+            )
     if model.get("num_classes") != len(labels):
-        raise SentimentError(f"{directory}: labels.json names {len(labels)} classes but run.json's model has "
-                             f"{model.get('num_classes')!r} outputs")
+        raise SentimentError(
+            f"{directory}: labels.json names {len(labels)} classes but run.json's model has "
+            f"{model.get('num_classes')!r} outputs"
+        )
     if model.get("vocab_size") != vocab_size:
-        raise SentimentError(f"{directory}: vocab.json has {vocab_size} words but the model expects {model.get('vocab_size')}")
+        raise SentimentError(
+            f"{directory}: vocab.json has {vocab_size} words but the model expects {model.get('vocab_size')}"
+        )
     for key in ARCHITECTURE_KEYS:
         if model.get(key) != getattr(config.model, key):
-            raise SentimentError(f"{directory}: run.json has model {key} {model.get(key)!r} but config.json has "
-                                 f"{getattr(config.model, key)!r}; the files come from different runs or were edited")
+            raise SentimentError(
+                f"{directory}: run.json has model {key} {model.get(key)!r} but config.json has "
+                f"{getattr(config.model, key)!r}; the files come from different runs or were edited"
+            )
 
 
 def check_weights(path: Path, state: dict[str, Any], expected: dict[str, Any]) -> None:
     """Every tensor the architecture needs, of its shape, and finite: say which one is not."""
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]
-    wrong = [f"{name} has shape {list(state[name].shape)}, expected {list(tensor.shape)}"
-             for name, tensor in expected.items() if name in state and state[name].shape != tensor.shape]
+    wrong = [
+        f"{name} has shape {list(state[name].shape)}, expected {list(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in state and state[name].shape != tensor.shape
+    ]
     for problems, what in ((missing, "missing tensor"), (unexpected, "unexpected tensor"), (wrong, "tensor")):
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise SentimentError(f"{path}: the weights do not match the architecture in run.json: "
-                                 f"{what} {problems[0]}{more}")
+            raise SentimentError(
+                f"{path}: the weights do not match the architecture in run.json: {what} {problems[0]}{more}"
+            )
     for name, tensor in state.items():
         if tensor.is_floating_point() and not tensor.isfinite().all():
-            raise SentimentError(f"{path}: tensor {name} holds NaN or infinite values; the weights are corrupt, "
-                                 "train the run again")
+            raise SentimentError(
+                f"{path}: tensor {name} holds NaN or infinite values; the weights are corrupt, train the run again"
+            )

@@ -74,9 +74,12 @@ import numpy as np
 
 from sentiment.errors import SentimentError, os_error
 from sentiment.progress import progress_bar
-from sentiment.text import ERRORS  # noqa: F401  (the `error` reasons, listed in this module's docs)
+from sentiment.text import (  # noqa: F401  (part of this module's interface)
+    ERRORS,  # noqa: F401  (the `error` reasons, listed in this module's docs)
+    check_texts,
+    text_problem,
+)
 from sentiment.text import NO_TEXT as _NO_TEXT
-from sentiment.text import check_texts, text_problem  # noqa: F401  (part of this module's interface)
 from sentiment.text import repair_text as _repair
 from sentiment.text import text_value as _text_value
 
@@ -92,8 +95,10 @@ SCORED_WITH_FLAG = frozenset({"truncated"})
 
 
 BYTE_ORDER_MARKS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
-    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 
 BASE_COLUMNS = ("source", "row", "label")
@@ -137,10 +142,13 @@ class ScoringSummary:
 
 # ---- inputs ----------------------------------------------------------------------------------
 
+
 def resolve_inputs(inputs: Iterable[str | os.PathLike], input_format: str | None = None) -> list[InputFile]:
     """Expand globs, check that each input exists and has a format we read; `-` is stdin (.txt by default)."""
     if input_format is not None and input_format not in INPUT_FORMATS.values():
-        raise SentimentError(f"unknown input format {input_format!r}; choose one of: {', '.join(INPUT_FORMATS.values())}")
+        raise SentimentError(
+            f"unknown input format {input_format!r}; choose one of: {', '.join(INPUT_FORMATS.values())}"
+        )
     files: list[InputFile] = []
     for given in (os.fspath(item) for item in inputs):
         if "\x00" in given:
@@ -164,8 +172,10 @@ def resolve_inputs(inputs: Iterable[str | os.PathLike], input_format: str | None
                 raise SentimentError(f"input {path} is a directory; give the files (or a glob such as {path}/*.csv)")
             file_format = input_format or INPUT_FORMATS.get(Path(path).suffix.lower())
             if file_format is None:
-                raise SentimentError(f"cannot tell the format of {path} from its extension; "
-                                     f"use one of {', '.join(INPUT_FORMATS)} or --format")
+                raise SentimentError(
+                    f"cannot tell the format of {path} from its extension; "
+                    f"use one of {', '.join(INPUT_FORMATS)} or --format"
+                )
             files.append(InputFile(path, file_format))
     if not files:
         raise SentimentError("no input files given")
@@ -285,7 +295,7 @@ def _read_txt(stream, source: str) -> Iterator[Record]:
     # Iterating a binary file splits on b"\n" only, as a review file's lines should be.
     for row, line in enumerate(stream, 1):
         if row == 1 and line.startswith(codecs.BOM_UTF8):
-            line = line[len(codecs.BOM_UTF8):]
+            line = line[len(codecs.BOM_UTF8) :]
             if not line:  # a file holding only its byte-order mark is empty
                 return
         if line.endswith(b"\n"):
@@ -300,7 +310,7 @@ def _read_jsonl(stream, file: InputFile, text_column: str, keep_columns: Sequenc
     checked = False
     for row, line in enumerate(stream, 1):  # the row is the line number
         if row == 1 and line.startswith(codecs.BOM_UTF8):
-            line = line[len(codecs.BOM_UTF8):]
+            line = line[len(codecs.BOM_UTF8) :]
         if not line.strip():
             continue
         error = None
@@ -352,10 +362,17 @@ def _read_delimited(stream, file: InputFile, text_column: str, keep_columns: Seq
                 yield Record(file.source, row, text, extra, error)
         except csv.Error as error:
             quoting = "unexpected end of data" in str(error) or "expected after" in str(error)
-            hint = ("; a quoted field there never closes or has text after its closing quote (a quote "
-                    "inside a field is written twice: \"\")") if quoting else ""
-            raise SentimentError(f"{file.source}, line {start}: not valid {file.format.upper()} ({error}){hint}; "
-                                 "nothing was written") from None
+            hint = (
+                (
+                    "; a quoted field there never closes or has text after its closing quote (a quote "
+                    'inside a field is written twice: "")'
+                )
+                if quoting
+                else ""
+            )
+            raise SentimentError(
+                f"{file.source}, line {start}: not valid {file.format.upper()} ({error}){hint}; nothing was written"
+            ) from None
     finally:
         text_stream.detach()  # leave closing the byte stream (or stdin) to its owner
 
@@ -380,8 +397,11 @@ def _read_parquet(file: InputFile, text_column: str, keep_columns: Sequence[str]
     try:
         for batch in parquet.iter_batches(batch_size=CHUNK_SIZE, columns=columns):
             texts = batch.column(text_column).to_pylist()
-            extras = zip(*(batch.column(column).to_pylist() for column in keep_columns)) if keep_columns \
+            extras = (
+                zip(*(batch.column(column).to_pylist() for column in keep_columns))
+                if keep_columns
                 else [()] * len(texts)
+            )
             for value, extra in zip(texts, extras):
                 row += 1
                 text, error = _text_value(value)
@@ -396,11 +416,14 @@ def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, 
         which = "text column" if missing[0] == text_column else "column"
         hint = " (choose it with --text-column)" if missing[0] == text_column else ""
         shown = (str(_repair(column)[0]) for column in columns)
-        raise SentimentError(f"{file.source}: no {which} {missing[0]!r}{hint}; "
-                             f"its columns: {', '.join(c if c.isprintable() else repr(c) for c in shown) or 'none'}")
+        raise SentimentError(
+            f"{file.source}: no {which} {missing[0]!r}{hint}; "
+            f"its columns: {', '.join(c if c.isprintable() else repr(c) for c in shown) or 'none'}"
+        )
 
 
 # ---- scoring ---------------------------------------------------------------------------------
+
 
 @dataclass
 class TokenizedChunk:
@@ -448,9 +471,11 @@ def check_finite(probabilities: np.ndarray, records: Sequence[Record]) -> None:
     finite = np.isfinite(probabilities).all(axis=1)
     if not finite.all():
         record = records[int(np.argmin(finite))]
-        raise SentimentError(f"{record.source}, row {record.row}: the model's probabilities are not finite "
-                             f"({probabilities[int(np.argmin(finite))].tolist()}); its weights are corrupt, "
-                             "train the run again")
+        raise SentimentError(
+            f"{record.source}, row {record.row}: the model's probabilities are not finite "
+            f"({probabilities[int(np.argmin(finite))].tolist()}); its weights are corrupt, "
+            "train the run again"
+        )
 
 
 def predict_chunk(model, chunk: TokenizedChunk, sentences: bool = False) -> ScoredChunk:
@@ -476,13 +501,21 @@ def predict_chunk(model, chunk: TokenizedChunk, sentences: bool = False) -> Scor
 
 def sentence_cell(sentence, classes: Sequence[str]) -> dict:
     """One sentence's reading as the `sentences` column holds it."""
-    return {"text": sentence.text, "label": sentence.label,
-            **{f"prob_{c}": float(p) for c, p in zip(classes, sentence.probabilities)},
-            "weight": sentence.weight}
+    return {
+        "text": sentence.text,
+        "label": sentence.label,
+        **{f"prob_{c}": float(p) for c, p in zip(classes, sentence.probabilities)},
+        "weight": sentence.weight,
+    }
 
 
-def score_chunk(model, records: list[Record], tokenizer_lock: threading.Lock | None = None,
-                sentences: bool = False, min_confidence: float | None = None) -> ScoredChunk:
+def score_chunk(
+    model,
+    records: list[Record],
+    tokenizer_lock: threading.Lock | None = None,
+    sentences: bool = False,
+    min_confidence: float | None = None,
+) -> ScoredChunk:
     with tokenizer_lock or contextlib.nullcontext():
         tokenized = tokenize_chunk(model, records)
     scored = predict_chunk(model, tokenized, sentences)
@@ -492,9 +525,14 @@ def score_chunk(model, records: list[Record], tokenizer_lock: threading.Lock | N
     return scored
 
 
-def score_records(model, records: Iterable[Record], chunk_size: int = CHUNK_SIZE,
-                  workers: int = 1, sentences: bool = False,
-                  min_confidence: float | None = None) -> Iterator[ScoredChunk]:
+def score_records(
+    model,
+    records: Iterable[Record],
+    chunk_size: int = CHUNK_SIZE,
+    workers: int = 1,
+    sentences: bool = False,
+    min_confidence: float | None = None,
+) -> Iterator[ScoredChunk]:
     """Score records chunk by chunk, in order; `workers` threads score chunks side by side.
 
     spaCy holds the GIL but torch's kernels release it, so with two workers one tokenizes
@@ -573,6 +611,7 @@ def _short_gil_switch_interval(workers: int) -> Iterator[None]:
 
 # ---- outputs ---------------------------------------------------------------------------------
 
+
 def output_format(output: str | os.PathLike | None) -> str:
     """`csv` for standard output (None or `-`), else from the extension."""
     if output is None or os.fspath(output) == STDIN:
@@ -580,12 +619,15 @@ def output_format(output: str | os.PathLike | None) -> str:
     if "\x00" in os.fspath(output):
         raise SentimentError(f"output path {os.fspath(output)!r} contains a NUL character")
     if Path(output).is_dir():
-        raise SentimentError(f"output {os.fspath(output)} is a directory; give a file name such as "
-                             f"{Path(output) / 'scores.csv'}")
+        raise SentimentError(
+            f"output {os.fspath(output)} is a directory; give a file name such as {Path(output) / 'scores.csv'}"
+        )
     suffix = Path(output).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
-        raise SentimentError(f"cannot tell the output format of {os.fspath(output)}: use an extension among "
-                             f"{', '.join(OUTPUT_FORMATS)} (or no -o for CSV on standard output)")
+        raise SentimentError(
+            f"cannot tell the output format of {os.fspath(output)}: use an extension among "
+            f"{', '.join(OUTPUT_FORMATS)} (or no -o for CSV on standard output)"
+        )
     return OUTPUT_FORMATS[suffix]
 
 
@@ -596,14 +638,18 @@ def check_output_is_not_an_input(output: str | os.PathLike | None, files: Sequen
         return
     target = os.path.realpath(output)  # also for a path that does not exist yet, such as new/../in.csv
     for file in files:
-        if file.path != STDIN and (os.path.realpath(file.path) == target or
-                                   os.path.exists(target) and os.path.samefile(file.path, target)):
-            raise SentimentError(f"the output {os.fspath(output)} is the input {file.path}; "
-                                 "scoring would replace your reviews with their scores: choose another -o")
+        if file.path != STDIN and (
+            os.path.realpath(file.path) == target or os.path.exists(target) and os.path.samefile(file.path, target)
+        ):
+            raise SentimentError(
+                f"the output {os.fspath(output)} is the input {file.path}; "
+                "scoring would replace your reviews with their scores: choose another -o"
+            )
 
 
-def output_columns(classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str],
-                   sentences: bool = False, abstain: bool = False) -> list[str]:
+def output_columns(
+    classes: Sequence[str], keep_text: bool, keep_columns: Sequence[str], sentences: bool = False, abstain: bool = False
+) -> list[str]:
     """source, row, label, prob_<class>..., error, then abstained, sentences, text and the kept columns.
 
     A kept column whose name an output column already has is renamed `input_<name>`.
@@ -641,8 +687,13 @@ class _CsvWriter:
     def write(self, chunk: ScoredChunk) -> None:
         rows = []
         for record, label, probs, error, sentences, abstained in zip(
-                chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors, _sentence_values(chunk),
-                _abstained_values(chunk)):
+            chunk.records,
+            chunk.labels,
+            chunk.probabilities.tolist(),
+            chunk.errors,
+            _sentence_values(chunk),
+            _abstained_values(chunk),
+        ):
             row = [record.source, record.row, label or ""]
             row.extend("" if math.isnan(p) else repr(p) for p in probs)
             row.append(error or "")
@@ -676,8 +727,13 @@ class _JsonlWriter:
         lines = []
         sentence_column, abstain = "sentences" in self.columns, "abstained" in self.columns
         for record, label, probs, error, sentences, abstained in zip(
-                chunk.records, chunk.labels, chunk.probabilities.tolist(), chunk.errors, _sentence_values(chunk),
-                _abstained_values(chunk)):
+            chunk.records,
+            chunk.labels,
+            chunk.probabilities.tolist(),
+            chunk.errors,
+            _sentence_values(chunk),
+            _abstained_values(chunk),
+        ):
             values = [record.source, record.row, label, *(None if math.isnan(p) else p for p in probs), error]
             if abstain:
                 values.append(abstained)
@@ -707,9 +763,18 @@ class _ParquetWriter:
             types.append(pa.bool_())
         if self.sentences:
             probabilities = [name for name in columns if name.startswith("prob_")][:n_classes]
-            types.append(pa.list_(pa.struct([pa.field("text", pa.string()), pa.field("label", pa.string()),
-                                             *(pa.field(name, pa.float64()) for name in probabilities),
-                                             pa.field("weight", pa.float64())])))
+            types.append(
+                pa.list_(
+                    pa.struct(
+                        [
+                            pa.field("text", pa.string()),
+                            pa.field("label", pa.string()),
+                            *(pa.field(name, pa.float64()) for name in probabilities),
+                            pa.field("weight", pa.float64()),
+                        ]
+                    )
+                )
+            )
         if keep_text:
             types.append(pa.string())
         self.schema = pa.schema([pa.field(name, kind) for name, kind in zip(columns, [*types, *extra_types])])
@@ -729,17 +794,20 @@ class _ParquetWriter:
         if self.keep_text:
             arrays.append([r.text for r in records])
         fields = list(self.schema)
-        for values, kept in zip(zip(*(r.extra for r in records)), fields[len(arrays):]):
+        for values, kept in zip(zip(*(r.extra for r in records)), fields[len(arrays) :]):
             if kept.type == pa.string():  # a text column from CSV or JSONL: JSON numbers become text too
                 values = [None if v is None else v if isinstance(v, str) else _csv_cell(v) for v in values]
             arrays.append(list(values))
         try:
             table = pa.Table.from_arrays(
                 [a if isinstance(a, pa.Array) else pa.array(a, type=f.type) for a, f in zip(arrays, fields)],
-                schema=self.schema)
+                schema=self.schema,
+            )
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
-            raise SentimentError(f"a kept column does not fit the output type ({error}): its type differs "
-                                 "between input files or rows; write CSV or JSONL instead") from None
+            raise SentimentError(
+                f"a kept column does not fit the output type ({error}): its type differs "
+                "between input files or rows; write CSV or JSONL instead"
+            ) from None
         self.writer.write_table(table)
 
     def close(self) -> None:
@@ -816,11 +884,22 @@ def _writing(output) -> Iterator[None]:
 
 # ---- the whole job ---------------------------------------------------------------------------
 
-def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
-                text_column: str = "text", keep_text: bool = False, keep_columns: Sequence[str] = (),
-                input_format: str | None = None, chunk_size: int = CHUNK_SIZE, workers: int | None = None,
-                progress: bool = False, sentences: bool = False,
-                min_confidence: float | None = None) -> ScoringSummary:
+
+def score_files(
+    model,
+    inputs: Iterable[str | os.PathLike],
+    output: str | os.PathLike | None = None,
+    *,
+    text_column: str = "text",
+    keep_text: bool = False,
+    keep_columns: Sequence[str] = (),
+    input_format: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    workers: int | None = None,
+    progress: bool = False,
+    sentences: bool = False,
+    min_confidence: float | None = None,
+) -> ScoringSummary:
     """Score every row of `inputs` with `model` (from `load_model`, or a path to load) into `output`.
 
     The output format follows the extension of `output` (.csv, .jsonl, .parquet; None or `-` for
@@ -846,9 +925,12 @@ def score_files(model, inputs: Iterable[str | os.PathLike], output: str | os.Pat
 
     summary = ScoringSummary(output=None if output is None or os.fspath(output) == STDIN else os.fspath(output))
     records = (record for file in files for record in read_records(file, text_column, keep_columns))
-    with progress_bar(desc="scoring", unit=" reviews", enabled=progress) as bar, \
-            _open_writer(output, kind, columns, keep_text, len(model.classes), extra_types) as writer, \
-            _one_torch_thread_per_worker(workers), _short_gil_switch_interval(workers):
+    with (
+        progress_bar(desc="scoring", unit=" reviews", enabled=progress) as bar,
+        _open_writer(output, kind, columns, keep_text, len(model.classes), extra_types) as writer,
+        _one_torch_thread_per_worker(workers),
+        _short_gil_switch_interval(workers),
+    ):
         for chunk in score_records(model, records, chunk_size, workers, sentences, min_confidence):
             with _writing(output):
                 writer.write(chunk)

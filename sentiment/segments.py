@@ -41,18 +41,23 @@ class TrainingExamples:
     def summary(self) -> dict:
         if not self.sentences:
             return {"reviews": self.reviews, "sentences": 0}
-        sentence_labels = self.labels[self.reviews:]
-        summary = {"reviews": self.reviews, "sentences": self.sentences,
-                   "sentence_class_counts": np.bincount(sentence_labels).tolist()}
+        sentence_labels = self.labels[self.reviews :]
+        summary = {
+            "reviews": self.reviews,
+            "sentences": self.sentences,
+            "sentence_class_counts": np.bincount(sentence_labels).tolist(),
+        }
         if self.weights is not None:
             classes = np.unique(sentence_labels)
             summary["sentence_weight_by_class"] = {
-                int(c): round(float(self.weights[self.reviews:][sentence_labels == c][0]), 4) for c in classes}
+                int(c): round(float(self.weights[self.reviews :][sentence_labels == c][0]), 4) for c in classes
+            }
         return summary
 
 
-def sentence_examples(ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], labels: np.ndarray,
-                      min_tokens: int) -> tuple[list[np.ndarray], np.ndarray]:
+def sentence_examples(
+    ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], labels: np.ndarray, min_tokens: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Each review's sentences of at least `min_tokens` tokens, with the review's label; reviews of
     a single sentence add nothing (the sentence is the review)."""
     sentence_ids, sentence_labels = [], []
@@ -66,8 +71,13 @@ def sentence_examples(ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], l
     return sentence_ids, np.asarray(sentence_labels, dtype=np.int64)
 
 
-def training_examples(ids: list[np.ndarray], starts: Sequence[np.ndarray] | None, labels: np.ndarray,
-                      num_classes: int, config: TrainingConfig) -> TrainingExamples:
+def training_examples(
+    ids: list[np.ndarray],
+    starts: Sequence[np.ndarray] | None,
+    labels: np.ndarray,
+    num_classes: int,
+    config: TrainingConfig,
+) -> TrainingExamples:
     """The training reviews, plus their sentences when `config.segments` asks for them, with weights."""
     class_weights = inverse_frequency(labels, num_classes) if config.class_weights else None
     if config.segments == "none" or starts is None:
@@ -78,8 +88,12 @@ def training_examples(ids: list[np.ndarray], starts: Sequence[np.ndarray] | None
     sentence_weights = np.full(len(sentence_ids), config.segment_weight)
     if config.segment_class_weights and len(sentence_ids):
         sentence_weights *= inverse_frequency(sentence_labels, num_classes)[sentence_labels]
-    return TrainingExamples(ids=[*ids, *sentence_ids], labels=np.concatenate([labels, sentence_labels]),
-                            weights=np.concatenate([review_weights, sentence_weights]), reviews=len(ids))
+    return TrainingExamples(
+        ids=[*ids, *sentence_ids],
+        labels=np.concatenate([labels, sentence_labels]),
+        weights=np.concatenate([review_weights, sentence_weights]),
+        reviews=len(ids),
+    )
 
 
 def inverse_frequency(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -34,9 +34,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sentiment.errors import SentimentError
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from sentiment.errors import SentimentError
 
 DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_BODY = 1_000_000
@@ -52,12 +52,14 @@ class PredictRequest(BaseModel):
     sentences: bool = Field(False, description="add each sentence's reading")
 
 
-def create_app(model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_body: int = DEFAULT_MAX_BODY,
-               device: str = "cpu"):
+def create_app(
+    model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_body: int = DEFAULT_MAX_BODY, device: str = "cpu"
+):
     """A FastAPI app serving the run (or baseline, or `vader`) at `model_path`."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+
     from sentiment.inference import load_model
 
     model = load_model(model_path, device=device)
@@ -73,8 +75,9 @@ def create_app(model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_b
         yield
         executor.shutdown(wait=True)  # a request being scored finishes before the process ends
 
-    app = FastAPI(title="sentiment", version=card.get("version") or "0", description=__doc__.split("\n\n")[0],
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="sentiment", version=card.get("version") or "0", description=__doc__.split("\n\n")[0], lifespan=lifespan
+    )
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -92,13 +95,16 @@ def create_app(model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_b
         problem = error.errors()[0]
         if problem.get("type") == "json_invalid":
             position = problem.get("loc", ("body", "?"))[-1]
-            message = (f"the body is not valid JSON (at character {position}: "
-                       f"{(problem.get('ctx') or {}).get('error', 'malformed')})")
+            message = (
+                f"the body is not valid JSON (at character {position}: "
+                f"{(problem.get('ctx') or {}).get('error', 'malformed')})"
+            )
         else:
             where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
             message = f"{where}: {problem.get('msg')}"
-        return JSONResponse(status_code=422, content={"error": message,
-                                                      "detail": json.loads(json.dumps(error.errors(), default=str))})
+        return JSONResponse(
+            status_code=422, content={"error": message, "detail": json.loads(json.dumps(error.errors(), default=str))}
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -111,8 +117,12 @@ def create_app(model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_b
     @app.post("/v1/predict")
     async def predict(request: PredictRequest) -> dict[str, Any]:
         if len(request.texts) > max_batch:
-            return JSONResponse(status_code=422, content={
-                "error": f"texts: {len(request.texts)} texts in one request; at most {max_batch} (--max-batch)"})
+            return JSONResponse(
+                status_code=422,
+                content={
+                    "error": f"texts: {len(request.texts)} texts in one request; at most {max_batch} (--max-batch)"
+                },
+            )
         try:
             results = await batcher.submit(request.texts, request.min_confidence, request.sentences)
         except SentimentError as error:
@@ -166,7 +176,7 @@ class MicroBatcher:
                 continue
             start = 0
             for request_texts, wants_sentences, done in waiting:
-                mine = rows[start:start + len(request_texts)]
+                mine = rows[start : start + len(request_texts)]
                 start += len(request_texts)
                 if not wants_sentences:
                     for row in mine:
@@ -178,12 +188,15 @@ class MicroBatcher:
 def _too_large(limit: int):
     from fastapi.responses import JSONResponse
 
-    return JSONResponse(status_code=413, content={"error": f"the request body is over {limit:,} bytes; "
-                                                           "send fewer or shorter texts per request"})
+    return JSONResponse(
+        status_code=413,
+        content={"error": f"the request body is over {limit:,} bytes; send fewer or shorter texts per request"},
+    )
 
 
-def predict_rows(model, texts: list[Any], min_confidence: float | None = None,
-                 sentences: bool = False) -> list[dict[str, Any]]:
+def predict_rows(
+    model, texts: list[Any], min_confidence: float | None = None, sentences: bool = False
+) -> list[dict[str, Any]]:
     """One result per text, in order, scored by `score`'s own `score_chunk`: the same error reasons,
     truncation flag and sentence readings as a scored file."""
     from sentiment.scoring import Record, score_chunk
@@ -196,13 +209,20 @@ def predict_rows(model, texts: list[Any], min_confidence: float | None = None,
     scored = score_chunk(model, records, sentences=sentences, min_confidence=min_confidence)
     rows = []
     for i, (label, error) in enumerate(zip(scored.labels, scored.errors)):
-        row: dict[str, Any] = {"label": label, "probabilities": None, "confidence": None, "abstained": None,
-                               "error": error}
+        row: dict[str, Any] = {
+            "label": label,
+            "probabilities": None,
+            "confidence": None,
+            "abstained": None,
+            "error": error,
+        }
         if label is not None:
             p = scored.probabilities[i]
-            row.update(probabilities={c: float(value) for c, value in zip(model.classes, p)},
-                       confidence=float(p.max()),
-                       abstained=bool(scored.abstained[i]) if scored.abstained is not None else False)
+            row.update(
+                probabilities={c: float(value) for c, value in zip(model.classes, p)},
+                confidence=float(p.max()),
+                abstained=bool(scored.abstained[i]) if scored.abstained is not None else False,
+            )
             if scored.sentences is not None:
                 row["sentences"] = scored.sentences[i]
         rows.append(row)
@@ -213,14 +233,22 @@ def model_summary(model, model_path: str | Path) -> dict[str, Any]:
     """What `GET /v1/model` says: the classes, calibration and the run's recorded figures."""
     from importlib.metadata import version
 
-    summary: dict[str, Any] = {"path": str(model_path), "classes": list(model.classes),
-                               "version": version("sentiment"), "kind": type(model).__name__}
+    summary: dict[str, Any] = {
+        "path": str(model_path),
+        "classes": list(model.classes),
+        "version": version("sentiment"),
+        "kind": type(model).__name__,
+    }
     run = getattr(model, "run", None)
     if run is not None:
-        summary.update(temperature=run.temperature, threshold=(run.info.get("decision") or {}).get("threshold"),
-                       experiment=run.info.get("experiment"), model=run.info.get("model"),
-                       best_validation=run.info.get("best_validation"),
-                       config_fingerprint=run.config.fingerprint())
+        summary.update(
+            temperature=run.temperature,
+            threshold=(run.info.get("decision") or {}).get("threshold"),
+            experiment=run.info.get("experiment"),
+            model=run.info.get("model"),
+            best_validation=run.info.get("best_validation"),
+            config_fingerprint=run.config.fingerprint(),
+        )
         report = Path(run.config.report_dir) / "metrics.json"
         if report.is_file():
             metrics = json.loads(report.read_text(encoding="utf-8"))
@@ -228,8 +256,14 @@ def model_summary(model, model_path: str | Path) -> dict[str, Any]:
     return summary
 
 
-def serve(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH,
-          max_body: int = DEFAULT_MAX_BODY, log_level: str = "info") -> None:
+def serve(
+    model_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_body: int = DEFAULT_MAX_BODY,
+    log_level: str = "info",
+) -> None:
     """Run the app under uvicorn until SIGTERM or Ctrl-C (a clean shutdown, exit 0)."""
     import uvicorn
 

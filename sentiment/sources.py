@@ -118,9 +118,15 @@ def _load_named(data: DataConfig, data_dir: Path) -> LoadedSource:
     dropped: Counter = Counter()
     if source.drop_duplicates:
         split, dropped["duplicate_text"] = _drop_exact_duplicates(split)
-    origin = {"kind": "named", "name": data.source, "description": source.description,
-              "package": source.file.requirement, "member": source.file.member,
-              "path": str(path), "sha256": source.file.sha256}
+    origin = {
+        "kind": "named",
+        "name": data.source,
+        "description": source.description,
+        "package": source.file.requirement,
+        "member": source.file.member,
+        "path": str(path),
+        "sha256": source.file.sha256,
+    }
     return LoadedSource(splits={"all": split}, origin=origin, dropped=dropped)
 
 
@@ -134,7 +140,9 @@ def _load_file(data: DataConfig) -> LoadedSource:
     if file_format != "parquet":
         check_utf8(path)
     table = _read_table(path, file_format, delimiter="\t" if path.suffix.lower() == ".tsv" else None)
-    split = _columns_to_split(table, data.text_column or "text", data.label_column or "label", data.title_column, path.name)
+    split = _columns_to_split(
+        table, data.text_column or "text", data.label_column or "label", data.title_column, path.name
+    )
     origin = {"kind": "file", "path": str(path), "sha256": file_sha256(path)}
     return LoadedSource(splits={"all": split}, origin=origin)
 
@@ -152,15 +160,23 @@ def _load_hub(data: DataConfig) -> LoadedSource:
     try:
         loaded = datasets.load_dataset(name, data.hub_config)
     except Exception as error:  # datasets raises many types; all mean "could not load it"
-        reason = "the hub is not reachable from this machine and the dataset is not cached" \
-            if offline else str(error).splitlines()[0]
+        reason = (
+            "the hub is not reachable from this machine and the dataset is not cached"
+            if offline
+            else str(error).splitlines()[0]
+        )
         raise SentimentError(f"cannot load hub dataset {name!r}: {reason}") from None
     splits = {}
     for split_name in ("train", "test"):
         if split_name in loaded:
             table = _decode_class_labels(loaded[split_name], data.label_column or "label")
-            splits[split_name] = _columns_to_split(table, data.text_column or "text", data.label_column or "label",
-                                                   data.title_column, f"{name}[{split_name}]")
+            splits[split_name] = _columns_to_split(
+                table,
+                data.text_column or "text",
+                data.label_column or "label",
+                data.title_column,
+                f"{name}[{split_name}]",
+            )
     if "train" not in splits:
         raise SentimentError(f"hub dataset {name!r} has no 'train' split (it has {', '.join(loaded)})")
     if "test" not in splits:

@@ -48,7 +48,7 @@ def stratified_group_split(
             )
         start = 0
         for name, count in counts.items():
-            assigned[name].extend(groups[start:start + count])
+            assigned[name].extend(groups[start : start + count])
             start += count
         assigned["train"].extend(groups[start:])
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiment.errors import SentimentError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
@@ -44,8 +47,9 @@ class Tokenizer:
         for doc in self._tokenizer.pipe(cleaned, batch_size=batch_size):
             yield self._tokens(doc)
 
-    def pipe_with_sentences(self, texts: Iterable[str], batch_size: int = 1000,
-                            with_texts: bool = False) -> Iterator[tuple]:
+    def pipe_with_sentences(
+        self, texts: Iterable[str], batch_size: int = 1000, with_texts: bool = False
+    ) -> Iterator[tuple]:
         """Tokens as `pipe` gives them, and the index of each sentence's first token in that list;
         with `with_texts`, also each sentence's text (of the cleaned text)."""
         if self._sentencizer is None:
@@ -88,7 +92,7 @@ but pretty good"): segment boundaries for `model.head = "clauses"`, as elementar
 units are for MILNET (Angelidis & Lapata 2018)."""
 
 
-def sentence_token_kinds(words, connectives: tuple[str, ...] = ()) -> "np.ndarray":
+def sentence_token_kinds(words, connectives: tuple[str, ...] = ()) -> np.ndarray:
     """Per vocabulary word: SENTENCE_END for the sentencizer's punctuation characters (`.`, `!`,
     `?`, ...), PUNCT for other punctuation, CONNECTIVE for `connectives` (in any case), WORD
     otherwise. With these a model can split token ids into sentences by the sentencizer's own
@@ -125,10 +129,10 @@ ERRORS = {  # the `error` reasons of `score`, `serve` and the API's SentimentErr
     "empty_text": "the review is empty or only whitespace and control characters (not scored)",
     "missing_text": "the record has no text value: the field is absent or null (not scored)",
     "not_text": "the text value is not a string (a JSON number, boolean, list or object; a non-text "
-                "Parquet column) (not scored)",
+    "Parquet column) (not scored)",
     "no_tokens": "the tokenizer found no tokens in the review (not scored)",
     "invalid_utf8": "the review has bytes that are not valid in the file's encoding; they are replaced by U+FFFD "
-                    "(not scored)",
+    "(not scored)",
     "invalid_json": "the .jsonl line is not a JSON object (not scored)",
     "truncated": "the review has more tokens than the model's max_len; scored on the first max_len",
 }
@@ -189,6 +193,7 @@ def check_texts(texts: Any) -> list[str]:
         problem = text_problem(text)
         if problem is not None:
             shown = type(text).__name__ if problem == "not_text" else repr(text)[:40]
-            raise SentimentError(f"text {index} ({shown}) cannot be scored ({problem}): "
-                                 f"{ERRORS[problem].removesuffix(' (not scored)')}")
+            raise SentimentError(
+                f"text {index} ({shown}) cannot be scored ({problem}): {ERRORS[problem].removesuffix(' (not scored)')}"
+            )
     return texts

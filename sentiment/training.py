@@ -31,10 +31,10 @@ from sentiment.errors import SentimentError
 from sentiment.inference import predict_ids
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import RecurrentClassifier
+from sentiment.model_card import write_model_card
 from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
-from sentiment.model_card import write_model_card
 from sentiment.segments import training_examples
 from sentiment.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 
@@ -57,10 +57,14 @@ class EpochResult:
     best: bool = False
 
     def line(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "train_loss": round(self.train_loss, 5),
-                **{f"val_{k}": round(v, 5) for k, v in self.validation.items()},
-                "seconds": round(self.seconds, 2), "examples_per_second": round(self.examples_per_second, 1),
-                "best": self.best}
+        return {
+            "epoch": self.epoch,
+            "train_loss": round(self.train_loss, 5),
+            **{f"val_{k}": round(v, 5) for k, v in self.validation.items()},
+            "seconds": round(self.seconds, 2),
+            "examples_per_second": round(self.examples_per_second, 1),
+            "best": self.best,
+        }
 
 
 @dataclass
@@ -91,9 +95,18 @@ def use_packed(packed: str, device: torch.device) -> bool:
 def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, packed: bool) -> RecurrentClassifier:
     m = config.model
     return RecurrentClassifier(
-        vocab_size, num_classes, embedding_dim=m.embedding_dim, cell=m.cell, hidden_size=m.hidden_size,
-        num_layers=m.num_layers, bidirectional=m.bidirectional, dropout=m.dropout,
-        embedding_dropout=m.embedding_dropout, pooling=m.pooling, head=m.head, packed=packed,
+        vocab_size,
+        num_classes,
+        embedding_dim=m.embedding_dim,
+        cell=m.cell,
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        bidirectional=m.bidirectional,
+        dropout=m.dropout,
+        embedding_dropout=m.embedding_dropout,
+        pooling=m.pooling,
+        head=m.head,
+        packed=packed,
     )
 
 
@@ -133,7 +146,9 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
         for number, (seed, member_dir) in enumerate(zip(seeds, member_dirs), start=1):
             member_log = log if len(seeds) == 1 else tagged(log, f"member {number}/{len(seeds)}, seed {seed}")
             trainer = Trainer(config, prepared, member_dir, device_, member_log, group, seed=seed)
-            if resume and checkpoint_state(member_dir).is_file():  # a finished member restores and has nothing left to do
+            if (
+                resume and checkpoint_state(member_dir).is_file()
+            ):  # a finished member restores and has nothing left to do
                 trainer.restore()
             trainer.fit()
             trainers.append(trainer)
@@ -197,9 +212,17 @@ def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
     from sentiment.baseline import BagOfWordsBaseline
 
     train, validation = prepared.split("train"), prepared.split("validation")
-    baseline = BagOfWordsBaseline().fit(train["tokens"], train["label"], validation["tokens"], validation["label"],
-                                        labels=prepared.labels, c_grid=BASELINE_C_GRID, select_metric="macro_f1",
-                                        class_weight=(None, "balanced"), seed=config.seed)
+    baseline = BagOfWordsBaseline().fit(
+        train["tokens"],
+        train["label"],
+        validation["tokens"],
+        validation["label"],
+        labels=prepared.labels,
+        c_grid=BASELINE_C_GRID,
+        select_metric="macro_f1",
+        class_weight=(None, "balanced"),
+        seed=config.seed,
+    )
     baseline.settings["lowercase"] = config.tokenize.lowercase  # scoring raw text needs the same tokens
     return baseline
 
@@ -207,22 +230,34 @@ def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
 def check_finite_loss(loss: float, where: str, lr: float) -> None:
     """Stop at a NaN or infinite loss: the weights are lost, and every later epoch would be wasted."""
     if not np.isfinite(loss):
-        raise SentimentError(f"training diverged in {where}: the loss is {loss}; lower training.lr "
-                             f"(now {lr}) or training.clip_norm and train again")
+        raise SentimentError(
+            f"training diverged in {where}: the loss is {loss}; lower training.lr "
+            f"(now {lr}) or training.clip_norm and train again"
+        )
 
 
 def validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Cross-entropy, accuracy and macro-F1 of class probabilities [n, k] against labels [n]."""
     predictions = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(labels)), labels]
-    return {"loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
-            "accuracy": accuracy(labels, predictions),
-            "macro_f1": macro_f1(labels, predictions)}
+    return {
+        "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+        "accuracy": accuracy(labels, predictions),
+        "macro_f1": macro_f1(labels, predictions),
+    }
 
 
 class Trainer:
-    def __init__(self, config: ExperimentConfig, prepared: PreparedData, work_dir: Path,
-                 device: torch.device, log, group: ProcessGroup | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        prepared: PreparedData,
+        work_dir: Path,
+        device: torch.device,
+        log,
+        group: ProcessGroup | None = None,
+        seed: int | None = None,
+    ):
         self.config, self.prepared, self.work_dir, self.device, self.log = config, prepared, work_dir, device, log
         self.group = group or ProcessGroup()
         t = config.training
@@ -235,7 +270,10 @@ class Trainer:
         train, validation = prepared.split("train"), prepared.split("validation")
         self.vocab = model_vocabulary(config, prepared)
         self.train_ids, self.train_labels = split_ids(train, self.vocab, prepared, config), np.asarray(train["label"])
-        self.val_ids, self.val_labels = split_ids(validation, self.vocab, prepared, config), np.asarray(validation["label"])
+        self.val_ids, self.val_labels = (
+            split_ids(validation, self.vocab, prepared, config),
+            np.asarray(validation["label"]),
+        )
         self.packed = use_packed(t.packed, device)
         self.model = build_model(config, len(self.vocab), len(self.labels), self.packed)
         if config.model.head != "pooled":
@@ -253,7 +291,9 @@ class Trainer:
         if self.group.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.forward = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            self.forward = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.position_losses = self._position_losses() if t.target_replication > 0 else None
         trained = [p for p in self.model.parameters() if p.requires_grad]
         if self.position_losses is not None:
@@ -263,12 +303,18 @@ class Trainer:
         starts = sentence_starts(train) if t.segments != "none" else None
         self.examples = training_examples(self.train_ids, starts, self.train_labels, len(self.labels), t)
         if self.examples.sentences:
-            self.log(f"training on {self.examples.reviews:,} reviews and {self.examples.sentences:,} of their "
-                     f"sentences (weight {t.segment_weight:g}"
-                     + (", balanced by class" if t.segment_class_weights else "") + ")")
+            self.log(
+                f"training on {self.examples.reviews:,} reviews and {self.examples.sentences:,} of their "
+                f"sentences (weight {t.segment_weight:g}"
+                + (", balanced by class" if t.segment_class_weights else "")
+                + ")"
+            )
         # The loss's copy, on the device once rather than per step (the model computes in float32).
-        self.loss_weights = None if self.examples.weights is None else torch.as_tensor(
-            self.examples.weights, dtype=torch.float32, device=device)
+        self.loss_weights = (
+            None
+            if self.examples.weights is None
+            else torch.as_tensor(self.examples.weights, dtype=torch.float32, device=device)
+        )
         self.state = TrainingState()
 
     def _load_vectors(self) -> dict[str, Any] | None:
@@ -284,11 +330,15 @@ class Trainer:
 
             aligned = refine_vectors(aligned, self.vocab.tokens, vader_lexicon().valence)
             r = aligned.refined
-            self.log(f"vectors refined with VADER's lexicon: {r['words']:,} rated words; nearest neighbours "
-                     f"of the other sign {r['opposite_neighbours_before']:.1%} -> {r['opposite_neighbours_after']:.1%}")
+            self.log(
+                f"vectors refined with VADER's lexicon: {r['words']:,} rated words; nearest neighbours "
+                f"of the other sign {r['opposite_neighbours_before']:.1%} -> {r['opposite_neighbours_after']:.1%}"
+            )
         if aligned.matrix.shape[1] != m.embedding_dim:
-            raise SentimentError(f"model.embedding_dim is {m.embedding_dim} but {m.vectors} has "
-                                 f"{aligned.matrix.shape[1]} dimensions; set model.embedding_dim={aligned.matrix.shape[1]}")
+            raise SentimentError(
+                f"model.embedding_dim is {m.embedding_dim} but {m.vectors} has "
+                f"{aligned.matrix.shape[1]} dimensions; set model.embedding_dim={aligned.matrix.shape[1]}"
+            )
         self.model.load_pretrained_embeddings(torch.from_numpy(aligned.matrix), freeze=m.freeze_embeddings)
         summary = aligned.summary(m.vectors)
         self.log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
@@ -300,26 +350,31 @@ class Trainer:
         from sentiment.position_losses import PositionLosses
 
         if self.config.model.head != "pooled":
-            raise SentimentError("training.target_replication trains the states of the pooled classifier; "
-                                 f"it does not combine with model.head = {self.config.model.head!r}")
+            raise SentimentError(
+                "training.target_replication trains the states of the pooled classifier; "
+                f"it does not combine with model.head = {self.config.model.head!r}"
+            )
         if self.group.distributed:
-            raise SentimentError("training.target_replication is not supported in distributed training yet; "
-                                 "train in one process")
+            raise SentimentError(
+                "training.target_replication is not supported in distributed training yet; train in one process"
+            )
         categories = None
         if self.config.training.lexicon_regularization > 0:
             from sentiment.lexicon import token_categories, vader_lexicon
 
             categories = torch.from_numpy(token_categories(self.vocab.tokens, vader_lexicon()))
         m = self.config.model
-        return PositionLosses(m.hidden_size, 2 if m.bidirectional else 1, len(self.labels), categories,
-                              m.dropout).to(self.device)
+        return PositionLosses(m.hidden_size, 2 if m.bidirectional else 1, len(self.labels), categories, m.dropout).to(
+            self.device
+        )
 
     def _transfer(self) -> dict[str, Any]:
         from sentiment.transfer import transfer_weights
 
         summary = transfer_weights(self.model, self.vocab, self.labels, self.config.model.init_from)
-        self.log(f"started from {summary['run']}: recurrent layers, classifier and "
-                 f"{summary['share']:.1%} of the embeddings")
+        self.log(
+            f"started from {summary['run']}: recurrent layers, classifier and {summary['share']:.1%} of the embeddings"
+        )
         return summary
 
     def _pretrain(self) -> dict[str, Any]:
@@ -334,9 +389,17 @@ class Trainer:
             self.model.load_state_dict(load_file(str(weights), device=str(self.device)))
             self.log(f"pretrained encoder reloaded from {weights}")
             return read_json(summary_file)
-        summary = pretrain_encoder(self.model, self.train_ids, self.val_ids, self.config.pretrain,
-                                   seed=self.seed, clip_norm=self.config.training.clip_norm,
-                                   device=self.device, log=self.log, show_progress=self.group.is_main).to_dict()
+        summary = pretrain_encoder(
+            self.model,
+            self.train_ids,
+            self.val_ids,
+            self.config.pretrain,
+            seed=self.seed,
+            clip_norm=self.config.training.clip_norm,
+            device=self.device,
+            log=self.log,
+            show_progress=self.group.is_main,
+        ).to_dict()
         if self.group.is_main:
             self._save_weights(weights)
             write_json(summary_file, summary)
@@ -365,8 +428,9 @@ class Trainer:
         started = time.perf_counter()
         loss_sum = 0.0
         show = self.group.is_main
-        with progress_bar(total=len(examples.ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex",
-                          enabled=show) as bar:
+        with progress_bar(
+            total=len(examples.ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex", enabled=show
+        ) as bar:
             for done, batch in enumerate(batches, start=1):
                 loss_sum += self._step(batch)
                 bar.update(len(batch))
@@ -376,9 +440,13 @@ class Trainer:
         (loss_sum,) = self.group.sum([loss_sum], self.device)
         check_finite_loss(loss_sum, f"epoch {epoch}", t.lr)  # every process sees the same sum, so all stop
         validation = self.validate()
-        return EpochResult(epoch=epoch, train_loss=loss_sum / max(len(batches), 1), validation=validation,
-                           seconds=time.perf_counter() - started,
-                           examples_per_second=len(examples.ids) / train_seconds)
+        return EpochResult(
+            epoch=epoch,
+            train_loss=loss_sum / max(len(batches), 1),
+            validation=validation,
+            seconds=time.perf_counter() - started,
+            examples_per_second=len(examples.ids) / train_seconds,
+        )
 
     def _step(self, batch: np.ndarray) -> float:
         """One optimizer step on `batch`; returns this process's share of the batch's mean loss.
@@ -415,8 +483,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             (loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:
-            raise SentimentError(f"training.batch_size={self.config.training.batch_size} does not fit in "
-                                 f"{self.device.type} memory; lower it (for example --set training.batch_size=32)") from None
+            raise SentimentError(
+                f"training.batch_size={self.config.training.batch_size} does not fit in "
+                f"{self.device.type} memory; lower it (for example --set training.batch_size=32)"
+            ) from None
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
         self.optimizer.step()
         return float(loss.detach())
@@ -447,9 +517,11 @@ class Trainer:
         payload = "".join(json.dumps(line) + "\n" for line in s.history).encode()
         write_bytes_atomic(self.work_dir / "metrics.jsonl", payload)
         v = result.validation
-        self.log(f"epoch {result.epoch:>2}/{t.max_epochs}  loss {result.train_loss:.4f}  "
-                 f"val loss {v['loss']:.4f}  acc {v['accuracy']:.4f}  macro-F1 {v['macro_f1']:.4f}  "
-                 f"{result.seconds:5.1f} s  {result.examples_per_second:,.0f} ex/s" + ("  *best" if better else ""))
+        self.log(
+            f"epoch {result.epoch:>2}/{t.max_epochs}  loss {result.train_loss:.4f}  "
+            f"val loss {v['loss']:.4f}  acc {v['accuracy']:.4f}  macro-F1 {v['macro_f1']:.4f}  "
+            f"{result.seconds:5.1f} s  {result.examples_per_second:,.0f} ex/s" + ("  *best" if better else "")
+        )
 
     # ---- checkpoints -----------------------------------------------------------------------
 
@@ -470,14 +542,20 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         # Every process's generator state, so that a resumed run continues each one exactly.
-        rng_all = {name: self.group.gather_rows(state.numpy()[None].astype(np.float32), self.device)
-                   for name, state in rng.items()}
+        rng_all = {
+            name: self.group.gather_rows(state.numpy()[None].astype(np.float32), self.device)
+            for name, state in rng.items()
+        }
         if not self.group.is_main:
             return
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         if self.position_losses is not None:
-            tensors.update({f"position_losses.{k}": v.detach().cpu().contiguous()
-                            for k, v in self.position_losses.state_dict().items()})
+            tensors.update(
+                {
+                    f"position_losses.{k}": v.detach().cpu().contiguous()
+                    for k, v in self.position_losses.state_dict().items()
+                }
+            )
         optimizer = self.optimizer.state_dict()
         for index, slots in optimizer["state"].items():
             for name, value in slots.items():
@@ -488,11 +566,16 @@ class Trainer:
         directory = self.work_dir / CHECKPOINT
         directory.mkdir(exist_ok=True)
         write_bytes_atomic(directory / "last.safetensors", save(tensors))
-        write_json(checkpoint_state(self.work_dir), {
-            "state": self.state.__dict__, "optimizer_param_groups": optimizer["param_groups"],
-            "config_fingerprint": self.config.fingerprint(), "vectors": self.vectors_summary,
-            "world_size": self.group.world_size,
-        })
+        write_json(
+            checkpoint_state(self.work_dir),
+            {
+                "state": self.state.__dict__,
+                "optimizer_param_groups": optimizer["param_groups"],
+                "config_fingerprint": self.config.fingerprint(),
+                "vectors": self.vectors_summary,
+                "world_size": self.group.world_size,
+            },
+        )
 
     def restore(self) -> None:
         from safetensors.torch import load_file
@@ -502,16 +585,22 @@ class Trainer:
         directory = self.work_dir / CHECKPOINT
         saved = read_json(checkpoint_state(self.work_dir), what="checkpoint")
         if saved["config_fingerprint"] != self.config.fingerprint():
-            raise SentimentError(f"the checkpoint in {self.work_dir} was made with a different config; "
-                                 "train without --resume to start over")
+            raise SentimentError(
+                f"the checkpoint in {self.work_dir} was made with a different config; "
+                "train without --resume to start over"
+            )
         if saved.get("world_size", 1) != self.group.world_size:
-            raise SentimentError(f"the checkpoint in {self.work_dir} was written by {saved.get('world_size', 1)} "
-                                 f"processes; resume it with the same number (now {self.group.world_size})")
+            raise SentimentError(
+                f"the checkpoint in {self.work_dir} was written by {saved.get('world_size', 1)} "
+                f"processes; resume it with the same number (now {self.group.world_size})"
+            )
         tensors = load_file(str(directory / "last.safetensors"))
-        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         if self.position_losses is not None:
             prefix = "position_losses."
-            self.position_losses.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            self.position_losses.load_state_dict(
+                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            )
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             if key.startswith("optimizer."):
@@ -542,8 +631,9 @@ class Trainer:
         }
 
 
-def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path,
-               run_dir: Path, log) -> None:
+def finish_run(
+    config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path, run_dir: Path, log
+) -> None:
     """Write the run's metadata, baseline and plots, then move the finished run into place."""
     from sentiment.plots import plot_learning_curves
 
@@ -552,8 +642,11 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
         record, history = first.summary(), first.state.history
     else:
         record = _assemble_ensemble(config, prepared, trainers, work_dir)
-        history = [dict(line, member=number) for number, trainer in enumerate(trainers, start=1)
-                   for line in trainer.state.history]
+        history = [
+            dict(line, member=number)
+            for number, trainer in enumerate(trainers, start=1)
+            for line in trainer.state.history
+        ]
         write_bytes_atomic(work_dir / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in history).encode())
     info = {
         "experiment": config.name,
@@ -575,8 +668,10 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
     }
     if config.training.temperature_scaling:
         info["calibration"] = _calibrate(config, prepared, first, work_dir)
-        log(f"temperature scaling: T = {info['calibration']['temperature']:.3f}, validation ECE "
-            f"{info['calibration']['validation']['ece_before']:.4f} -> {info['calibration']['validation']['ece_after']:.4f}")
+        log(
+            f"temperature scaling: T = {info['calibration']['temperature']:.3f}, validation ECE "
+            f"{info['calibration']['validation']['ece_before']:.4f} -> {info['calibration']['validation']['ece_after']:.4f}"
+        )
     write_json(work_dir / "run.json", info)
     write_json(work_dir / "config.json", config.to_dict())
     write_json(work_dir / "labels.json", prepared.labels)
@@ -594,8 +689,10 @@ def finish_run(config: ExperimentConfig, prepared: PreparedData, trainers: list[
     else:
         epochs = ", ".join(str(member["best_epoch"]) for member in info["ensemble"]["members"])
         selected = f"ensemble of {len(trainers)} (best epochs {epochs})"
-    log(f"{selected}: validation macro-F1 {best['val_macro_f1']:.4f}, "
-        f"accuracy {best['val_accuracy']:.4f}; {info['train_seconds']:.0f} s of training")
+    log(
+        f"{selected}: validation macro-F1 {best['val_macro_f1']:.4f}, "
+        f"accuracy {best['val_accuracy']:.4f}; {info['train_seconds']:.0f} s of training"
+    )
 
 
 def _calibrate(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path) -> dict[str, Any]:
@@ -613,8 +710,9 @@ def _calibrate(config: ExperimentConfig, prepared: PreparedData, first: Trainer,
     return calibration_record(probabilities, first.val_labels, prepared.labels)
 
 
-def _assemble_ensemble(config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer],
-                       work_dir: Path) -> dict[str, Any]:
+def _assemble_ensemble(
+    config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path
+) -> dict[str, Any]:
     """One weights file holding the members' selected epochs (`members.<k>.<name>`), and the
     ensemble's record: its own validation scores, then each member's."""
     from safetensors.torch import load_file, save
@@ -626,8 +724,9 @@ def _assemble_ensemble(config: ExperimentConfig, prepared: PreparedData, trainer
         member_weights = trainer.work_dir / "model.safetensors"
         state.update({f"members.{index}.{name}": tensor for name, tensor in load_file(str(member_weights)).items()})
     first = trainers[0]
-    ensemble = EnsembleClassifier([build_model(config, len(first.vocab), len(prepared.labels), first.packed)
-                                   for _ in trainers])
+    ensemble = EnsembleClassifier(
+        [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in trainers]
+    )
     ensemble.load_state_dict(state)
     probabilities = predict_ids(ensemble.to(first.device), first.val_ids, batch_size=256, device=first.device)
     scores = validation_scores(probabilities, first.val_labels)

@@ -34,11 +34,15 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     theirs, mine = run.info["model"], model.to_config()
     for key in MATCHING_KEYS:
         if theirs.get(key) != mine[key]:
-            raise SentimentError(f"model.init_from: {source} has model.{key} = {theirs.get(key)!r} and this config "
-                                 f"{mine[key]!r}; they must match")
+            raise SentimentError(
+                f"model.init_from: {source} has model.{key} = {theirs.get(key)!r} and this config "
+                f"{mine[key]!r}; they must match"
+            )
     if list(run.labels) != list(labels):
-        raise SentimentError(f"model.init_from: {source} predicts {', '.join(run.labels)} and this data "
-                             f"{', '.join(labels)}; the classes must be the same, in the same order")
+        raise SentimentError(
+            f"model.init_from: {source} predicts {', '.join(run.labels)} and this data "
+            f"{', '.join(labels)}; the classes must be the same, in the same order"
+        )
     weights = recurrent_members(run.build_model())[0].state_dict()
     own = model.state_dict()
     for name, tensor in weights.items():
@@ -49,6 +53,12 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     rows, source_rows = (list(side) for side in zip(*shared))
     model.embedding.weight[rows] = weights["embedding.weight"][source_rows].to(model.embedding.weight.dtype)
     words = len(vocab) - 2  # not <pad> and <unk>
-    return {"run": str(source), "experiment": run.info.get("experiment"), "created": run.info.get("created"),
-            "member": 1 if run.members else None,
-            "shared_words": len(shared) - 2, "vocab_words": words, "share": round((len(shared) - 2) / max(words, 1), 4)}
+    return {
+        "run": str(source),
+        "experiment": run.info.get("experiment"),
+        "created": run.info.get("created"),
+        "member": 1 if run.members else None,
+        "shared_words": len(shared) - 2,
+        "vocab_words": words,
+        "share": round((len(shared) - 2) / max(words, 1), 4),
+    }

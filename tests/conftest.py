@@ -72,21 +72,44 @@ def quiet(*_):
 
 def tiny_model(epochs: int) -> list[str]:
     """--set overrides for a small model that trains in seconds, for `epochs` epochs."""
-    return ["model.vectors=none", "model.embedding_dim=16", "model.hidden_size=16", "training.batch_size=8",
-            "training.lr=0.01", "training.threads=1", f"training.max_epochs={epochs}",
-            f"training.patience={epochs}", "model.dropout=0.0"]
+    return [
+        "model.vectors=none",
+        "model.embedding_dim=16",
+        "model.hidden_size=16",
+        "training.batch_size=8",
+        "training.lr=0.01",
+        "training.threads=1",
+        f"training.max_epochs={epochs}",
+        f"training.patience={epochs}",
+        "model.dropout=0.0",
+    ]
+
+
+TINY = tiny_model(4)
+"""The small model most training tests use: four epochs."""
 
 
 def experiment_sets(root: Path, source: Path | str) -> list[str]:
     """--set overrides that read `source` and put every output under `root`; no out-of-domain
     sets (the named ones are fetched from the registry; tests that want some pass a file)."""
-    return [f"data.source={source}", f"paths.data={root / 'data'}", f"paths.runs={root / 'runs'}",
-            f"paths.reports={root / 'reports'}", "vocab.min_freq=1", "evaluate.out_of_domain=[]"]
+    return [
+        f"data.source={source}",
+        f"paths.data={root / 'data'}",
+        f"paths.runs={root / 'runs'}",
+        f"paths.reports={root / 'reports'}",
+        "vocab.min_freq=1",
+        "evaluate.out_of_domain=[]",
+    ]
 
 
-RATED_SENTENCES = [("s1", 2.6, "love this dress, so soft"), ("s2", -2.2, "the zipper broke after one wash"),
-                   ("s3", 1.9, "great quality and a perfect fit"), ("s4", -1.7, "cheap fabric, returning it"),
-                   ("s5", 0.2, "it came in a box"), ("s6", -0.8, "runs small and looks like a sack")]
+RATED_SENTENCES = [
+    ("s1", 2.6, "love this dress, so soft"),
+    ("s2", -2.2, "the zipper broke after one wash"),
+    ("s3", 1.9, "great quality and a perfect fit"),
+    ("s4", -1.7, "cheap fabric, returning it"),
+    ("s5", 0.2, "it came in a box"),
+    ("s6", -0.8, "runs small and looks like a sack"),
+]
 
 
 def write_rated_sentences(path: Path) -> Path:
@@ -131,6 +154,12 @@ def prepared_config(reviews_csv, make_config):
         return config
 
     return make
+
+
+@pytest.fixture
+def tiny(prepared_config):
+    """`tiny(*overrides)`: a prepared config for the tiny reviews and the `TINY` model."""
+    return lambda *overrides: prepared_config(*TINY, *overrides)
 
 
 def metrics_lines(run_dir: Path) -> list[dict]:

@@ -19,34 +19,91 @@ from sentiment.metrics import (
     accuracy,
     bootstrap_ci,
     classification_metrics,
-    risk_coverage,
     macro_f1,
     metrics_by_length,
     most_confident_errors,
     paired_bootstrap,
+    risk_coverage,
 )
 
-POSITIVE_WORDS = {"good", "great", "love", "loved", "perfect", "perfectly", "soft", "comfortable", "happy",
-                  "recommend", "beautiful", "flattering", "excellent", "worth", "pretty", "well", "nice",
-                  "gorgeous", "cozy", "best", "fantastic", "amazing", "glad", "favorite", "fits"}
-NEGATIVE_WORDS = {"bad", "cheap", "poor", "poorly", "broke", "terrible", "disappointed", "disappointing",
-                  "itchy", "returning", "returned", "awful", "thin", "scratchy", "shrank", "hate", "worst",
-                  "waste", "unflattering", "ugly", "tight", "small", "boring", "problem", "wrong"}
+POSITIVE_WORDS = {
+    "good",
+    "great",
+    "love",
+    "loved",
+    "perfect",
+    "perfectly",
+    "soft",
+    "comfortable",
+    "happy",
+    "recommend",
+    "beautiful",
+    "flattering",
+    "excellent",
+    "worth",
+    "pretty",
+    "well",
+    "nice",
+    "gorgeous",
+    "cozy",
+    "best",
+    "fantastic",
+    "amazing",
+    "glad",
+    "favorite",
+    "fits",
+}
+NEGATIVE_WORDS = {
+    "bad",
+    "cheap",
+    "poor",
+    "poorly",
+    "broke",
+    "terrible",
+    "disappointed",
+    "disappointing",
+    "itchy",
+    "returning",
+    "returned",
+    "awful",
+    "thin",
+    "scratchy",
+    "shrank",
+    "hate",
+    "worst",
+    "waste",
+    "unflattering",
+    "ugly",
+    "tight",
+    "small",
+    "boring",
+    "problem",
+    "wrong",
+}
 NEGATORS = {"not", "n't", "never", "no", "nothing", "doesn't", "don't", "didn't", "isn't", "wasn't"}
 
 _OPENINGS = {
-    "positive": ["I love this dress, the fabric is soft and it fits perfectly.",
-                 "Great quality and the colour is exactly as pictured.",
-                 "So comfortable, I wear it every day.",
-                 "Beautiful top, flattering cut and true to size."],
-    "negative": ["The fabric is cheap and scratchy, returning it.",
-                 "Runs very small and the zipper broke after a week.",
-                 "Terrible quality, it fell apart after one wash.",
-                 "The colour is nothing like the picture, disappointed."],
+    "positive": [
+        "I love this dress, the fabric is soft and it fits perfectly.",
+        "Great quality and the colour is exactly as pictured.",
+        "So comfortable, I wear it every day.",
+        "Beautiful top, flattering cut and true to size.",
+    ],
+    "negative": [
+        "The fabric is cheap and scratchy, returning it.",
+        "Runs very small and the zipper broke after a week.",
+        "Terrible quality, it fell apart after one wash.",
+        "The colour is nothing like the picture, disappointed.",
+    ],
 }
-_FILLER = ["I ordered my usual size.", "It arrived two days late but the packaging was fine.",
-           "My sister has the same one in blue.", "I wore it to a wedding last weekend.",
-           "The sleeves are a little long for my arms.", "I am 5'4\" and 130 lbs for reference."]
+_FILLER = [
+    "I ordered my usual size.",
+    "It arrived two days late but the packaging was fine.",
+    "My sister has the same one in blue.",
+    "I wore it to a wedding last weekend.",
+    "The sleeves are a little long for my arms.",
+    "I am 5'4\" and 130 lbs for reference.",
+]
 
 
 def _words(text: str) -> list[str]:
@@ -110,7 +167,9 @@ def _system(y_true, probs, labels, lengths) -> dict[str, Any]:
     return result
 
 
-def _errors(texts, y_true, probs_by_system: dict[str, np.ndarray], labels, own: str, k: int = 8) -> list[dict[str, Any]]:
+def _errors(
+    texts, y_true, probs_by_system: dict[str, np.ndarray], labels, own: str, k: int = 8
+) -> list[dict[str, Any]]:
     rows = []
     probs = probs_by_system[own]
     for i in most_confident_errors(y_true, probs, k=k):
@@ -118,16 +177,21 @@ def _errors(texts, y_true, probs_by_system: dict[str, np.ndarray], labels, own: 
         for system, system_probs in probs_by_system.items():
             row[f"{system}_probs"] = dict(zip(labels, map(float, system_probs[i])))
         if own == "model" and not rows:
-            row["deciding_sentence"] = {"text": texts[i].split(",")[0], "weight": 0.62,
-                                        "probs": dict(zip(labels, map(float, probs[i])))}
+            row["deciding_sentence"] = {
+                "text": texts[i].split(",")[0],
+                "weight": 0.62,
+                "probs": dict(zip(labels, map(float, probs[i]))),
+            }
         rows.append(row)
     return rows
 
 
 def _paired(y_true, probs_a, probs_b) -> dict[str, Any]:
     a, b = probs_a.argmax(axis=1), probs_b.argmax(axis=1)
-    return {"accuracy": paired_bootstrap(y_true, a, b, accuracy, n_resamples=300),
-            "macro_f1": paired_bootstrap(y_true, a, b, macro_f1, n_resamples=300)}
+    return {
+        "accuracy": paired_bootstrap(y_true, a, b, accuracy, n_resamples=300),
+        "macro_f1": paired_bootstrap(y_true, a, b, macro_f1, n_resamples=300),
+    }
 
 
 def _out_of_domain_set(name: str, labels: list[str], rng: np.random.Generator) -> dict[str, Any]:
@@ -135,18 +199,30 @@ def _out_of_domain_set(name: str, labels: list[str], rng: np.random.Generator) -
     n = 300
     texts = [f"{name} sentence {i}: the screen is {'not ' if i % 3 == 0 else ''}bright" for i in range(n)]
     y_true = (rng.random(n) < 0.6).astype(int)
-    probs = {"model": _simulated_probs(y_true, 2, 1.2, rng), "baseline": _simulated_probs(y_true, 2, 0.8, rng),
-             "vader": _simulated_probs(y_true, 2, 1.0, rng)}
+    probs = {
+        "model": _simulated_probs(y_true, 2, 1.2, rng),
+        "baseline": _simulated_probs(y_true, 2, 0.8, rng),
+        "vader": _simulated_probs(y_true, 2, 1.0, rng),
+    }
     return {
-        "name": name, "description": f"{name}: sentences rated by people", "cut": 0.5,
+        "name": name,
+        "description": f"{name}: sentences rated by people",
+        "cut": 0.5,
         "origin": {"package": "vaderSentiment==3.3.2", "member": f"x.tar.gz/{name}.txt", "sha256": "ab" * 32},
-        "sentences_read": n + 40, "sentences": n, "dropped_middle": 40, "positive_share": float(y_true.mean()),
-        "systems": {system: {"n_examples": n,
-                             "accuracy": accuracy(y_true, p.argmax(1)),
-                             "accuracy_ci": list(bootstrap_ci(y_true, p.argmax(1), accuracy, n_resamples=300)),
-                             "macro_f1": macro_f1(y_true, p.argmax(1)),
-                             "macro_f1_ci": list(bootstrap_ci(y_true, p.argmax(1), macro_f1, n_resamples=300))}
-                    for system, p in probs.items()},
+        "sentences_read": n + 40,
+        "sentences": n,
+        "dropped_middle": 40,
+        "positive_share": float(y_true.mean()),
+        "systems": {
+            system: {
+                "n_examples": n,
+                "accuracy": accuracy(y_true, p.argmax(1)),
+                "accuracy_ci": list(bootstrap_ci(y_true, p.argmax(1), accuracy, n_resamples=300)),
+                "macro_f1": macro_f1(y_true, p.argmax(1)),
+                "macro_f1_ci": list(bootstrap_ci(y_true, p.argmax(1), macro_f1, n_resamples=300)),
+            }
+            for system, p in probs.items()
+        },
         "comparison": {other: _paired(y_true, probs["model"], probs[other]) for other in ("baseline", "vader")},
         "errors": _errors(texts, y_true, probs, labels, "model", k=5),
     }
@@ -164,7 +240,8 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
     baseline["C"] = 1.0
     baseline["validation"] = [
         {"C": c, "macro_f1": f1, "accuracy": acc, "converged": c < 10}
-        for c, f1, acc in [(0.1, 0.781, 0.812), (1.0, 0.824, 0.851), (10.0, 0.809, 0.842)]]
+        for c, f1, acc in [(0.1, 0.781, 0.812), (1.0, 0.824, 0.851), (10.0, 0.809, 0.842)]
+    ]
     binary = labels == ["negative", "positive"]
     probs = {"model": model_probs, "baseline": baseline_probs}
     vader = None
@@ -189,8 +266,13 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
         "experiment": f"clothing-{scheme}",
         "created": "2025-11-21T14:03:12+00:00",
         "data": {
-            "source": {"kind": "huggingface", "name": "clothing-reviews", "split": "train", "text": "Review Text",
-                       "label": "Rating"},
+            "source": {
+                "kind": "huggingface",
+                "name": "clothing-reviews",
+                "split": "train",
+                "text": "Review Text",
+                "label": "Rating",
+            },
             "labels": labels,
             "test_examples": n,
             "prepared": f"data/prepared/clothing-{scheme}",
@@ -200,8 +282,15 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
             "best_epoch": 4,
             "select_metric": "macro_f1",
             "best_validation": {"loss": 0.312, "accuracy": 0.874, "macro_f1": 0.843},
-            "model": {"cell": "lstm", "hidden_size": 128, "bidirectional": True, "num_layers": 1,
-                      "pooling": "max+mean", "embedding_dim": 50, "dropout": 0.3},
+            "model": {
+                "cell": "lstm",
+                "hidden_size": 128,
+                "bidirectional": True,
+                "num_layers": 1,
+                "pooling": "max+mean",
+                "embedding_dim": 50,
+                "dropout": 0.3,
+            },
             "parameters": 1_234_567,
             "train_seconds": 183.4,
             "vectors": {"vectors": "glove-6b-50d", "coverage": 0.93},
@@ -215,9 +304,19 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
         "contrast": contrast,
         "errors": {system: _errors(texts, y_true, probs, labels, system) for system in probs},
         "out_of_domain": (
-            {"sets": [_out_of_domain_set(name, labels, rng) for name in ("amazon-snippets", "movie-snippets")],
-             "skipped": None} if binary else
-            {"sets": [], "skipped": "not run: the sentence sets are rated negative to positive"}),
-        "versions": {"python": "3.11.2", "sentiment": "0.1.0", "torch": "2.4.1", "spacy": "3.7.5",
-                     "numpy": "1.26.4", "scikit-learn": "1.5.2"},
+            {
+                "sets": [_out_of_domain_set(name, labels, rng) for name in ("amazon-snippets", "movie-snippets")],
+                "skipped": None,
+            }
+            if binary
+            else {"sets": [], "skipped": "not run: the sentence sets are rated negative to positive"}
+        ),
+        "versions": {
+            "python": "3.11.2",
+            "sentiment": "0.1.0",
+            "torch": "2.4.1",
+            "spacy": "3.7.5",
+            "numpy": "1.26.4",
+            "scikit-learn": "1.5.2",
+        },
     }

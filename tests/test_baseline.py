@@ -122,8 +122,13 @@ def _sklearn_reference(split: tuple, labels: list[str], c: float, class_weight=N
     train_x, train_y, val_x, val_y = split
     identity = lambda tokens: tokens  # noqa: E731
     vectorizer = TfidfVectorizer(
-        tokenizer=identity, preprocessor=identity, lowercase=False, token_pattern=None,
-        ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+        tokenizer=identity,
+        preprocessor=identity,
+        lowercase=False,
+        token_pattern=None,
+        ngram_range=(1, 2),
+        min_df=2,
+        sublinear_tf=True,
     )
     x_train = vectorizer.fit_transform(train_x)
     y_train = [labels.index(y) for y in train_y]
@@ -184,10 +189,13 @@ def test_selection_uses_validation_not_training() -> None:
     assert fooled.chosen_c == 0.001
 
 
-@pytest.mark.parametrize("fixture, split, labels", [
-    ("binary_model", BINARY, BINARY_LABELS),
-    ("three_class_model", THREE, THREE_LABELS),
-])
+@pytest.mark.parametrize(
+    "fixture, split, labels",
+    [
+        ("binary_model", BINARY, BINARY_LABELS),
+        ("three_class_model", THREE, THREE_LABELS),
+    ],
+)
 def test_probabilities_match_sklearn_pipeline(request, fixture: str, split: tuple, labels: list[str]) -> None:
     model: BagOfWordsBaseline = request.getfixturevalue(fixture)
     class_weight = model.settings["class_weight"]
@@ -342,7 +350,11 @@ def test_fit_rejects_raw_strings_and_unfitted_use() -> None:
 def test_class_weighting_is_chosen_on_validation_too() -> None:
     model = BagOfWordsBaseline().fit(*BINARY, labels=BINARY_LABELS, c_grid=(1, 4), class_weight=(None, "balanced"))
     assert [(row["class_weight"], row["C"]) for row in model.validation] == [
-        (None, 1), (None, 4), ("balanced", 1), ("balanced", 4)]
+        (None, 1),
+        (None, 4),
+        ("balanced", 1),
+        ("balanced", 4),
+    ]
     best = max(model.validation, key=lambda row: row["macro_f1"])
     assert model.settings["class_weight"] == best["class_weight"] and model.chosen_c == best["C"]
     with pytest.raises(SentimentError, match="class_weight"):

@@ -75,12 +75,14 @@ def test_abstaining_marks_low_confidence_rows_and_keeps_every_row(prepared_confi
     reviews = tmp_path / "r.txt"
     reviews.write_text("\n".join(texts[:2]) + "\n\n" + "\n".join(texts[2:]) + "\n", encoding="utf-8")
     output = tmp_path / "out.csv"
-    result = CliRunner().invoke(cli, ["score", "-m", str(run.directory), str(reviews), "--min-confidence", "0.8",
-                                      "-o", str(output)])
+    result = CliRunner().invoke(
+        cli, ["score", "-m", str(run.directory), str(reviews), "--min-confidence", "0.8", "-o", str(output)]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(output, encoding="utf-8")))
     assert [row["abstained"] for row in rows] == [str(a).lower() for a in predictions.abstained[:2]] + [""] + [
-        str(a).lower() for a in predictions.abstained[2:]]
+        str(a).lower() for a in predictions.abstained[2:]
+    ]
     assert rows[2]["error"] == "empty_text"
     bad = CliRunner().invoke(cli, ["score", "-m", str(run.directory), str(reviews), "--min-confidence", "2"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1

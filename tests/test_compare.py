@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
 
 from sentiment import evaluation, training
 from sentiment.cli import cli
@@ -16,6 +15,8 @@ from sentiment.compare import compare, compare_dir, ensure_trained, finished_run
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.run import partial_dir
+
+from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
 
 CONFIG = TINY_CONFIG
 TINY = tiny_model(2)
@@ -68,7 +69,12 @@ def test_compare_json_has_one_row_per_cell_plus_the_references(setup):
     assert rows["baseline"]["best_epoch"] is None
 
     assert sorted(p.name for p in directory.iterdir()) == [
-        "compare.html", "compare.json", "compare.md", "convergence.png", "training_loss.png"]
+        "compare.html",
+        "compare.json",
+        "compare.md",
+        "convergence.png",
+        "training_loss.png",
+    ]
     page = (directory / "compare.html").read_text()
     sources = re.findall(r'src="([^"]*)"', page)
     assert len(sources) == 2 and all(src.startswith("data:image/png;base64,") for src in sources)
@@ -100,7 +106,9 @@ def test_a_changed_setting_means_the_run_is_not_finished(setup):
     _, base, _ = setup
     [variant] = variants(base, ["gru"])
     assert finished_run(variant.config) is not None
-    [longer] = variants(base.model_copy(update={"training": base.training.model_copy(update={"max_epochs": 3})}), ["gru"])
+    [longer] = variants(
+        base.model_copy(update={"training": base.training.model_copy(update={"max_epochs": 3})}), ["gru"]
+    )
     assert longer.config.run_dir == variant.config.run_dir and finished_run(longer.config) is None
 
 
@@ -137,11 +145,14 @@ def test_cli_reuses_the_runs_and_prints_the_table(setup):
     assert "compare.html" in result.output
 
 
-@pytest.mark.parametrize(("option", "pattern"), [
-    (["--cells", "rnn,transformer"], "--cells: unknown value 'transformer'"),
-    (["--cells", "gru,gru"], "names a value twice"),
-    (["--directions", "sideways"], "--directions: unknown value 'sideways'"),
-])
+@pytest.mark.parametrize(
+    ("option", "pattern"),
+    [
+        (["--cells", "rnn,transformer"], "--cells: unknown value 'transformer'"),
+        (["--cells", "gru,gru"], "names a value twice"),
+        (["--directions", "sideways"], "--directions: unknown value 'sideways'"),
+    ],
+)
 def test_cli_errors_are_one_line_and_exit_2(option, pattern):
     result = CliRunner().invoke(cli, ["compare", "--config", str(CONFIG), *option])
     assert result.exit_code == 2, result.output

@@ -14,7 +14,9 @@ def test_default_experiment_loads_and_names_itself_after_the_file():
 
 
 def test_overrides_are_typed_and_dotted():
-    config = load_config("configs/clothing.toml", ["vocab.min_freq=3", "tokenize.lowercase=false", "model.vectors=none"])
+    config = load_config(
+        "configs/clothing.toml", ["vocab.min_freq=3", "tokenize.lowercase=false", "model.vectors=none"]
+    )
     assert config.vocab.min_freq == 3 and config.tokenize.lowercase is False and config.model.vectors is None
 
 

@@ -35,6 +35,7 @@ def case(id_: str, text: str, label: str, capability: str = "plain_vocabulary", 
 
 # --- the shipped suite -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def shipped() -> ContrastSuite:
     return ContrastSuite.load()
@@ -102,22 +103,51 @@ BAD_SUITES = {
     "unknown_field": ([GOOD, {**case("b", "Awful.", "negative"), "lable": "x"}], r"unknown field\(s\) lable"),
     "duplicate_id": ([GOOD, case("a", "Awful.", "negative")], r":2: duplicate id 'a'"),
     "pair_one_member": ([GOOD, case("b", "Awful.", "negative", pair="p1")], r"pair 'p1' must have exactly two"),
-    "pair_three_members": ([case("a", "Good.", "positive", pair="p"), case("b", "Not good.", "negative", pair="p"),
-                            case("c", "Bad.", "negative", pair="p")], r"pair 'p' must have exactly two"),
-    "pair_same_labels": ([case("a", "Good.", "positive", pair="p"), case("b", "Great.", "positive", pair="p")],
-                         r"pair 'p' \(a, b\) must have different labels"),
-    "unknown_check": ([GOOD, {"id": "x", "check": "label", "capability": "plain_vocabulary"}],
-                      r"unknown check 'label'"),
-    "check_not_string": ([GOOD, {"id": "x", "check": ["invariance"], "capability": "invariance_name"}],
-                         r"unknown check"),
-    "invariance_one_text": ([GOOD, {"id": "x", "check": "invariance", "capability": "invariance_name",
-                                    "texts": ["Emma loves it."]}], r"at least two non-empty strings"),
-    "invariance_bad_capability": ([GOOD, {"id": "x", "check": "invariance", "capability": "negated_positive",
-                                          "texts": ["a", "b"]}], r"unknown capability 'negated_positive'"),
-    "directional_not_suffix": ([GOOD, {"id": "x", "check": "directional", "capability": "directional_negative_suffix",
-                                       "text": "Nice.", "edited": "Awful."}], r"'edited' must be 'text' followed"),
-    "no_cases": ([{"id": "x", "check": "invariance", "capability": "invariance_name", "texts": ["a", "b"]}],
-                 r"has no labelled cases"),
+    "pair_three_members": (
+        [
+            case("a", "Good.", "positive", pair="p"),
+            case("b", "Not good.", "negative", pair="p"),
+            case("c", "Bad.", "negative", pair="p"),
+        ],
+        r"pair 'p' must have exactly two",
+    ),
+    "pair_same_labels": (
+        [case("a", "Good.", "positive", pair="p"), case("b", "Great.", "positive", pair="p")],
+        r"pair 'p' \(a, b\) must have different labels",
+    ),
+    "unknown_check": (
+        [GOOD, {"id": "x", "check": "label", "capability": "plain_vocabulary"}],
+        r"unknown check 'label'",
+    ),
+    "check_not_string": (
+        [GOOD, {"id": "x", "check": ["invariance"], "capability": "invariance_name"}],
+        r"unknown check",
+    ),
+    "invariance_one_text": (
+        [GOOD, {"id": "x", "check": "invariance", "capability": "invariance_name", "texts": ["Emma loves it."]}],
+        r"at least two non-empty strings",
+    ),
+    "invariance_bad_capability": (
+        [GOOD, {"id": "x", "check": "invariance", "capability": "negated_positive", "texts": ["a", "b"]}],
+        r"unknown capability 'negated_positive'",
+    ),
+    "directional_not_suffix": (
+        [
+            GOOD,
+            {
+                "id": "x",
+                "check": "directional",
+                "capability": "directional_negative_suffix",
+                "text": "Nice.",
+                "edited": "Awful.",
+            },
+        ],
+        r"'edited' must be 'text' followed",
+    ),
+    "no_cases": (
+        [{"id": "x", "check": "invariance", "capability": "invariance_name", "texts": ["a", "b"]}],
+        r"has no labelled cases",
+    ),
 }
 
 
@@ -144,15 +174,19 @@ def test_blank_lines_are_skipped_and_line_numbers_count_them(tmp_path):
 
 # P(positive) for each text: a deterministic stand-in for a model.
 P_POS = {
-    "good": 0.9,                    # expected positive -> pass
-    "not good": 0.8,                # expected negative -> fail (pair p1 broken)
-    "not bad": 0.7,                 # expected positive -> pass
-    "bad": 0.1,                     # expected negative -> pass (pair p2 consistent)
-    "meh, but great": 0.6,          # expected positive -> pass
-    "dress ok": 0.7, "skirt ok": 0.4,              # invariance fails
-    "Emma likes it": 0.8, "Aisha likes it": 0.9,   # invariance passes
-    "fine": 0.6, "fine, but it ripped": 0.2,       # directional passes
-    "nice": 0.5, "nice, but awful": 0.7,           # directional fails
+    "good": 0.9,  # expected positive -> pass
+    "not good": 0.8,  # expected negative -> fail (pair p1 broken)
+    "not bad": 0.7,  # expected positive -> pass
+    "bad": 0.1,  # expected negative -> pass (pair p2 consistent)
+    "meh, but great": 0.6,  # expected positive -> pass
+    "dress ok": 0.7,
+    "skirt ok": 0.4,  # invariance fails
+    "Emma likes it": 0.8,
+    "Aisha likes it": 0.9,  # invariance passes
+    "fine": 0.6,
+    "fine, but it ripped": 0.2,  # directional passes
+    "nice": 0.5,
+    "nice, but awful": 0.7,  # directional fails
 }
 
 SMALL_SUITE = [
@@ -163,10 +197,20 @@ SMALL_SUITE = [
     case("a5", "meh, but great", "positive", "contrast_positive_last"),
     {"id": "i1", "check": "invariance", "capability": "invariance_product", "texts": ["dress ok", "skirt ok"]},
     {"id": "i2", "check": "invariance", "capability": "invariance_name", "texts": ["Emma likes it", "Aisha likes it"]},
-    {"id": "d1", "check": "directional", "capability": "directional_negative_suffix",
-     "text": "fine", "edited": "fine, but it ripped"},
-    {"id": "d2", "check": "directional", "capability": "directional_negative_suffix",
-     "text": "nice", "edited": "nice, but awful"},
+    {
+        "id": "d1",
+        "check": "directional",
+        "capability": "directional_negative_suffix",
+        "text": "fine",
+        "edited": "fine, but it ripped",
+    },
+    {
+        "id": "d2",
+        "check": "directional",
+        "capability": "directional_negative_suffix",
+        "text": "nice",
+        "edited": "nice, but awful",
+    },
 ]
 
 
@@ -229,8 +273,16 @@ def test_to_dict_is_plain_json(small):
     assert d["invariance"] == {"pass_rate": 0.5, "passed": 1, "total": 2}
     assert d["directional"] == {"pass_rate": 0.5, "passed": 1, "total": 2}
     assert d["pair_consistency"] == 0.5
-    assert d["cases"][0] == {"id": "a1", "text": "good", "capability": "plain_vocabulary", "expected": "positive",
-                             "predicted": "positive", "p_positive": 0.9, "passed": True, "pair": "p1"}
+    assert d["cases"][0] == {
+        "id": "a1",
+        "text": "good",
+        "capability": "plain_vocabulary",
+        "expected": "positive",
+        "predicted": "positive",
+        "p_positive": 0.9,
+        "passed": True,
+        "pair": "p1",
+    }
     i1 = d["checks"][0]
     assert i1["id"] == "i1" and i1["check"] == "invariance" and i1["predicted"] == ["positive", "negative"]
     assert result.to_dict() == d  # already plain Python types, no numpy scalars or tuples

@@ -16,8 +16,7 @@ import pytest
 from sentiment.prepare import prepare
 from sentiment.training import train
 
-from conftest import TINY_CONFIG, quiet
-from test_training import TINY, metrics_lines
+from conftest import TINY, TINY_CONFIG, metrics_lines, quiet
 
 TOLERANCE = 1e-4
 
@@ -29,14 +28,31 @@ def test_torchrun_two_processes_match_one_process(reviews_csv, make_config, tmp_
     prepare(single, log=quiet)
     single_run = train(single, log=quiet)
 
-    sets = [f"name=tiny", f"data.source={reviews_csv}", f"paths.data={tmp_path / 'data'}",
-            f"paths.runs={tmp_path / 'ddp-runs'}", "vocab.min_freq=1", *overrides]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "sentiment", "train", "--config", TINY_CONFIG]
+    sets = [
+        "name=tiny",
+        f"data.source={reviews_csv}",
+        f"paths.data={tmp_path / 'data'}",
+        f"paths.runs={tmp_path / 'ddp-runs'}",
+        "vocab.min_freq=1",
+        *overrides,
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sentiment",
+        "train",
+        "--config",
+        TINY_CONFIG,
+    ]
     for value in sets:
         command += ["--set", value]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     runs = sorted(p.name for p in (tmp_path / "ddp-runs").iterdir())

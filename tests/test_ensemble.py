@@ -59,8 +59,9 @@ def test_an_ensemble_run_averages_members_trained_like_single_runs_from_consecut
         assert without_timing([member["best_validation"]]) == without_timing([single[seed].info["best_validation"]])
     lines = metrics_lines(run.directory)
     assert [line["member"] for line in lines] == [1] * members[0]["epochs_run"] + [2] * members[1]["epochs_run"]
-    assert without_timing([{k: v for k, v in line.items() if k != "member"} for line in lines if line["member"] == 2]) \
-        == without_timing(metrics_lines(single[14].directory))
+    assert without_timing(
+        [{k: v for k, v in line.items() if k != "member"} for line in lines if line["member"] == 2]
+    ) == without_timing(metrics_lines(single[14].directory))
     assert any(m.startswith("[member 2/2, seed 14] epoch") for m in messages)
     assert any(m.startswith("ensemble of 2 (best epochs") for m in messages)
 
@@ -82,8 +83,9 @@ def test_an_ensemble_run_averages_members_trained_like_single_runs_from_consecut
 
     # The recorded validation scores are the ensemble's own, recomputed here from the saved model.
     validation = load_prepared(run.info["prepared"]["directory"]).split("validation")
-    scores = training_module.validation_scores(predict_ids(network, token_ids(validation)),
-                                               np.asarray(validation["label"]))
+    scores = training_module.validation_scores(
+        predict_ids(network, token_ids(validation)), np.asarray(validation["label"])
+    )
     assert run.info["best_validation"] == {f"val_{k}": round(v, 5) for k, v in scores.items()}
     assert (run.directory / "learning_curves.png").stat().st_size > 0
 
@@ -92,8 +94,9 @@ def test_training_seed_changes_the_start_but_not_the_split(tiny):
     default, other = train(tiny(), log=quiet), train(tiny("name=other", "training.seed=99"), log=quiet)
     assert default.info["prepared"] == other.info["prepared"] | {"directory": default.info["prepared"]["directory"]}
     assert other.info["seed"] == 99 and default.info["seed"] == 13
-    assert not np.array_equal(load_model(default.directory).predict_proba(TEXTS),
-                              load_model(other.directory).predict_proba(TEXTS))
+    assert not np.array_equal(
+        load_model(default.directory).predict_proba(TEXTS), load_model(other.directory).predict_proba(TEXTS)
+    )
 
 
 def test_an_ensemble_interrupted_in_its_second_member_resumes_to_the_same_result(tiny, monkeypatch):

@@ -12,13 +12,23 @@ from sentiment.inference import load_model
 from sentiment.prepare import prepare
 from sentiment.training import train
 
-from conftest import TINY_CONFIG, experiment_sets, quiet
-from test_training import TINY
+from conftest import TINY, TINY_CONFIG, experiment_sets, quiet
 
-REQUIRED = ["model.accuracy", "model.macro_f1", "baseline.accuracy", "baseline.macro_f1",
-            "vader.accuracy", "vader.macro_f1", "comparison_vader.macro_f1.difference",
-            "contrast.model.pass_rate", "contrast.baseline.pass_rate", "contrast.vader.pass_rate",
-            "contrast.model.by_capability", "contrast.baseline.by_capability", "out_of_domain.sets"]
+REQUIRED = [
+    "model.accuracy",
+    "model.macro_f1",
+    "baseline.accuracy",
+    "baseline.macro_f1",
+    "vader.accuracy",
+    "vader.macro_f1",
+    "comparison_vader.macro_f1.difference",
+    "contrast.model.pass_rate",
+    "contrast.baseline.pass_rate",
+    "contrast.vader.pass_rate",
+    "contrast.model.by_capability",
+    "contrast.baseline.by_capability",
+    "out_of_domain.sets",
+]
 
 
 def lookup(data, dotted):
@@ -29,16 +39,16 @@ def lookup(data, dotted):
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from conftest import review_rows, write_csv
     from sentiment.config import load_config
 
-    from conftest import write_rated_sentences
+    from conftest import review_rows, write_csv, write_rated_sentences
 
     root = tmp_path_factory.mktemp("evaluate")
     source = write_csv(root / "reviews.csv", review_rows())
     sentences = write_rated_sentences(root / "rated.txt")
-    config = load_config(TINY_CONFIG, [*experiment_sets(root, source), *TINY,
-                                       f'evaluate.out_of_domain=["{sentences}"]'])
+    config = load_config(
+        TINY_CONFIG, [*experiment_sets(root, source), *TINY, f'evaluate.out_of_domain=["{sentences}"]']
+    )
     prepare(config, log=quiet)
     train(config, log=quiet)
     return config, evaluate(config, n_resamples=200, log=quiet)
@@ -62,16 +72,20 @@ def test_metrics_json_has_the_documented_schema(evaluated):
 
 
 def test_out_of_domain_figures_match_scoring_the_sentences_again(evaluated):
-    from conftest import RATED_SENTENCES
     from sentiment.vader import VaderModel
+
+    from conftest import RATED_SENTENCES
 
     config, metrics = evaluated
     (item,) = metrics["out_of_domain"]["sets"]
     kept = [(text, int(mean >= 0.5)) for _, mean, text in RATED_SENTENCES if abs(mean) >= 0.5]
     assert (item["sentences_read"], item["sentences"], item["dropped_middle"]) == (6, 5, 1)
     texts, labels = [text for text, _ in kept], np.array([label for _, label in kept])
-    for name, system in (("model", load_model(config.run_dir)), ("baseline", load_model(config.run_dir / "baseline")),
-                         ("vader", VaderModel())):
+    for name, system in (
+        ("model", load_model(config.run_dir)),
+        ("baseline", load_model(config.run_dir / "baseline")),
+        ("vader", VaderModel()),
+    ):
         predictions = system.predict(texts).probabilities.argmax(1)
         assert item["systems"][name]["accuracy"] == pytest.approx(np.mean(predictions == labels)), name
     assert set(item["comparison"]) == {"baseline", "vader"}
@@ -83,8 +97,14 @@ def test_out_of_domain_figures_match_scoring_the_sentences_again(evaluated):
 def test_report_files_are_written(evaluated):
     config, metrics = evaluated
     names = {path.name for path in config.report_dir.iterdir()}
-    assert {"report.html", "report.md", "metrics.json", "confusion_matrices.png", "reliability.png",
-            "contrast_by_capability.png"} <= names
+    assert {
+        "report.html",
+        "report.md",
+        "metrics.json",
+        "confusion_matrices.png",
+        "reliability.png",
+        "contrast_by_capability.png",
+    } <= names
     assert {item["image"] for item in metrics["explain"]} <= names
     html = (config.report_dir / "report.html").read_text()
     assert "not perfect, but pretty good" in html and 'src="http' not in html
@@ -104,8 +124,9 @@ def test_model_figures_match_scoring_the_test_split_again(evaluated):
 
 
 def test_evaluate_without_a_run_is_one_line_and_exit_code_2(tmp_path):
-    result = CliRunner().invoke(cli, ["evaluate", "--config", TINY_CONFIG, "--set", f"paths.runs={tmp_path}",
-                                      "--set", f"paths.data={tmp_path}"])
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--config", TINY_CONFIG, "--set", f"paths.runs={tmp_path}", "--set", f"paths.data={tmp_path}"]
+    )
     assert result.exit_code == 2 and result.output.startswith("error: no trained run")
 
 

@@ -10,20 +10,31 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
 
 from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
-from sentiment.explain import (explain_text, explain_texts, format_explanation, load_explainable_model,
-                               render_explanations_html, worst_contrast_failure, write_explanations)
+from sentiment.explain import (
+    explain_text,
+    explain_texts,
+    format_explanation,
+    load_explainable_model,
+    render_explanations_html,
+    worst_contrast_failure,
+    write_explanations,
+)
 from sentiment.prepare import prepare
 from sentiment.training import train
 
+from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
+
 TINY = tiny_model(2)
 # A bidirectional LSTM, a unidirectional GRU, and a plain RNN (which has no gates, only its hidden state).
-MODELS = {"lstm": ["model.cell=lstm"], "gru": ["model.cell=gru", "model.bidirectional=false"],
-          "rnn": ["model.cell=rnn", "model.bidirectional=false"]}
+MODELS = {
+    "lstm": ["model.cell=lstm"],
+    "gru": ["model.cell=gru", "model.bidirectional=false"],
+    "rnn": ["model.cell=rnn", "model.bidirectional=false"],
+}
 TEXT = "not perfect, but the fabric is soft"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -58,8 +69,9 @@ def test_prefix_probabilities_end_at_the_models_prediction(models, cell):
     assert explanation.predicted == model.predict(TEXT).labels[0]
     # Row t is the model's opinion of the first t + 1 tokens alone.
     middle = len(tokens) // 2
-    np.testing.assert_allclose(explanation.prefix_probs[middle], model.predict_tokens([tokens[: middle + 1]])[0],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        explanation.prefix_probs[middle], model.predict_tokens([tokens[: middle + 1]])[0], atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -79,8 +91,11 @@ def test_contributions_are_one_occlusion_per_token(models, cell):
 
 
 def test_each_cell_records_its_own_gates(models):
-    expected = {"lstm": {"input", "forget", "candidate", "output", "cell", "hidden"},
-                "gru": {"reset", "update", "candidate", "hidden"}, "rnn": {"hidden"}}
+    expected = {
+        "lstm": {"input", "forget", "candidate", "output", "cell", "hidden"},
+        "gru": {"reset", "update", "candidate", "hidden"},
+        "rnn": {"hidden"},
+    }
     for cell, model in models.items():
         trace = explain_text(model, TEXT).trace
         assert {name for _, _, name in trace.gates} == expected[cell]

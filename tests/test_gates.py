@@ -21,13 +21,16 @@ CONFIGS = [
 ]
 
 
-def make(
-    cell: str, bidirectional: bool, num_layers: int
-) -> tuple[RecurrentClassifier, torch.Tensor]:
+def make(cell: str, bidirectional: bool, num_layers: int) -> tuple[RecurrentClassifier, torch.Tensor]:
     """A small model in eval mode and one review of T random token ids."""
     torch.manual_seed(0)
     model = RecurrentClassifier(
-        30, 2, embedding_dim=8, cell=cell, hidden_size=HIDDEN, num_layers=num_layers,
+        30,
+        2,
+        embedding_dim=8,
+        cell=cell,
+        hidden_size=HIDDEN,
+        num_layers=num_layers,
         bidirectional=bidirectional,
     ).eval()
     return model, torch.randint(1, 30, (T,))
@@ -40,17 +43,12 @@ def test_trace_reproduces_the_module(cell: str, bidirectional: bool, num_layers:
 
 
 @pytest.mark.parametrize(("cell", "bidirectional", "num_layers"), CONFIGS)
-def test_trace_has_every_gate_one_row_per_token(
-    cell: str, bidirectional: bool, num_layers: int
-) -> None:
+def test_trace_has_every_gate_one_row_per_token(cell: str, bidirectional: bool, num_layers: int) -> None:
     model, ids = make(cell, bidirectional, num_layers)
     trace = trace_gates(model, ids)
     directions = ("forward", "backward") if bidirectional else ("forward",)
     expected = {
-        (layer, direction, name)
-        for layer in range(num_layers)
-        for direction in directions
-        for name in GATE_NAMES[cell]
+        (layer, direction, name) for layer in range(num_layers) for direction in directions for name in GATE_NAMES[cell]
     }
     assert set(trace.gates) == expected
     for values in trace.gates.values():
@@ -75,9 +73,7 @@ def test_lstm_cell_state_follows_forget_and_input_gates() -> None:
     trace = trace_gates(model, ids)
     gate = {name: trace[(0, "forward", name)] for name in GATE_NAMES["lstm"]}
     previous = np.vstack([np.zeros((1, HIDDEN)), gate["cell"][:-1]])
-    np.testing.assert_allclose(
-        gate["cell"], gate["forget"] * previous + gate["input"] * gate["candidate"], atol=1e-6
-    )
+    np.testing.assert_allclose(gate["cell"], gate["forget"] * previous + gate["input"] * gate["candidate"], atol=1e-6)
 
 
 def test_empty_review_is_a_user_error() -> None:

@@ -51,17 +51,22 @@ def one_line_error(result, pattern: str) -> None:
 
 # ---- the defects, one test each --------------------------------------------------------------
 
+
 def test_a_stray_quote_in_csv_or_tsv_refuses_the_file_naming_its_line(tiny_trained, tmp_path):
     # Before: 4 rows in, 2 out, exit 0; rows 3-4 swallowed into row 2's text.
     for name, sep in (("r.csv", ","), ("r.tsv", "\t")):
         data = f'id{sep}text\n1{sep}love it\n2{sep}"stray quote\n3{sep}great fit\n4{sep}awful\n'
         (tmp_path / name).write_text(data)
-        one_line_error(score("-m", tiny_trained.run_dir, tmp_path / name, "--keep-columns", "id", "-o",
-                             tmp_path / "out.csv"), rf"{name}, line 3: not valid (CSV|TSV).*quote")
+        one_line_error(
+            score("-m", tiny_trained.run_dir, tmp_path / name, "--keep-columns", "id", "-o", tmp_path / "out.csv"),
+            rf"{name}, line 3: not valid (CSV|TSV).*quote",
+        )
         assert not (tmp_path / "out.csv").exists()
     (tmp_path / "after.csv").write_text('id,text\n1,"closed" then text\n2,fine\n')
-    one_line_error(score("-m", tiny_trained.run_dir, tmp_path / "after.csv", "-o", tmp_path / "out.csv"),
-                   r"after.csv, line 2: not valid CSV")
+    one_line_error(
+        score("-m", tiny_trained.run_dir, tmp_path / "after.csv", "-o", tmp_path / "out.csv"),
+        r"after.csv, line 2: not valid CSV",
+    )
 
 
 def test_doubled_quotes_and_quoted_line_breaks_are_one_record_each(model, tmp_path):
@@ -75,8 +80,11 @@ def test_doubled_quotes_and_quoted_line_breaks_are_one_record_each(model, tmp_pa
 def test_utf16_and_utf32_files_with_a_byte_order_mark_are_decoded(model, tmp_path, encoding):
     # Before: a UTF-16 .txt gave 3 rows for 2 reviews, NUL-interleaved; a CSV's header was unreadable.
     bom = {"utf-16-be": codecs.BOM_UTF16_BE, "utf-32-be": codecs.BOM_UTF32_BE}.get(encoding, b"")
-    inputs = {"txt": "love it\r\nawful\n", "csv": "id,text\n1,love it\n2,awful\n",
-              "jsonl": '{"text": "love it"}\n{"text": "awful"}\n'}
+    inputs = {
+        "txt": "love it\r\nawful\n",
+        "csv": "id,text\n1,love it\n2,awful\n",
+        "jsonl": '{"text": "love it"}\n{"text": "awful"}\n',
+    }
     for kind, content in inputs.items():
         path = tmp_path / f"in.{kind}"
         path.write_bytes(bom + content.encode(encoding))
@@ -91,8 +99,10 @@ def test_bytes_invalid_in_utf16_are_flagged(model, tmp_path):
     path = tmp_path / "in.txt"
     path.write_bytes(codecs.BOM_UTF16_LE + "love it\n".encode("utf-16-le") + b"\x00\xd8" + "x\n".encode("utf-16-le"))
     score_files(model, [path], tmp_path / "out.csv", keep_text=True)
-    assert [(r["text"], r["error"]) for r in read_rows(tmp_path / "out.csv")] == [("love it", ""),
-                                                                                 ("\ufffdx", "invalid_utf8")]
+    assert [(r["text"], r["error"]) for r in read_rows(tmp_path / "out.csv")] == [
+        ("love it", ""),
+        ("\ufffdx", "invalid_utf8"),
+    ]
 
 
 def test_the_output_may_not_be_one_of_the_inputs(tiny_trained, tmp_path):
@@ -107,18 +117,39 @@ def test_the_output_may_not_be_one_of_the_inputs(tiny_trained, tmp_path):
 
 def test_non_string_and_missing_text_values_are_flagged_not_scored(model, tmp_path):
     # Before: 42 -> "42" positive, true -> "True", lists and dicts as repr; a missing field was empty_text.
-    lines = ['{"text": 42}', '{"text": true}', '{"text": [1, 2]}', '{"text": {"a": 1}}', '{"text": null}',
-             '{"other": "x"}', '{"text": "love it"}', '{"text": 1.5e3}']
+    lines = [
+        '{"text": 42}',
+        '{"text": true}',
+        '{"text": [1, 2]}',
+        '{"text": {"a": 1}}',
+        '{"text": null}',
+        '{"other": "x"}',
+        '{"text": "love it"}',
+        '{"text": 1.5e3}',
+    ]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     score_files(model, [tmp_path / "in.jsonl"], tmp_path / "out.csv")
     assert [r["error"] for r in read_rows(tmp_path / "out.csv")] == [
-        "not_text", "not_text", "not_text", "not_text", "missing_text", "missing_text", "", "not_text"]
+        "not_text",
+        "not_text",
+        "not_text",
+        "not_text",
+        "missing_text",
+        "missing_text",
+        "",
+        "not_text",
+    ]
     table = pa.table({"text": pa.array([1, None, 3], pa.int64())})
     pq.write_table(table, tmp_path / "ints.parquet")
     pq.write_table(pa.table({"text": pa.array([["a"], None], pa.list_(pa.string()))}), tmp_path / "lists.parquet")
     score_files(model, [tmp_path / "ints.parquet", tmp_path / "lists.parquet"], tmp_path / "pq.csv")
-    assert [r["error"] for r in read_rows(tmp_path / "pq.csv")] == ["not_text", "missing_text", "not_text",
-                                                                   "not_text", "missing_text"]
+    assert [r["error"] for r in read_rows(tmp_path / "pq.csv")] == [
+        "not_text",
+        "missing_text",
+        "not_text",
+        "not_text",
+        "missing_text",
+    ]
 
 
 def test_control_characters_are_no_text(model, tmp_path):
@@ -130,12 +161,43 @@ def test_control_characters_are_no_text(model, tmp_path):
 
 # ---- properties: every format ----------------------------------------------------------------
 
-ALPHABET = st.sampled_from(["love", "it", " ", "awful", "é", "\u2028", '"', '""', ",", "\t", "\n", "\r", "\r\n",
-                            "\x00", "\x01", "\x1b", "\x7f", "\u200b", "\ufeff", "😀", "{", "}", "\\", "soft"])
+ALPHABET = st.sampled_from(
+    [
+        "love",
+        "it",
+        " ",
+        "awful",
+        "é",
+        "\u2028",
+        '"',
+        '""',
+        ",",
+        "\t",
+        "\n",
+        "\r",
+        "\r\n",
+        "\x00",
+        "\x01",
+        "\x1b",
+        "\x7f",
+        "\u200b",
+        "\ufeff",
+        "😀",
+        "{",
+        "}",
+        "\\",
+        "soft",
+    ]
+)
 FIELD = st.lists(ALPHABET, max_size=8).map("".join)
 ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
-BOMS = {"utf-8-sig": codecs.BOM_UTF8, "utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE,
-        "utf-32-le": codecs.BOM_UTF32_LE, "utf-32-be": codecs.BOM_UTF32_BE}
+BOMS = {
+    "utf-8-sig": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+    "utf-32-le": codecs.BOM_UTF32_LE,
+    "utf-32-be": codecs.BOM_UTF32_BE,
+}
 INVALID_UTF8 = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80\x80"]
 
 
@@ -259,7 +321,7 @@ def parse_delimited(text: str, delimiter: str) -> list[list[str]] | int:
                         continue
                     i += 1
                     break
-                if text[i] == "\n" or (text[i] == "\r" and text[i + 1:i + 2] != "\n"):
+                if text[i] == "\n" or (text[i] == "\r" and text[i + 1 : i + 2] != "\n"):
                     line += 1
                 field += text[i]
                 i += 1
@@ -271,7 +333,7 @@ def parse_delimited(text: str, delimiter: str) -> list[list[str]] | int:
             field, quoted_field = "", False
             i += 1
         elif c in "\r\n":
-            i += 2 if text[i:i + 2] == "\r\n" else 1
+            i += 2 if text[i : i + 2] == "\r\n" else 1
             end_record()
             line += 1
             start = line
@@ -288,7 +350,7 @@ def delimited_files(draw, delimiter: str):
     encoding = draw(ENCODINGS)
     rows = []
     for number in range(draw(st.integers(0, 10))):
-        fields = [str(number), draw(FIELD), *draw(st.lists(FIELD, max_size=1))][:draw(st.integers(1, 3))]
+        fields = [str(number), draw(FIELD), *draw(st.lists(FIELD, max_size=1))][: draw(st.integers(1, 3))]
         style = draw(st.sampled_from(["minimal", "minimal", "all", "raw", "stray"]))
         if style == "raw":  # no quoting at all: separators and quotes inside fields stay as they are
             record = delimiter.join(fields)
@@ -344,8 +406,15 @@ def test_tsv_one_row_per_record_or_refused_naming_the_line(model, case):
     check_delimited(model, case, "\t", "tsv")
 
 
-JSON_VALUES = st.one_of(FIELD, st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-                        st.lists(FIELD, max_size=2), st.dictionaries(FIELD, FIELD, max_size=1))
+JSON_VALUES = st.one_of(
+    FIELD,
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.lists(FIELD, max_size=2),
+    st.dictionaries(FIELD, FIELD, max_size=1),
+)
 
 
 @st.composite
@@ -388,8 +457,15 @@ def test_jsonl_one_row_per_non_blank_line(model, case):
             continue
         first_object = value if first_object is None else first_object
         field = value.get("text")  # bad bytes anywhere on the line flag it first
-        value_error = ("invalid_utf8" if invalid else "missing_text" if field is None else
-                       "not_text" if not isinstance(field, str) else None)
+        value_error = (
+            "invalid_utf8"
+            if invalid
+            else "missing_text"
+            if field is None
+            else "not_text"
+            if not isinstance(field, str)
+            else None
+        )
         expected.append((None, expected_error(field, invalid, value_error)))
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "in.jsonl"
@@ -411,7 +487,7 @@ PARQUET_TEXT = {
     "string": (pa.string(), st.one_of(FIELD, st.none())),
     "large_string": (pa.large_string(), st.one_of(FIELD, st.none())),
     "binary": (pa.binary(), st.one_of(FIELD.map(str.encode), st.sampled_from(INVALID_UTF8), st.none())),
-    "int64": (pa.int64(), st.one_of(st.integers(-2**63, 2**63 - 1), st.none())),
+    "int64": (pa.int64(), st.one_of(st.integers(-(2**63), 2**63 - 1), st.none())),
     "list": (pa.list_(pa.string()), st.one_of(st.lists(FIELD, max_size=2), st.none())),
 }
 

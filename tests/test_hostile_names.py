@@ -62,7 +62,9 @@ def test_every_stage_refuses_a_name_that_is_not_one_directory(world, name):
     root, sets = world
     before = snapshot(root.parent, *OUTSIDE)
     for stage in (["prepare", "--force"], ["train"], ["evaluate", "--resamples", "100"], ["compare", "--cells", "rnn"]):
-        result = CliRunner().invoke(cli, [*stage, "-c", TINY_CONFIG, *(f"--set={s}" for s in sets), f"--set=name={name}"])
+        result = CliRunner().invoke(
+            cli, [*stage, "-c", TINY_CONFIG, *(f"--set={s}" for s in sets), f"--set=name={name}"]
+        )
         one_line_error(result, "name: must")
     for run in (prepare, train, evaluate):  # the Python API reads the same config
         with pytest.raises(SentimentError, match="name: must"):
@@ -105,7 +107,9 @@ def test_score_refuses_a_hostile_output_path(world, output, monkeypatch):
     (root / "in.txt").write_text("love it\n")
     monkeypatch.chdir(root)
     before = snapshot(root.parent, *OUTSIDE)
-    one_line_error(CliRunner().invoke(cli, ["score", "-m", str(root / "runs" / "tiny"), "in.txt", "-o", output]),
-                   "directory|cannot tell the output format|NUL")
+    one_line_error(
+        CliRunner().invoke(cli, ["score", "-m", str(root / "runs" / "tiny"), "in.txt", "-o", output]),
+        "directory|cannot tell the output format|NUL",
+    )
     assert snapshot(root.parent, *OUTSIDE) == before
     assert os.getcwd() == str(root)

@@ -26,7 +26,6 @@ from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.prepare import prepare
 from sentiment.scoring import score_files
-from sentiment.training import train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model, write_csv
 
@@ -62,6 +61,7 @@ def hidden_leftovers(directory: Path) -> list[str]:
 
 # ---- 5: non-finite numbers -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
 def test_the_config_refuses_non_finite_numbers(value):
     # Before: training.lr=inf was accepted (nan was not) and trained a run that labels everything alike.
@@ -72,10 +72,19 @@ def test_the_config_refuses_non_finite_numbers(value):
 
 def test_training_stops_with_one_error_when_the_loss_is_not_finite(tiny_trained, tmp_path):
     # Before: lr=1e30 trained to NaN weights and wrote a finished run.
-    sets = [*experiment_sets(tmp_path, tiny_trained.data.source), *tiny_model(2), "tokenize.max_len=32",
-            f"paths.data={tiny_trained.paths.data}", "name=diverged", "paths.prepared=tiny", "training.lr=1e30"]
-    one_line_error(invoke("train", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets)),
-                   r"training diverged in epoch 1: the loss is nan; lower training.lr")
+    sets = [
+        *experiment_sets(tmp_path, tiny_trained.data.source),
+        *tiny_model(2),
+        "tokenize.max_len=32",
+        f"paths.data={tiny_trained.paths.data}",
+        "name=diverged",
+        "paths.prepared=tiny",
+        "training.lr=1e30",
+    ]
+    one_line_error(
+        invoke("train", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets)),
+        r"training diverged in epoch 1: the loss is nan; lower training.lr",
+    )
     assert not (tmp_path / "runs" / "diverged").exists() and not (tmp_path / "runs" / "diverged.partial").exists()
 
 
@@ -85,8 +94,10 @@ def test_non_finite_weights_are_refused_when_the_run_loads(run_copy, reviews_txt
     name = sorted(weights)[0]
     weights[name][0] = float("nan")
     save_file(weights, run_copy / "model.safetensors")
-    one_line_error(invoke("score", "-m", run_copy, reviews_txt, "-o", tmp_path / "out.csv"),
-                   f"tensor {re.escape(name)} holds NaN or infinite values")
+    one_line_error(
+        invoke("score", "-m", run_copy, reviews_txt, "-o", tmp_path / "out.csv"),
+        f"tensor {re.escape(name)} holds NaN or infinite values",
+    )
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -100,12 +111,16 @@ def test_non_finite_probabilities_stop_scoring_naming_the_row(tiny_trained, revi
 
 # ---- 7, 13: the run's files must agree -------------------------------------------------------
 
-@pytest.mark.parametrize("labels, pattern", [
-    (["positive", "negative"], r"labels.json \['positive', 'negative'\] does not match the classes in run.json"),
-    ("negative", "labels.json must be a list of at least two distinct class names"),
-    (["negative", "positive", "neutral"], "does not match the classes in run.json"),
-    (["negative", "negative"], "must be a list of at least two distinct class names"),
-])
+
+@pytest.mark.parametrize(
+    "labels, pattern",
+    [
+        (["positive", "negative"], r"labels.json \['positive', 'negative'\] does not match the classes in run.json"),
+        ("negative", "labels.json must be a list of at least two distinct class names"),
+        (["negative", "positive", "neutral"], "does not match the classes in run.json"),
+        (["negative", "negative"], "must be a list of at least two distinct class names"),
+    ],
+)
 def test_labels_json_is_checked_against_run_json(run_copy, reviews_txt, tmp_path, labels, pattern):
     # Before: reversed labels inverted every prediction silently; a string or wrong length, a traceback.
     (run_copy / "labels.json").write_text(json.dumps(labels))
@@ -117,7 +132,9 @@ def test_run_json_and_config_json_must_describe_one_architecture(run_copy, revie
     config = json.loads((run_copy / "config.json").read_text())
     config["model"]["hidden_size"] = 32
     (run_copy / "config.json").write_text(json.dumps(config))
-    one_line_error(invoke("score", "-m", run_copy, reviews_txt), "run.json has model hidden_size 16 but config.json has 32")
+    one_line_error(
+        invoke("score", "-m", run_copy, reviews_txt), "run.json has model hidden_size 16 but config.json has 32"
+    )
     info = json.loads((run_copy / "run.json").read_text())
     info["model"]["hidden_size"] = "16"
     (run_copy / "run.json").write_text(json.dumps(info))
@@ -135,12 +152,19 @@ def test_a_missing_tensor_is_named(run_copy, reviews_txt):
 
 # ---- 9: one contract for the Python API ------------------------------------------------------
 
+
 @pytest.mark.parametrize("system", ["model", "baseline"])
 def test_the_model_and_the_baseline_refuse_unscorable_texts_naming_the_index(tiny_trained, system):
     # Before: the baseline classified "" (positive 0.571) where the model raised.
     model = load_model(tiny_trained.run_dir if system == "model" else tiny_trained.run_dir / "baseline")
-    for texts, reason in [([""], "empty_text"), (["ok", None], "missing_text"), (["ok", "fine", b"x"], "not_text"),
-                          ([42], "not_text"), (["\x00\x00"], "empty_text"), (["  \t"], "empty_text")]:
+    for texts, reason in [
+        ([""], "empty_text"),
+        (["ok", None], "missing_text"),
+        (["ok", "fine", b"x"], "not_text"),
+        ([42], "not_text"),
+        (["\x00\x00"], "empty_text"),
+        (["  \t"], "empty_text"),
+    ]:
         index = len(texts) - 1
         with pytest.raises(SentimentError, match=rf"^text {index} .*cannot be scored \({reason}\)"):
             model.predict(texts)
@@ -178,20 +202,32 @@ RUNNER = textwrap.dedent("""
 
 def run_with_full_disk(commands: list[list[str]], cwd: Path) -> list[tuple[int, list[str]]]:
     """Run CLI commands in one fresh process where no file can grow past 1 byte (`full`), or `unlimited`."""
-    result = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(commands)], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(commands)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return [(code, [line for line in err.splitlines() if line.strip()]) for code, err in json.loads(result.stdout)]
 
 
 def test_a_full_disk_is_one_line_and_exit_1_in_every_stage_that_writes(tiny_trained, tmp_path):
     # Before: OSError tracebacks from prepare, train, explain and score; train left an empty <name>.partial/.
-    source = write_csv(tmp_path / "reviews.csv", [{"text": f"love it {i}", "label": 5} for i in range(20)] +
-                       [{"text": f"awful {i}", "label": 1} for i in range(20)])
+    source = write_csv(
+        tmp_path / "reviews.csv",
+        [{"text": f"love it {i}", "label": 5} for i in range(20)]
+        + [{"text": f"awful {i}", "label": 1} for i in range(20)],
+    )
     sets = [f"--set={s}" for s in [*experiment_sets(tmp_path, source), *tiny_model(1), "name=full"]]
-    trained = [f"--set={s}" for s in [*experiment_sets(tmp_path, tiny_trained.data.source), *tiny_model(1),
-                                      f"paths.data={tiny_trained.paths.data}", "paths.prepared=tiny",
-                                      "tokenize.max_len=32", "name=full"]]
+    trained = [
+        f"--set={s}"
+        for s in [
+            *experiment_sets(tmp_path, tiny_trained.data.source),
+            *tiny_model(1),
+            f"paths.data={tiny_trained.paths.data}",
+            "paths.prepared=tiny",
+            "tokenize.max_len=32",
+            "name=full",
+        ]
+    ]
     (tmp_path / "in.txt").write_text("love it\n")
     (tmp_path / "d.html").mkdir()
     commands = [
@@ -217,22 +253,39 @@ def test_a_full_disk_is_one_line_and_exit_1_in_every_stage_that_writes(tiny_trai
 def test_scoring_to_a_full_standard_output_is_one_line(tiny_trained, reviews_txt):
     # Before: the CSV header was written outside the error guard: a traceback.
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, "-m", "sentiment", "score", "-m", str(tiny_trained.run_dir),
-                                 str(reviews_txt)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "sentiment", "score", "-m", str(tiny_trained.run_dir), str(reviews_txt)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["error: cannot write the output standard output: No space left on device"]
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot write the output standard output: No space left on device"
+    ]
 
 
 def test_a_model_too_large_for_memory_is_one_line(tiny_trained, tmp_path):
-    sets = [*experiment_sets(tmp_path, tiny_trained.data.source), f"paths.data={tiny_trained.paths.data}",
-            "paths.prepared=tiny", "tokenize.max_len=32", "name=huge", "model.vectors=none",
-            f"model.hidden_size={2 ** 42}"]
-    one_line_error(invoke("train", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets)),
-                   "out of memory .*model.hidden_size", exit_code=1)
+    sets = [
+        *experiment_sets(tmp_path, tiny_trained.data.source),
+        f"paths.data={tiny_trained.paths.data}",
+        "paths.prepared=tiny",
+        "tokenize.max_len=32",
+        "name=huge",
+        "model.vectors=none",
+        f"model.hidden_size={2**42}",
+    ]
+    one_line_error(
+        invoke("train", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets)),
+        "out of memory .*model.hidden_size",
+        exit_code=1,
+    )
     assert not (tmp_path / "runs" / "huge.partial").exists()
 
 
 # ---- 11, 12: data and split problems, before any training ------------------------------------
+
 
 def test_prepare_refuses_a_dataset_with_one_class(make_config, tmp_path):
     # Before: prepared without a word; train failed at the baseline, after all its epochs.
@@ -251,12 +304,26 @@ def test_split_shares_must_leave_a_training_share(validation, test):
 
 # ---- 14: SIGTERM -----------------------------------------------------------------------------
 
+
 def test_sigterm_during_score_removes_the_temporary_output(tiny_trained, tmp_path):
     # Before: a hidden .out.csv.*.tmp stayed beside the target (SIGINT cleaned up).
     (tmp_path / "big.txt").write_text("love this dress, it fits perfectly and the fabric is soft\n" * 400_000)
-    process = subprocess.Popen([sys.executable, "-m", "sentiment", "score", "-m", str(tiny_trained.run_dir),
-                                str(tmp_path / "big.txt"), "-o", str(tmp_path / "out.csv")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sentiment",
+            "score",
+            "-m",
+            str(tiny_trained.run_dir),
+            str(tmp_path / "big.txt"),
+            "-o",
+            str(tmp_path / "out.csv"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not hidden_leftovers(tmp_path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -278,13 +345,15 @@ def test_sigterm_during_prepare_leaves_no_staging_directory(reviews_csv, tmp_pat
     monkeypatch.setattr(datasets.Dataset, "save_to_disk", terminated)
     sets = experiment_sets(tmp_path, reviews_csv)
     result = invoke("prepare", "-c", TINY_CONFIG, *(f"--set={s}" for s in sets))
-    assert result.exit_code == 143 and result.output.strip().endswith("error: stopped by SIGTERM "
-                                                                       "(nothing half-written was left)")
+    assert result.exit_code == 143 and result.output.strip().endswith(
+        "error: stopped by SIGTERM (nothing half-written was left)"
+    )
     assert not any((tmp_path / "data" / "prepared").iterdir())
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the command's only
 
 
 # ---- 15, 16: one line on stderr --------------------------------------------------------------
+
 
 def test_prepare_on_a_malformed_file_prints_only_the_error_line(tmp_path):
     # Before: datasets logged "Failed to read file ..." before our error line.
@@ -292,22 +361,31 @@ def test_prepare_on_a_malformed_file_prints_only_the_error_line(tmp_path):
     rows[2001] = 'another, "x" ,2,,9'
     (tmp_path / "bad.csv").write_text("\n".join(rows) + "\n")
     sets = [f"--set={s}" for s in experiment_sets(tmp_path, tmp_path / "bad.csv")]
-    result = subprocess.run([sys.executable, "-m", "sentiment", "prepare", "-c", TINY_CONFIG, *sets],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment", "prepare", "-c", TINY_CONFIG, *sets],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'bad.csv'}: cannot read it as CSV: Error "
-                                                  "tokenizing data. C error: Expected 2 fields in line 2002, saw 5"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'bad.csv'}: cannot read it as CSV: Error "
+        "tokenizing data. C error: Expected 2 fields in line 2002, saw 5"
+    ]
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["score", "--batch-size", "0", "x.txt"], r"Invalid value for '--batch-size': 0 is not in the range x>=1"),
-    (["prepare", "--config", "/"], r"Invalid value for '--config' / '-c': .* is a directory"),
-    (["evaluate", "--resamples", "5"], r"Invalid value for '--resamples': 5 is not in the range x>=100"),
-    (["score"], r"Missing argument 'INPUT...'"),
-    (["score", "--format", "xlsx", "x"], r"Invalid value for '--format'"),
-    (["train", "--bogus"], r"No such option '--bogus'"),
-    (["bogus"], r"No such command 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["score", "--batch-size", "0", "x.txt"], r"Invalid value for '--batch-size': 0 is not in the range x>=1"),
+        (["prepare", "--config", "/"], r"Invalid value for '--config' / '-c': .* is a directory"),
+        (["evaluate", "--resamples", "5"], r"Invalid value for '--resamples': 5 is not in the range x>=100"),
+        (["score"], r"Missing argument 'INPUT...'"),
+        (["score", "--format", "xlsx", "x"], r"Invalid value for '--format'"),
+        (["train", "--bogus"], r"No such option '--bogus'"),
+        (["bogus"], r"No such command 'bogus'"),
+    ],
+)
 def test_click_usage_errors_are_one_line(args, pattern):
     # Before: three lines (usage, hint, error).
     one_line_error(invoke(*args), pattern)

@@ -22,7 +22,9 @@ def test_sentiment_words_map_directly():
     assert map_labels(["neutral", "positive"], "ternary")[0] == [1, 2]
 
 
-@pytest.mark.parametrize("values, scheme", [([1, 7, 7], "binary"), (["meh"], "ternary"), ([0, 1], "binary"), (["positive"], "stars")])
+@pytest.mark.parametrize(
+    "values, scheme", [([1, 7, 7], "binary"), (["meh"], "ternary"), ([0, 1], "binary"), (["positive"], "stars")]
+)
 def test_unknown_values_are_named(values, scheme):
     with pytest.raises(SentimentError, match="unknown label values") as error:
         map_labels(values, scheme)

@@ -19,8 +19,7 @@ from sentiment.position_losses import PositionLosses, symmetric_kl
 from sentiment.training import train
 from sentiment.vocab import Vocab
 
-from conftest import metrics_lines, quiet, tiny_model
-from test_training import without_timing
+from conftest import metrics_lines, quiet, tiny_model, without_timing
 
 
 def test_token_categories_from_vaders_lexicon_and_negators():
@@ -30,13 +29,15 @@ def test_token_categories_from_vaders_lexicon_and_negators():
     assert named["<pad>"] == named["<unk>"] == named["dress"] == NEUTRAL
     assert named["not"] == named["n't"] == named["never"] == NEGATOR
     assert named["terrible"] == 2 and named["annoying"] == 3  # valence -2.1 and -1.7 in VADER
-    assert named["nice"] == 4 and named["Perfect"] == 5            # 1.8 and 2.7, matched lowercased
+    assert named["nice"] == 4 and named["Perfect"] == 5  # 1.8 and 2.7, matched lowercased
 
 
 def test_refined_vectors_pull_rated_words_towards_like_rated_neighbours(tmp_path):
     rng = np.random.default_rng(0)
-    positive, negative = ["good", "great", "nice", "lovely", "excellent", "happy"], \
-        ["bad", "awful", "terrible", "horrible", "sad", "ugly"]
+    positive, negative = (
+        ["good", "great", "nice", "lovely", "excellent", "happy"],
+        ["bad", "awful", "terrible", "horrible", "sad", "ugly"],
+    )
     base = rng.normal(size=8)
     lines = []
     # Every rated word sits near every other (one context direction), each with noise, so the
@@ -66,8 +67,10 @@ def test_symmetric_kl_matches_torchs_kl_divergence():
     log_p = torch.randn(5, 3).log_softmax(-1)
     log_q = torch.randn(5, 3).log_softmax(-1)
     kl = torch.nn.functional.kl_div
-    expected = 0.5 * (kl(log_q, log_p, log_target=True, reduction="none").sum(-1)
-                      + kl(log_p, log_q, log_target=True, reduction="none").sum(-1))
+    expected = 0.5 * (
+        kl(log_q, log_p, log_target=True, reduction="none").sum(-1)
+        + kl(log_p, log_q, log_target=True, reduction="none").sum(-1)
+    )
     torch.testing.assert_close(symmetric_kl(log_p, log_q), expected)
 
 

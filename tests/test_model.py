@@ -59,13 +59,9 @@ def test_from_config_rejects_unknown_keys() -> None:
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("packed", [False, True])
-def test_batched_and_one_by_one_predictions_agree(
-    cell: str, bidirectional: bool, pooling: str, packed: bool
-) -> None:
+def test_batched_and_one_by_one_predictions_agree(cell: str, bidirectional: bool, pooling: str, packed: bool) -> None:
     torch.manual_seed(0)
-    model = small_model(
-        cell=cell, bidirectional=bidirectional, pooling=pooling, packed=packed, num_layers=2
-    ).eval()
+    model = small_model(cell=cell, bidirectional=bidirectional, pooling=pooling, packed=packed, num_layers=2).eval()
     ids, lengths = padded_batch(LENGTHS)
     with torch.no_grad():
         batched = model(ids, lengths).softmax(dim=1)
@@ -82,9 +78,7 @@ def test_packed_and_padded_give_the_same_pooled_outputs(
     cell: str, bidirectional: bool, num_layers: int, pooling: str
 ) -> None:
     torch.manual_seed(0)
-    model = small_model(
-        cell=cell, bidirectional=bidirectional, num_layers=num_layers, pooling=pooling
-    ).eval()
+    model = small_model(cell=cell, bidirectional=bidirectional, num_layers=num_layers, pooling=pooling).eval()
     ids, lengths = padded_batch(LENGTHS)
     with torch.no_grad():
         model.packed = False
@@ -102,9 +96,7 @@ def test_encoder_matches_a_stock_packed_bidirectional_module(cell: str) -> None:
     """An independent reference: PyTorch's own packed bidirectional 2-layer RNN, same weights."""
     torch.manual_seed(0)
     model = small_model(cell=cell, bidirectional=True, num_layers=2).eval()
-    stock = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](
-        8, 12, num_layers=2, bidirectional=True, batch_first=True
-    )
+    stock = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](8, 12, num_layers=2, bidirectional=True, batch_first=True)
     with torch.no_grad():
         for layer, directions in enumerate(model.rnns):
             for direction, rnn in enumerate(directions):
@@ -114,9 +106,7 @@ def test_encoder_matches_a_stock_packed_bidirectional_module(cell: str) -> None:
     ids, lengths = padded_batch(LENGTHS)
     with torch.no_grad():
         ours, _ = model.encode(ids, lengths)
-        packed = pack_padded_sequence(
-            model.embedding(ids), lengths, batch_first=True, enforce_sorted=False
-        )
+        packed = pack_padded_sequence(model.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
         reference, _ = pad_packed_sequence(stock(packed)[0], batch_first=True)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
 
@@ -165,7 +155,13 @@ def test_gated_cells_remember_the_first_value(cell: str) -> None:
     test_x, test_lengths, test_labels = memory_task(256, g)
     # Unidirectional with `last` pooling: the answer must be carried through 20-30 noisy steps.
     model = RecurrentClassifier(
-        2, 2, embedding_dim=8, cell=cell, hidden_size=16, bidirectional=False, dropout=0.0,
+        2,
+        2,
+        embedding_dim=8,
+        cell=cell,
+        hidden_size=16,
+        bidirectional=False,
+        dropout=0.0,
         pooling="last",
     )
     with torch.no_grad():

@@ -20,20 +20,25 @@ def test_ground_truth_lines_are_read_with_their_ids_means_and_texts(tmp_path):
     # The sdist's files have Windows line ends and no newline after the last line.
     sentences = read_ground_truth(write(tmp_path, GOOD.replace("\n", "\r\n").rstrip()))
     assert [(s.id, s.mean, s.text) for s in sentences] == [
-        ("1_1", 2.1, "the battery lasts all day."), ("1_2", -0.3, "it comes in a box."),
-        ("1_3", -1.5, "not worth the price.")]
+        ("1_1", 2.1, "the battery lasts all day."),
+        ("1_2", -0.3, "it comes in a box."),
+        ("1_3", -1.5, "not worth the price."),
+    ]
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    ("1_9\t0.7", "expected 3 tab-separated fields (id, mean rating, text), found 2"),
-    ("1_9\t0.7\tgood\textra", "found 4"),
-    ("1_9\thigh\tgood", "the mean rating 'high' is not a number"),
-    ("1_9\tnan\tgood", "outside -4..4"),
-    ("1_9\t4.5\tgood", "outside -4..4"),
-    ("1_9\t0.7\t  ", "the text is empty"),
-    ("\t0.7\tgood", "the id is empty"),
-    ("1_1\t0.7\tgood", "id '1_1' appears twice"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("1_9\t0.7", "expected 3 tab-separated fields (id, mean rating, text), found 2"),
+        ("1_9\t0.7\tgood\textra", "found 4"),
+        ("1_9\thigh\tgood", "the mean rating 'high' is not a number"),
+        ("1_9\tnan\tgood", "outside -4..4"),
+        ("1_9\t4.5\tgood", "outside -4..4"),
+        ("1_9\t0.7\t  ", "the text is empty"),
+        ("\t0.7\tgood", "the id is empty"),
+        ("1_1\t0.7\tgood", "id '1_1' appears twice"),
+    ],
+)
 def test_a_malformed_line_is_named_with_its_number(tmp_path, line, problem):
     path = write(tmp_path, GOOD + line + "\n")
     with pytest.raises(SentimentError) as caught:
@@ -48,8 +53,9 @@ def test_invalid_utf8_and_empty_files_are_refused(tmp_path):
         read_ground_truth(write(tmp_path, "\n\n", "empty.txt"))
 
 
-@pytest.mark.parametrize(("mean", "label"), [(0.5, 1), (0.49, None), (0.0, None), (-0.49, None), (-0.5, 0),
-                                             (4.0, 1), (-4.0, 0)])
+@pytest.mark.parametrize(
+    ("mean", "label"), [(0.5, 1), (0.49, None), (0.0, None), (-0.49, None), (-0.5, 0), (4.0, 1), (-4.0, 0)]
+)
 def test_the_cut_keeps_clear_ratings_and_drops_the_middle(mean, label):
     assert binary_label(mean, cut=0.5) == label
 
@@ -71,8 +77,9 @@ def test_a_set_of_one_class_or_an_unknown_name_is_refused(tmp_path):
 def test_evaluate_with_a_malformed_set_is_one_line_and_exit_code_2(evaluated_run, tmp_path):
     config_path, overrides = evaluated_run
     bad = write(tmp_path, GOOD + "1_4\tvery\tbad line\n", "bad.txt")
-    result = CliRunner().invoke(cli, ["evaluate", "--config", config_path, *overrides,
-                                      "--set", f'evaluate.out_of_domain=["{bad}"]'])
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--config", config_path, *overrides, "--set", f'evaluate.out_of_domain=["{bad}"]']
+    )
     assert result.exit_code == 2
     assert result.output == f"error: {bad}, line 4: the mean rating 'very' is not a number\n"
 

@@ -111,7 +111,9 @@ def test_jsonl_tsv_and_parquet_with_named_columns(tmp_path, make_config):
 
 
 def test_ternary_scheme_keeps_three_stars(reviews_csv, make_config):
-    prepared = prepare(make_config(reviews_csv, "data.label_scheme=ternary", "split.validation=0.25", "split.test=0.25"), log=quiet)
+    prepared = prepare(
+        make_config(reviews_csv, "data.label_scheme=ternary", "split.validation=0.25", "split.test=0.25"), log=quiet
+    )
     assert prepared.labels == ["negative", "neutral", "positive"]
     assert prepared.manifest["rows"]["kept"] == 84
 
@@ -129,14 +131,26 @@ def test_load_prepared_refuses_a_missing_directory(tmp_path):
 
 # --- errors a user can cause: one line on stderr, exit code 2, nothing written --------------
 
+
 def run_cli(*args):
     result = CliRunner().invoke(cli, list(args))
     return result
 
 
 def cli_args(tmp_path, source, *sets):
-    args = ["prepare", "--config", TINY_CONFIG, "--set", "name=tiny", "--set", f"data.source={source}",
-            "--set", f"paths.data={tmp_path / 'out'}", "--set", "vocab.min_freq=1"]
+    args = [
+        "prepare",
+        "--config",
+        TINY_CONFIG,
+        "--set",
+        "name=tiny",
+        "--set",
+        f"data.source={source}",
+        "--set",
+        f"paths.data={tmp_path / 'out'}",
+        "--set",
+        "vocab.min_freq=1",
+    ]
     for value in sets:
         args += ["--set", value]
     return args
@@ -145,12 +159,15 @@ def cli_args(tmp_path, source, *sets):
 def bad_files(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header_only.csv").write_text("text,label\n")
-    (tmp_path / "blank_texts.csv").write_text("text,label\n ,5\n\"  \",1\n")
+    (tmp_path / "blank_texts.csv").write_text('text,label\n ,5\n"  ",1\n')
     (tmp_path / "latin1.csv").write_bytes("text,label\ngood,5\ncaf\xe9 ok,4\n".encode("latin-1"))
     (tmp_path / "broken.parquet").write_bytes(b"this is not parquet")
     (tmp_path / "reviews.xlsx").write_bytes(b"x")
-    write_csv(tmp_path / "few_negatives.csv", [r for r in review_rows() if r["label"] >= 3] +
-              [{"text": "awful", "label": 1}, {"text": "horrible", "label": 2}])
+    write_csv(
+        tmp_path / "few_negatives.csv",
+        [r for r in review_rows() if r["label"] >= 3]
+        + [{"text": "awful", "label": 1}, {"text": "horrible", "label": 2}],
+    )
     write_csv(tmp_path / "weird_labels.csv", review_rows() + [{"text": "hmm", "label": 9}])
     return {
         "missing file": (tmp_path / "nope.csv", "is not a file that exists"),
@@ -165,8 +182,20 @@ def bad_files(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "empty file", "no rows", "all texts empty", "invalid utf-8",
-                                  "unreadable format", "unsupported type", "class too small", "unknown labels"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "empty file",
+        "no rows",
+        "all texts empty",
+        "invalid utf-8",
+        "unreadable format",
+        "unsupported type",
+        "class too small",
+        "unknown labels",
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, case):
     import re
 

@@ -13,8 +13,7 @@ from sentiment.pretraining import LanguageModelHeads, head_cutoffs, language_mod
 from sentiment.run import partial_dir
 from sentiment.training import train
 
-from conftest import quiet
-from test_training import metrics_lines, tiny, without_timing  # noqa: F401 (tiny is a fixture)
+from conftest import metrics_lines, quiet, without_timing
 
 
 def test_cutoffs_fit_any_vocabulary_size():
@@ -36,23 +35,35 @@ def test_the_loss_counts_each_real_next_token_once_per_direction_and_ignores_pad
     padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], dim=1)
     model.eval(), heads.eval()
     with torch.no_grad():
-        torch.testing.assert_close(language_model_loss(model, heads, padded, lengths)[0],
-                                   language_model_loss(model, heads, ids, lengths)[0])
+        torch.testing.assert_close(
+            language_model_loss(model, heads, padded, lengths)[0], language_model_loss(model, heads, ids, lengths)[0]
+        )
 
 
 def test_pretraining_lowers_the_language_model_loss_on_held_out_text():
     rng = np.random.default_rng(0)
     # Reviews from a small grammar: predictable next tokens, so the loss must fall well below uniform.
     phrases = [[4, 5, 6], [7, 8], [9, 10, 11, 12], [13, 14]]
+
     def review():
         return np.array([t for i in rng.integers(0, len(phrases), 5) for t in phrases[i]], dtype=np.int32)
+
     train_ids, val_ids = [review() for _ in range(200)], [review() for _ in range(40)]
     torch.manual_seed(0)
     model = RecurrentClassifier(15, 2, embedding_dim=8, hidden_size=16, dropout=0.0)
     settings = PretrainConfig(epochs=3, lr=0.01, batch_size=16, dropout=0.0)
     messages = []
-    summary = pretrain_encoder(model, train_ids, val_ids, settings, seed=0, clip_norm=1.0,
-                               device=torch.device("cpu"), log=messages.append, show_progress=False)
+    summary = pretrain_encoder(
+        model,
+        train_ids,
+        val_ids,
+        settings,
+        seed=0,
+        clip_norm=1.0,
+        device=torch.device("cpu"),
+        log=messages.append,
+        show_progress=False,
+    )
     losses = [line["val_loss"] for line in summary.epochs]
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert losses[-1] < 0.6 * np.log(15)  # well below guessing among 15 ids
@@ -73,10 +84,12 @@ def test_train_pretrains_records_it_and_resumes_from_the_pretrained_weights(tiny
     # Interrupt in the second classifier epoch, then resume: pretraining is not run again,
     # and the result is the uninterrupted one.
     original = training_module.Trainer._step
+
     def crash_in_epoch_two(self, batch):
         if self.state.epoch == 1:
             raise KeyboardInterrupt
         return original(self, batch)
+
     monkeypatch.setattr(training_module.Trainer, "_step", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(config, log=quiet)

@@ -26,14 +26,16 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
     from sentiment.config import load_config
     from sentiment.prepare import prepare
     from sentiment.training import train
 
+    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
+
     root = tmp_path_factory.mktemp("ray-run")
-    config = load_config(TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())),
-                                       *tiny_model(2)])
+    config = load_config(
+        TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())), *tiny_model(2)]
+    )
     prepare(config, log=quiet)
     return train(config, log=quiet).directory
 
@@ -43,12 +45,22 @@ def inputs(directory):
     txt = directory / "a.txt"
     txt.write_bytes(b"love this dress\n\nthe zipper broke\ncaf\xe9 bad bytes\n" + b"great fit, soft\n" * 40)
     jsonl = directory / "b.jsonl"
-    jsonl.write_text("\n".join([json.dumps({"text": "runs small", "id": 1}), json.dumps({"text": 42, "id": 2}),
-                                "{not json", json.dumps({"id": 4}), json.dumps({"text": "so comfortable", "id": 5})]),
-                     encoding="utf-8")
+    jsonl.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "runs small", "id": 1}),
+                json.dumps({"text": 42, "id": 2}),
+                "{not json",
+                json.dumps({"id": 4}),
+                json.dumps({"text": "so comfortable", "id": 5}),
+            ]
+        ),
+        encoding="utf-8",
+    )
     csv = directory / "c.csv"
-    csv.write_text("id,text\n" + "".join(f"{i},{'awful quality' if i % 3 else ''}\n" for i in range(30)),
-                   encoding="utf-8")
+    csv.write_text(
+        "id,text\n" + "".join(f"{i},{'awful quality' if i % 3 else ''}\n" for i in range(30)), encoding="utf-8"
+    )
     return [str(txt), str(jsonl), str(csv)]
 
 
@@ -69,8 +81,13 @@ def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, trained, 
     assert (merged["label_local"].fillna("") == merged["label_ray"].fillna("")).all()
     for column in ("prob_negative", "prob_positive"):
         np.testing.assert_allclose(merged[f"{column}_local"], merged[f"{column}_ray"], atol=1e-6, equal_nan=True)
-    assert set(merged["error_local"].dropna()) >= {"empty_text", "not_text", "invalid_utf8", "invalid_json",
-                                                   "missing_text"}
+    assert set(merged["error_local"].dropna()) >= {
+        "empty_text",
+        "not_text",
+        "invalid_utf8",
+        "invalid_json",
+        "missing_text",
+    }
     # --preserve-order: the rows come back in input order.
     assert list(zip(theirs["source"], theirs["row"])) == list(zip(ours["source"], ours["row"]))
 

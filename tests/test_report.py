@@ -12,11 +12,11 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from report_fixture import example_metrics
 from sentiment.report import PLOT_FILES, render_html, render_markdown, summary_table, verdict, write_plots, write_report
+
+from report_fixture import example_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCRIPT = "<script>alert('x')</script> & <b>bold</b>"
@@ -92,21 +92,36 @@ def test_write_report_writes_every_plot_and_both_documents(report):
 def test_headline_numbers_come_first_in_both_documents(metrics, markdown, page):
     model, baseline, paired = metrics["model"], metrics["baseline"], metrics["comparison"]["macro_f1"]
     expected = [
-        f"{model['accuracy']:.3f}", f"{baseline['accuracy']:.3f}",
-        f"{model['macro_f1']:.3f}", f"{baseline['macro_f1']:.3f}",
+        f"{model['accuracy']:.3f}",
+        f"{baseline['accuracy']:.3f}",
+        f"{model['macro_f1']:.3f}",
+        f"{baseline['macro_f1']:.3f}",
         f"{model['macro_f1_ci'][0]:.3f} to {model['macro_f1_ci'][1]:.3f}",
-        f"{paired['difference']:+.3f}, significant", f"CI {paired['ci_low']:+.3f} to {paired['ci_high']:+.3f}",
-        f"{model['roc_auc']:.3f}", f"{baseline['pr_auc']:.3f}", f"{model['ece']:.3f}", f"{baseline['ece']:.3f}",
-        f"{metrics['contrast']['model']['pass_rate']:.1%}", f"{metrics['contrast']['baseline']['pass_rate']:.1%}",
+        f"{paired['difference']:+.3f}, significant",
+        f"CI {paired['ci_low']:+.3f} to {paired['ci_high']:+.3f}",
+        f"{model['roc_auc']:.3f}",
+        f"{baseline['pr_auc']:.3f}",
+        f"{model['ece']:.3f}",
+        f"{baseline['ece']:.3f}",
+        f"{metrics['contrast']['model']['pass_rate']:.1%}",
+        f"{metrics['contrast']['baseline']['pass_rate']:.1%}",
     ]
     for document in (markdown, page.text):
-        headline = document[:document.index("Confusion matrices")]
+        headline = document[: document.index("Confusion matrices")]
         for number in expected:
             assert number in headline, number
         assert "The model beats the baseline on macro-F1" in headline
-        titles = ("Model vs baseline", "Confusion matrices", "Calibration", "Contrast suite", "In depth",
-                  "Per-class scores", "Failing contrast cases", "Most confident wrong predictions",
-                  "How this was made")
+        titles = (
+            "Model vs baseline",
+            "Confusion matrices",
+            "Calibration",
+            "Contrast suite",
+            "In depth",
+            "Per-class scores",
+            "Failing contrast cases",
+            "Most confident wrong predictions",
+            "How this was made",
+        )
         order = [document.index(title) for title in titles]
         assert order == sorted(order)
     assert "nan" not in page.text.lower().split()
@@ -114,8 +129,10 @@ def test_headline_numbers_come_first_in_both_documents(metrics, markdown, page):
 
 def test_capability_table_lists_every_capability_weakest_first(metrics, markdown, page):
     model, baseline = (metrics["contrast"][s]["by_capability"] for s in ("model", "baseline"))
-    rows = [(name.replace("_", " "), model[name]["total"], model[name]["pass_rate"], baseline[name]["pass_rate"])
-            for name in model]
+    rows = [
+        (name.replace("_", " "), model[name]["total"], model[name]["pass_rate"], baseline[name]["pass_rate"])
+        for name in model
+    ]
     rows.sort(key=lambda row: row[2])
     positions = []
     for name, total, model_rate, baseline_rate in rows:
@@ -129,7 +146,7 @@ def test_every_failing_case_and_check_is_listed_for_both_systems(metrics, markdo
     failing = _failing_ids(contrast["model"], "cases") | _failing_ids(contrast["baseline"], "cases")
     checks = _failing_ids(contrast["model"], "checks") | _failing_ids(contrast["baseline"], "checks")
     assert _failing_ids(contrast["model"], "cases") - _failing_ids(contrast["baseline"], "cases"), "fixture too easy"
-    section = page.text[page.text.index("Failing contrast cases"):page.text.index("Most confident wrong")]
+    section = page.text[page.text.index("Failing contrast cases") : page.text.index("Most confident wrong")]
     for case in contrast["model"]["cases"]:
         listed = f"{case['id']} ·" in section
         assert listed == (case["id"] in failing), case["id"]
@@ -162,7 +179,7 @@ def test_html_is_self_contained(report, page):
     for attrs in images:
         prefix = "data:image/png;base64,"
         assert attrs["src"].startswith(prefix)
-        assert base64.b64decode(attrs["src"][len(prefix):], validate=True).startswith(PNG_SIGNATURE)
+        assert base64.b64decode(attrs["src"][len(prefix) :], validate=True).startswith(PNG_SIGNATURE)
         assert attrs["alt"] and int(attrs["width"]) > 0 and int(attrs["height"]) > 0
     assert any(tag == "meta" and attrs.get("name") == "viewport" for tag, attrs in page.tags)
 
@@ -200,14 +217,18 @@ def test_summary_table_is_a_plain_side_by_side_table(metrics):
     assert table.isascii()
 
 
-@pytest.mark.parametrize(("difference", "significant", "expected"), [
-    (0.004, False, "The model and the baseline do not differ significantly on macro-F1 (model − baseline +0.004"),
-    (-0.031, True, "The baseline beats the model on macro-F1 by 0.031"),
-])
+@pytest.mark.parametrize(
+    ("difference", "significant", "expected"),
+    [
+        (0.004, False, "The model and the baseline do not differ significantly on macro-F1 (model − baseline +0.004"),
+        (-0.031, True, "The baseline beats the model on macro-F1 by 0.031"),
+    ],
+)
 def test_verdict_follows_the_paired_comparison(metrics, difference, significant, expected):
     metrics = copy.deepcopy(metrics)
-    metrics["comparison"]["macro_f1"].update(difference=difference, significant=significant, p_value=0.4,
-                                             ci_low=difference - 0.02, ci_high=difference + 0.02)
+    metrics["comparison"]["macro_f1"].update(
+        difference=difference, significant=significant, p_value=0.4, ci_low=difference - 0.02, ci_high=difference + 0.02
+    )
     sentence = verdict(metrics)
     assert sentence.startswith(expected)
     assert "; the model passes" in sentence
@@ -218,8 +239,10 @@ def test_explain_images_are_inlined_and_missing_ones_named(metrics, report, tmp_
     metrics = copy.deepcopy(metrics)
     plots = write_plots(metrics, tmp_path)
     (tmp_path / "explain_0.png").write_bytes(report["reliability"].read_bytes())
-    metrics["explain"] = [{"text": "The zipper <broke>.", "image": "explain_0.png"},
-                          {"text": "Not great.", "image": "explain_1.png"}]
+    metrics["explain"] = [
+        {"text": "The zipper <broke>.", "image": "explain_0.png"},
+        {"text": "Not great.", "image": "explain_1.png"},
+    ]
     page = _Page(render_html(metrics, plots, tmp_path))
     assert sum(tag == "img" for tag, _ in page.tags) == len(plots) + 1
     assert "Explanations" in page.text and "The zipper <broke>." in page.text
@@ -251,7 +274,8 @@ PROBE = """<script>(function () {
 
 browser = pytest.mark.skipif(
     not CHROMIUM.exists(),
-    reason=f"headless Chromium not found at {CHROMIUM} (`make test` installs it: apt-get install chromium)")
+    reason=f"headless Chromium not found at {CHROMIUM} (`make test` installs it: apt-get install chromium)",
+)
 
 
 def _render_in_chromium(page_html: str, directory: Path, width: int, height: int) -> tuple[dict, str, Path]:
@@ -261,11 +285,25 @@ def _render_in_chromium(page_html: str, directory: Path, width: int, height: int
     page.write_text(page_html[:head] + PROBE + page_html[head:], encoding="utf-8")
     screenshot = directory / f"screenshot-{width}x{height}.png"
     command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-        f"--user-data-dir={directory / 'chromium-profile'}", "--hide-scrollbars", "--force-device-scale-factor=1",
-        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-        f"--window-size={width},{height}", f"--screenshot={screenshot}", "--dump-dom", page.as_uri(),
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={directory / 'chromium-profile'}",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        f"--window-size={width},{height}",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+        page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -288,8 +326,7 @@ def _check_screenshot(path: Path, width: int, height: int) -> None:
 @pytest.mark.browser
 @pytest.mark.parametrize(("width", "height"), [(412, 915), (1366, 900)], ids=["phone", "desktop"])
 def test_report_renders_cleanly_in_chromium(report, tmp_path, width, height):
-    found, stderr, screenshot = _render_in_chromium(report["html"].read_text(encoding="utf-8"), tmp_path,
-                                                    width, height)
+    found, stderr, screenshot = _render_in_chromium(report["html"].read_text(encoding="utf-8"), tmp_path, width, height)
     assert found.get("images-loaded") == f"{len(PLOT_FILES)}/{len(PLOT_FILES)}"
     assert json.loads(found["errors"]) == []
     assert found["overflow"] == "0", "the page scrolls sideways; only tables may"
@@ -301,9 +338,11 @@ def test_report_renders_cleanly_in_chromium(report, tmp_path, width, height):
 @browser
 @pytest.mark.browser
 def test_browser_probe_catches_a_broken_page(tmp_path):
-    broken = ("<!DOCTYPE html><html><head><title>x</title></head><body>"
-              '<img src="data:image/png;base64,AAAA"><div style="width:3000px">wide</div>'
-              "<script>undefinedFunction();</script></body></html>")
+    broken = (
+        "<!DOCTYPE html><html><head><title>x</title></head><body>"
+        '<img src="data:image/png;base64,AAAA"><div style="width:3000px">wide</div>'
+        "<script>undefinedFunction();</script></body></html>"
+    )
     found, stderr, _ = _render_in_chromium(broken, tmp_path, 412, 915)
     assert found["images-loaded"] == "0/1"
     errors = json.loads(found["errors"])
@@ -315,17 +354,17 @@ def test_browser_probe_catches_a_broken_page(tmp_path):
 def test_vader_and_out_of_domain_sets_are_reported_beside_the_baseline(metrics, markdown, page):
     vader, sets = metrics["vader"], metrics["out_of_domain"]["sets"]
     for document in (markdown, page.text):
-        headline = document[:document.index("Confusion matrices")]
+        headline = document[: document.index("Confusion matrices")]
         assert "VADER" in headline and f"{vader['macro_f1']:.3f}" in headline
         paired = metrics["comparison_vader"]["macro_f1"]
         assert f"{paired['difference']:+.3f}" in headline
-        section = document[document.index("Out of domain"):document.index("In depth")]
+        section = document[document.index("Out of domain") : document.index("In depth")]
         for item in sets:
             assert item["name"] in section
             for system in ("model", "baseline", "vader"):
                 assert f"{item['systems'][system]['accuracy']:.3f}" in section
             assert f"{item['comparison']['baseline']['accuracy']['difference']:+.3f}" in section
-        errors = document[document.index("Out of domain: the model's most confident errors"):]
+        errors = document[document.index("Out of domain: the model's most confident errors") :]
         assert sets[0]["errors"][0]["text"] in errors
         decider = metrics["errors"]["model"][0]["deciding_sentence"]
         assert f"decided by: “{decider['text']}”" in document and "weight 0.62" in document
@@ -344,8 +383,9 @@ def test_a_scheme_without_out_of_domain_sets_says_why(tmp_path):
 def test_risk_coverage_shows_the_accuracy_each_confidence_leaves(metrics, markdown, page):
     curve = metrics["model"]["risk_coverage"]
     assert [row["coverage"] for row in curve][-1] == 1.0 and curve[-1]["accuracy"] == pytest.approx(
-        metrics["model"]["accuracy"])
+        metrics["model"]["accuracy"]
+    )
     assert curve[0]["accuracy"] >= curve[-1]["accuracy"]  # the most confident half is the more accurate
     for document in (markdown, page.text):
-        section = document[document.index("Risk and coverage"):]
+        section = document[document.index("Risk and coverage") :]
         assert f"{curve[0]['accuracy']:.3f}" in section and f"p ≥ {curve[0]['min_confidence']:.3f}" in section

@@ -74,16 +74,18 @@ def prob_columns(rows: list[dict]) -> list[str]:
 
 # ---- the row-per-row contract ----------------------------------------------------------------
 
+
 def test_every_line_gets_a_row_and_unscorable_ones_say_why(tiny_run, model, tmp_path):
     reviews = tmp_path / "reviews.txt"
-    reviews.write_bytes(b"love this dress\n"                     # 1 scored
-                        b"\n"                                    # 2 empty
-                        b"  \t \x0b \n"                          # 3 only whitespace
-                        b"nice \xff\xfe fabric\n"                # 4 invalid UTF-8
-                        + LONG.encode() + b"\n"                  # 5 truncated, still scored
-                        b"runs small\r\n"                        # 6 Windows line end
-                        b"one\rline\x1cwith\xe2\x80\xa8breaks\n"  # 7 \r, \x1c, U+2028 are not line ends
-                        b"the zipper broke")                     # 8 final line without newline
+    reviews.write_bytes(
+        b"love this dress\n"  # 1 scored
+        b"\n"  # 2 empty
+        b"  \t \x0b \n"  # 3 only whitespace
+        b"nice \xff\xfe fabric\n" + LONG.encode() + b"\n"  # 4 invalid UTF-8  # 5 truncated, still scored
+        b"runs small\r\n"  # 6 Windows line end
+        b"one\rline\x1cwith\xe2\x80\xa8breaks\n"  # 7 \r, \x1c, U+2028 are not line ends
+        b"the zipper broke"
+    )  # 8 final line without newline
     output = tmp_path / "scores.csv"
     summary = score_files(model, [reviews], output, keep_text=True)
     rows = read_csv(output)
@@ -110,8 +112,9 @@ def test_text_without_tokens_is_flagged(model, tmp_path):
         def pipe(self, texts):
             return ([] if "nothing" in text else text.split() for text in texts)
 
-    stub = SimpleNamespace(classes=model.classes, max_len=model.max_len, predict_tokens=model.predict_tokens,
-                           tokenizer=DropsEverything())
+    stub = SimpleNamespace(
+        classes=model.classes, max_len=model.max_len, predict_tokens=model.predict_tokens, tokenizer=DropsEverything()
+    )
     (tmp_path / "in.txt").write_text("nothing here\nlove it\n")
     score_files(stub, [tmp_path / "in.txt"], tmp_path / "out.csv")
     assert [r["error"] for r in read_csv(tmp_path / "out.csv")] == ["no_tokens", ""]
@@ -179,11 +182,16 @@ def test_scoring_streams_chunk_by_chunk(model):
             yield Record("endless", row, "love it", ())
 
     chunks = list(islice(score_records(model, endless(), chunk_size=5, workers=2), 3))
-    assert [[r.row for r in chunk.records] for chunk in chunks] == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15]]
+    assert [[r.row for r in chunk.records] for chunk in chunks] == [
+        [1, 2, 3, 4, 5],
+        [6, 7, 8, 9, 10],
+        [11, 12, 13, 14, 15],
+    ]
 
 
-def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both_are_restored(model, tmp_path,
-                                                                                            monkeypatch):
+def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both_are_restored(
+    model, tmp_path, monkeypatch
+):
     import sys
 
     import torch
@@ -211,10 +219,16 @@ def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both
 
 # ---- formats in and out ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def table():
-    return pd.DataFrame({"id": [7, 8, 9, 10], "label": ["gold-pos", "gold-neg", "x", "y"],
-                         "review": ["love this dress", "the zipper broke", "", "so comfortable, true to size"]})
+    return pd.DataFrame(
+        {
+            "id": [7, 8, 9, 10],
+            "label": ["gold-pos", "gold-neg", "x", "y"],
+            "review": ["love this dress", "the zipper broke", "", "so comfortable, true to size"],
+        }
+    )
 
 
 def write_inputs(frame: pd.DataFrame, directory) -> dict[str, str]:
@@ -235,19 +249,41 @@ def test_every_input_format_gives_the_same_scores(tiny_run, tmp_path, table):
         out = tmp_path / f"from_{kind}.csv"
         ok(score("-m", tiny_run.run_dir, path, "--text-column", "review", "--keep-columns", "id,label", "-o", out))
         scored = pd.read_csv(out)
-        assert list(scored.columns) == ["source", "row", "label", "prob_negative", "prob_positive", "error",
-                                        "id", "input_label"], kind
+        assert list(scored.columns) == [
+            "source",
+            "row",
+            "label",
+            "prob_negative",
+            "prob_positive",
+            "error",
+            "id",
+            "input_label",
+        ], kind
         assert scored["row"].tolist() == [1, 2, 3, 4] and scored["id"].tolist() == [7, 8, 9, 10]
         assert scored["input_label"].tolist() == table["label"].tolist()
-        pd.testing.assert_frame_equal(scored[["label", "prob_negative", "prob_positive", "error"]],
-                                      reference[["label", "prob_negative", "prob_positive", "error"]])
+        pd.testing.assert_frame_equal(
+            scored[["label", "prob_negative", "prob_positive", "error"]],
+            reference[["label", "prob_negative", "prob_positive", "error"]],
+        )
 
 
 def test_every_output_format_holds_the_same_rows(tiny_run, tmp_path, table):
     inputs = write_inputs(table, tmp_path)
     for extension in ("csv", "jsonl", "parquet"):
-        ok(score("-m", tiny_run.run_dir, inputs["parquet"], "--text-column", "review", "--keep-text",
-                 "--keep-columns", "id", "-o", tmp_path / f"out.{extension}"))
+        ok(
+            score(
+                "-m",
+                tiny_run.run_dir,
+                inputs["parquet"],
+                "--text-column",
+                "review",
+                "--keep-text",
+                "--keep-columns",
+                "id",
+                "-o",
+                tmp_path / f"out.{extension}",
+            )
+        )
     from_csv = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, na_values=[""])
     from_jsonl = pd.read_json(tmp_path / "out.jsonl", lines=True, precise_float=True)
     from_parquet = pd.read_parquet(tmp_path / "out.parquet")
@@ -264,8 +300,19 @@ def test_every_output_format_holds_the_same_rows(tiny_run, tmp_path, table):
 def test_kept_json_values_become_text_in_parquet(tiny_run, tmp_path):
     lines = [{"text": "love it", "id": 7, "meta": {"stars": 5}}, {"text": "awful", "id": "x-8", "meta": None}]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    ok(score("-m", tiny_run.run_dir, tmp_path / "in.jsonl", "--keep-columns", "id", "--keep-columns", "meta",
-             "-o", tmp_path / "out.parquet"))
+    ok(
+        score(
+            "-m",
+            tiny_run.run_dir,
+            tmp_path / "in.jsonl",
+            "--keep-columns",
+            "id",
+            "--keep-columns",
+            "meta",
+            "-o",
+            tmp_path / "out.parquet",
+        )
+    )
     scored = pd.read_parquet(tmp_path / "out.parquet")
     assert scored["id"].tolist() == ["7", "x-8"] and scored["meta"].fillna("null").tolist() == ['{"stars": 5}', "null"]
 
@@ -273,12 +320,19 @@ def test_kept_json_values_become_text_in_parquet(tiny_run, tmp_path):
 def test_standard_input_and_output(tiny_run):
     result = ok(score("-m", tiny_run.run_dir, "-", input="love this dress\n\nawful fit\n"))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [(r["source"], r["row"], r["error"]) for r in rows] == [("<stdin>", "1", ""), ("<stdin>", "2", "empty_text"),
-                                                                   ("<stdin>", "3", "")]
+    assert [(r["source"], r["row"], r["error"]) for r in rows] == [
+        ("<stdin>", "1", ""),
+        ("<stdin>", "2", "empty_text"),
+        ("<stdin>", "3", ""),
+    ]
     jsonl = '{"text": "love it", "id": 1}\nnot json\n{"text": "awful", "id": 3}\n'
     result = ok(score("-m", tiny_run.run_dir, "--format", "jsonl", "--keep-columns", "id", "-", input=jsonl))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [(r["row"], r["error"], r["id"]) for r in rows] == [("1", "", "1"), ("2", "invalid_json", ""), ("3", "", "3")]
+    assert [(r["row"], r["error"], r["id"]) for r in rows] == [
+        ("1", "", "1"),
+        ("2", "invalid_json", ""),
+        ("3", "", "3"),
+    ]
 
 
 def test_several_files_and_a_glob_in_order(tiny_run, tmp_path):
@@ -287,8 +341,12 @@ def test_several_files_and_a_glob_in_order(tiny_run, tmp_path):
     out = tmp_path / "out.jsonl"
     ok(score("-m", tiny_run.run_dir, tmp_path / "c.csv", str(tmp_path / "*.txt"), "--device", "cpu", "-o", out))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["source"].rsplit("/", 1)[1], r["row"]) for r in rows] == [("c.csv", 1), ("a.txt", 1), ("b.txt", 1),
-                                                                          ("b.txt", 2)]
+    assert [(r["source"].rsplit("/", 1)[1], r["row"]) for r in rows] == [
+        ("c.csv", 1),
+        ("a.txt", 1),
+        ("b.txt", 1),
+        ("b.txt", 2),
+    ]
 
 
 def test_the_baseline_scores_the_same_files(tiny_run, tmp_path, table):
@@ -303,11 +361,15 @@ def test_the_baseline_scores_the_same_files(tiny_run, tmp_path, table):
 
 # ---- identities ------------------------------------------------------------------------------
 
+
 def test_batch_size_does_not_change_the_probabilities(tiny_run, tmp_path):
     import datasets
 
-    texts = [text for split in ("train", "validation", "test")
-             for text in datasets.load_from_disk(str(tiny_run.prepared_dir / split))["text"]]
+    texts = [
+        text
+        for split in ("train", "validation", "test")
+        for text in datasets.load_from_disk(str(tiny_run.prepared_dir / split))["text"]
+    ]
     (tmp_path / "in.txt").write_text("\n".join(texts + [LONG, "ok", ""]) + "\n")
     ok(score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--batch-size", "64", "-o", tmp_path / "64.csv"))
     ok(score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--batch-size", "1", "-o", tmp_path / "1.csv"))
@@ -315,8 +377,9 @@ def test_batch_size_does_not_change_the_probabilities(tiny_run, tmp_path):
     assert len(batched) == len(texts) + 3
     assert [r["label"] for r in batched] == [r["label"] for r in single]
     for column in prob_columns(batched):
-        np.testing.assert_allclose([float(r[column] or "nan") for r in batched],
-                                   [float(r[column] or "nan") for r in single], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            [float(r[column] or "nan") for r in batched], [float(r[column] or "nan") for r in single], rtol=0, atol=1e-6
+        )
 
 
 def test_scoring_the_test_split_reproduces_its_accuracy(tiny_run, tmp_path):
@@ -335,6 +398,7 @@ def test_scoring_the_test_split_reproduces_its_accuracy(tiny_run, tmp_path):
 
 
 # ---- user mistakes: one line, exit 2, no output file -----------------------------------------
+
 
 @pytest.fixture
 def reviews_txt(tmp_path):
@@ -363,12 +427,28 @@ def test_missing_or_incomplete_model(tmp_path, reviews_txt):
 def test_unknown_columns(tiny_run, tmp_path, table):
     inputs = write_inputs(table, tmp_path)
     for path in inputs.values():
-        expect_error(score("-m", tiny_run.run_dir, path, "-o", tmp_path / "out.csv"),
-                     r"no text column 'text' \(choose it with --text-column\); its columns: id, label, review")
-        expect_error(score("-m", tiny_run.run_dir, path, "--text-column", "review", "--keep-columns", "stars",
-                           "-o", tmp_path / "out.csv"), "no column 'stars'")
-    expect_error(score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--keep-columns", "id", "-o", tmp_path / "out.csv"),
-                 "a .txt file has no columns to keep")
+        expect_error(
+            score("-m", tiny_run.run_dir, path, "-o", tmp_path / "out.csv"),
+            r"no text column 'text' \(choose it with --text-column\); its columns: id, label, review",
+        )
+        expect_error(
+            score(
+                "-m",
+                tiny_run.run_dir,
+                path,
+                "--text-column",
+                "review",
+                "--keep-columns",
+                "stars",
+                "-o",
+                tmp_path / "out.csv",
+            ),
+            "no column 'stars'",
+        )
+    expect_error(
+        score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--keep-columns", "id", "-o", tmp_path / "out.csv"),
+        "a .txt file has no columns to keep",
+    )
     no_output_left(tmp_path)
 
 

@@ -57,8 +57,7 @@ def test_the_models_rule_on_ids_finds_the_sentencizers_sentences(tokenized):
 
 def sentence_model(vocab: Vocab, **kwargs) -> RecurrentClassifier:
     torch.manual_seed(0)
-    model = RecurrentClassifier(len(vocab), 2, embedding_dim=8, hidden_size=12, dropout=0.0, head="sentences",
-                                **kwargs)
+    model = RecurrentClassifier(len(vocab), 2, embedding_dim=8, hidden_size=12, dropout=0.0, head="sentences", **kwargs)
     model.set_sentence_kinds(sentence_token_kinds(vocab.tokens))
     return model.eval()
 
@@ -98,8 +97,9 @@ def test_sentence_examples_carry_their_reviews_label_and_weights():
     # Review 0: sentences [0,4) and [4,8); the 1-token [8,9) is dropped. Review 1 is one sentence.
     assert [s.tolist() for s in sentence_ids] == [[1, 2, 3, 4], [5, 6, 7, 8], [1, 2], [3, 4, 5, 6, 7]]
     assert sentence_labels.tolist() == [1, 1, 0, 0]
-    config = load_config(None, ["training.segments=sentences", "training.segment_weight=0.5",
-                                "training.segment_class_weights=true"]).training
+    config = load_config(
+        None, ["training.segments=sentences", "training.segment_weight=0.5", "training.segment_class_weights=true"]
+    ).training
     examples = training_examples(ids, starts, labels, 2, config)
     assert (examples.reviews, examples.sentences) == (3, 4)
     # Reviews weigh 1; sentences 0.5 times the inverse frequency of their class among sentences.
@@ -137,7 +137,9 @@ def test_predict_with_sentences_reads_each_sentence(prepared_config):
     pooled = load_model(train(prepared_config(*tiny_model(2)), log=quiet).directory)
     predictions = pooled.predict(texts, sentences=True)
     assert [[s.text for s in sentences] for sentences in predictions.sentences] == [
-        ["Love this dress.", "The zipper broke after one wash!"], ["great quality"]]
+        ["Love this dress.", "The zipper broke after one wash!"],
+        ["great quality"],
+    ]
     alone = pooled.predict(["The zipper broke after one wash!"]).probabilities[0]
     assert np.allclose(predictions.sentences[0][1].probabilities, alone)
     assert predictions.sentences[0][1].weight is None
@@ -178,13 +180,26 @@ def test_score_with_sentences_keeps_one_row_per_input_row(prepared_config, tmp_p
     reviews = tmp_path / "reviews.txt"
     reviews.write_text("Love this dress. The zipper broke!\n\ngreat quality\n", encoding="utf-8")
     output = tmp_path / f"scored.{extension}"
-    result = CliRunner().invoke(cli, ["score", "-m", str(run.directory), str(reviews), "--sentences", "-o", str(output)])
+    result = CliRunner().invoke(
+        cli, ["score", "-m", str(run.directory), str(reviews), "--sentences", "-o", str(output)]
+    )
     assert result.exit_code == 0, result.output
-    table = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[extension](output)
-    assert len(table) == 3 and list(table.columns)[:7] == ["source", "row", "label", "prob_negative", "prob_positive",
-                                                            "error", "sentences"]
-    cells = [json.loads(c) if isinstance(c, str) else (None if c is None or (isinstance(c, float)) else list(c))
-             for c in table["sentences"]]
+    table = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[extension](
+        output
+    )
+    assert len(table) == 3 and list(table.columns)[:7] == [
+        "source",
+        "row",
+        "label",
+        "prob_negative",
+        "prob_positive",
+        "error",
+        "sentences",
+    ]
+    cells = [
+        json.loads(c) if isinstance(c, str) else (None if c is None or (isinstance(c, float)) else list(c))
+        for c in table["sentences"]
+    ]
     assert [s["text"] for s in cells[0]] == ["Love this dress.", "The zipper broke!"] and cells[1] is None
     assert cells[2][0]["label"] == table["label"][2]
     assert cells[2][0]["prob_positive"] == pytest.approx(table["prob_positive"][2], abs=1e-6)

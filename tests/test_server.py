@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import socket
 import subprocess
@@ -30,20 +28,38 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A trained tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
-    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
     from sentiment.config import load_config
     from sentiment.prepare import prepare
     from sentiment.training import train
 
+    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
+
     root = tmp_path_factory.mktemp("serve")
-    config = load_config(TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())),
-                                       *tiny_model(2)])
+    config = load_config(
+        TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())), *tiny_model(2)]
+    )
     prepare(config, log=quiet)
     run = train(config, log=quiet)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "sentiment", "serve", "--model", str(run.directory),
-                                "--port", str(port), "--max-batch", "8", "--max-body", "20000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sentiment",
+            "serve",
+            "--model",
+            str(run.directory),
+            "--port",
+            str(port),
+            "--max-batch",
+            "8",
+            "--max-body",
+            "20000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -79,8 +95,13 @@ def test_predictions_equal_the_python_api_to_the_bit(server):
 def test_unscorable_texts_keep_their_place_with_scores_reasons(server):
     base, _, _ = server
     body = httpx.post(f"{base}/v1/predict", json={"texts": ["great", "", 42, None, "  "]}, timeout=30).json()
-    assert [row["error"] for row in body["predictions"]] == [None, "empty_text", "not_text", "missing_text",
-                                                            "empty_text"]
+    assert [row["error"] for row in body["predictions"]] == [
+        None,
+        "empty_text",
+        "not_text",
+        "missing_text",
+        "empty_text",
+    ]
     assert body["predictions"][1]["label"] is None and body["predictions"][0]["label"] in body["classes"]
 
 
@@ -90,15 +111,22 @@ def test_sentences_are_read_on_request(server):
     assert [s["text"] for s in body["predictions"][0]["sentences"]] == ["runs small.", "but the fabric is lovely!"]
 
 
-@pytest.mark.parametrize(("send", "status", "message"), [
-    (dict(content=b'{"texts": [', headers={"content-type": "application/json"}), 422, "not valid JSON"),
-    (dict(json={"texts": "not a list"}), 422, "texts: Input should be a valid list"),
-    (dict(json={"texts": []}), 422, "texts: List should have at least 1 item"),
-    (dict(json={"texts": ["a"] * 9}), 422, "9 texts in one request; at most 8"),
-    (dict(json={"texts": ["a"], "min_confidence": 2}), 422, "min_confidence: Input should be less than or equal to 1"),
-    (dict(json={"texts": ["a"], "colour": "red"}), 422, "colour: Extra inputs are not permitted"),
-    (dict(json={"texts": ["a" * 30000]}), 413, "over 20,000 bytes"),
-])
+@pytest.mark.parametrize(
+    ("send", "status", "message"),
+    [
+        (dict(content=b'{"texts": [', headers={"content-type": "application/json"}), 422, "not valid JSON"),
+        (dict(json={"texts": "not a list"}), 422, "texts: Input should be a valid list"),
+        (dict(json={"texts": []}), 422, "texts: List should have at least 1 item"),
+        (dict(json={"texts": ["a"] * 9}), 422, "9 texts in one request; at most 8"),
+        (
+            dict(json={"texts": ["a"], "min_confidence": 2}),
+            422,
+            "min_confidence: Input should be less than or equal to 1",
+        ),
+        (dict(json={"texts": ["a"], "colour": "red"}), 422, "colour: Extra inputs are not permitted"),
+        (dict(json={"texts": ["a" * 30000]}), 413, "over 20,000 bytes"),
+    ],
+)
 def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_goes_on(server, send, status, message):
     base, _, _ = server
     response = httpx.post(f"{base}/v1/predict", timeout=30, **send)
@@ -122,8 +150,7 @@ def test_concurrent_requests_each_get_their_own_rows(server):
     base, run, _ = server
     requests = [[TEXTS[i % 3], f"order {i}: " + TEXTS[(i + 1) % 3]] for i in range(16)]
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(16) as pool:
-        bodies = list(pool.map(lambda texts: client.post(f"{base}/v1/predict", json={"texts": texts}).json(),
-                               requests))
+        bodies = list(pool.map(lambda texts: client.post(f"{base}/v1/predict", json={"texts": texts}).json(), requests))
     model = load_model(run.directory)
     for texts, body in zip(requests, bodies):  # merged into shared forward passes, read back per request
         expected = model.predict(texts)

@@ -38,4 +38,6 @@ def test_a_class_too_small_to_split_is_an_error():
     texts = [f"t{i}" for i in range(30)] + ["rare one", "rare two"]
     labels = [0] * 30 + [1, 1]
     with pytest.raises(SentimentError, match="class 'negative'.*2 distinct texts"):
-        stratified_group_split(texts, labels, {"validation": 0.1, "test": 0.1}, seed=0, class_names=["positive", "negative"])
+        stratified_group_split(
+            texts, labels, {"validation": 0.1, "test": 0.1}, seed=0, class_names=["positive", "negative"]
+        )

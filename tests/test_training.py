@@ -14,26 +14,27 @@ from sentiment.inference import load_model, predict_ids
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
-from conftest import TINY_CONFIG, metrics_lines, quiet, tiny_model, without_timing
-
-TINY = tiny_model(4)
-
-
-@pytest.fixture
-def tiny(prepared_config):
-    return lambda *overrides: prepared_config(*TINY, *overrides)
+from conftest import TINY, TINY_CONFIG, metrics_lines, quiet, without_timing
 
 
 def test_overfits_the_training_reviews_and_writes_a_complete_run(tiny):
     config = tiny("training.max_epochs=15", "training.patience=15", "training.select_metric=loss")
     run = train(config, log=quiet)
     assert run.directory == config.run_dir and not partial_dir(config.run_dir).exists()
-    for name in ("model.safetensors", "config.json", "vocab.json", "labels.json", "metrics.jsonl",
-                 "learning_curves.png", "run.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "vocab.json",
+        "labels.json",
+        "metrics.jsonl",
+        "learning_curves.png",
+        "run.json",
+    ):
         assert (run.directory / name).is_file(), name
     assert not list(run.directory.rglob("*.pt")) and not list(run.directory.rglob("*.pkl"))
     train_split = config.prepared_dir / "train"
     import datasets
+
     data = datasets.load_from_disk(str(train_split))
     probabilities = predict_ids(run.build_model(), data["ids"])
     assert (probabilities.argmax(1) == np.array(data["label"])).mean() == 1.0
@@ -110,20 +111,30 @@ def test_vectors_fall_back_to_the_lowercase_form(tmp_path):
 
     (tmp_path / "v.txt").write_text("dress 1 2\nnice 3 4\n")
     aligned = align_vectors(str(tmp_path / "v.txt"), Vocab.build([["Dress", "nice", "zzz"]]), tmp_path, seed=0)
-    vocab_rows = {word: aligned.matrix[i].tolist() for i, word in enumerate(Vocab.build([["Dress", "nice", "zzz"]]).tokens)}
+    vocab_rows = {
+        word: aligned.matrix[i].tolist() for i, word in enumerate(Vocab.build([["Dress", "nice", "zzz"]]).tokens)
+    }
     assert vocab_rows["Dress"] == [1, 2] and vocab_rows["nice"] == [3, 4] and vocab_rows["<pad>"] == [0, 0]
     assert (aligned.found, aligned.found_lowercase, aligned.vocab_words) == (2, 1, 3)
 
 
 # --- errors: one line, exit code 2 ----------------------------------------------------------
 
+
 def cli_train(config_args):
     return CliRunner().invoke(cli, ["train", "--config", TINY_CONFIG, *config_args])
 
 
 def as_args(reviews_csv, tmp_path, *overrides):
-    sets = [f"name=tiny", f"data.source={reviews_csv}", f"paths.data={tmp_path / 'data'}",
-            f"paths.runs={tmp_path / 'runs'}", "vocab.min_freq=1", *TINY, *overrides]
+    sets = [
+        "name=tiny",
+        f"data.source={reviews_csv}",
+        f"paths.data={tmp_path / 'data'}",
+        f"paths.runs={tmp_path / 'runs'}",
+        "vocab.min_freq=1",
+        *TINY,
+        *overrides,
+    ]
     return [arg for value in sets for arg in ("--set", value)]
 
 
@@ -150,10 +161,12 @@ def test_unknown_cell_type(reviews_csv, tmp_path):
 def test_unreadable_vectors_file(reviews_csv, tmp_path, tiny):
     tiny()
     (tmp_path / "bad.txt").write_bytes(b"word \xff\xfe 1.0\n")
-    expect_error(cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'bad.txt'}")),
-                 "cannot read vectors file")
-    expect_error(cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'none.txt'}")),
-                 "vectors file not found")
+    expect_error(
+        cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'bad.txt'}")), "cannot read vectors file"
+    )
+    expect_error(
+        cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'none.txt'}")), "vectors file not found"
+    )
 
 
 def test_out_of_memory_batch_size(reviews_csv, tmp_path, tiny, monkeypatch):
@@ -177,15 +190,17 @@ def test_vector_words_extend_the_vocabulary_after_the_prepared_one(tiny, tmp_pat
     # A vectors file whose first (most frequent) words include ones the reviews never use.
     vectors = tmp_path / "vectors.txt"
     words = ["superb", "dreadful", "dress", "love", "zipper", "marvellous"]
-    vectors.write_text("".join(f"{w} {' '.join(str((i + j) % 7 / 7) for j in range(16))}\n"
-                               for i, w in enumerate(words)), encoding="utf-8")
+    vectors.write_text(
+        "".join(f"{w} {' '.join(str((i + j) % 7 / 7) for j in range(16))}\n" for i, w in enumerate(words)),
+        encoding="utf-8",
+    )
     config = tiny(f"model.vectors={vectors}", "model.vector_words=4")
     run = train(config, log=quiet)
     from sentiment.prepare import load_prepared
 
     prepared = load_prepared(config.prepared_dir).vocab
-    assert run.vocab.tokens[:len(prepared)] == prepared.tokens  # every prepared id keeps its word
-    assert run.vocab.tokens[len(prepared):] == ["superb", "dreadful"]  # of the first 4, the unseen ones
+    assert run.vocab.tokens[: len(prepared)] == prepared.tokens  # every prepared id keeps its word
+    assert run.vocab.tokens[len(prepared) :] == ["superb", "dreadful"]  # of the first 4, the unseen ones
     model = load_model(run.directory)
     assert model.encode(["superb"]) == [len(prepared)]
     assert run.build_model().embedding.weight.shape[0] == len(run.vocab)

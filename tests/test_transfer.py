@@ -30,8 +30,13 @@ def start_of(config):
 def test_the_new_model_starts_from_the_source_weights_for_shared_words(source_run, tmp_path, make_config):
     # Other reviews: a vocabulary that shares some words with the source's and lacks others.
     rows = [dict(row, text=row["text"].replace("dress", "gown")) for row in review_rows(seed=3)]
-    config = make_config(write_csv(tmp_path / "other.csv", rows), *TINY, "name=target",
-                         f"model.init_from={source_run.directory}", "paths.prepared=other")
+    config = make_config(
+        write_csv(tmp_path / "other.csv", rows),
+        *TINY,
+        "name=target",
+        f"model.init_from={source_run.directory}",
+        "paths.prepared=other",
+    )
     prepare(config, log=quiet)
     model, source = start_of(config), source_run.build_model()
     for name, tensor in source.state_dict().items():
@@ -39,8 +44,9 @@ def test_the_new_model_starts_from_the_source_weights_for_shared_words(source_ru
             torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
     vocab, source_vocab = load_prepared(config.prepared_dir).vocab, source_run.vocab
     for word in ("fabric", "zipper", "<unk>"):
-        torch.testing.assert_close(model.embedding.weight[vocab.index[word]],
-                                   source.embedding.weight[source_vocab.index[word]], rtol=0, atol=0)
+        torch.testing.assert_close(
+            model.embedding.weight[vocab.index[word]], source.embedding.weight[source_vocab.index[word]], rtol=0, atol=0
+        )
     assert "gown" not in source_vocab.index and "gown" in vocab.index
 
     run = train(config, log=quiet)
@@ -49,15 +55,17 @@ def test_the_new_model_starts_from_the_source_weights_for_shared_words(source_ru
     assert 0 < transfer["shared_words"] < transfer["vocab_words"]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.hidden_size=8", "has model.hidden_size = 16 and this config 8; they must match"),
-    ("model.cell=gru", "has model.cell = 'lstm' and this config 'gru'; they must match"),
-    ("data.label_scheme=ternary", "predicts negative, positive and this data negative, neutral, positive"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.hidden_size=8", "has model.hidden_size = 16 and this config 8; they must match"),
+        ("model.cell=gru", "has model.cell = 'lstm' and this config 'gru'; they must match"),
+        ("data.label_scheme=ternary", "predicts negative, positive and this data negative, neutral, positive"),
+    ],
+)
 def test_a_source_that_does_not_fit_is_one_line_and_exit_2(source_run, tmp_path, override, message):
     more = write_csv(tmp_path / "more.csv", review_rows(copies=12))  # enough 3-star reviews to split
-    sets = [*experiment_sets(tmp_path, more), *TINY, "name=target", f"model.init_from={source_run.directory}",
-            override]
+    sets = [*experiment_sets(tmp_path, more), *TINY, "name=target", f"model.init_from={source_run.directory}", override]
     args = ["--config", TINY_CONFIG, *[part for s in sets for part in ("--set", s)]]
     runner = CliRunner()
     assert runner.invoke(cli, ["prepare", *args]).exit_code == 0
