@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -211,7 +211,9 @@ class BagOfWordsBaseline:
         labels = _check_labels(labels)
         if select_metric not in _SELECT_METRICS:
             raise SentimentError(f"select_metric must be one of {list(_SELECT_METRICS)}, got {select_metric!r}")
-        weight_grid = list(class_weight) if isinstance(class_weight, (list, tuple)) else [class_weight]
+        weight_grid: list[str | None] = (
+            list(class_weight) if isinstance(class_weight, (list, tuple)) else [cast(str | None, class_weight)]
+        )
         if not weight_grid or any(weight not in _CLASS_WEIGHTS for weight in weight_grid):
             raise SentimentError(f"class_weight must be None or 'balanced' (or a list of them), got {class_weight!r}")
         grid = _check_c_grid(c_grid)
@@ -236,12 +238,12 @@ class BagOfWordsBaseline:
             ) from error
         x_val = vectorizer.transform(val_tokens)
 
-        table, best_model, best_c, best_score = [], None, grid[0], -np.inf
-        best_weight = weight_grid[0]
+        table: list[dict[str, Any]] = []
+        best_model, best_c, best_score, best_weight = None, grid[0], -np.inf, weight_grid[0]
         for weight, c in ((weight, c) for weight in weight_grid for c in grid):
             model, converged = self._fit_one(x_train, y_train, c, seed, weight)
             val_pred = model.predict(x_val)
-            row = {
+            row: dict[str, Any] = {
                 "C": c,
                 "class_weight": weight,
                 "macro_f1": metrics.macro_f1(y_val, val_pred),
@@ -249,8 +251,9 @@ class BagOfWordsBaseline:
                 "converged": converged,
             }
             table.append(row)
-            if row[select_metric] > best_score:  # strict: ties keep the smaller C seen first
-                best_model, best_c, best_score, best_weight = model, c, row[select_metric], weight
+            score = float(row[select_metric])
+            if score > best_score:  # strict: ties keep the smaller C seen first
+                best_model, best_c, best_score, best_weight = model, c, score, weight
         assert best_model is not None  # the grid is non-empty and every score beats -inf
 
         self.labels = labels

@@ -22,16 +22,16 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
 
     Without `rng` the batches are in length order, longest first, which is what inference wants.
     """
-    lengths = np.asarray(lengths)
+    sizes = np.asarray(lengths)
     if rng is None:
-        order = np.argsort(-lengths, kind="stable")
+        order = np.argsort(-sizes, kind="stable")
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    order = rng.permutation(len(lengths))
+    order = rng.permutation(len(sizes))
     pool = batch_size * POOL_BATCHES
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(order), pool):
         chunk = order[start : start + pool]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        chunk = chunk[np.argsort(-sizes[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 

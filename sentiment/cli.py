@@ -27,7 +27,7 @@ class OneLineError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class default; instances may differ
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
@@ -362,9 +362,10 @@ def score(
         )
         return
     from sentiment.inference import load_model
-    from sentiment.scoring import check_output_is_not_an_input, output_format, resolve_inputs, score_files
+    from sentiment.scoring import check_output_is_not_an_input, resolve_inputs, score_files
+    from sentiment.scoring import output_format as format_of_output
 
-    output_format(output)  # a wrong extension or a missing input fails before the model loads
+    format_of_output(output)  # a wrong extension or a missing input fails before the model loads
     check_output_is_not_an_input(output, resolve_inputs(inputs, input_format))
     if device != "cpu":
         import torch

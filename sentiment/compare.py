@@ -68,7 +68,7 @@ def variants(base: ExperimentConfig, cells: Sequence[str], directions: Sequence[
     """
     found = []
     for cell in cells:
-        for direction in directions or [None]:
+        for direction in list(directions) if directions else [None]:
             bidirectional = base.model.bidirectional if direction is None else DIRECTION_CHOICES[direction]
             # Named by what the run is, so `--directions bi,uni` reuses the runs of a plain (bi) compare.
             label = cell if bidirectional else f"{cell}-uni"

@@ -112,7 +112,7 @@ def explain_text(model: SentimentModel, text: str) -> Explanation:
         raise SentimentError("only a trained recurrent model can be explained; the bag-of-words baseline has no gates")
     if not isinstance(text, str) or not text.strip():
         raise SentimentError("nothing to explain: the text is empty")
-    tokens = model.tokenizer(text)
+    tokens = model.sentence_splitter()(text)
     if not tokens:
         raise SentimentError(f"nothing to explain: {text!r} has no tokens")
     ids = model.encode(tokens)

@@ -21,7 +21,9 @@ the review from its last token down to token t.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,12 +99,13 @@ def _rnn_step(
 
 def _weights(model: RecurrentClassifier, layer: int, direction: int) -> dict[str, torch.Tensor]:
     # Each (layer, direction) is a single-layer unidirectional module, so its tensors are "_l0".
-    rnn = model.rnns[layer][direction]
+    rnn = model.recurrent(layer, direction)
+    parameters = dict(rnn.named_parameters())
     return {
-        "ih": rnn.weight_ih_l0,
-        "hh": rnn.weight_hh_l0,
-        "b_ih": rnn.bias_ih_l0,
-        "b_hh": rnn.bias_hh_l0,
+        "ih": parameters["weight_ih_l0"],
+        "hh": parameters["weight_hh_l0"],
+        "b_ih": parameters["bias_ih_l0"],
+        "b_hh": parameters["bias_hh_l0"],
     }
 
 
@@ -114,7 +117,12 @@ def _run_direction(
     zeros = x.new_zeros(model.hidden_size)
     state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     state = (zeros, zeros) if model.cell == "lstm" else zeros
-    step = {"lstm": _lstm_step, "gru": _gru_step, "rnn": _rnn_step}[model.cell]
+    steps: dict[str, Callable[..., tuple[Any, dict[str, torch.Tensor]]]] = {
+        "lstm": _lstm_step,
+        "gru": _gru_step,
+        "rnn": _rnn_step,
+    }
+    step = steps[model.cell]
 
     order = range(x.size(0)) if direction == 0 else reversed(range(x.size(0)))
     rows: dict[int, dict[str, torch.Tensor]] = {}

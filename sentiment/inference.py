@@ -10,9 +10,11 @@ predictions.labels, predictions.probabilities   # ["positive"], array([[0.03, 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -24,7 +26,10 @@ from sentiment.text import Tokenizer, check_texts
 
 @torch.no_grad()
 def predict_ids(
-    model: torch.nn.Module, id_lists: Sequence[Sequence[int]], batch_size: int = 256, device: str | torch.device = "cpu"
+    model: torch.nn.Module,
+    id_lists: Sequence[Sequence[int] | np.ndarray],
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Class probabilities [n, k] in input order; batches of similar length for speed."""
     was_training = model.training
@@ -70,11 +75,17 @@ class Predictions:
     """With `predict(..., min_confidence=P)`: [n] True where the top probability is below P."""
 
 
+class TokenPipe(Protocol):
+    """What a classifier tokenizes with: spaCy's `Tokenizer`, or VADER's raw-text pass-through."""
+
+    def pipe(self, texts: Iterable[str]) -> Iterable[list[str]]: ...
+
+
 class TextClassifier:
     """Scoring texts, shared by the model and the baseline: both tokenize, then `predict_tokens`."""
 
     classes: list[str]
-    tokenizer: Tokenizer
+    tokenizer: TokenPipe
 
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         raise NotImplementedError
@@ -94,6 +105,7 @@ class TextClassifier:
         return self.predict_tokens(token_lists)
 
     def sentence_splitter(self) -> Tokenizer:
+        assert isinstance(self.tokenizer, Tokenizer)  # VADER, which reads raw text, has its own
         return self.tokenizer
 
     def predict(
@@ -136,6 +148,8 @@ class TextClassifier:
 
 class SentimentModel(TextClassifier):
     """A trained run ready to score texts: the run's tokenizer settings, vocabulary and weights."""
+
+    tokenizer: Tokenizer
 
     def __init__(self, run, device: str = "cpu", batch_size: int = 256):
         self.run = run
@@ -202,7 +216,7 @@ class BaselineModel(TextClassifier):
         return self.baseline.predict_proba([list(tokens) for tokens in token_lists])
 
 
-def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> TextClassifier:
+def load_model(path: str | os.PathLike, device: str = "cpu", batch_size: int = 256) -> TextClassifier:
     """Load a trained run (`runs/<experiment>/`), its baseline (`runs/<experiment>/baseline/`), or
     `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.vader`; no files needed)."""
     from sentiment.baseline import CONFIG_FILE
@@ -212,5 +226,5 @@ def load_model(path: str | Path, device: str = "cpu", batch_size: int = 256) -> 
     if str(path) in MODEL_NAMES and not Path(path).exists():
         return VaderModel(MODEL_NAMES[str(path)])
     if (Path(path) / CONFIG_FILE).is_file():
-        return BaselineModel(path)
-    return SentimentModel(load_run(path), device=device, batch_size=batch_size)
+        return BaselineModel(Path(path))
+    return SentimentModel(load_run(Path(path)), device=device, batch_size=batch_size)

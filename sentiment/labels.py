@@ -14,9 +14,15 @@ SCHEMES: dict[str, list[str]] = {
     "stars": ["1", "2", "3", "4", "5"],
 }
 
-_WORDS = {"negative": "negative", "neg": "negative", "positive": "positive", "pos": "positive", "neutral": "neutral"}
+_WORDS: dict[str, str] = {
+    "negative": "negative",
+    "neg": "negative",
+    "positive": "positive",
+    "pos": "positive",
+    "neutral": "neutral",
+}
 # Star ratings per scheme; None means the rating has no class in that scheme and the row is dropped.
-_RATINGS = {
+_RATINGS: dict[str, dict[int, str | None]] = {
     "binary": {1: "negative", 2: "negative", 3: None, 4: "positive", 5: "positive"},
     "ternary": {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"},
     "stars": {r: str(r) for r in range(1, 6)},

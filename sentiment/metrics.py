@@ -291,7 +291,7 @@ def _calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = ECE_BINS) 
         count = int(counts[i])
         mean_conf = float(confidence_sum[i] / count) if count else None
         mean_acc = float(correct_sum[i] / count) if count else None
-        if count:
+        if mean_acc is not None and mean_conf is not None:
             ece += count / len(y_true) * abs(mean_acc - mean_conf)
         table.append(
             {

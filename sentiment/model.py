@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentiment.errors import SentimentError
 
-CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+CELLS: dict[str, Callable[..., nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("last", "max", "mean", "max+mean")
 HEADS = ("pooled", "sentences", "clauses")
 DIRECTIONS = ("forward", "backward")
@@ -98,6 +99,8 @@ def _max_over_time(values: torch.Tensor) -> torch.Tensor:
 
 class RecurrentClassifier(nn.Module):
     """Embeddings, a (bi)directional LSTM/GRU/RNN stack, padding-aware pooling, a linear head."""
+
+    sentence_kinds: torch.Tensor  # a buffer, with the sentence and clause heads
 
     def __init__(
         self,
@@ -159,7 +162,7 @@ class RecurrentClassifier(nn.Module):
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         # rnns[layer][direction]: single-layer, unidirectional modules (see module docstring).
-        extra = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        extra: dict[str, Any] = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.rnns = nn.ModuleList()
         for layer in range(num_layers):
             input_size = embedding_dim if layer == 0 else hidden_size * self.num_directions
@@ -228,16 +231,24 @@ class RecurrentClassifier(nn.Module):
         # pack_padded_sequence wants the lengths on the CPU; copy them once, not per layer.
         cpu_lengths = lengths.cpu() if self.packed else None
         outputs: list[torch.Tensor] = []
-        for layer, directions in enumerate(self.rnns):
+        for layer in range(len(self.rnns)):
             if layer > 0:
                 x = self.dropout(torch.cat(outputs, dim=2))
             top = layer == len(self.rnns) - 1
             outputs = []
-            for direction, rnn in enumerate(directions):
+            for direction in range(self.num_directions):
+                rnn = self.recurrent(layer, direction)
+                if flip is None or direction == 0:
+                    outputs.append(self._run(rnn, x, cpu_lengths))
+                    continue
                 # The backward direction reads each review from its last real token to its first.
-                out = self._run(rnn, flip_rows(x, flip) if direction == 1 else x, cpu_lengths)
-                outputs.append(flip_rows(out, flip) if direction == 1 and (ordered or not top) else out)
+                out = self._run(rnn, flip_rows(x, flip), cpu_lengths)
+                outputs.append(flip_rows(out, flip) if ordered or not top else out)
         return outputs, mask
+
+    def recurrent(self, layer: int, direction: int) -> nn.RNNBase:
+        """The single-layer, unidirectional module of one layer and direction (0 forward, 1 backward)."""
+        return cast(nn.RNNBase, cast(nn.ModuleList, self.rnns[layer])[direction])
 
     @staticmethod
     def _run(rnn: nn.RNNBase, x: torch.Tensor, cpu_lengths: torch.Tensor | None) -> torch.Tensor:
@@ -444,12 +455,15 @@ class EnsembleClassifier(nn.Module):
         output = torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
         return output if self.temperature == 1.0 else output / self.temperature
 
+    def member_models(self) -> list[RecurrentClassifier]:
+        return [cast(RecurrentClassifier, member) for member in self.members]
+
     def num_parameters(self, trainable_only: bool = False) -> int:
-        return sum(member.num_parameters(trainable_only) for member in self.members)
+        return sum(member.num_parameters(trainable_only) for member in self.member_models())
 
 
 def recurrent_members(model: nn.Module) -> list[RecurrentClassifier]:
     """The recurrent classifiers inside `model`: itself, or an ensemble's members."""
     if isinstance(model, EnsembleClassifier):
-        return list(model.members)
-    return [model]
+        return model.member_models()
+    return [cast(RecurrentClassifier, model)]

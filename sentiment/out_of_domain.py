@@ -109,8 +109,8 @@ def read_ground_truth(path: str | Path) -> list[RatedSentence]:
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise SentimentError(f"{path}: invalid UTF-8 on line {line}; re-save the file as UTF-8") from None
+        line_number = raw[: error.start].count(b"\n") + 1
+        raise SentimentError(f"{path}: invalid UTF-8 on line {line_number}; re-save the file as UTF-8") from None
     sentences: list[RatedSentence] = []
     seen: set[str] = set()
     for number, line in enumerate(content.splitlines(), start=1):

@@ -38,6 +38,8 @@ class PositionLosses(nn.Module):
     ``forward`` returns per-example losses [B] (target replication, linguistic regularisation),
     each a mean over the review's positions, for the caller to weigh like the review loss."""
 
+    token_categories: torch.Tensor  # a buffer, with the regulariser
+
     def __init__(
         self,
         hidden_size: int,

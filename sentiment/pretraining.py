@@ -81,7 +81,8 @@ def language_model_loss(
     total, count = x.new_zeros(()), int(predicts.sum())
     if count == 0:  # one-token reviews only: nothing to predict
         return total, 0
-    for direction, (rnn, head) in enumerate(zip(model.rnns[0], heads.heads)):
+    for direction, head in enumerate(heads.heads):
+        rnn = model.recurrent(0, direction)
         inputs, tokens = (x, ids) if direction == 0 else (flip_rows(x, flip), ids.gather(1, flip))
         outputs = heads.dropout(rnn(inputs)[0][:, :-1])
         total = total + head(outputs[predicts], tokens[:, 1:][predicts]).loss

@@ -595,7 +595,7 @@ def _error_table(
             if not probs:
                 cells.append(Cell(DASH))
                 continue
-            top = max(probs, key=probs.get)
+            top = max(probs, key=lambda name: probs[name])
             right = top == error["label"]
             true_p = "" if right else f"p({error['label']}) {_num(probs.get(error['label']))}"
             cells.append(Cell(f"{_mark(right)} {top} {_num(probs[top])}", true_p, "good" if right else "bad"))
@@ -625,7 +625,8 @@ def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
         )
         return section
     systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
-    rows, groups = [], set()
+    rows: list[list[Cell]] = []
+    groups: set[int] = set()
     for item in sets:
         groups.add(len(rows))
         rows.append(

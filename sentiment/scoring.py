@@ -63,7 +63,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -198,7 +198,9 @@ def check_columns(file: InputFile, text_column: str, keep_columns: Sequence[str]
         next(records, None)
 
 
-def read_records(file: InputFile, text_column: str = "text", keep_columns: Sequence[str] = ()) -> Iterator[Record]:
+def read_records(
+    file: InputFile, text_column: str = "text", keep_columns: Sequence[str] = ()
+) -> Generator[Record, None, None]:
     """The file's rows in order, streamed; row numbers are 1-based data rows (a header is not a row)."""
     if file.format == "txt" and keep_columns:
         raise SentimentError(f"{file.source}: a .txt file has no columns to keep ({', '.join(keep_columns)})")
@@ -259,7 +261,8 @@ class _Prefixed(io.RawIOBase):
         return count
 
 
-def _mark_invalid(error: UnicodeDecodeError) -> tuple[str, int]:
+def _mark_invalid(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)  # registered for decoding only
     return "\udcff", error.end  # written as the byte 0xFF: invalid UTF-8, flagged like any other
 
 
@@ -796,8 +799,9 @@ class _ParquetWriter:
         fields = list(self.schema)
         for values, kept in zip(zip(*(r.extra for r in records)), fields[len(arrays) :]):
             if kept.type == pa.string():  # a text column from CSV or JSONL: JSON numbers become text too
-                values = [None if v is None else v if isinstance(v, str) else _csv_cell(v) for v in values]
-            arrays.append(list(values))
+                arrays.append([None if v is None else v if isinstance(v, str) else _csv_cell(v) for v in values])
+            else:
+                arrays.append(list(values))
         try:
             table = pa.Table.from_arrays(
                 [a if isinstance(a, pa.Array) else pa.array(a, type=f.type) for a, f in zip(arrays, fields)],
@@ -849,6 +853,7 @@ def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
 @contextlib.contextmanager
 def _open_writer(output, kind: str, columns: list[str], keep_text: bool, n_classes: int, extra_types: list):
     """A writer for standard output (CSV) or for a temporary file that becomes `output` on success."""
+    writer: _ParquetWriter | _CsvWriter | _JsonlWriter
     if output is None or os.fspath(output) == STDIN:
         with _writing(output):  # the header too: standard output can be a full disk
             writer = _CsvWriter(sys.stdout, columns, keep_text, owned=False)

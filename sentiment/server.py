@@ -114,8 +114,8 @@ def create_app(
     async def describe() -> dict[str, Any]:
         return card
 
-    @app.post("/v1/predict")
-    async def predict(request: PredictRequest) -> dict[str, Any]:
+    @app.post("/v1/predict", response_model=None)
+    async def predict(request: PredictRequest) -> dict[str, Any] | JSONResponse:
         if len(request.texts) > max_batch:
             return JSONResponse(
                 status_code=422,
@@ -142,12 +142,11 @@ class MicroBatcher:
 
     def __init__(self, model, executor: ThreadPoolExecutor, max_texts: int):
         self.model, self.executor, self.max_texts = model, executor, max_texts
-        self.queue: asyncio.Queue | None = None
+        self.queue: asyncio.Queue = asyncio.Queue()
         self.consumer: asyncio.Task | None = None
 
     async def submit(self, texts: list[Any], min_confidence: float | None, sentences: bool) -> list[dict[str, Any]]:
-        if self.queue is None:
-            self.queue = asyncio.Queue()
+        if self.consumer is None:
             self.consumer = asyncio.get_running_loop().create_task(self._consume())
         done = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, sentences, done))
@@ -159,12 +158,19 @@ class MicroBatcher:
 
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
+        carried = None
         while True:
-            waiting = [await self.queue.get()]
+            # A request that did not fit into the previous pass opens this one.
+            waiting = [carried if carried is not None else await self.queue.get()]
+            carried = None
             count = len(waiting[0][0])
-            while not self.queue.empty() and count + len(self.queue._queue[0][0]) <= self.max_texts:
-                waiting.append(self.queue.get_nowait())
-                count += len(waiting[-1][0])
+            while not self.queue.empty():
+                request = self.queue.get_nowait()
+                if count + len(request[0]) > self.max_texts:
+                    carried = request
+                    break
+                waiting.append(request)
+                count += len(request[0])
             texts = [text for request in waiting for text in request[0]]
             sentences = any(request[1] for request in waiting)
             try:

@@ -217,7 +217,7 @@ def _read_table(path: Path, file_format: str, delimiter: str | None = None):
     try:
         return datasets.load_dataset(file_format, data_files=str(path), split="train", **options)
     except Exception as error:  # parse errors surface as several exception types
-        cause = error
+        cause: BaseException = error
         while cause.__cause__ is not None:
             cause = cause.__cause__
         if isinstance(cause, OSError) and cause.errno in MACHINE_ERRNOS:  # datasets' cache: a full disk

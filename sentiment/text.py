@@ -34,10 +34,11 @@ class Tokenizer:
         from spacy.attrs import LOWER, ORTH
 
         self.lowercase = lowercase
-        self._tokenizer = spacy.blank("en").tokenizer
+        tokenizer: Any = spacy.blank("en").tokenizer
+        self._tokenizer = tokenizer
         self._attribute = LOWER if lowercase else ORTH
-        self._strings = self._tokenizer.vocab.strings
-        self._sentencizer = None
+        self._strings = tokenizer.vocab.strings
+        self._sentencizer: Any = None
 
     def __call__(self, text: str) -> list[str]:
         return self._tokens(self._tokenizer(clean_text(text)))
@@ -62,7 +63,9 @@ class Tokenizer:
         for doc in self._tokenizer.pipe(cleaned, batch_size=batch_size):
             doc = self._sentencizer(doc)
             tokens = self._tokens(doc, keep_space=True)
-            starts, kept, pending = [], [], False
+            starts: list[int] = []
+            kept: list[str] = []
+            pending = False
             for token, start in zip(tokens, doc.to_array(SENT_START).tolist()):
                 pending = pending or start == 1
                 if token.isspace():

@@ -287,7 +287,7 @@ class Trainer:
         self.pretraining = self._pretrain() if config.pretrain.epochs else None
         # Same initial weights everywhere (seeded above); different dropout masks per process.
         torch.manual_seed(self.seed + self.group.rank)
-        self.forward = self.model
+        self.forward: nn.Module = self.model
         if self.group.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -329,7 +329,7 @@ class Trainer:
             from sentiment.lexicon import vader_lexicon
 
             aligned = refine_vectors(aligned, self.vocab.tokens, vader_lexicon().valence)
-            r = aligned.refined
+            r = aligned.refined or {}
             self.log(
                 f"vectors refined with VADER's lexicon: {r['words']:,} rated words; nearest neighbours "
                 f"of the other sign {r['opposite_neighbours_before']:.1%} -> {r['opposite_neighbours_after']:.1%}"
@@ -371,7 +371,9 @@ class Trainer:
     def _transfer(self) -> dict[str, Any]:
         from sentiment.transfer import transfer_weights
 
-        summary = transfer_weights(self.model, self.vocab, self.labels, self.config.model.init_from)
+        source = self.config.model.init_from
+        assert source is not None  # called only when model.init_from is set
+        summary = transfer_weights(self.model, self.vocab, self.labels, source)
         self.log(
             f"started from {summary['run']}: recurrent layers, classifier and {summary['share']:.1%} of the embeddings"
         )

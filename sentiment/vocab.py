@@ -29,7 +29,7 @@ class Vocab:
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
         """Most frequent first (ties alphabetical, so the result is deterministic)."""
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
         counts.pop(PAD, None)
