@@ -6,7 +6,7 @@ SENTIMENT := $(VENV)/bin/sentiment
 CONFIG ?= configs/clothing.toml
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo demo-transfer test bench browser clean
+.PHONY: setup demo demo-transfer test lint bench browser clean
 
 setup: $(INSTALLED)
 
@@ -33,6 +33,13 @@ demo-transfer: setup
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# Style, types and the import layers (settings in pyproject.toml); CI runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check sentiment tests benchmarks
+	$(VENV)/bin/ruff format --check sentiment tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Headless Chromium for the report's browser test (Debian's package; we run as root here).
 browser:

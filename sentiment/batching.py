@@ -1,4 +1,6 @@
-"""Length-bucketed batches: reviews of similar length together, padded to the batch maximum.
+"""Length-bucketed batches: reviews of similar length together, padded to the batch maximum,
+and `predict_ids`, which runs a network over token-id lists in such batches (training's
+validation, evaluation and the API all score through it).
 
 On a CPU, padded batches of similar length keep the recurrent kernels on their fast path
 (packed sequences measured 3.5x slower here) while wasting little work on padding.
@@ -56,3 +58,29 @@ def collate(id_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tens
     # One vectorised copy: row-major order of the real positions is the concatenated ids.
     ids[np.arange(ids.shape[1]) < lengths[:, None]] = np.concatenate(id_lists)
     return torch.from_numpy(ids), torch.from_numpy(lengths)
+
+
+@torch.no_grad()
+def predict_ids(
+    model: torch.nn.Module,
+    id_lists: Sequence[Sequence[int] | np.ndarray],
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Class probabilities [n, k] in input order; batches of similar length for speed."""
+    was_training = model.training
+    model.eval()
+    probabilities = None
+    try:
+        for batch in bucket_batches([len(ids) for ids in id_lists], batch_size):
+            ids, lengths = collate([id_lists[i] for i in batch])
+            logits = model(ids.to(device), lengths.to(device))
+            batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            if probabilities is None:
+                probabilities = np.empty((len(id_lists), batch_probs.shape[1]), dtype=np.float32)
+            probabilities[batch] = batch_probs
+    finally:
+        model.train(was_training)
+    if probabilities is None:
+        return np.empty((0, 0), dtype=np.float32)
+    return probabilities

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from sentiment.artifacts import atomic_directory, environment_versions, write_json
+from sentiment.batching import predict_ids
 from sentiment.config import ExperimentConfig
 from sentiment.errors import SentimentError
-from sentiment.inference import BaselineModel, SentimentModel, predict_ids
+from sentiment.inference import BaselineModel, SentimentModel
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,

@@ -24,11 +24,10 @@ import torch
 from torch import nn
 
 from sentiment.artifacts import environment_versions, read_json, replace_directory, write_bytes_atomic, write_json
-from sentiment.batching import bucket_batches, collate
+from sentiment.batching import bucket_batches, collate, predict_ids
 from sentiment.config import ExperimentConfig
 from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
 from sentiment.errors import SentimentError
-from sentiment.inference import predict_ids
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import RecurrentClassifier
 from sentiment.model_card import write_model_card

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentiment import load_model
+from sentiment.batching import predict_ids
 from sentiment.cli import cli
 from sentiment.config import load_config
-from sentiment.inference import predict_ids
 from sentiment.prepare import prepare
 from sentiment.scoring import ERRORS, Record, score_files, score_records
 from sentiment.training import train

@@ -9,8 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from sentiment import training as training_module
+from sentiment.batching import predict_ids
 from sentiment.cli import cli
-from sentiment.inference import load_model, predict_ids
+from sentiment.inference import load_model
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
