@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sentiment.errors import SentimentError
 from sentiment.metrics import classification_metrics
 
 BOUNDS = (0.05, 20.0)
@@ -46,6 +47,36 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
         options={"xatol": 1e-4},
     )
     return float(np.exp(result.x))
+
+
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
+"""Decision thresholds searched: 0.05, 0.06, ..., 0.95."""
+
+
+def threshold_record(probabilities: np.ndarray, labels: np.ndarray, metric: str) -> dict[str, Any]:
+    """The cut on P(second class) that maximises `metric` (macro_f1 or accuracy) on validation
+    outputs; ties go to the cut nearest 0.5, which is the argmax. The record `run.json` keeps."""
+    from sentiment.metrics import accuracy, macro_f1
+
+    score = {"macro_f1": macro_f1, "accuracy": accuracy}[metric]
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    if probabilities.shape[1] != 2:
+        raise SentimentError(
+            f"a decision threshold needs a binary label scheme, this one has {probabilities.shape[1]} classes"
+        )
+    scores = np.asarray([score(labels, (probabilities[:, 1] >= t).astype(np.int64)) for t in THRESHOLDS])
+    best = scores.max()
+    candidates = THRESHOLDS[scores == best]
+    threshold = float(candidates[np.argmin(np.abs(candidates - 0.5))])
+    return {
+        "threshold": threshold,
+        "fitted_on": "validation",
+        "metric": metric,
+        "validation": {
+            "at_argmax": round(float(score(labels, probabilities.argmax(axis=1))), 5),
+            "at_threshold": round(float(best), 5),
+        },
+    }
 
 
 def calibration_record(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:

@@ -39,6 +39,20 @@ class Predictions:
     """With `predict(..., min_confidence=P)`: [n] True where the top probability is below P."""
 
 
+def decide(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """[n] class indices: the most probable class, or with a `threshold` (binary schemes, fitted
+    on validation by `training.decision_threshold`), the second class wherever its probability
+    reaches the threshold."""
+    probabilities = np.asarray(probabilities)
+    if threshold is None:
+        return probabilities.argmax(axis=1)
+    if probabilities.ndim != 2 or probabilities.shape[1] != 2:
+        raise SentimentError(
+            f"a decision threshold needs two classes, got probabilities of shape {probabilities.shape}"
+        )
+    return (probabilities[:, 1] >= threshold).astype(np.int64)
+
+
 class TokenPipe(Protocol):
     """What a classifier tokenizes with: spaCy's `Tokenizer`, or VADER's raw-text pass-through."""
 
@@ -50,6 +64,13 @@ class TextClassifier:
 
     classes: list[str]
     tokenizer: TokenPipe
+    decision_threshold: float | None = None
+    """P(second class) at or above which that class is the label (binary runs trained with
+    `training.decision_threshold`); None: the most probable class."""
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """[n] class indices for [n, k] probabilities, by this classifier's decision rule."""
+        return decide(probabilities, self.decision_threshold)
 
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         raise NotImplementedError
@@ -82,7 +103,7 @@ class TextClassifier:
         if min_confidence is not None and not 0 <= min_confidence <= 1:
             raise SentimentError(f"min_confidence must be between 0 and 1, got {min_confidence!r}")
         probabilities = self.predict_proba(texts)
-        labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
+        labels = [self.classes[i] for i in self.decide(probabilities)]
         abstained = None if min_confidence is None else probabilities.max(axis=1) < min_confidence
         return Predictions(
             labels=labels,
@@ -100,11 +121,13 @@ class TextClassifier:
         ]
         flat = [sentence for sentences in split for sentence in sentences]
         probabilities = self.predict_proba(flat) if flat else np.empty((0, len(self.classes)))
+        decided = self.decide(probabilities) if flat else np.empty(0, dtype=np.int64)
         result, position = [], 0
         for sentences in split:
             rows = probabilities[position : position + len(sentences)]
+            chosen = decided[position : position + len(sentences)]
             position += len(sentences)
             result.append(
-                [SentencePrediction(text, self.classes[int(p.argmax())], p, None) for text, p in zip(sentences, rows)]
+                [SentencePrediction(text, self.classes[int(c)], p, None) for text, p, c in zip(sentences, rows, chosen)]
             )
         return result

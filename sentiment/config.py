@@ -164,6 +164,10 @@ class TrainingConfig(Section):
     temperature_scaling: bool = True
     """After model selection, fit one temperature on the validation split that makes the
     probabilities calibrated (accuracy and macro-F1 do not change); saved in run.json."""
+    decision_threshold: Literal["none", "validation"] = "none"
+    """Binary schemes: `validation` picks, after temperature scaling, the cut on P(second class)
+    that maximises `select_metric` on the validation split; every prediction path then labels by
+    it (saved in run.json, `decision`). `none`: the most probable class."""
     segments: Literal["none", "sentences"] = "none"
     """`sentences`: each training review's sentences (spaCy's sentencizer, from `prepare`) are
     extra training examples with the review's label, so the model also learns from short texts."""
@@ -182,6 +186,15 @@ class TrainingConfig(Section):
     """Weight of the linguistic regulariser over neighbouring positions (Qian et al. 2017):
     little change at words VADER's lexicon does not rate, a learned drift at rated words, a
     learned flip at negators; needs `target_replication` > 0; 0 for none."""
+
+    @model_validator(mode="after")
+    def _threshold_needs_a_decision_metric(self) -> TrainingConfig:
+        if self.decision_threshold != "none" and self.select_metric == "loss":
+            raise ValueError(
+                "training.decision_threshold is chosen by the selection metric, and the loss does "
+                "not depend on it: set training.select_metric to macro_f1 or accuracy"
+            )
+        return self
 
     @model_validator(mode="after")
     def _regulariser_needs_positions(self) -> TrainingConfig:

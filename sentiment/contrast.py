@@ -284,11 +284,17 @@ class ContrastSuite:
         texts += [t for check in self.directional for t in (check.text, check.edited)]
         return list(dict.fromkeys(texts))
 
-    def run(self, predict_proba: PredictProba, labels: Sequence[str]) -> ContrastResult:
+    def run(
+        self,
+        predict_proba: PredictProba,
+        labels: Sequence[str],
+        decide: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> ContrastResult:
         """Score every text in one batch and grade cases and checks.
 
         ``predict_proba(texts)`` returns an (n, len(labels)) array; the predicted label is
-        the argmax column, so in a ternary scheme a "neutral" prediction fails a case.
+        the argmax column (or what ``decide(probabilities)`` picks, for a classifier with a
+        decision threshold), so in a ternary scheme a "neutral" prediction fails a case.
         """
         labels = list(labels)
         if "positive" not in labels or "negative" not in labels:
@@ -305,9 +311,10 @@ class ContrastSuite:
             )
         row = {t: i for i, t in enumerate(texts)}
         pos = labels.index("positive")
+        chosen = probs.argmax(axis=1) if decide is None else np.asarray(decide(probs))
 
         def predicted(text: str) -> str:
-            return labels[int(np.argmax(probs[row[text]]))]
+            return labels[int(chosen[row[text]])]
 
         def p_positive(text: str) -> float:
             return float(probs[row[text], pos])

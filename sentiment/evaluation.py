@@ -10,7 +10,6 @@ to `metrics.json` (schema in `sentiment.report`), the words and pictures to `rep
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +42,23 @@ EXPLAINED_TEXTS = ("not perfect, but pretty good",)
 
 
 def system_metrics(
-    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], lengths: np.ndarray, n_resamples: int, seed: int
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    predictions: np.ndarray,
+    labels: list[str],
+    lengths: np.ndarray,
+    n_resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
-    """Everything the report says about one system on one labelled split."""
+    """Everything the report says about one system on one labelled split (`predictions`: the
+    system's labels by its decision rule, which is the argmax unless it has a threshold)."""
     # The intervals from point_and_interval; the point figures stay classification_metrics' own.
     result = {
-        **point_and_interval(y_true, probabilities, n_resamples, seed),
-        **classification_metrics(y_true, probabilities, labels),
+        **point_and_interval(y_true, predictions, n_resamples, seed),
+        **classification_metrics(y_true, probabilities, labels, y_pred=predictions),
     }
-    result["by_length"] = metrics_by_length(y_true, probabilities.argmax(axis=1), lengths)
-    result["risk_coverage"] = risk_coverage(y_true, probabilities)
+    result["by_length"] = metrics_by_length(y_true, predictions, lengths)
+    result["risk_coverage"] = risk_coverage(y_true, probabilities, y_pred=predictions)
     return result
 
 
@@ -61,16 +67,18 @@ def confident_errors(
     texts: list[str],
     labels: list[str],
     ranked_by: np.ndarray,
+    predictions: np.ndarray,
     probabilities: dict[str, np.ndarray],
     k: int = CONFIDENT_ERRORS,
 ) -> list[dict[str, Any]]:
-    """The most confident wrong predictions of one system, with every system's probabilities."""
+    """The most confident wrong predictions of one system (its probabilities `ranked_by`, its
+    labels `predictions`), with every system's probabilities."""
     rows = []
-    for index in most_confident_errors(y_true, ranked_by, k=k):
+    for index in most_confident_errors(y_true, ranked_by, k=k, y_pred=predictions):
         row = {
             "text": texts[index],
             "label": labels[y_true[index]],
-            "predicted": labels[int(ranked_by[index].argmax())],
+            "predicted": labels[int(predictions[index])],
         }
         for system, probs in probabilities.items():
             row[f"{system}_probs"] = {label: round(float(p), 4) for label, p in zip(labels, probs[index])}
@@ -107,20 +115,17 @@ def uncalibrated(
     return {"temperature": temperature, "ece_before": before["ece"], "reliability_before": before["reliability"]}
 
 
-def paired_comparison(
-    y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int, seed: int
-) -> dict[str, Any]:
-    """System A minus system B on accuracy and macro-F1, paired bootstrap on the same examples."""
-    a, b = probs_a.argmax(1), probs_b.argmax(1)
+def paired_comparison(y_true: np.ndarray, a: np.ndarray, b: np.ndarray, n_resamples: int, seed: int) -> dict[str, Any]:
+    """System A minus system B on accuracy and macro-F1 (their predicted labels `a`, `b`), paired
+    bootstrap on the same examples."""
     return {
         name: paired_bootstrap(y_true, a, b, metric, n_resamples=n_resamples, seed=seed)
         for name, metric in (("accuracy", accuracy), ("macro_f1", macro_f1))
     }
 
 
-def point_and_interval(y_true: np.ndarray, probabilities: np.ndarray, n_resamples: int, seed: int) -> dict[str, Any]:
+def point_and_interval(y_true: np.ndarray, predictions: np.ndarray, n_resamples: int, seed: int) -> dict[str, Any]:
     """Accuracy and macro-F1 with 95% bootstrap intervals: what a small evaluation set can support."""
-    predictions = probabilities.argmax(axis=1)
     return {
         "n_examples": int(len(y_true)),
         "accuracy": accuracy(y_true, predictions),
@@ -160,6 +165,7 @@ def evaluate_out_of_domain(
     for sentence_set in sets:
         y_true = np.asarray(sentence_set.labels)
         probabilities = {name: system.predict_proba(sentence_set.texts) for name, system in systems.items()}
+        decided = {name: systems[name].decide(probs) for name, probs in probabilities.items()}
         results.append(
             {
                 "name": sentence_set.name,
@@ -171,11 +177,12 @@ def evaluate_out_of_domain(
                 "cut": sentence_set.cut,
                 "positive_share": sentence_set.positive_share,
                 "systems": {
-                    name: point_and_interval(y_true, probs, n_resamples, seed) for name, probs in probabilities.items()
+                    name: point_and_interval(y_true, predictions, n_resamples, seed)
+                    for name, predictions in decided.items()
                 },
                 "comparison": {
-                    name: paired_comparison(y_true, probabilities["model"], probs, n_resamples, seed)
-                    for name, probs in probabilities.items()
+                    name: paired_comparison(y_true, decided["model"], predictions, n_resamples, seed)
+                    for name, predictions in decided.items()
                     if name != "model"
                 },
                 "errors": add_deciding_sentences(
@@ -184,6 +191,7 @@ def evaluate_out_of_domain(
                         sentence_set.texts,
                         labels,
                         probabilities["model"],
+                        decided["model"],
                         probabilities,
                         k=OUT_OF_DOMAIN_ERRORS,
                     ),
@@ -194,9 +202,7 @@ def evaluate_out_of_domain(
     return results
 
 
-def run_contrast_suite(
-    labels: list[str], systems: dict[str, Callable[[list[str]], np.ndarray]]
-) -> dict[str, Any] | None:
+def run_contrast_suite(labels: list[str], systems: dict[str, Any]) -> dict[str, Any] | None:
     """The contrast suite for each system, or None where the label scheme has no positive/negative."""
     from sentiment.contrast import DEFAULT_SUITE_PATH, SUITE_NAME, ContrastSuite
 
@@ -204,8 +210,8 @@ def run_contrast_suite(
         return None
     suite = ContrastSuite.load(DEFAULT_SUITE_PATH)
     section: dict[str, Any] = {"suite": SUITE_NAME, "suite_sha256": suite.sha256}
-    for name, predict_proba in systems.items():
-        section[name] = suite.run(predict_proba, labels).to_dict()
+    for name, system in systems.items():
+        section[name] = suite.run(system.predict_proba, labels, decide=system.decide).to_dict()
     return section
 
 
@@ -244,6 +250,8 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
     probabilities = {"model": model_probs, "baseline": baseline_probs}
     if vader is not None:
         probabilities["vader"] = vader.predict_proba(texts)
+    systems = {"model": model, "baseline": baseline, **({"vader": vader} if vader is not None else {})}
+    decided = {name: systems[name].decide(probs) for name, probs in probabilities.items()}
 
     seed = config.seed
     metrics: dict[str, Any] = {
@@ -276,29 +284,33 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
             },
         },
         "model": {
-            **system_metrics(y_true, model_probs, labels, lengths, n_resamples, seed),
+            **system_metrics(y_true, model_probs, decided["model"], labels, lengths, n_resamples, seed),
             "calibration": uncalibrated(y_true, model_probs, labels, run.temperature),
+            "decision_threshold": run.decision_threshold,
         },
         "baseline": {
-            **system_metrics(y_true, baseline_probs, labels, lengths, n_resamples, seed),
+            **system_metrics(y_true, baseline_probs, decided["baseline"], labels, lengths, n_resamples, seed),
             "C": baseline.baseline.chosen_c,
             "validation": baseline.baseline.validation,
         },
     }
     metrics["vader"] = (
-        {**system_metrics(y_true, probabilities["vader"], labels, lengths, n_resamples, seed), "scheme": vader.scheme}
+        {
+            **system_metrics(y_true, probabilities["vader"], decided["vader"], labels, lengths, n_resamples, seed),
+            "scheme": vader.scheme,
+        }
         if vader is not None
         else None
     )
-    metrics["comparison"] = paired_comparison(y_true, model_probs, baseline_probs, n_resamples, seed)
+    metrics["comparison"] = paired_comparison(y_true, decided["model"], decided["baseline"], n_resamples, seed)
     metrics["comparison_vader"] = (
-        paired_comparison(y_true, model_probs, probabilities["vader"], n_resamples, seed) if vader is not None else None
+        paired_comparison(y_true, decided["model"], decided["vader"], n_resamples, seed) if vader is not None else None
     )
     log("running the contrast suite")
-    systems = {"model": model, "baseline": baseline, **({"vader": vader} if vader is not None else {})}
-    metrics["contrast"] = run_contrast_suite(labels, {name: system.predict_proba for name, system in systems.items()})
+    metrics["contrast"] = run_contrast_suite(labels, systems)
     metrics["errors"] = {
-        name: confident_errors(y_true, texts, labels, probs, probabilities) for name, probs in probabilities.items()
+        name: confident_errors(y_true, texts, labels, probs, decided[name], probabilities)
+        for name, probs in probabilities.items()
     }
     add_deciding_sentences(metrics["errors"]["model"], model)
     if ood_sets:

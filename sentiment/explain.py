@@ -79,12 +79,15 @@ class Explanation:
     """[k]: the model's prediction for the whole text (= prefix_probs[-1])."""
     dropped_tokens: int = 0
     """Tokens beyond `tokenize.max_len`, which the model never reads."""
+    decided: int | None = None
+    """The predicted class's index by the model's decision rule (its threshold, if it has one);
+    None: the most probable class."""
     sentences: list = None  # type: ignore[assignment]
     """`SentencePrediction` per sentence: its own reading and, with the sentence head, its weight."""
 
     @property
     def predicted_index(self) -> int:
-        return int(self.probs.argmax())
+        return int(self.probs.argmax()) if self.decided is None else self.decided
 
     @property
     def predicted(self) -> str:
@@ -127,7 +130,7 @@ def explain_text(model: SentimentModel, text: str) -> Explanation:
     probabilities = predict_ids(network, prefixes + occluded, batch_size=model.batch_size, device=model.device)
     prefix_probs, occluded_probs = probabilities[:count], probabilities[count:]
     probs = prefix_probs[-1]
-    predicted = int(probs.argmax())
+    predicted = int(model.decide(probs[None])[0])
     contributions = probs[predicted] - occluded_probs[:, predicted]
     return Explanation(
         text=text,
@@ -139,6 +142,7 @@ def explain_text(model: SentimentModel, text: str) -> Explanation:
         contributions=contributions,
         probs=probs,
         dropped_tokens=len(tokens) - count,
+        decided=predicted,
         sentences=model.predict_sentences([text])[0],
     )
 

@@ -36,6 +36,7 @@ class SentimentModel(TextClassifier):
         self.max_len = run.config.tokenize.max_len
         self.tokenizer = Tokenizer(lowercase=run.config.tokenize.lowercase)
         self.network = run.build_model(device)
+        self.decision_threshold = run.decision_threshold
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return self.run.vocab.encode(tokens, self.max_len)
@@ -62,6 +63,7 @@ class SentimentModel(TextClassifier):
                 ids, lengths = collate([self.encode(tokens)])
                 reading = network.read_sentences(ids.to(self.device), lengths.to(self.device))
                 probabilities = reading.sentence_log_probs.exp().cpu().numpy()
+                decided = self.decide(probabilities)
                 weights = reading.weights.cpu().numpy()
                 if head == "sentences":
                     # The model's split of the (possibly truncated) ids; the texts are the sentencizer's.
@@ -71,8 +73,8 @@ class SentimentModel(TextClassifier):
                     texts_for = [" ".join(tokens[b:e]) for b, e in zip(bounds, bounds[1:])]
                 result.append(
                     [
-                        SentencePrediction(text, self.classes[int(p.argmax())], p, float(w))
-                        for text, p, w in zip(texts_for, probabilities, weights)
+                        SentencePrediction(text, self.classes[int(c)], p, float(w))
+                        for text, p, c, w in zip(texts_for, probabilities, decided, weights)
                     ]
                 )
         return result

@@ -212,7 +212,7 @@ macro_f1: ResampledMetric = _MacroF1()
 # --------------------------------------------------------------------------- #
 
 
-def classification_metrics(y_true: Any, probs: Any, labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(y_true: Any, probs: Any, labels: Sequence[str], y_pred: Any = None) -> dict[str, Any]:
     """Every number a model-vs-baseline report needs, as plain JSON-serializable values.
 
     ``y_true`` holds class indices into ``labels``; ``probs`` is ``(n, k)`` with
@@ -240,7 +240,7 @@ def classification_metrics(y_true: Any, probs: Any, labels: Sequence[str]) -> di
     _check_indices_below(y_true, k, "y_true")
     probs = _as_probabilities(probs, n, k)
 
-    y_pred = probs.argmax(axis=1)
+    y_pred = _predictions(y_pred, probs)
     confusion = _confusion(y_true, y_pred, k)
     precision, recall, f1 = _per_class_scores(confusion)
     support = confusion.sum(axis=1)
@@ -492,7 +492,7 @@ def _checked_length_edges(edges: Sequence[int], lengths: np.ndarray) -> np.ndarr
     return edges_array
 
 
-def most_confident_errors(y_true: Any, probs: Any, k: int = 10) -> np.ndarray:
+def most_confident_errors(y_true: Any, probs: Any, k: int = 10, y_pred: Any = None) -> np.ndarray:
     """Indices of up to ``k`` wrong predictions, most confident first.
 
     Confidence is the probability of the (wrong) predicted class; ties keep the
@@ -505,7 +505,7 @@ def most_confident_errors(y_true: Any, probs: Any, k: int = 10) -> np.ndarray:
     n = _check_same_length(y_true=y_true)
     probs = _as_probabilities(probs, n)
     _check_indices_below(y_true, probs.shape[1], "y_true")
-    y_pred = probs.argmax(axis=1)
+    y_pred = _predictions(y_pred, probs)
     wrong = np.flatnonzero(y_pred != y_true)
     confidence = probs[wrong, y_pred[wrong]]
     order = np.argsort(-confidence, kind="stable")
@@ -513,7 +513,7 @@ def most_confident_errors(y_true: Any, probs: Any, k: int = 10) -> np.ndarray:
 
 
 def risk_coverage(
-    y_true: Any, probs: Any, levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+    y_true: Any, probs: Any, levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0), y_pred: Any = None
 ) -> list[dict[str, Any]]:
     """Accuracy on the most confident share of examples, per share kept (coverage).
 
@@ -525,7 +525,7 @@ def risk_coverage(
     y_true = _as_class_indices(y_true, "y_true")
     probs = _as_probabilities(probs, len(y_true))
     confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
+    correct = _predictions(y_pred, probs) == y_true
     order = np.argsort(-confidence, kind="stable")
     rows = []
     for level in levels:
@@ -540,3 +540,14 @@ def risk_coverage(
             }
         )
     return rows
+
+
+def _predictions(y_pred: Any, probs: np.ndarray) -> np.ndarray:
+    """The predicted class indices: given (a decision threshold made them), or the argmax of `probs`."""
+    if y_pred is None:
+        return probs.argmax(axis=1)
+    y_pred = _as_class_indices(y_pred, "y_pred")
+    if y_pred.shape != (len(probs),):
+        raise SentimentError(f"y_pred has {len(y_pred)} predictions for {len(probs)} rows of probabilities")
+    _check_indices_below(y_pred, probs.shape[1], "y_pred")
+    return y_pred

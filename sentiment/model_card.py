@@ -82,6 +82,13 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: dict[str, Any] 
             f"- Temperature scaling on validation: T = {calibration['temperature']:.3f}, "
             f"ECE {v['ece_before']:.4f} -> {v['ece_after']:.4f}."
         )
+    decision = info.get("decision")
+    if decision:
+        v = decision["validation"]
+        lines.append(
+            f"- Decision threshold on validation: P({info['labels'][1]}) >= {decision['threshold']:.2f}, "
+            f"{decision['metric']} {v['at_argmax']:.4f} -> {v['at_threshold']:.4f}."
+        )
     lines += ["", "## Evaluation", ""]
     if metrics is None:
         lines.append("Not evaluated yet: `sentiment evaluate` adds the test, contrast-suite and out-of-domain figures.")

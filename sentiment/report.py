@@ -39,6 +39,7 @@ more than two classes, a pass rate over zero cases)::
 
     SYSTEM   = {"n_examples", "accuracy", "macro_f1",                 # the model's also has "calibration":
                                                                # {"temperature", "ece_before", "reliability_before"}
+                                                               # and "decision_threshold" (float or null)
                 "per_class": {label: {"precision", "recall", "f1", "support"}},
                 "confusion_matrix": [[int]] (rows true, columns predicted),
                 "ece", "reliability": [{"lower", "upper", "confidence", "accuracy", "count"}],
@@ -346,6 +347,12 @@ def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
             f" The model's probabilities are temperature-scaled (T = {scaling['temperature']:.3f}, fitted on the "
             f"validation split after model selection; it changes no prediction): its ECE was "
             f"{_num(scaling['ece_before'])} before scaling."
+        )
+    threshold = metrics["model"].get("decision_threshold")
+    if threshold is not None:
+        scaled += (
+            f" The model labels a review {metrics['data']['labels'][1]} from a probability of {threshold:.2f}, a "
+            "threshold fitted on the validation split (training.decision_threshold), not from 0.5."
         )
     section.blocks.append(
         Paragraph(

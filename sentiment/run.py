@@ -85,6 +85,12 @@ class TrainedRun:
         """The temperature fitted on validation (`sentiment.calibration`); 1 for runs without one."""
         return float((self.info.get("calibration") or {}).get("temperature", 1.0))
 
+    @property
+    def decision_threshold(self) -> float | None:
+        """The cut on P(second class) fitted on validation (`training.decision_threshold`); None: argmax."""
+        threshold = (self.info.get("decision") or {}).get("threshold")
+        return None if threshold is None else float(threshold)
+
     def history(self) -> list[dict[str, Any]]:
         import json
 

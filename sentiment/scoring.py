@@ -497,7 +497,7 @@ def predict_chunk(model, chunk: TokenizedChunk, sentences: bool = False) -> Scor
                     readings[i] = [sentence_cell(s, model.classes) for s in row]
         check_finite(predicted, [chunk.records[i] for i in scored])
         probabilities[scored] = predicted
-        for i, best in zip(scored, predicted.argmax(axis=1).tolist()):
+        for i, best in zip(scored, model.decide(predicted).tolist()):
             labels[i] = model.classes[best]
     return ScoredChunk(chunk.records, labels, probabilities, chunk.errors, readings)
 

@@ -667,12 +667,26 @@ def finish_run(
         "versions": environment_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if config.training.temperature_scaling:
-        info["calibration"] = _calibrate(config, prepared, first, work_dir)
-        log(
-            f"temperature scaling: T = {info['calibration']['temperature']:.3f}, validation ECE "
-            f"{info['calibration']['validation']['ece_before']:.4f} -> {info['calibration']['validation']['ece_after']:.4f}"
-        )
+    t = config.training
+    if t.temperature_scaling or t.decision_threshold != "none":
+        from sentiment.calibration import calibration_record, rescale, threshold_record
+
+        probabilities = _validation_probabilities(config, prepared, first, work_dir)
+        if t.temperature_scaling:
+            info["calibration"] = calibration_record(probabilities, first.val_labels, prepared.labels)
+            v = info["calibration"]["validation"]
+            log(
+                f"temperature scaling: T = {info['calibration']['temperature']:.3f}, validation ECE "
+                f"{v['ece_before']:.4f} -> {v['ece_after']:.4f}"
+            )
+            probabilities = rescale(probabilities, 1.0 / info["calibration"]["temperature"])
+        if t.decision_threshold != "none":
+            info["decision"] = threshold_record(probabilities, first.val_labels, t.select_metric)
+            d = info["decision"]
+            log(
+                f"decision threshold {d['threshold']:.2f} on validation: {t.select_metric} "
+                f"{d['validation']['at_argmax']:.4f} at the argmax -> {d['validation']['at_threshold']:.4f}"
+            )
     write_json(work_dir / "run.json", info)
     write_json(work_dir / "config.json", config.to_dict())
     write_json(work_dir / "labels.json", prepared.labels)
@@ -696,19 +710,18 @@ def finish_run(
     )
 
 
-def _calibrate(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path) -> dict[str, Any]:
-    """Temperature scaling of the selected model (an ensemble: of the averaged one) on validation."""
+def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
+    """The selected model's (an ensemble: the averaged one's) validation probabilities, from the
+    weights the run keeps: what temperature scaling and the decision threshold are fitted on."""
     from safetensors.torch import load_file
 
-    from sentiment.calibration import calibration_record
     from sentiment.model import EnsembleClassifier
 
     members = int(config.training.ensemble)
     networks = [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in range(members)]
     model = networks[0] if members == 1 else EnsembleClassifier(networks)
     model.load_state_dict(load_file(str(work_dir / "model.safetensors")))
-    probabilities = predict_ids(model.to(first.device), first.val_ids, batch_size=256, device=first.device)
-    return calibration_record(probabilities, first.val_labels, prepared.labels)
+    return predict_ids(model.to(first.device), first.val_ids, batch_size=256, device=first.device)
 
 
 def _assemble_ensemble(
