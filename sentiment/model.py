@@ -30,10 +30,9 @@ classifier's own path skips that multiply, because pooling masks padding itself.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, cast
 
 import torch
@@ -97,62 +96,75 @@ def _max_over_time(values: torch.Tensor) -> torch.Tensor:
     return values.amax(dim=1)
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """The classifier's architecture, checked once: what the constructor takes and `run.json`
+    keeps under "model" (with the run-time `packed` switch beside it)."""
+
+    vocab_size: int
+    num_classes: int
+    embedding_dim: int = 50
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+    embedding_dropout: float = 0.0
+    pooling: str = "max+mean"
+    head: str = "pooled"
+    padding_idx: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("cell type", self.cell, tuple(CELLS))
+        _check_choice("pooling", self.pooling, POOLINGS)
+        _check_choice("head", self.head, HEADS)
+        for name, low in [
+            ("vocab_size", 1),
+            ("num_classes", 2),
+            ("embedding_dim", 1),
+            ("hidden_size", 1),
+            ("num_layers", 1),
+        ]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SentimentError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise SentimentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0 <= self.padding_idx < self.vocab_size:
+            raise SentimentError(f"padding_idx must be in [0, {self.vocab_size}), got {self.padding_idx!r}")
+        # JSON keeps 0.3 and True whatever numeric types came in.
+        object.__setattr__(self, "bidirectional", bool(self.bidirectional))
+        object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "embedding_dropout", float(self.embedding_dropout))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SentimentError(f"unknown model config keys: {', '.join(unknown)}")
+        missing = [k for k in ("vocab_size", "num_classes") if k not in data]
+        if missing:
+            raise SentimentError(f"model config is missing: {', '.join(missing)}")
+        return cls(**data)
+
+
 class RecurrentClassifier(nn.Module):
     """Embeddings, a (bi)directional LSTM/GRU/RNN stack, padding-aware pooling, a linear head."""
 
     sentence_kinds: torch.Tensor  # a buffer, with the sentence and clause heads
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_classes: int,
-        *,
-        embedding_dim: int = 50,
-        cell: str = "lstm",
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.3,
-        embedding_dropout: float = 0.0,
-        pooling: str = "max+mean",
-        head: str = "pooled",
-        padding_idx: int = 0,
-        packed: bool = False,
-    ) -> None:
+    def __init__(self, spec: ModelSpec, packed: bool = False) -> None:
         super().__init__()
-        _check_choice("cell type", cell, tuple(CELLS))
-        _check_choice("pooling", pooling, POOLINGS)
-        _check_choice("head", head, HEADS)
-        for name, value, low in [
-            ("vocab_size", vocab_size, 1),
-            ("num_classes", num_classes, 2),
-            ("embedding_dim", embedding_dim, 1),
-            ("hidden_size", hidden_size, 1),
-            ("num_layers", num_layers, 1),
-        ]:
-            if not isinstance(value, int) or value < low:
-                raise SentimentError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, p in [("dropout", dropout), ("embedding_dropout", embedding_dropout)]:
-            if not 0.0 <= p < 1.0:
-                raise SentimentError(f"{name} must be in [0, 1), got {p!r}")
-        if not 0 <= padding_idx < vocab_size:
-            raise SentimentError(f"padding_idx must be in [0, {vocab_size}), got {padding_idx!r}")
-
-        self._config: dict[str, Any] = dict(
-            vocab_size=vocab_size,
-            num_classes=num_classes,
-            embedding_dim=embedding_dim,
-            cell=cell,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bool(bidirectional),
-            dropout=float(dropout),
-            embedding_dropout=float(embedding_dropout),
-            pooling=pooling,
-            head=head,
-            padding_idx=padding_idx,
-            packed=bool(packed),
-        )
+        self.spec = spec
+        vocab_size, num_classes, embedding_dim = spec.vocab_size, spec.num_classes, spec.embedding_dim
+        cell, hidden_size, num_layers, bidirectional = spec.cell, spec.hidden_size, spec.num_layers, spec.bidirectional
+        dropout, embedding_dropout, pooling, head = spec.dropout, spec.embedding_dropout, spec.pooling, spec.head
+        padding_idx = spec.padding_idx
         self.cell = cell
         self.pooling = pooling
         self.packed = bool(packed)  # a run-time switch; may be flipped after construction
@@ -402,20 +414,15 @@ class RecurrentClassifier(nn.Module):
         return self.to_config()
 
     def to_config(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-serialisable, for ``from_config``."""
-        # ``packed`` is a run-time switch (same weights either way), so report its current value.
-        return dict(self._config, packed=bool(self.packed))
+        """The spec, JSON-serialisable, for ``from_config``, and the current ``packed`` switch
+        (a run-time choice: the weights are the same either way)."""
+        return dict(self.spec.to_dict(), packed=bool(self.packed))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RecurrentClassifier:
-        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise SentimentError(f"unknown model config keys: {', '.join(unknown)}")
-        missing = [k for k in ("vocab_size", "num_classes") if k not in config]
-        if missing:
-            raise SentimentError(f"model config is missing: {', '.join(missing)}")
-        return cls(**config)
+        config = dict(config)
+        packed = bool(config.pop("packed", False))
+        return cls(ModelSpec.from_dict(config), packed=packed)
 
 
 @dataclass

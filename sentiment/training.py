@@ -29,7 +29,7 @@ from sentiment.config import ExperimentConfig
 from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
 from sentiment.errors import SentimentError
 from sentiment.metrics import accuracy, macro_f1
-from sentiment.model import RecurrentClassifier
+from sentiment.model import ModelSpec, RecurrentClassifier
 from sentiment.model_card import write_model_card
 from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.progress import progress_bar, tagged
@@ -93,7 +93,7 @@ def use_packed(packed: str, device: torch.device) -> bool:
 
 def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, packed: bool) -> RecurrentClassifier:
     m = config.model
-    return RecurrentClassifier(
+    spec = ModelSpec(
         vocab_size,
         num_classes,
         embedding_dim=m.embedding_dim,
@@ -105,8 +105,8 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
         embedding_dropout=m.embedding_dropout,
         pooling=m.pooling,
         head=m.head,
-        packed=packed,
     )
+    return RecurrentClassifier(spec, packed=packed)
 
 
 def train(config: ExperimentConfig, resume: bool = False, device: str | None = None, log=print) -> TrainedRun:

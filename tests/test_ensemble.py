@@ -16,7 +16,7 @@ from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate
 from sentiment.explain import explain_text, load_explainable_model
 from sentiment.inference import load_model
-from sentiment.model import EnsembleClassifier, RecurrentClassifier, recurrent_members
+from sentiment.model import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
 from sentiment.prepare import load_prepared, token_ids
 from sentiment.run import partial_dir
 from sentiment.training import train
@@ -34,7 +34,7 @@ def tiny(prepared_config):
 
 def test_the_ensemble_predicts_the_mean_of_its_members_probabilities():
     torch.manual_seed(0)
-    members = [RecurrentClassifier(30, 3, embedding_dim=8, hidden_size=8) for _ in range(3)]
+    members = [RecurrentClassifier(ModelSpec(30, 3, embedding_dim=8, hidden_size=8)) for _ in range(3)]
     ensemble = EnsembleClassifier(members).eval()
     ids = torch.randint(1, 30, (4, 7))
     lengths = torch.tensor([7, 5, 2, 1])

@@ -8,7 +8,7 @@ import torch
 
 from sentiment.errors import SentimentError
 from sentiment.gates import GATE_NAMES, SIGMOID_GATES, check_against_module, trace_gates
-from sentiment.model import RecurrentClassifier
+from sentiment.model import ModelSpec, RecurrentClassifier
 
 T = 9
 HIDDEN = 12
@@ -25,13 +25,15 @@ def make(cell: str, bidirectional: bool, num_layers: int) -> tuple[RecurrentClas
     """A small model in eval mode and one review of T random token ids."""
     torch.manual_seed(0)
     model = RecurrentClassifier(
-        30,
-        2,
-        embedding_dim=8,
-        cell=cell,
-        hidden_size=HIDDEN,
-        num_layers=num_layers,
-        bidirectional=bidirectional,
+        ModelSpec(
+            30,
+            2,
+            embedding_dim=8,
+            cell=cell,
+            hidden_size=HIDDEN,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+        )
     ).eval()
     return model, torch.randint(1, 30, (T,))
 

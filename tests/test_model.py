@@ -12,14 +12,14 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentiment.errors import SentimentError
-from sentiment.model import POOLINGS, RecurrentClassifier
+from sentiment.model import POOLINGS, ModelSpec, RecurrentClassifier
 
 VOCAB = 40
 
 
-def small_model(**kwargs: object) -> RecurrentClassifier:
+def small_model(packed: bool = False, **kwargs: object) -> RecurrentClassifier:
     defaults: dict[str, object] = dict(embedding_dim=8, hidden_size=12, dropout=0.0)
-    return RecurrentClassifier(VOCAB, 3, **(defaults | kwargs))
+    return RecurrentClassifier(ModelSpec(VOCAB, 3, **(defaults | kwargs)), packed=packed)
 
 
 def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,12 +39,12 @@ LENGTHS = [7, 3, 11, 1, 5]
 
 def test_unknown_cell_is_a_user_error() -> None:
     with pytest.raises(SentimentError, match="unknown cell type 'transformer'.*lstm, gru, rnn"):
-        RecurrentClassifier(VOCAB, 2, cell="transformer")
+        RecurrentClassifier(ModelSpec(VOCAB, 2, cell="transformer"))
 
 
 def test_unknown_pooling_is_a_user_error() -> None:
     with pytest.raises(SentimentError, match="unknown pooling 'sum'.*last, max, mean, max\\+mean"):
-        RecurrentClassifier(VOCAB, 2, pooling="sum")
+        RecurrentClassifier(ModelSpec(VOCAB, 2, pooling="sum"))
 
 
 def test_from_config_rejects_unknown_keys() -> None:
@@ -155,14 +155,16 @@ def test_gated_cells_remember_the_first_value(cell: str) -> None:
     test_x, test_lengths, test_labels = memory_task(256, g)
     # Unidirectional with `last` pooling: the answer must be carried through 20-30 noisy steps.
     model = RecurrentClassifier(
-        2,
-        2,
-        embedding_dim=8,
-        cell=cell,
-        hidden_size=16,
-        bidirectional=False,
-        dropout=0.0,
-        pooling="last",
+        ModelSpec(
+            2,
+            2,
+            embedding_dim=8,
+            cell=cell,
+            hidden_size=16,
+            bidirectional=False,
+            dropout=0.0,
+            pooling="last",
+        )
     )
     with torch.no_grad():
         # Start with the memory open: the LSTM forget gate / GRU update gate (both the second

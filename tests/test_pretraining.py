@@ -8,7 +8,7 @@ import torch
 
 from sentiment import training as training_module
 from sentiment.config import PretrainConfig
-from sentiment.model import RecurrentClassifier
+from sentiment.model import ModelSpec, RecurrentClassifier
 from sentiment.pretraining import LanguageModelHeads, head_cutoffs, language_model_loss, pretrain_encoder
 from sentiment.run import partial_dir
 from sentiment.training import train
@@ -25,7 +25,7 @@ def test_cutoffs_fit_any_vocabulary_size():
 
 def test_the_loss_counts_each_real_next_token_once_per_direction_and_ignores_padding():
     torch.manual_seed(0)
-    model = RecurrentClassifier(6, 2, embedding_dim=8, hidden_size=16, dropout=0.0)
+    model = RecurrentClassifier(ModelSpec(6, 2, embedding_dim=8, hidden_size=16, dropout=0.0))
     heads = LanguageModelHeads(16, 6, 2, dropout=0.0)
     ids = torch.tensor([[4, 2, 3, 5, 2, 3, 0], [5, 2, 3, 4, 2, 3, 4]])
     lengths = torch.tensor([6, 7])
@@ -50,7 +50,7 @@ def test_pretraining_lowers_the_language_model_loss_on_held_out_text():
 
     train_ids, val_ids = [review() for _ in range(200)], [review() for _ in range(40)]
     torch.manual_seed(0)
-    model = RecurrentClassifier(15, 2, embedding_dim=8, hidden_size=16, dropout=0.0)
+    model = RecurrentClassifier(ModelSpec(15, 2, embedding_dim=8, hidden_size=16, dropout=0.0))
     settings = PretrainConfig(epochs=3, lr=0.01, batch_size=16, dropout=0.0)
     messages = []
     summary = pretrain_encoder(

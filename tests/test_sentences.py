@@ -11,7 +11,7 @@ import torch
 
 from sentiment.batching import collate
 from sentiment.config import load_config
-from sentiment.model import RecurrentClassifier, sentence_starts
+from sentiment.model import ModelSpec, RecurrentClassifier, sentence_starts
 from sentiment.segments import sentence_examples, training_examples
 from sentiment.text import Tokenizer, sentence_spans, sentence_token_kinds
 from sentiment.vocab import Vocab
@@ -57,7 +57,9 @@ def test_the_models_rule_on_ids_finds_the_sentencizers_sentences(tokenized):
 
 def sentence_model(vocab: Vocab, **kwargs) -> RecurrentClassifier:
     torch.manual_seed(0)
-    model = RecurrentClassifier(len(vocab), 2, embedding_dim=8, hidden_size=12, dropout=0.0, head="sentences", **kwargs)
+    model = RecurrentClassifier(
+        ModelSpec(len(vocab), 2, embedding_dim=8, hidden_size=12, dropout=0.0, head="sentences", **kwargs)
+    )
     model.set_sentence_kinds(sentence_token_kinds(vocab.tokens))
     return model.eval()
 
