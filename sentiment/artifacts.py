@@ -114,22 +114,33 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
+    with atomic_file(path) as temporary, open(temporary, "wb") as stream:
+        stream.write(payload)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, what: str = "") -> Iterator[str]:
+    """A temporary file beside `path`, renamed onto it when the block succeeds and removed when
+    it fails, so readers never see half a file and a failed run leaves the old one. An OSError
+    (a full disk, a directory in the way) becomes one error naming the file meant; `what`
+    names it in that message ("the output")."""
     path = Path(path)
-    parent = _writable_parent(path)
+    name = f"{what} {path}" if what else str(path)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
-        raise os_error(f"cannot write {path}", error) from None
+        raise os_error(f"cannot write {name}", error) from None
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
+        yield temporary
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for reading
         os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        if isinstance(error, OSError):  # a full disk, or a directory in the way: name the file meant
-            raise os_error(f"cannot write {path}", error) from None
+        if isinstance(error, OSError):
+            raise os_error(f"cannot write {name}", error) from None
         raise
 
 

@@ -59,7 +59,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, deque
@@ -72,6 +71,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from sentiment.artifacts import atomic_file
 from sentiment.errors import SentimentError, os_error
 from sentiment.progress import progress_bar
 from sentiment.text import (  # noqa: F401  (part of this module's interface)
@@ -829,28 +829,6 @@ def _kept_column_types(files: Sequence[InputFile], keep_columns: Sequence[str]) 
 
 
 @contextlib.contextmanager
-def _atomic_output(output: str | os.PathLike) -> Iterator[str]:
-    """A temporary file beside `output`, renamed onto it when the block succeeds, removed when it fails."""
-    target = Path(output)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as error:
-        raise os_error(f"cannot write the output {target}", error) from None
-    os.close(handle)
-    try:
-        yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private; an output is not
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-@contextlib.contextmanager
 def _open_writer(output, kind: str, columns: list[str], keep_text: bool, n_classes: int, extra_types: list):
     """A writer for standard output (CSV) or for a temporary file that becomes `output` on success."""
     writer: _ParquetWriter | _CsvWriter | _JsonlWriter
@@ -861,7 +839,7 @@ def _open_writer(output, kind: str, columns: list[str], keep_text: bool, n_class
         with _writing(output):
             writer.close()
         return
-    with _atomic_output(output) as temporary, _writing(output):
+    with atomic_file(output, "the output") as temporary, _writing(output):
         if kind == "parquet":
             writer = _ParquetWriter(temporary, columns, keep_text, n_classes, extra_types)
         else:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sentiment import load_model
@@ -270,7 +270,12 @@ def txt_files(draw):
     encoding = draw(ENCODINGS)
     lines = draw(st.lists(FIELD.map(lambda s: s.replace("\n", " ")), max_size=12))
     text = "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
-    return encoding, encode(text, encoding, draw)
+    data = encode(text, encoding, draw)
+    # UTF-16-LE's mark followed by two zero bytes (U+0000, or a spliced stray byte) is UTF-32-LE's
+    # mark, FF FE 00 00, which the reader takes first, as BOM sniffing does: such a file cannot
+    # say it is UTF-16.
+    assume(encoding != "utf-16-le" or not data.startswith(codecs.BOM_UTF32_LE))
+    return encoding, data
 
 
 @PROPERTY
@@ -435,7 +440,12 @@ def jsonl_files(draw):
             line = draw(st.sampled_from(["", " ", "\t", "\r"]))
         lines.append(line)
     text = "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
-    return encoding, encode(text, encoding, draw)
+    data = encode(text, encoding, draw)
+    # UTF-16-LE's mark followed by two zero bytes (U+0000, or a spliced stray byte) is UTF-32-LE's
+    # mark, FF FE 00 00, which the reader takes first, as BOM sniffing does: such a file cannot
+    # say it is UTF-16.
+    assume(encoding != "utf-16-le" or not data.startswith(codecs.BOM_UTF32_LE))
+    return encoding, data
 
 
 @PROPERTY
