@@ -75,6 +75,16 @@ class TextClassifier:
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         raise NotImplementedError
 
+    def scoring_inputs(self, texts: Iterable[str]) -> Iterable[Sequence]:
+        """What `score` reads each text into, before `predict_inputs`: its tokens here; a
+        classifier may give something cheaper to make (the trained model: token ids). An empty
+        one means the text has no tokens; its length is the text's length in tokens."""
+        return self.tokenizer.pipe(texts)
+
+    def predict_inputs(self, inputs: Sequence[Sequence]) -> np.ndarray:
+        """[n, k] probabilities for what `scoring_inputs` made."""
+        return self.predict_tokens(inputs)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """[n, k] probabilities; a text that cannot be scored (None, not a string, empty, no tokens) is one
         SentimentError naming its index, for the model and the baseline alike (`text.check_texts`)."""

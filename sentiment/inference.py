@@ -11,7 +11,7 @@ predictions.labels, predictions.probabilities   # ["positive"], array([[0.03, 0.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from sentiment.batching import collate, predict_ids
 from sentiment.classifier import SentencePrediction, TextClassifier
 from sentiment.errors import SentimentError
 from sentiment.text import Tokenizer
+from sentiment.vocab import UNK_ID
 
 
 class SentimentModel(TextClassifier):
@@ -37,9 +38,21 @@ class SentimentModel(TextClassifier):
         self.tokenizer = Tokenizer(lowercase=run.config.tokenize.lowercase)
         self.network = run.build_model(device)
         self.decision_threshold = run.decision_threshold
+        self._id_lookup = self.tokenizer.id_lookup(run.vocab.tokens)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return self.run.vocab.encode(tokens, self.max_len)
+
+    def scoring_inputs(self, texts: Iterable[str]) -> Iterable[list[int]]:
+        """Token ids straight from spaCy's hashes (`Tokenizer.pipe_ids`), not yet cut at max_len."""
+        return self.tokenizer.pipe_ids(texts, self._id_lookup, UNK_ID)
+
+    def predict_inputs(self, inputs: Sequence[Sequence[int]]) -> np.ndarray:
+        if any(len(ids) == 0 for ids in inputs):
+            raise SentimentError("a text has no tokens; the model cannot score an empty review")
+        max_len = self.max_len
+        ids = [list(row) if max_len is None else list(row[:max_len]) for row in inputs]
+        return predict_ids(self.network, ids, self.batch_size, self.device)
 
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         empty = [i for i, tokens in enumerate(token_lists) if not tokens]

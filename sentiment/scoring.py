@@ -431,8 +431,9 @@ def _require_columns(file: InputFile, columns: Sequence[str], text_column: str, 
 @dataclass
 class TokenizedChunk:
     records: list[Record]
-    tokens: list[list[str] | None]
-    """None where the row is not scored."""
+    tokens: list[Sequence | None]
+    """Each row as the model reads it (`scoring_inputs`: tokens, or the trained model's token ids);
+    None where the row is not scored."""
     errors: list[str | None]
 
 
@@ -453,13 +454,13 @@ def tokenize_chunk(model, records: list[Record]) -> TokenizedChunk:
     """Tokenize the rows that can be scored; find the empty ones and flag those beyond max_len."""
     errors = [record.error for record in records]
     todo = [i for i, error in enumerate(errors) if error is None]
-    tokens: list[list[str] | None] = [None] * len(records)
+    tokens: list[Sequence | None] = [None] * len(records)
     max_len = model.max_len
     for i in todo:
         if _NO_TEXT.fullmatch(records[i].text):
             errors[i] = "empty_text"
     todo = [i for i in todo if errors[i] is None]
-    for i, row_tokens in zip(todo, model.tokenizer.pipe(records[i].text for i in todo)):
+    for i, row_tokens in zip(todo, model.scoring_inputs(records[i].text for i in todo)):
         if not row_tokens:
             errors[i] = "no_tokens"
             continue
@@ -491,7 +492,7 @@ def predict_chunk(model, chunk: TokenizedChunk, sentences: bool = False) -> Scor
     readings: list[list[dict] | None] | None = [None] * len(chunk.records) if sentences else None
     if scored:
         with torch.inference_mode():
-            predicted = model.predict_tokens([chunk.tokens[i] for i in scored])
+            predicted = model.predict_inputs([chunk.tokens[i] for i in scored])
             if readings is not None:
                 for i, row in zip(scored, model.predict_sentences([chunk.records[i].text for i in scored])):
                     readings[i] = [sentence_cell(s, model.classes) for s in row]

@@ -9,7 +9,7 @@ without a model, so `prepare` and every later reader split a text the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sentiment.errors import SentimentError
@@ -78,6 +78,28 @@ class Tokenizer:
                 yield kept, starts, [span.text for span in doc.sents if not span.text.isspace()]
             else:
                 yield kept, starts
+
+    def id_lookup(self, words: Sequence[str]) -> dict[int, int]:
+        """spaCy's string hash of each word -> its index in `words`, for `pipe_ids`."""
+        return {self._strings.add(word): index for index, word in enumerate(words)}
+
+    def pipe_ids(self, texts: Iterable[str], lookup: dict[int, int], unknown: int) -> Iterator[list[int]]:
+        """`[lookup[w] for w in pipe(texts)]` (`unknown` for words it lacks) without making the
+        strings: spaCy's hashes map straight to ids, and only a word missing from `lookup` is
+        looked up, to drop it if it is whitespace as `pipe` does. A third faster than tokens
+        then ids, which matters where tokenizing and the forward pass share the cores (`score`)."""
+        cleaned = (clean_text(text) for text in texts)
+        strings, attribute = self._strings, self._attribute
+        for doc in self._tokenizer.pipe(cleaned, batch_size=1000):
+            ids = []
+            for key in doc.to_array(attribute).tolist():
+                index = lookup.get(key)
+                if index is None:
+                    if strings[key].isspace():
+                        continue
+                    index = unknown
+                ids.append(index)
+            yield ids
 
     def _tokens(self, doc, keep_space: bool = False) -> list[str]:
         # One array of string hashes per doc is about twice as fast as reading Token objects.

@@ -115,9 +115,9 @@ def test_text_without_tokens_is_flagged(model, tmp_path):
     stub = SimpleNamespace(
         classes=model.classes,
         max_len=model.max_len,
-        predict_tokens=model.predict_tokens,
+        scoring_inputs=DropsEverything().pipe,
+        predict_inputs=model.predict_tokens,
         decide=model.decide,
-        tokenizer=DropsEverything(),
     )
     (tmp_path / "in.txt").write_text("nothing here\nlove it\n")
     score_files(stub, [tmp_path / "in.txt"], tmp_path / "out.csv")

@@ -1,4 +1,7 @@
+import pytest
+
 from sentiment.text import Tokenizer, clean_text
+from sentiment.vocab import UNK_ID, Vocab
 
 
 def test_spacy_splits_negation_and_punctuation():
@@ -19,3 +22,21 @@ def test_pipe_matches_single_calls():
     texts = ["Runs small.", "", "Love the colour :)", "Fabric's thin & itchy"]
     tokenizer = Tokenizer()
     assert list(tokenizer.pipe(texts, batch_size=2)) == [tokenizer(text) for text in texts]
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_ids_straight_from_the_tokenizer_equal_tokens_then_ids(lowercase):
+    texts = [
+        "Not perfect, but pretty GOOD!!  <br/> Love   it",
+        "   ",
+        "zzzunseen words\tand\u00a0odd\u2003spaces",
+        "don't <unk> <pad> émigré 😀",
+        "",
+        "Runs small. Order up!",
+    ]
+    tokenizer = Tokenizer(lowercase=lowercase)
+    vocab = Vocab.build(tokenizer.pipe(texts[:1] + texts[5:]))
+    through_tokens = [vocab.encode(tokens) for tokens in tokenizer.pipe(texts)]
+    direct = list(tokenizer.pipe_ids(texts, tokenizer.id_lookup(vocab.tokens), UNK_ID))
+    assert direct == through_tokens
+    assert any(UNK_ID in row for row in direct) and [] in direct
