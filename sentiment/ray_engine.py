@@ -97,6 +97,10 @@ def score_with_ray(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = preserve_order
     context.enable_progress_bars = False
+    # Each file is read by one task; at Ray's default block size (128 MiB) a file of a few hundred
+    # thousand reviews is one block, which one actor scores while the others idle. Blocks of about
+    # READ_BATCH reviews spread a file over every actor.
+    context.target_max_block_size = BLOCK_BYTES
     startup = time.perf_counter() - started
 
     from sentiment.batch_scorer import BatchScorer
@@ -139,6 +143,8 @@ def score_with_ray(
 
 
 READ_BATCH = 4096
+BLOCK_BYTES = 2 * 1024 * 1024
+"""Ray Data's target block size while scoring: about READ_BATCH clothing reviews (~400 bytes each)."""
 """Records per batch that a reading task hands on."""
 
 
