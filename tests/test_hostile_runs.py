@@ -103,7 +103,7 @@ def test_non_finite_weights_are_refused_when_the_run_loads(run_copy, reviews_txt
 
 def test_non_finite_probabilities_stop_scoring_naming_the_row(tiny_trained, reviews_txt, tmp_path):
     model = load_model(tiny_trained.run_dir)
-    model.predict_tokens = lambda tokens: np.full((len(tokens), 2), np.nan)
+    model.predict_inputs = lambda inputs: np.full((len(inputs), 2), np.nan)  # what score calls
     with pytest.raises(SentimentError, match=r"reviews.txt, row 1: the model's probabilities are not finite"):
         score_files(model, [reviews_txt], tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists() and not hidden_leftovers(tmp_path)
