@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from sentiment.classifier import decide
 from sentiment.errors import SentimentError
-from sentiment.metrics import classification_metrics
+from sentiment.metrics import accuracy, classification_metrics, macro_f1
 
 BOUNDS = (0.05, 20.0)
 """Temperatures searched (in log space): far wider than any trained model needs."""
@@ -56,15 +57,13 @@ THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 def threshold_record(probabilities: np.ndarray, labels: np.ndarray, metric: str) -> dict[str, Any]:
     """The cut on P(second class) that maximises `metric` (macro_f1 or accuracy) on validation
     outputs; ties go to the cut nearest 0.5, which is the argmax. The record `run.json` keeps."""
-    from sentiment.metrics import accuracy, macro_f1
-
     score = {"macro_f1": macro_f1, "accuracy": accuracy}[metric]
     probabilities, labels = np.asarray(probabilities), np.asarray(labels)
     if probabilities.shape[1] != 2:
         raise SentimentError(
             f"a decision threshold needs a binary label scheme, this one has {probabilities.shape[1]} classes"
         )
-    scores = np.asarray([score(labels, (probabilities[:, 1] >= t).astype(np.int64)) for t in THRESHOLDS])
+    scores = np.asarray([score(labels, decide(probabilities, float(t))) for t in THRESHOLDS])
     best = scores.max()
     candidates = THRESHOLDS[scores == best]
     threshold = float(candidates[np.argmin(np.abs(candidates - 0.5))])
@@ -73,7 +72,7 @@ def threshold_record(probabilities: np.ndarray, labels: np.ndarray, metric: str)
         "fitted_on": "validation",
         "metric": metric,
         "validation": {
-            "at_argmax": round(float(score(labels, probabilities.argmax(axis=1))), 5),
+            "at_argmax": round(float(score(labels, decide(probabilities))), 5),
             "at_threshold": round(float(best), 5),
         },
     }

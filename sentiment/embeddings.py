@@ -132,10 +132,8 @@ def refine_vectors(
         )
     original = aligned.matrix[rows].astype(np.float64)
     scores = np.asarray([valence[tokens[i].lower()] for i in rows])
-    unit = original / np.maximum(np.linalg.norm(original, axis=1, keepdims=True), 1e-12)
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours]  # [n, k], unordered
+    nearest, similarity = _nearest(original, neighbours)
+    before = _opposite_neighbour_share(nearest, scores)
     # Re-rank the semantic neighbours by how close their rating is (ties: the more similar first).
     gap = np.abs(scores[nearest] - scores[:, None])
     closeness = -np.take_along_axis(similarity, nearest, axis=1)
@@ -147,9 +145,7 @@ def refine_vectors(
         vectors = (original + (weights[None, :, None] * vectors[nearest]).sum(axis=1)) / (1.0 + weights.sum())
     matrix = aligned.matrix.copy()
     matrix[rows] = vectors.astype(matrix.dtype)
-    before = _opposite_neighbour_share(unit, scores, neighbours)
-    refined_unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    after = _opposite_neighbour_share(refined_unit, scores, neighbours)
+    after = _opposite_neighbour_share(_nearest(vectors, neighbours)[0], scores)
     summary = {
         "lexicon": "vader",
         "words": int(len(rows)),
@@ -161,11 +157,17 @@ def refine_vectors(
     return replace(aligned, matrix=matrix, refined=summary)
 
 
-def _opposite_neighbour_share(unit: np.ndarray, scores: np.ndarray, neighbours: int) -> float:
-    """Share of each rated word's nearest rated neighbours whose rating has the other sign."""
+def _nearest(vectors: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `neighbours` most cosine-similar other rows ([n, k], unordered), and the [n, n]
+    similarities (the diagonal set to -inf)."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours]
+    return np.argpartition(-similarity, neighbours, axis=1)[:, :neighbours], similarity
+
+
+def _opposite_neighbour_share(nearest: np.ndarray, scores: np.ndarray) -> float:
+    """Share of each rated word's nearest rated neighbours whose rating has the other sign."""
     return float((np.sign(scores[nearest]) != np.sign(scores[:, None])).mean())
 
 

@@ -48,17 +48,15 @@ class SentimentModel(TextClassifier):
         return self.tokenizer.pipe_ids(texts, self._id_lookup, UNK_ID)
 
     def predict_inputs(self, inputs: Sequence[Sequence[int]]) -> np.ndarray:
-        if any(len(ids) == 0 for ids in inputs):
-            raise SentimentError("a text has no tokens; the model cannot score an empty review")
+        empty = next((i for i, ids in enumerate(inputs) if len(ids) == 0), None)
+        if empty is not None:
+            raise SentimentError(f"text {empty} has no tokens; the model cannot score an empty review")
         max_len = self.max_len
-        ids = [list(row) if max_len is None else list(row[:max_len]) for row in inputs]
+        ids = inputs if max_len is None else [row[:max_len] for row in inputs]
         return predict_ids(self.network, ids, self.batch_size, self.device)
 
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        empty = [i for i, tokens in enumerate(token_lists) if not tokens]
-        if empty:
-            raise SentimentError(f"text {empty[0]} has no tokens; the model cannot score an empty review")
-        return predict_ids(self.network, [self.encode(tokens) for tokens in token_lists], self.batch_size, self.device)
+        return self.predict_inputs([self.run.vocab.encode(tokens) for tokens in token_lists])
 
     def predict_sentences(self, texts: Sequence[str]) -> list[list[SentencePrediction]]:
         """With the sentence head: its own split, per-sentence distributions and attention weights,

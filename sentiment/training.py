@@ -145,9 +145,8 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
         for number, (seed, member_dir) in enumerate(zip(seeds, member_dirs), start=1):
             member_log = log if len(seeds) == 1 else tagged(log, f"member {number}/{len(seeds)}, seed {seed}")
             trainer = Trainer(config, prepared, member_dir, device_, member_log, group, seed=seed)
-            if (
-                resume and checkpoint_state(member_dir).is_file()
-            ):  # a finished member restores and has nothing left to do
+            # A finished member restores and has nothing left to do.
+            if resume and checkpoint_state(member_dir).is_file():
                 trainer.restore()
             trainer.fit()
             trainers.append(trainer)
@@ -469,10 +468,10 @@ class Trainer:
             ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
             if self.position_losses is None:
                 logits = self.forward(ids, lengths)
-                losses = nn.functional.cross_entropy(logits, targets, reduction="none")
             else:
                 logits, directions, mask = self.model.forward_with_states(ids, lengths)
-                losses = nn.functional.cross_entropy(logits, targets, reduction="none")
+            losses = nn.functional.cross_entropy(logits, targets, reduction="none")
+            if self.position_losses is not None:
                 replication, regularisation = self.position_losses(directions, mask, ids, targets)
                 t = self.config.training
                 losses = losses + t.target_replication * replication
