@@ -11,9 +11,9 @@ from pathlib import Path
 
 from benchmarks.common import median_seconds, print_table, record
 from sentiment.config import load_config
-from sentiment.prepare import prepare
-from sentiment.sources import load_source
-from sentiment.text import Tokenizer
+from sentiment.data.prepare import prepare
+from sentiment.data.sources import load_source
+from sentiment.data.text import Tokenizer
 
 
 def run(quick: bool = False) -> dict:

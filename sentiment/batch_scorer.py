@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sentiment.data.text import text_value
 from sentiment.scoring import Record, score_chunk
-from sentiment.text import text_value
 
 TEXT = "text"
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sentiment.vocab import PAD_ID
+from sentiment.data.vocab import PAD_ID
 
 POOL_BATCHES = 50
 """Shuffle, then sort by length within pools of this many batches: random order, little padding."""

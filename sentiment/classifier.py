@@ -10,8 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sentiment.data.text import Tokenizer, check_texts
 from sentiment.errors import SentimentError
-from sentiment.text import Tokenizer, check_texts
 
 
 @dataclass

@@ -122,7 +122,7 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
     manifest.json (source and sha256, counts per split and class, what was dropped).
     Reruns with an unchanged config and data return at once.
     """
-    from sentiment.prepare import prepare as run_prepare
+    from sentiment.data.prepare import prepare as run_prepare
 
     config = _load(config_path, overrides)
     prepared = run_prepare(config, force=force, log=lambda line: click.echo(line, err=True))

@@ -96,7 +96,7 @@ def compare(
     log=print,
 ) -> dict[str, Any]:
     """Prepare (cached), train and evaluate each variant; write `reports/<experiment>-compare/`."""
-    from sentiment.prepare import prepare
+    from sentiment.data.prepare import prepare
 
     started = time.perf_counter()
     prepare(base, log=log)

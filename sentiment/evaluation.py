@@ -18,6 +18,7 @@ import numpy as np
 from sentiment.artifacts import atomic_directory, environment_versions, write_json
 from sentiment.batching import predict_ids
 from sentiment.config import ExperimentConfig
+from sentiment.data.prepare import load_prepared
 from sentiment.errors import SentimentError
 from sentiment.inference import BaselineModel, SentimentModel
 from sentiment.metrics import (
@@ -31,7 +32,6 @@ from sentiment.metrics import (
     risk_coverage,
 )
 from sentiment.model_card import write_model_card
-from sentiment.prepare import load_prepared
 from sentiment.run import load_run
 from sentiment.vader import for_labels as vader_for
 

@@ -38,13 +38,13 @@ import torch
 
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.batching import predict_ids
+from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
 from sentiment.gates import GateTrace, trace_gates
 from sentiment.html_page import html_page
 from sentiment.inference import SentimentModel, load_model
 from sentiment.model import recurrent_members
 from sentiment.plots import contribution_colours, plot_explanation, png_data_uri
-from sentiment.vocab import UNK_ID
 
 __all__ = [
     "Explanation",

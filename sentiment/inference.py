@@ -19,9 +19,9 @@ import torch
 
 from sentiment.batching import collate, predict_ids
 from sentiment.classifier import SentencePrediction, TextClassifier
+from sentiment.data.text import Tokenizer
+from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
-from sentiment.text import Tokenizer
-from sentiment.vocab import UNK_ID
 
 
 class SentimentModel(TextClassifier):

@@ -47,7 +47,7 @@ HEADS = ("pooled", "sentences", "clauses")
 DIRECTIONS = ("forward", "backward")
 SENTENCE_CHUNK = 128
 """Sentences encoded per recurrent call, sorted by length, so short ones are not padded to the longest."""
-_WORD, _SENTENCE_END, _CONNECTIVE = 0, 2, 3  # token kinds, as `sentiment.text.sentence_token_kinds` gives them
+_WORD, _SENTENCE_END, _CONNECTIVE = 0, 2, 3  # token kinds, as `sentiment.data.text.sentence_token_kinds` gives them
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -69,7 +69,7 @@ def flip_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, T] bool, True where a sentence begins, by spaCy's sentencizer rule on token kinds
-    (`sentiment.text.sentence_token_kinds`): the first token, and every word preceded by a
+    (`sentiment.data.text.sentence_token_kinds`): the first token, and every word preceded by a
     sentence-end character since the word before it ("love it !! not itchy" starts at "not");
     and every contrast connective that does not already begin one ("not perfect , | but good")."""
     steps = torch.arange(kinds.size(1), device=kinds.device).expand_as(kinds)
@@ -336,7 +336,7 @@ class RecurrentClassifier(nn.Module):
 
     @torch.no_grad()
     def set_sentence_kinds(self, kinds) -> None:
-        """Per vocabulary id: 0 word, 1 punctuation, 2 sentence end (`sentiment.text.sentence_token_kinds`)."""
+        """Per vocabulary id: 0 word, 1 punctuation, 2 sentence end (`sentiment.data.text.sentence_token_kinds`)."""
         kinds = torch.as_tensor(kinds, dtype=torch.long)
         if kinds.shape != self.sentence_kinds.shape:
             raise SentimentError(

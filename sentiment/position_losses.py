@@ -12,7 +12,7 @@ the saved model, its predictions and its speed are those of the pooled classifie
 * **linguistic regularisation** (Qian et al. 2017, "Linguistically Regularized LSTM for
   Sentiment Classification", ACL): between two neighbouring positions, the distribution may
   change little at a word the lexicon does not rate, must move by a learned per-category drift
-  at a rated word, and must be transformed by a learned map at a negator (`sentiment.lexicon`).
+  at a rated word, and must be transformed by a learned map at a negator (`sentiment.data.lexicon`).
   Each rule is a hinge on the symmetric KL divergence between the distribution at a position
   and the one the rule predicts from its neighbour (forward: the word before; backward: the
   word after), `MARGIN` free.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sentiment.lexicon import CATEGORIES, NEGATOR, NEUTRAL
+from sentiment.data.lexicon import CATEGORIES, NEGATOR, NEUTRAL
 
 MARGIN = 0.01
 """Symmetric KL below which a neighbouring pair is not penalised (Qian et al.'s M)."""

@@ -26,8 +26,8 @@ from typing import Any
 
 from sentiment.artifacts import read_json
 from sentiment.config import ExperimentConfig, config_from_dict
+from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
-from sentiment.vocab import Vocab
 
 RUN_FILES = ("model.safetensors", "run.json", "config.json", "vocab.json", "labels.json")
 
@@ -130,7 +130,7 @@ def check_consistent(
     """The run's files must describe one model: labels.json, run.json and config.json name the same
     classes in the same order (a reordered labels.json would invert every prediction), and the same
     architecture and vocabulary size. One line naming the first disagreement."""
-    from sentiment.labels import scheme_labels
+    from sentiment.data.labels import scheme_labels
 
     model = info["model"]
     if not isinstance(model, dict):

@@ -72,16 +72,16 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sentiment.artifacts import atomic_file
-from sentiment.errors import SentimentError, os_error
-from sentiment.progress import progress_bar
-from sentiment.text import (  # noqa: F401  (part of this module's interface)
+from sentiment.data.text import (  # noqa: F401  (part of this module's interface)
     ERRORS,  # noqa: F401  (the `error` reasons, listed in this module's docs)
     check_texts,
     text_problem,
 )
-from sentiment.text import NO_TEXT as _NO_TEXT
-from sentiment.text import repair_text as _repair
-from sentiment.text import text_value as _text_value
+from sentiment.data.text import NO_TEXT as _NO_TEXT
+from sentiment.data.text import repair_text as _repair
+from sentiment.data.text import text_value as _text_value
+from sentiment.errors import SentimentError, os_error
+from sentiment.progress import progress_bar
 
 INPUT_FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}

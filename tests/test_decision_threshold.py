@@ -51,9 +51,9 @@ def force_threshold(run_dir, threshold: float) -> None:
 
 
 def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
+    from sentiment.data.prepare import prepare
     from sentiment.evaluation import evaluate
     from sentiment.inference import load_model
-    from sentiment.prepare import prepare
     from sentiment.training import train
 
     from conftest import review_rows, write_csv
@@ -92,7 +92,7 @@ def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
         assert [row["label"] for row in csv.DictReader(stream)] == expected
 
     metrics = evaluate(config, n_resamples=50, log=quiet)
-    from sentiment.prepare import load_prepared
+    from sentiment.data.prepare import load_prepared
 
     test = load_prepared(config.prepared_dir).split("test")
     y_true = np.asarray(test["label"])

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from sentiment.prepare import prepare
+from sentiment.data.prepare import prepare
 from sentiment.training import train
 
 from conftest import TINY, TINY_CONFIG, metrics_lines, quiet

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.config import load_config
+from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
 from sentiment.explain import (
     explain_text,
@@ -23,7 +24,6 @@ from sentiment.explain import (
     worst_contrast_failure,
     write_explanations,
 )
-from sentiment.prepare import prepare
 from sentiment.training import train
 
 from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.config import load_config
+from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate
-from sentiment.prepare import prepare
 from sentiment.training import train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model

@@ -23,8 +23,8 @@ from safetensors.torch import load_file, save_file
 from sentiment import load_model
 from sentiment.cli import cli
 from sentiment.config import load_config
+from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
-from sentiment.prepare import prepare
 from sentiment.scoring import score_files
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model, write_csv

@@ -1,7 +1,7 @@
 import pytest
 
+from sentiment.data.labels import map_labels, scheme_labels
 from sentiment.errors import SentimentError
-from sentiment.labels import map_labels, scheme_labels
 
 
 def test_binary_drops_three_stars_and_counts_them():

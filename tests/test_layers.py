@@ -1,4 +1,4 @@
-"""The import-layer contract (`make lint`, import-linter) covers every module of the package."""
+"""The import-layer contract (`make lint`, import-linter) covers every module of the package, in its folders."""
 
 from __future__ import annotations
 
@@ -16,6 +16,17 @@ def test_every_module_has_a_layer():
     layers = next(c for c in contracts if c["type"] == "layers")["layers"]
     listed = {name.strip() for layer in layers for name in re.split(r"[|:]", layer)}
     package = Path(sentiment.__file__).parent
-    modules = {f"sentiment.{path.stem}" for path in package.glob("*.py") if path.stem != "__init__"}
-    assert modules - listed == set(), "modules missing from [tool.importlinter] layers in pyproject.toml"
-    assert listed - modules == set(), "layers name modules that do not exist"
+    modules = {
+        ".".join(("sentiment", *path.relative_to(package).with_suffix("").parts))
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    packages = {
+        ".".join(("sentiment", *path.parent.relative_to(package).parts)) for path in package.rglob("*/__init__.py")
+    }
+
+    def layer_of(module: str) -> str | None:
+        return next((name for name in listed if module == name or module.startswith(name + ".")), None)
+
+    assert {m for m in modules if layer_of(m) is None} == set(), "modules missing from [tool.importlinter] layers"
+    assert listed - modules - packages == set(), "layers name modules or packages that do not exist"

@@ -6,9 +6,9 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from sentiment import prepare as prepare_module
 from sentiment.cli import cli
-from sentiment.prepare import ids_from_column, load_prepared, prepare, token_ids
+from sentiment.data import prepare as prepare_module
+from sentiment.data.prepare import ids_from_column, load_prepared, prepare, token_ids
 
 from conftest import TINY_CONFIG, quiet, review_rows, write_csv
 
@@ -237,7 +237,7 @@ def test_help_is_fast_because_heavy_imports_wait():
 def test_a_hub_dataset_without_network_fails_fast_and_clearly(tmp_path, make_config, monkeypatch):
     import time
 
-    from sentiment import sources
+    from sentiment.data import sources
     from sentiment.errors import SentimentError
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -27,7 +27,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from sentiment.config import load_config
-    from sentiment.prepare import prepare
+    from sentiment.data.prepare import prepare
     from sentiment.training import train
 
     from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv

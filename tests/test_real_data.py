@@ -3,7 +3,7 @@
 import pytest
 
 from sentiment.config import load_config
-from sentiment.sources import load_source
+from sentiment.data.sources import load_source
 
 
 @pytest.mark.network
@@ -18,7 +18,7 @@ def test_fetch_and_read_the_real_clothing_reviews(tmp_path):
     cached = tmp_path / "raw" / "womens_clothing_reviews.parquet"
     assert cached.is_file()
     # A second load uses the cache: fetching is not even attempted.
-    import sentiment.fetch as fetch
+    import sentiment.data.fetch as fetch
 
     def no_download(*args):
         raise AssertionError("downloaded again")

@@ -19,7 +19,7 @@ from sentiment import load_model
 from sentiment.batching import predict_ids
 from sentiment.cli import cli
 from sentiment.config import load_config
-from sentiment.prepare import prepare
+from sentiment.data.prepare import prepare
 from sentiment.scoring import ERRORS, Record, score_files, score_records
 from sentiment.training import train
 

@@ -11,10 +11,10 @@ import torch
 
 from sentiment.batching import collate
 from sentiment.config import load_config
+from sentiment.data.text import Tokenizer, sentence_spans, sentence_token_kinds
+from sentiment.data.vocab import Vocab
 from sentiment.model import ModelSpec, RecurrentClassifier, sentence_starts
 from sentiment.segments import sentence_examples, training_examples
-from sentiment.text import Tokenizer, sentence_spans, sentence_token_kinds
-from sentiment.vocab import Vocab
 
 from conftest import metrics_lines, quiet, tiny_model
 
@@ -118,7 +118,7 @@ def test_training_with_sentences_and_the_sentence_head(prepared_config):
     run = train(config, log=quiet)
     info = json.loads((config.run_dir / "run.json").read_text())
     assert info["model"]["head"] == "sentences"
-    from sentiment.prepare import load_prepared
+    from sentiment.data.prepare import load_prepared
 
     train_split = load_prepared(config.prepared_dir).split("train")
     assert info["training_examples"]["reviews"] == len(train_split)
@@ -160,7 +160,7 @@ def test_predict_with_sentences_reads_each_sentence(prepared_config):
 
 
 def test_the_clause_head_also_splits_before_contrast_connectives():
-    from sentiment.text import CONTRAST_CONNECTIVES
+    from sentiment.data.text import CONTRAST_CONNECTIVES
 
     tokens = list(Tokenizer().pipe(["Not perfect, but pretty good. My friends love it, however I do not!"]))
     vocab = Vocab.build(tokens)

@@ -29,7 +29,7 @@ def free_port() -> int:
 def server(tmp_path_factory):
     """A trained tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
     from sentiment.config import load_config
-    from sentiment.prepare import prepare
+    from sentiment.data.prepare import prepare
     from sentiment.training import train
 
     from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv

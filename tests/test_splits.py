@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from sentiment.data.splits import stratified_group_split
 from sentiment.errors import SentimentError
-from sentiment.splits import stratified_group_split
 
 
 def _data():

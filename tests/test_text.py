@@ -1,7 +1,7 @@
 import pytest
 
-from sentiment.text import Tokenizer, clean_text
-from sentiment.vocab import UNK_ID, Vocab
+from sentiment.data.text import Tokenizer, clean_text
+from sentiment.data.vocab import UNK_ID, Vocab
 
 
 def test_spacy_splits_negation_and_punctuation():

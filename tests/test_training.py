@@ -107,8 +107,8 @@ def test_pretrained_vectors_from_a_text_file(tiny, tmp_path):
 
 
 def test_vectors_fall_back_to_the_lowercase_form(tmp_path):
+    from sentiment.data.vocab import Vocab
     from sentiment.embeddings import align_vectors
-    from sentiment.vocab import Vocab
 
     (tmp_path / "v.txt").write_text("dress 1 2\nnice 3 4\n")
     aligned = align_vectors(str(tmp_path / "v.txt"), Vocab.build([["Dress", "nice", "zzz"]]), tmp_path, seed=0)
@@ -197,7 +197,7 @@ def test_vector_words_extend_the_vocabulary_after_the_prepared_one(tiny, tmp_pat
     )
     config = tiny(f"model.vectors={vectors}", "model.vector_words=4")
     run = train(config, log=quiet)
-    from sentiment.prepare import load_prepared
+    from sentiment.data.prepare import load_prepared
 
     prepared = load_prepared(config.prepared_dir).vocab
     assert run.vocab.tokens[: len(prepared)] == prepared.tokens  # every prepared id keeps its word

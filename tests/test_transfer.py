@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from sentiment.cli import cli
+from sentiment.data.prepare import load_prepared, prepare
 from sentiment.errors import SentimentError
-from sentiment.prepare import load_prepared, prepare
 from sentiment.training import Trainer, train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv

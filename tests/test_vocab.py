@@ -1,7 +1,7 @@
 import pytest
 
+from sentiment.data.vocab import PAD_ID, UNK_ID, Vocab
 from sentiment.errors import SentimentError
-from sentiment.vocab import PAD_ID, UNK_ID, Vocab
 
 
 def test_build_orders_by_frequency_then_alphabet_and_applies_limits():

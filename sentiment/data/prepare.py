@@ -19,13 +19,13 @@ import numpy as np
 
 from sentiment.artifacts import atomic_directory, environment_versions, read_json, write_json
 from sentiment.config import ExperimentConfig
+from sentiment.data.labels import map_labels, scheme_labels
+from sentiment.data.sources import RawSplit, load_source, source_fingerprint
+from sentiment.data.splits import stratified_group_split
+from sentiment.data.text import Tokenizer
+from sentiment.data.vocab import UNK_ID, Vocab
 from sentiment.errors import SentimentError
-from sentiment.labels import map_labels, scheme_labels
 from sentiment.progress import progress_bar
-from sentiment.sources import RawSplit, load_source, source_fingerprint
-from sentiment.splits import stratified_group_split
-from sentiment.text import Tokenizer
-from sentiment.vocab import UNK_ID, Vocab
 
 SPLITS = ("train", "validation", "test")
 FORMAT_VERSION = 2

