@@ -231,7 +231,7 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     import numpy as np
     import torch
 
-    from sentiment.batching import predict_ids
+    from sentiment.model.batching import predict_ids
     from sentiment.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, default_workers
 
     rng = np.random.default_rng(0)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.classifier import decide
 from sentiment.errors import SentimentError
 from sentiment.metrics import accuracy, classification_metrics, macro_f1
+from sentiment.model.classifier import decide
 
 BOUNDS = (0.05, 20.0)
 """Temperatures searched (in log space): far wider than any trained model needs."""

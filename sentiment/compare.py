@@ -257,7 +257,7 @@ def _baseline_parameters(directory: Path) -> int | None:
     """Weights of the logistic regression (n-gram features x classes, plus intercepts)."""
     from safetensors import safe_open
 
-    from sentiment.baseline import WEIGHTS_FILE
+    from sentiment.model.baseline import WEIGHTS_FILE
 
     try:
         with safe_open(str(directory / WEIGHTS_FILE), framework="numpy") as weights:

@@ -116,7 +116,7 @@ class ModelConfig(Section):
     seen too rarely, are read by their vector rather than as <unk>; 0 for none."""
     refine_vectors: Literal["none", "vader"] = "none"
     """`vader`: before training, move each lexicon-rated word's vector towards its nearest
-    neighbours of like rating in VADER's lexicon (Yu et al. 2017; `sentiment.embeddings`)."""
+    neighbours of like rating in VADER's lexicon (Yu et al. 2017; `sentiment.model.embeddings`)."""
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(1, ge=1)
     bidirectional: bool = True

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from sentiment.artifacts import atomic_directory, environment_versions, write_json
-from sentiment.batching import predict_ids
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import load_prepared
 from sentiment.errors import SentimentError
@@ -31,9 +30,10 @@ from sentiment.metrics import (
     paired_bootstrap,
     risk_coverage,
 )
+from sentiment.model.batching import predict_ids
+from sentiment.model.vader import for_labels as vader_for
 from sentiment.model_card import write_model_card
 from sentiment.run import load_run
-from sentiment.vader import for_labels as vader_for
 
 SCHEMA_VERSION = 2
 CONFIDENT_ERRORS = 10

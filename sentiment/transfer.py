@@ -20,7 +20,7 @@ import torch
 
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
-from sentiment.model import RecurrentClassifier, recurrent_members
+from sentiment.model.recurrent import RecurrentClassifier, recurrent_members
 
 MATCHING_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")
 

@@ -12,8 +12,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from sentiment.baseline import CONFIG_FILE, WEIGHTS_FILE, BagOfWordsBaseline, word_ngrams
 from sentiment.errors import SentimentError
+from sentiment.model.baseline import CONFIG_FILE, WEIGHTS_FILE, BagOfWordsBaseline, word_ngrams
 
 # Token lists as the project's spaCy tokenizer produces them (lowercased, punctuation and
 # clitics split off). Written as strings only for readability.
@@ -267,7 +267,7 @@ def test_interrupted_save_keeps_the_old_model(binary_model, three_class_model, t
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("sentiment.baseline.save_file", crash)
+    monkeypatch.setattr("sentiment.model.baseline.save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         three_class_model.save(target)
     assert BagOfWordsBaseline.load(target).labels == BINARY_LABELS

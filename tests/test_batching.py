@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from sentiment.batching import bucket_batches, collate, shard_batches
+from sentiment.model.batching import bucket_batches, collate, shard_batches
 
 
 def test_collate_pads_lists_and_arrays_alike():

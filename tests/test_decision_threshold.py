@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from sentiment.calibration import THRESHOLDS, threshold_record
-from sentiment.classifier import decide
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
+from sentiment.model.classifier import decide
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
 

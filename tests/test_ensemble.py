@@ -9,7 +9,6 @@ import torch
 from click.testing import CliRunner
 
 from sentiment import training as training_module
-from sentiment.batching import predict_ids
 from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import load_prepared, token_ids
@@ -17,7 +16,8 @@ from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate
 from sentiment.explain import explain_text, load_explainable_model
 from sentiment.inference import load_model
-from sentiment.model import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
+from sentiment.model.batching import predict_ids
+from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
 from sentiment.run import partial_dir
 from sentiment.training import train
 

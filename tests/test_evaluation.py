@@ -72,7 +72,7 @@ def test_metrics_json_has_the_documented_schema(evaluated):
 
 
 def test_out_of_domain_figures_match_scoring_the_sentences_again(evaluated):
-    from sentiment.vader import VaderModel
+    from sentiment.model.vader import VaderModel
 
     from conftest import RATED_SENTENCES
 

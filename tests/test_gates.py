@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sentiment.errors import SentimentError
-from sentiment.gates import GATE_NAMES, SIGMOID_GATES, check_against_module, trace_gates
-from sentiment.model import ModelSpec, RecurrentClassifier
+from sentiment.model.gates import GATE_NAMES, SIGMOID_GATES, check_against_module, trace_gates
+from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 
 T = 9
 HIDDEN = 12

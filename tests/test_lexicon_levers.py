@@ -13,9 +13,9 @@ import sentiment.training as training_module
 from sentiment.config import load_config
 from sentiment.data.lexicon import NEGATOR, NEUTRAL, token_categories, vader_lexicon
 from sentiment.data.vocab import Vocab
-from sentiment.embeddings import align_vectors, refine_vectors
 from sentiment.errors import SentimentError
 from sentiment.inference import load_model
+from sentiment.model.embeddings import align_vectors, refine_vectors
 from sentiment.position_losses import PositionLosses, symmetric_kl
 from sentiment.training import train
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentiment.errors import SentimentError
-from sentiment.model import POOLINGS, ModelSpec, RecurrentClassifier
+from sentiment.model.recurrent import POOLINGS, ModelSpec, RecurrentClassifier
 
 VOCAB = 40
 

@@ -8,7 +8,7 @@ import torch
 
 from sentiment import training as training_module
 from sentiment.config import PretrainConfig
-from sentiment.model import ModelSpec, RecurrentClassifier
+from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 from sentiment.pretraining import LanguageModelHeads, head_cutoffs, language_model_loss, pretrain_encoder
 from sentiment.run import partial_dir
 from sentiment.training import train

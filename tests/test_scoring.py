@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentiment import load_model
-from sentiment.batching import predict_ids
 from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import prepare
+from sentiment.model.batching import predict_ids
 from sentiment.scoring import ERRORS, Record, score_files, score_records
 from sentiment.training import train
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment.batching import collate
 from sentiment.config import load_config
 from sentiment.data.text import Tokenizer, sentence_spans, sentence_token_kinds
 from sentiment.data.vocab import Vocab
-from sentiment.model import ModelSpec, RecurrentClassifier, sentence_starts
+from sentiment.model.batching import collate
+from sentiment.model.recurrent import ModelSpec, RecurrentClassifier, sentence_starts
 from sentiment.segments import sentence_examples, training_examples
 
 from conftest import metrics_lines, quiet, tiny_model

@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from sentiment import training as training_module
-from sentiment.batching import predict_ids
 from sentiment.cli import cli
 from sentiment.inference import load_model
+from sentiment.model.batching import predict_ids
 from sentiment.run import load_run, partial_dir
 from sentiment.training import train
 
@@ -108,7 +108,7 @@ def test_pretrained_vectors_from_a_text_file(tiny, tmp_path):
 
 def test_vectors_fall_back_to_the_lowercase_form(tmp_path):
     from sentiment.data.vocab import Vocab
-    from sentiment.embeddings import align_vectors
+    from sentiment.model.embeddings import align_vectors
 
     (tmp_path / "v.txt").write_text("dress 1 2\nnice 3 4\n")
     aligned = align_vectors(str(tmp_path / "v.txt"), Vocab.build([["Dress", "nice", "zzz"]]), tmp_path, seed=0)

@@ -121,7 +121,7 @@ def sentence_token_kinds(words, connectives: tuple[str, ...] = ()) -> np.ndarray
     """Per vocabulary word: SENTENCE_END for the sentencizer's punctuation characters (`.`, `!`,
     `?`, ...), PUNCT for other punctuation, CONNECTIVE for `connectives` (in any case), WORD
     otherwise. With these a model can split token ids into sentences by the sentencizer's own
-    rule (`sentiment.model.sentence_starts`): a sentence starts at the first word after a
+    rule (`sentiment.model.recurrent.sentence_starts`): a sentence starts at the first word after a
     sentence-end character; a clause also starts at a connective."""
     import numpy as np
     import spacy

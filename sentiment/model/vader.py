@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from sentiment.classifier import TextClassifier
 from sentiment.errors import SentimentError
+from sentiment.model.classifier import TextClassifier
 
 NAME = "vader"
 NEUTRAL_BAND = 0.05

@@ -19,7 +19,7 @@ before any padding, and packed and padded runs give the same outputs at real pos
 Each layer's two directions are concatenated as the next layer's input, hence the per-layer
 loop. Cost: one oneDNN/cuDNN call per direction per layer plus two cheap gathers, about the
 speed of a stock ``nn.LSTM(bidirectional=True)`` on CPU. The per-direction modules also give
-the gate tracer (``sentiment.gates``) plain ``weight_ih_l0``/``weight_hh_l0``/``bias_*``
+the gate tracer (``sentiment.model.gates``) plain ``weight_ih_l0``/``weight_hh_l0``/``bias_*``
 tensors in PyTorch's gate order.
 
 ``packed=True`` runs the same per-direction modules on ``pack_padded_sequence`` input

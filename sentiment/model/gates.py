@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from sentiment.errors import SentimentError
-from sentiment.model import DIRECTIONS, RecurrentClassifier
+from sentiment.model.recurrent import DIRECTIONS, RecurrentClassifier
 
 # What is recorded for each cell type, and which of those are sigmoid gates (values in [0, 1]).
 GATE_NAMES: dict[str, tuple[str, ...]] = {

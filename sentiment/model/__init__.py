@@ -1,0 +1,10 @@
+"""The models: the recurrent classifier and what it is built from, and the two reference systems.
+
+recurrent    the bidirectional RNN / GRU / LSTM classifier (ModelSpec, RecurrentClassifier)
+embeddings   pretrained word vectors for the embedding layer, and their sentiment refinement
+batching     length-bucketed batches and prediction from token ids
+gates        the gated cells' per-step gate activations, for explain
+classifier   the TextClassifier contract every system meets, and the decision rule
+baseline     TF-IDF + logistic regression, saved as JSON + safetensors
+vader        VADER, the rule-based lexicon system
+"""
