@@ -161,7 +161,7 @@ def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> No
     """
     from sentiment.evaluation import evaluate as run_evaluate
     from sentiment.evaluation import report_path
-    from sentiment.report import summary_table
+    from sentiment.reporting.report import summary_table
 
     config = _load(config_path, overrides)
     metrics = run_evaluate(config, n_resamples=resamples, log=lambda line: click.echo(line, err=True))

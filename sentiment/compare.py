@@ -26,8 +26,8 @@ from typing import Any
 from sentiment.artifacts import atomic_directory, environment_versions, read_json, write_bytes_atomic, write_json
 from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
-from sentiment.html_page import html_page
 from sentiment.progress import tagged
+from sentiment.reporting.html_page import html_page
 from sentiment.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
@@ -278,7 +278,7 @@ def _baseline_parameters(directory: Path) -> int | None:
 
 def write_comparison(result: dict[str, Any], directory: Path) -> None:
     """compare.json, compare.md, compare.html (figures inlined) and the figures, written atomically."""
-    from sentiment.plots import plot_curves_by_run, png_data_uri
+    from sentiment.reporting.plots import plot_curves_by_run, png_data_uri
 
     with atomic_directory(directory) as staging:
         write_json(staging / "compare.json", result)

@@ -3,7 +3,7 @@ test split, the contrast suite and out-of-domain sentence sets, written to `repo
 
 Reads only what earlier stages wrote: the run directory (model and baseline, no retraining)
 and the prepared test split; VADER and the out-of-domain sets need no training. The numbers go
-to `metrics.json` (schema in `sentiment.report`), the words and pictures to `report.md` /
+to `metrics.json` (schema in `sentiment.reporting.report`), the words and pictures to `report.md` /
 `report.html` and PNG plots. Nothing here trains, selects or tunes anything.
 """
 
@@ -32,7 +32,7 @@ from sentiment.metrics import (
 )
 from sentiment.model.batching import predict_ids
 from sentiment.model.vader import for_labels as vader_for
-from sentiment.model_card import write_model_card
+from sentiment.reporting.model_card import write_model_card
 from sentiment.run import load_run
 
 SCHEMA_VERSION = 2
@@ -218,8 +218,8 @@ def run_contrast_suite(labels: list[str], systems: dict[str, Any]) -> dict[str, 
 def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> dict[str, Any]:
     """Evaluate the experiment's run; write `reports/<experiment>/` and return the metrics."""
     from sentiment.explain import explain_text
-    from sentiment.plots import plot_explanation
-    from sentiment.report import write_report
+    from sentiment.reporting.plots import plot_explanation
+    from sentiment.reporting.report import write_report
 
     started = time.perf_counter()
     run = load_run(config.run_dir)

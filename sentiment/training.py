@@ -32,8 +32,8 @@ from sentiment.errors import SentimentError
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
-from sentiment.model_card import write_model_card
 from sentiment.progress import progress_bar, tagged
+from sentiment.reporting.model_card import write_model_card
 from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
 from sentiment.segments import training_examples
 
@@ -635,7 +635,7 @@ def finish_run(
     config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path, run_dir: Path, log
 ) -> None:
     """Write the run's metadata, baseline and plots, then move the finished run into place."""
-    from sentiment.plots import plot_learning_curves
+    from sentiment.reporting.plots import plot_learning_curves
 
     first = trainers[0]
     if len(trainers) == 1:

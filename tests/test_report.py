@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from sentiment.report import PLOT_FILES, render_html, render_markdown, summary_table, verdict, write_plots, write_report
+from sentiment.reporting.report import (
+    PLOT_FILES,
+    render_html,
+    render_markdown,
+    summary_table,
+    verdict,
+    write_plots,
+    write_report,
+)
 
 from report_fixture import example_metrics
 

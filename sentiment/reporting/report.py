@@ -78,8 +78,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from sentiment import plots as figures
 from sentiment.artifacts import write_bytes_atomic
+from sentiment.reporting import plots as figures
 
 SYSTEMS = ("model", "baseline", "vader")
 SYSTEM_NAMES = {"model": "model", "baseline": "baseline", "vader": "VADER"}

@@ -1,0 +1,8 @@
+"""Rendering: the evaluation report, the compare and explain pages, the figures and the model card.
+
+report       the evaluation report (HTML and Markdown) from metrics.json
+html_page    the shared HTML page shell
+plots        the figures (training curves, reliability, risk-coverage, gates)
+model_card   the run's README.md in the Hugging Face model-card format
+templates/   the report's Jinja template
+"""
