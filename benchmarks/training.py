@@ -19,7 +19,7 @@ from benchmarks.common import median_seconds, print_table, record
 from sentiment.config import load_config
 from sentiment.data.prepare import load_prepared, prepare
 from sentiment.model.batching import bucket_batches
-from sentiment.training import Trainer, resolve_device, use_packed
+from sentiment.training.trainer import Trainer, resolve_device, use_packed
 
 REPEATS = 5
 

@@ -1,7 +1,7 @@
 """`sentiment compare`: one experiment trained once per recurrent cell (RNN, GRU, LSTM), side by side.
 
 Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment>-<cell>-uni` for a
-unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.train` into
+unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.trainer.train` into
 `runs/<name>/` and evaluated by `sentiment.evaluation.evaluate` into `reports/<name>/`. Every variant
 reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
 identical; only `model.cell` (and `model.bidirectional`) change, and each variant is one model
@@ -28,7 +28,7 @@ from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.html_page import html_page
-from sentiment.run import TrainedRun, load_run, partial_dir
+from sentiment.training.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
 DIRECTION_CHOICES = {"bi": True, "uni": False}
@@ -131,7 +131,7 @@ def compare(
 
 def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[TrainedRun, bool]:
     """The variant's finished run, training (or resuming) it only when needed; True when it trained."""
-    from sentiment.training import checkpoint_state, train
+    from sentiment.training.trainer import checkpoint_state, train
 
     finished = finished_run(config)
     if finished is not None:

@@ -181,7 +181,7 @@ class TrainingConfig(Section):
     """Shorter sentences ("Love it!" is 3 tokens) are not used as examples."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
-    on the example's label (Lipton et al. 2016; `sentiment.position_losses`); 0 for none."""
+    on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""
     lexicon_regularization: float = Field(0.0, ge=0)
     """Weight of the linguistic regulariser over neighbouring positions (Qian et al. 2017):
     little change at words VADER's lexicon does not rate, a learned drift at rated words, a
@@ -208,7 +208,7 @@ class TrainingConfig(Section):
 
 class PretrainConfig(Section):
     """Language-model pretraining of the embedding and first recurrent layer before training
-    on labels (`sentiment.pretraining`); 0 epochs turns it off."""
+    on labels (`sentiment.training.pretraining`); 0 epochs turns it off."""
 
     epochs: int = Field(0, ge=0)
     lr: float = Field(2e-3, gt=0)

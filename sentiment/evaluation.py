@@ -33,7 +33,7 @@ from sentiment.metrics import (
 from sentiment.model.batching import predict_ids
 from sentiment.model.vader import for_labels as vader_for
 from sentiment.reporting.model_card import write_model_card
-from sentiment.run import load_run
+from sentiment.training.run import load_run
 
 SCHEMA_VERSION = 2
 CONFIDENT_ERRORS = 10
@@ -109,7 +109,7 @@ def uncalibrated(
     y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], temperature: float
 ) -> dict[str, Any]:
     """The model's temperature and what its test calibration was before scaling (ECE, reliability bins)."""
-    from sentiment.calibration import rescale
+    from sentiment.training.calibration import rescale
 
     before = classification_metrics(y_true, rescale(probabilities, temperature), labels)
     return {"temperature": temperature, "ece_before": before["ece"], "reliability_before": before["reliability"]}

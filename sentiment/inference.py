@@ -111,7 +111,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu", batch_size: int = 2
     `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.model.vader`; no files needed)."""
     from sentiment.model.baseline import CONFIG_FILE
     from sentiment.model.vader import MODEL_NAMES, VaderModel
-    from sentiment.run import load_run
+    from sentiment.training.run import load_run
 
     if str(path) in MODEL_NAMES and not Path(path).exists():
         return VaderModel(MODEL_NAMES[str(path)])

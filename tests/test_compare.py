@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sentiment import evaluation, training
+from sentiment import evaluation
 from sentiment.cli import cli
 from sentiment.compare import compare, compare_dir, ensure_trained, finished_run, parse_list, variants
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
-from sentiment.run import partial_dir
+from sentiment.training import trainer as training
+from sentiment.training.run import partial_dir
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
 

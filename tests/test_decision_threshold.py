@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sentiment.calibration import THRESHOLDS, threshold_record
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.model.classifier import decide
+from sentiment.training.calibration import THRESHOLDS, threshold_record
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
 
@@ -54,7 +54,7 @@ def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
     from sentiment.data.prepare import prepare
     from sentiment.evaluation import evaluate
     from sentiment.inference import load_model
-    from sentiment.training import train
+    from sentiment.training.trainer import train
 
     from conftest import review_rows, write_csv
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sentiment import training as training_module
 from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import load_prepared, token_ids
@@ -18,8 +17,9 @@ from sentiment.explain import explain_text, load_explainable_model
 from sentiment.inference import load_model
 from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
-from sentiment.run import partial_dir
-from sentiment.training import train
+from sentiment.training import trainer as training_module
+from sentiment.training.run import partial_dir
+from sentiment.training.trainer import train
 
 from conftest import TINY_CONFIG, experiment_sets, metrics_lines, quiet, tiny_model, without_timing
 

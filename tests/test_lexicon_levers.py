@@ -1,5 +1,5 @@
 """Training levers that read VADER's lexicon: sentiment-refined vectors (`model.refine_vectors`),
-target replication and the linguistic regulariser (`sentiment.position_losses`)."""
+target replication and the linguistic regulariser (`sentiment.training.position_losses`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import sentiment.training as training_module
+import sentiment.training.trainer as training_module
 from sentiment.config import load_config
 from sentiment.data.lexicon import NEGATOR, NEUTRAL, token_categories, vader_lexicon
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
 from sentiment.inference import load_model
 from sentiment.model.embeddings import align_vectors, refine_vectors
-from sentiment.position_losses import PositionLosses, symmetric_kl
-from sentiment.training import train
+from sentiment.training.position_losses import PositionLosses, symmetric_kl
+from sentiment.training.trainer import train
 
 from conftest import metrics_lines, quiet, tiny_model, without_timing
 

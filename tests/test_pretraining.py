@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment import training as training_module
 from sentiment.config import PretrainConfig
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
-from sentiment.pretraining import LanguageModelHeads, head_cutoffs, language_model_loss, pretrain_encoder
-from sentiment.run import partial_dir
-from sentiment.training import train
+from sentiment.training import trainer as training_module
+from sentiment.training.pretraining import LanguageModelHeads, head_cutoffs, language_model_loss, pretrain_encoder
+from sentiment.training.run import partial_dir
+from sentiment.training.trainer import train
 
 from conftest import metrics_lines, quiet, without_timing
 

@@ -21,7 +21,7 @@ from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.model.batching import predict_ids
 from sentiment.scoring import ERRORS, Record, score_files, score_records
-from sentiment.training import train
+from sentiment.training.trainer import train
 
 from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
 

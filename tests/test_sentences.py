@@ -14,7 +14,7 @@ from sentiment.data.text import Tokenizer, sentence_spans, sentence_token_kinds
 from sentiment.data.vocab import Vocab
 from sentiment.model.batching import collate
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier, sentence_starts
-from sentiment.segments import sentence_examples, training_examples
+from sentiment.training.segments import sentence_examples, training_examples
 
 from conftest import metrics_lines, quiet, tiny_model
 
@@ -112,7 +112,7 @@ def test_sentence_examples_carry_their_reviews_label_and_weights():
 
 def test_training_with_sentences_and_the_sentence_head(prepared_config):
     from sentiment.inference import load_model
-    from sentiment.training import train
+    from sentiment.training.trainer import train
 
     config = prepared_config(*tiny_model(3), "training.segments=sentences", "model.head=sentences")
     run = train(config, log=quiet)
@@ -133,7 +133,7 @@ def test_training_with_sentences_and_the_sentence_head(prepared_config):
 
 def test_predict_with_sentences_reads_each_sentence(prepared_config):
     from sentiment.inference import load_model
-    from sentiment.training import train
+    from sentiment.training.trainer import train
 
     texts = ["Love this dress. The zipper broke after one wash!", "great quality"]
     pooled = load_model(train(prepared_config(*tiny_model(2)), log=quiet).directory)
@@ -152,7 +152,7 @@ def test_predict_with_sentences_reads_each_sentence(prepared_config):
     first = predictions.sentences[0]
     assert len(first) == 2 and sum(s.weight for s in first) == pytest.approx(1.0)
     # The sentences mix into the text's distribution before temperature scaling.
-    from sentiment.calibration import rescale
+    from sentiment.training.calibration import rescale
 
     mixed = sum(s.weight * s.probabilities for s in first)
     unscaled = rescale(predictions.probabilities, headed.network.temperature)
@@ -176,7 +176,7 @@ def test_score_with_sentences_keeps_one_row_per_input_row(prepared_config, tmp_p
     from click.testing import CliRunner
 
     from sentiment.cli import cli
-    from sentiment.training import train
+    from sentiment.training.trainer import train
 
     run = train(prepared_config(*tiny_model(1)), log=quiet)
     reviews = tmp_path / "reviews.txt"

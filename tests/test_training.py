@@ -8,12 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sentiment import training as training_module
 from sentiment.cli import cli
 from sentiment.inference import load_model
 from sentiment.model.batching import predict_ids
-from sentiment.run import load_run, partial_dir
-from sentiment.training import train
+from sentiment.training import trainer as training_module
+from sentiment.training.run import load_run, partial_dir
+from sentiment.training.trainer import train
 
 from conftest import TINY, TINY_CONFIG, metrics_lines, quiet, without_timing
 

@@ -8,7 +8,7 @@ Two training levers read it, both opt-in and both on the training side only:
   like valence among their nearest neighbours (Yu et al. 2017, `refine_vectors` here);
 * `training.lexicon_regularization`: the per-position distributions of the recurrent states
   must change little at a word the lexicon does not rate, move by a learned drift at a rated
-  word, and flip by a learned map at a negator (Qian et al. 2017, `sentiment.position_losses`).
+  word, and flip by a learned map at a negator (Qian et al. 2017, `sentiment.training.position_losses`).
 
 Tokens are matched lowercased. spaCy splits "don't" into "do" + "n't", so "n't" counts as a
 negator beside VADER's own list.

@@ -189,7 +189,7 @@ class RecurrentClassifier(nn.Module):
         pooled_dim = hidden_size * self.num_directions * (2 if pooling == "max+mean" else 1)
         self.classifier = nn.Linear(pooled_dim, num_classes)
         self.head = head
-        # Temperature scaling (`sentiment.calibration`): set by `TrainedRun.build_model` from run.json;
+        # Temperature scaling (`sentiment.training.calibration`): set by `TrainedRun.build_model` from run.json;
         # 1 while training. Not a weight: it is fitted after model selection and kept in run.json.
         self.temperature = 1.0
         if head in ("sentences", "clauses"):
@@ -314,7 +314,7 @@ class RecurrentClassifier(nn.Module):
     def forward_with_states(
         self, ids: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """Training with per-position losses (`sentiment.position_losses`): the pooled head's
+        """Training with per-position losses (`sentiment.training.position_losses`): the pooled head's
         logits [B, K], the top layer's outputs per direction ([B, T, H] each, in reading order,
         padded positions as the RNN left them) and the mask [B, T]."""
         if self.head != "pooled":

@@ -28,7 +28,7 @@ MATCHING_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirect
 @torch.no_grad()
 def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str], source: str | Path) -> dict[str, Any]:
     """Copy `source`'s weights into `model` (whose vocabulary is `vocab`); return what was copied."""
-    from sentiment.run import load_run
+    from sentiment.training.run import load_run
 
     run = load_run(source)
     theirs, mine = run.info["model"], model.to_config()

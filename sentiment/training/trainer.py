@@ -27,15 +27,15 @@ from sentiment.artifacts import environment_versions, read_json, replace_directo
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import PreparedData, load_prepared, prepare_fingerprint, sentence_starts, token_ids
 from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_token_kinds
-from sentiment.distributed import ProcessGroup, join_process_group, rows_for_rank
 from sentiment.errors import SentimentError
 from sentiment.metrics import accuracy, macro_f1
 from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 from sentiment.progress import progress_bar, tagged
 from sentiment.reporting.model_card import write_model_card
-from sentiment.run import TrainedRun, discard_if_empty, load_run, partial_dir
-from sentiment.segments import training_examples
+from sentiment.training.distributed import ProcessGroup, join_process_group, rows_for_rank
+from sentiment.training.run import TrainedRun, discard_if_empty, load_run, partial_dir
+from sentiment.training.segments import training_examples
 
 CHECKPOINT = "checkpoint"
 MEMBERS = "members"
@@ -345,7 +345,7 @@ class Trainer:
     def _position_losses(self):
         """Heads and regulariser for `training.target_replication` / `lexicon_regularization`:
         trained beside the model, kept in checkpoints, not in the finished run."""
-        from sentiment.position_losses import PositionLosses
+        from sentiment.training.position_losses import PositionLosses
 
         if self.config.model.head != "pooled":
             raise SentimentError(
@@ -367,7 +367,7 @@ class Trainer:
         )
 
     def _transfer(self) -> dict[str, Any]:
-        from sentiment.transfer import transfer_weights
+        from sentiment.training.transfer import transfer_weights
 
         source = self.config.model.init_from
         assert source is not None  # called only when model.init_from is set
@@ -378,11 +378,11 @@ class Trainer:
         return summary
 
     def _pretrain(self) -> dict[str, Any]:
-        """Language-model pretraining (`sentiment.pretraining`), once per run: a resumed run
+        """Language-model pretraining (`sentiment.training.pretraining`), once per run: a resumed run
         reloads the pretrained weights from the partial run directory."""
         from safetensors.torch import load_file
 
-        from sentiment.pretraining import pretrain_encoder
+        from sentiment.training.pretraining import pretrain_encoder
 
         weights, summary_file = self.work_dir / PRETRAINED_WEIGHTS, self.work_dir / PRETRAINING_SUMMARY
         if weights.is_file() and summary_file.is_file():
@@ -668,7 +668,7 @@ def finish_run(
     }
     t = config.training
     if t.temperature_scaling or t.decision_threshold != "none":
-        from sentiment.calibration import calibration_record, rescale, threshold_record
+        from sentiment.training.calibration import calibration_record, rescale, threshold_record
 
         probabilities = _validation_probabilities(config, prepared, first, work_dir)
         if t.temperature_scaling:

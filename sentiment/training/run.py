@@ -82,7 +82,7 @@ class TrainedRun:
 
     @property
     def temperature(self) -> float:
-        """The temperature fitted on validation (`sentiment.calibration`); 1 for runs without one."""
+        """The temperature fitted on validation (`sentiment.training.calibration`); 1 for runs without one."""
         return float((self.info.get("calibration") or {}).get("temperature", 1.0))
 
     @property
