@@ -103,7 +103,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
 def run_ray(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     """The same reviews through the local engine and through `--engine ray` (a local Ray instance
     on this machine's cores), each in its own process, in this run; Ray's start-up apart."""
-    from sentiment.ray_engine import score_with_ray
+    from sentiment.serving.ray_engine import score_with_ray
 
     _require_model(model)
     n = 20_000 if quick else 100_000
@@ -149,7 +149,7 @@ def run_ray(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
 def _require_model(model: str):
     """The trained run, loaded as the scorer loads it (its forward pass is the reference)."""
     from sentiment.errors import SentimentError
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
 
     try:
         return load_model(model, batch_size=BATCH_SIZE)
@@ -194,8 +194,8 @@ def _score_in_subprocess(model: str, reviews: Path, output: Path) -> dict:
 
 def _child(model: str, reviews: str, output: str) -> None:
     """One scoring, as the CLI does it; prints its figures as one JSON line."""
-    from sentiment.inference import load_model
-    from sentiment.scoring import CHUNK_SIZE, default_workers, score_files
+    from sentiment.serving.inference import load_model
+    from sentiment.serving.scoring import CHUNK_SIZE, default_workers, score_files
 
     loaded = load_model(model, batch_size=BATCH_SIZE)
     rss_after_load = _peak_rss_mb()
@@ -232,7 +232,7 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     import torch
 
     from sentiment.model.batching import predict_ids
-    from sentiment.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, default_workers
+    from sentiment.serving.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, default_workers
 
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.integers(0, len(texts), n)]

@@ -26,7 +26,7 @@ CLIENTS = 16
 
 def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
 
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
 
     if not Path(model).is_dir():
         raise SystemExit(f"benchmarks serve: no trained run at {model}; run `make demo` first")

@@ -361,9 +361,9 @@ def score(
             output_format,
         )
         return
-    from sentiment.inference import load_model
-    from sentiment.scoring import check_output_is_not_an_input, resolve_inputs, score_files
-    from sentiment.scoring import output_format as format_of_output
+    from sentiment.serving.inference import load_model
+    from sentiment.serving.scoring import check_output_is_not_an_input, resolve_inputs, score_files
+    from sentiment.serving.scoring import output_format as format_of_output
 
     format_of_output(output)  # a wrong extension or a missing input fails before the model loads
     check_output_is_not_an_input(output, resolve_inputs(inputs, input_format))
@@ -414,7 +414,7 @@ def _score_on_ray(
     preserve_order,
     output_format,
 ) -> None:
-    from sentiment.ray_engine import require_ray, score_with_ray
+    from sentiment.serving.ray_engine import require_ray, score_with_ray
 
     require_ray()
     if output is None:
@@ -615,7 +615,7 @@ def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int) 
       sentiment serve -m runs/clothing --port 8000
       curl -s localhost:8000/v1/predict -H 'content-type: application/json' -d '{"texts": ["not bad at all"]}'
     """
-    from sentiment.server import serve as run_server
+    from sentiment.serving.server import serve as run_server
 
     run_server(model_path, host=host, port=port, max_batch=max_batch, max_body=max_body)
 

@@ -19,7 +19,6 @@ from sentiment.artifacts import atomic_directory, environment_versions, write_js
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import load_prepared
 from sentiment.errors import SentimentError
-from sentiment.inference import BaselineModel, SentimentModel
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,
@@ -33,6 +32,7 @@ from sentiment.metrics import (
 from sentiment.model.batching import predict_ids
 from sentiment.model.vader import for_labels as vader_for
 from sentiment.reporting.model_card import write_model_card
+from sentiment.serving.inference import BaselineModel, SentimentModel
 from sentiment.training.run import load_run
 
 SCHEMA_VERSION = 2

@@ -39,12 +39,12 @@ import torch
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
-from sentiment.inference import SentimentModel, load_model
 from sentiment.model.batching import predict_ids
 from sentiment.model.gates import GateTrace, trace_gates
 from sentiment.model.recurrent import recurrent_members
 from sentiment.reporting.html_page import html_page
 from sentiment.reporting.plots import contribution_colours, plot_explanation, png_data_uri
+from sentiment.serving.inference import SentimentModel, load_model
 
 __all__ = [
     "Explanation",

@@ -34,7 +34,7 @@ def test_scaling_keeps_every_prediction_and_is_undone_by_its_inverse():
 
 
 def test_a_trained_run_applies_its_validation_temperature(prepared_config):
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
     from sentiment.training.trainer import train
 
     config = prepared_config(*tiny_model(3))
@@ -64,7 +64,7 @@ def test_abstaining_marks_low_confidence_rows_and_keeps_every_row(prepared_confi
     from click.testing import CliRunner
 
     from sentiment.cli import cli
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
     from sentiment.training.trainer import train
 
     run = train(prepared_config(*tiny_model(2)), log=quiet)

@@ -53,7 +53,7 @@ def force_threshold(run_dir, threshold: float) -> None:
 def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
     from sentiment.data.prepare import prepare
     from sentiment.evaluation import evaluate
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
     from sentiment.training.trainer import train
 
     from conftest import review_rows, write_csv

@@ -14,9 +14,9 @@ from sentiment.data.prepare import load_prepared, token_ids
 from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate
 from sentiment.explain import explain_text, load_explainable_model
-from sentiment.inference import load_model
 from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
+from sentiment.serving.inference import load_model
 from sentiment.training import trainer as training_module
 from sentiment.training.run import partial_dir
 from sentiment.training.trainer import train

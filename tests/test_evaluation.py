@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sentiment.cli import cli
 from sentiment.data.prepare import prepare
 from sentiment.evaluation import evaluate
-from sentiment.inference import load_model
+from sentiment.serving.inference import load_model
 from sentiment.training.trainer import train
 
 from conftest import TINY, TINY_CONFIG, experiment_sets, quiet

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sentiment import load_model
 from sentiment.cli import cli
 from sentiment.errors import SentimentError
-from sentiment.scoring import ERRORS, score_files
+from sentiment.serving.scoring import ERRORS, score_files
 
 UNSCORED = {error for error in ERRORS if error != "truncated"}
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

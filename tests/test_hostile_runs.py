@@ -25,7 +25,7 @@ from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
-from sentiment.scoring import score_files
+from sentiment.serving.scoring import score_files
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model, write_csv
 

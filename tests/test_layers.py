@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -30,3 +32,13 @@ def test_every_module_has_a_layer():
 
     assert {m for m in modules if layer_of(m) is None} == set(), "modules missing from [tool.importlinter] layers"
     assert listed - modules - packages == set(), "layers name modules or packages that do not exist"
+
+
+def test_the_serving_package_names_its_entry_points_without_loading_them():
+    code = (
+        "import sys, sentiment.serving as s; loaded = 'fastapi' in sys.modules or 'torch' in sys.modules; "
+        "from sentiment.serving import BatchScorer, create_app, load_model; "
+        "print(loaded, BatchScorer.__module__, create_app.__module__, load_model.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "sentiment.serving.batch_scorer", "sentiment.serving.server", "sentiment.serving.inference"]

@@ -14,8 +14,8 @@ from sentiment.config import load_config
 from sentiment.data.lexicon import NEGATOR, NEUTRAL, token_categories, vader_lexicon
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
-from sentiment.inference import load_model
 from sentiment.model.embeddings import align_vectors, refine_vectors
+from sentiment.serving.inference import load_model
 from sentiment.training.position_losses import PositionLosses, symmetric_kl
 from sentiment.training.trainer import train
 

@@ -10,9 +10,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sentiment.batch_scorer import BatchScorer  # noqa: E402
-from sentiment.ray_engine import score_with_ray  # noqa: E402
-from sentiment.scoring import score_files  # noqa: E402
+from sentiment.serving.batch_scorer import BatchScorer  # noqa: E402
+from sentiment.serving.ray_engine import score_with_ray  # noqa: E402
+from sentiment.serving.scoring import score_files  # noqa: E402
 
 from conftest import quiet, tiny_model  # noqa: E402
 

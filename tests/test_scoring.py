@@ -20,7 +20,7 @@ from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.model.batching import predict_ids
-from sentiment.scoring import ERRORS, Record, score_files, score_records
+from sentiment.serving.scoring import ERRORS, Record, score_files, score_records
 from sentiment.training.trainer import train
 
 from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
@@ -200,7 +200,7 @@ def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both
 
     import torch
 
-    from sentiment import scoring
+    from sentiment.serving import scoring
 
     seen = []
     original = scoring.score_chunk

@@ -111,7 +111,7 @@ def test_sentence_examples_carry_their_reviews_label_and_weights():
 
 
 def test_training_with_sentences_and_the_sentence_head(prepared_config):
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
     from sentiment.training.trainer import train
 
     config = prepared_config(*tiny_model(3), "training.segments=sentences", "model.head=sentences")
@@ -132,7 +132,7 @@ def test_training_with_sentences_and_the_sentence_head(prepared_config):
 
 
 def test_predict_with_sentences_reads_each_sentence(prepared_config):
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
     from sentiment.training.trainer import train
 
     texts = ["Love this dress. The zipper broke after one wash!", "great quality"]

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from sentiment.inference import load_model
+from sentiment.serving.inference import load_model
 
 from conftest import quiet, tiny_model
 

@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from sentiment.cli import cli
-from sentiment.inference import load_model
 from sentiment.model.batching import predict_ids
+from sentiment.serving.inference import load_model
 from sentiment.training import trainer as training_module
 from sentiment.training.run import load_run, partial_dir
 from sentiment.training.trainer import train

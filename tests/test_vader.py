@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.errors import SentimentError
-from sentiment.inference import load_model
 from sentiment.model.vader import VaderModel, compound_probabilities, vader_scheme
+from sentiment.serving.inference import load_model
 
 
 def test_binary_reading_puts_compound_zero_on_the_positive_side():

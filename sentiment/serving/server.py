@@ -1,7 +1,7 @@
 """`sentiment serve`: a trained run over HTTP (FastAPI under uvicorn), scored as `score` scores files.
 
 ```python
-from sentiment.server import create_app
+from sentiment.serving.server import create_app
 app = create_app("runs/clothing")          # mount it in your own service, or:
 # sentiment serve --model runs/clothing --port 8000
 ```
@@ -60,7 +60,7 @@ def create_app(
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
-    from sentiment.inference import load_model
+    from sentiment.serving.inference import load_model
 
     model = load_model(model_path, device=device)
     # One pass before the first request: the first forward pass of a process also sets up oneDNN's
@@ -206,7 +206,7 @@ def predict_rows(
     """One result per text, in order, scored by `score`'s own `score_chunk`: the same error reasons,
     truncation flag and sentence readings as a scored file."""
     from sentiment.data.text import text_value
-    from sentiment.scoring import Record, score_chunk
+    from sentiment.serving.scoring import Record, score_chunk
 
     records = []
     for number, value in enumerate(texts, start=1):

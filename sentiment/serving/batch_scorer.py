@@ -5,7 +5,7 @@ workers only the path and builds one scorer per worker (Ray Data's `map_batches`
 one model per actor). Called on a batch (a pyarrow Table, a pandas DataFrame or a dict of
 columns) holding `source`, `row`, the text column and any columns to keep, it returns a batch of
 the same kind with `score`'s output columns (source, row, label, prob_<class>..., error, then the
-batch's other columns, passed through), computed by the same `sentiment.scoring.score_chunk` as
+batch's other columns, passed through), computed by the same `sentiment.serving.scoring.score_chunk` as
 the local engine, so the two cannot drift. Without `source` and `row` columns the rows are
 numbered from 1 within the batch. An `error` column in the batch (a reading error, as
 `read_records` gives them) is kept and the row not scored.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.data.text import text_value
-from sentiment.scoring import Record, score_chunk
+from sentiment.serving.scoring import Record, score_chunk
 
 TEXT = "text"
 
@@ -35,7 +35,7 @@ class BatchScorer:
     ):
         import torch
 
-        from sentiment.inference import load_model
+        from sentiment.serving.inference import load_model
 
         torch.set_num_threads(1)  # one core per worker: an engine runs one scorer per CPU it is given
         self.model = load_model(model_path, device=device, batch_size=batch_size)

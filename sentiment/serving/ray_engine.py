@@ -69,8 +69,8 @@ def score_with_ray(
     min_confidence: float | None = None,
 ) -> RayScoringSummary:
     """Score `inputs` with the run at `model_path` on Ray Data into the directory `output_dir`."""
-    from sentiment.inference import load_model
-    from sentiment.scoring import check_columns, resolve_inputs
+    from sentiment.serving.inference import load_model
+    from sentiment.serving.scoring import check_columns, resolve_inputs
 
     ray = require_ray()
     if output_format not in OUTPUT_FORMATS:
@@ -103,7 +103,7 @@ def score_with_ray(
     context.target_max_block_size = BLOCK_BYTES
     startup = time.perf_counter() - started
 
-    from sentiment.batch_scorer import BatchScorer
+    from sentiment.serving.batch_scorer import BatchScorer
 
     paths = ray.data.from_items(
         [{"path": file.path, "format": file.format} for file in files], override_num_blocks=len(files)
@@ -154,7 +154,7 @@ def _file_batches(files, text_column: str, keep_columns: list[str]):
 
     import pyarrow as pa
 
-    from sentiment.scoring import InputFile, read_records
+    from sentiment.serving.scoring import InputFile, read_records
 
     for path, file_format in zip(files.column("path").to_pylist(), files.column("format").to_pylist()):
         records = read_records(InputFile(path, file_format), text_column, keep_columns)

@@ -2,7 +2,7 @@
 
 ```python
 from sentiment import load_model
-from sentiment.scoring import score_files
+from sentiment.serving.scoring import score_files
 summary = score_files(load_model("runs/clothing"), ["reviews.csv"], "scores.parquet", keep_columns=["id"])
 summary.rows, summary.scored, summary.errors      # 1000, 998, {"empty_text": 2}
 ```
@@ -898,7 +898,7 @@ def score_files(
     for file in files:
         check_columns(file, text_column, keep_columns)
     if isinstance(model, (str, os.PathLike)):
-        from sentiment.inference import load_model
+        from sentiment.serving.inference import load_model
 
         model = load_model(model)
     if min_confidence is not None and not 0 <= min_confidence <= 1:
