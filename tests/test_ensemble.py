@@ -12,8 +12,8 @@ from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import load_prepared, token_ids
 from sentiment.errors import SentimentError
-from sentiment.evaluation import evaluate
-from sentiment.explain import explain_text, load_explainable_model
+from sentiment.evaluation.evaluate import evaluate
+from sentiment.evaluation.explain import explain_text, load_explainable_model
 from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
 from sentiment.serving.inference import load_model

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.data.prepare import prepare
-from sentiment.evaluation import evaluate
+from sentiment.evaluation.evaluate import evaluate
 from sentiment.serving.inference import load_model
 from sentiment.training.trainer import train
 

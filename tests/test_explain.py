@@ -15,7 +15,7 @@ from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
-from sentiment.explain import (
+from sentiment.evaluation.explain import (
     explain_text,
     explain_texts,
     format_explanation,

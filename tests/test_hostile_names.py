@@ -16,7 +16,7 @@ from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
-from sentiment.evaluation import evaluate
+from sentiment.evaluation.evaluate import evaluate
 from sentiment.training.trainer import train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.errors import SentimentError
-from sentiment.out_of_domain import binary_label, load_sentence_set, read_ground_truth
+from sentiment.evaluation.out_of_domain import binary_label, load_sentence_set, read_ground_truth
 
 GOOD = "1_1\t2.1\tthe battery lasts all day.\n1_2\t-0.3\tit comes in a box.\n1_3\t-1.5\tnot worth the price.\n"
 

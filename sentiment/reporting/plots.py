@@ -236,7 +236,7 @@ def plot_risk_coverage(curves: dict[str, list[dict[str, Any]]], path: str | Path
     save_figure(figure, path)
 
 
-# Comparing runs (sentiment.compare): one line per run over epochs, the same colour per run in every figure.
+# Comparing runs (sentiment.evaluation.compare): one line per run over epochs, the same colour per run in every figure.
 def plot_curves_by_run(
     histories: dict[str, list[dict[str, Any]]], key: str, path: str | Path, ylabel: str, title: str
 ) -> None:
@@ -266,7 +266,7 @@ def plot_curves_by_run(
     save_figure(figure, path)
 
 
-# Explanations (sentiment.explain): one review word by word, every panel on the same token axis.
+# Explanations (sentiment.evaluation.explain): one review word by word, every panel on the same token axis.
 EXPLAINED_GATES = {
     "lstm": ("input", "forget", "output", "candidate", "cell"),
     "gru": ("reset", "update", "candidate", "hidden"),
@@ -298,7 +298,7 @@ def contribution_colours(classes: list[str], predicted: int, contributions) -> l
 
 
 def plot_explanation(explanation, path: str | Path, units: int = 16) -> None:
-    """A `sentiment.explain.Explanation` as one tall figure: p(class) after each prefix, each token's
+    """A `sentiment.evaluation.explain.Explanation` as one tall figure: p(class) after each prefix, each token's
     occlusion contribution, then one heatmap per gate, direction and layer (tokens along x; the
     `units` units that vary most across the tokens, plus the mean over all units, along y)."""
     import textwrap

@@ -1,6 +1,6 @@
 """The evaluation report: a metrics dict rendered as PNG plots, Markdown and one self-contained HTML file.
 
-``sentiment.evaluation`` computes the numbers and calls :func:`write_report`;
+``sentiment.evaluation.evaluate`` computes the numbers and calls :func:`write_report`;
 :func:`summary_table` is the terminal version of the headline. Markdown and HTML are
 both rendered from one list of sections (:func:`report_sections`), so they always show
 the same numbers in the same order: headline, confusion matrices, calibration, contrast
@@ -50,7 +50,7 @@ more than two classes, a pass rate over zero cases)::
     PAIRED   = sentiment.metrics.paired_bootstrap(..., model, baseline):
                {"metric_a" (model), "metric_b" (baseline), "difference" (a - b), "ci_low", "ci_high",
                 "p_value", "significant": bool, "n_resamples"}
-    CONTRAST = sentiment.contrast.ContrastResult.to_dict():
+    CONTRAST = sentiment.evaluation.contrast.ContrastResult.to_dict():
                {"suite_sha256", "pass_rate", "by_capability": {capability: {"pass_rate", "passed", "total"}},
                 "pair_consistency", "invariance": {"pass_rate", "passed", "total"}, "directional": {...},
                 "cases": [{"id", "text", "capability", "expected", "predicted", "p_positive", "passed", "pair"}],

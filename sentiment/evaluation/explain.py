@@ -18,7 +18,7 @@ For an ensemble run (`training.ensemble`), the gates are its first member's; the
 and contributions are the ensemble's.
 
 ```python
-from sentiment.explain import explain_text, load_explainable_model, plot_explanation
+from sentiment.evaluation.explain import explain_text, load_explainable_model, plot_explanation
 model = load_explainable_model("runs/clothing")
 explanation = explain_text(model, "not perfect, but pretty good")
 plot_explanation(explanation, "explain.png")

@@ -137,7 +137,7 @@ def point_and_interval(y_true: np.ndarray, predictions: np.ndarray, n_resamples:
 
 def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[list, str | None]:
     """The configured out-of-domain sets, loaded; or none and the reason (a scheme they do not map to)."""
-    from sentiment.out_of_domain import DEFAULT_BINARY_SETS, LABELS, load_sentence_set
+    from sentiment.evaluation.out_of_domain import DEFAULT_BINARY_SETS, LABELS, load_sentence_set
 
     names = config.evaluate.out_of_domain
     if list(labels) != list(LABELS):
@@ -204,7 +204,7 @@ def evaluate_out_of_domain(
 
 def run_contrast_suite(labels: list[str], systems: dict[str, Any]) -> dict[str, Any] | None:
     """The contrast suite for each system, or None where the label scheme has no positive/negative."""
-    from sentiment.contrast import DEFAULT_SUITE_PATH, SUITE_NAME, ContrastSuite
+    from sentiment.evaluation.contrast import DEFAULT_SUITE_PATH, SUITE_NAME, ContrastSuite
 
     if not {"positive", "negative"} <= set(labels):
         return None
@@ -217,7 +217,7 @@ def run_contrast_suite(labels: list[str], systems: dict[str, Any]) -> dict[str, 
 
 def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> dict[str, Any]:
     """Evaluate the experiment's run; write `reports/<experiment>/` and return the metrics."""
-    from sentiment.explain import explain_text
+    from sentiment.evaluation.explain import explain_text
     from sentiment.reporting.plots import plot_explanation
     from sentiment.reporting.report import write_report
 
@@ -334,7 +334,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
 
 def explained_texts(contrast: dict[str, Any] | None) -> list[dict[str, str]]:
     """The report's gate pictures: the project's signature sentence and the model's worst contrast failure."""
-    from sentiment.explain import worst_contrast_failure
+    from sentiment.evaluation.explain import worst_contrast_failure
 
     texts = list(EXPLAINED_TEXTS)
     worst = worst_contrast_failure(contrast["model"]["cases"]) if contrast else None

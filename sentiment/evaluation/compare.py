@@ -2,7 +2,7 @@
 
 Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment>-<cell>-uni` for a
 unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.trainer.train` into
-`runs/<name>/` and evaluated by `sentiment.evaluation.evaluate` into `reports/<name>/`. Every variant
+`runs/<name>/` and evaluated by `sentiment.evaluation.evaluate.evaluate` into `reports/<name>/`. Every variant
 reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
 identical; only `model.cell` (and `model.bidirectional`) change, and each variant is one model
 (`training.ensemble = 1`) even when the experiment averages several.
@@ -161,7 +161,7 @@ def _checkpoint_fingerprint(path: Path) -> str | None:
 
 def ensure_evaluated(config: ExperimentConfig, run: TrainedRun, n_resamples: int, log) -> tuple[dict[str, Any], bool]:
     """The variant's test metrics: its existing report when newer than the run, else a fresh `evaluate`."""
-    from sentiment.evaluation import evaluate
+    from sentiment.evaluation.evaluate import evaluate
 
     path = config.report_dir / "metrics.json"
     if path.is_file() and path.stat().st_mtime > (run.directory / "run.json").stat().st_mtime:
