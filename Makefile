@@ -6,7 +6,7 @@ SENTIMENT := $(VENV)/bin/sentiment
 CONFIG ?= configs/clothing.toml
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo demo-transfer test lint bench browser clean
+.PHONY: setup demo demo-transfer test test-fast lint bench browser clean
 
 setup: $(INSTALLED)
 
@@ -31,8 +31,13 @@ demo-transfer: setup
 	$(SENTIMENT) train --config configs/imdb.toml
 	$(MAKE) demo CONFIG=configs/clothing-from-imdb.toml
 
+# The whole suite (CI runs this): slow, network and browser tests included.
 test: setup browser
 	$(PY) -m pytest -q
+
+# The inner loop: everything not marked slow, network or browser (pyproject.toml's markers).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not network and not browser"
 
 # Style, types and the import layers (settings in pyproject.toml); CI runs it before the tests.
 lint: setup
@@ -41,9 +46,14 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# Headless Chromium for the report's browser test (Debian's package; we run as root here).
+# Headless Chromium for the report's browser tests (Debian's package): apt-get as root (CI; a
+# failure there fails), through sudo otherwise; without sudo the browser tests skip, and this
+# says how to enable them.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; then :; \
+	  else echo "browser tests will skip: install Chromium (sudo apt-get install chromium) to run them"; fi
 
 bench: setup
 	$(PY) -m benchmarks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["startup", "prepare", "training", "scoring", "serve"]
+BENCHMARKS = ["startup", "bootstrap", "prepare", "training", "scoring", "serve"]
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from sentiment.model.batching import bucket_batches, collate, shard_batches
+from sentiment.model.batching import bucket_batches, collate
 
 
 def test_collate_pads_lists_and_arrays_alike():
@@ -27,10 +27,3 @@ def test_every_row_lands_in_exactly_one_batch_of_similar_lengths():
     # Inference order (no rng): longest first.
     ordered = np.concatenate(bucket_batches(lengths, 64))
     assert (np.diff(lengths[ordered]) <= 0).all()
-
-
-def test_shards_cover_every_batch_and_have_equal_counts():
-    batches = [np.array([i]) for i in range(7)]
-    shards = [shard_batches(batches, rank, 3) for rank in range(3)]
-    assert len({len(s) for s in shards}) == 1
-    assert {int(b[0]) for s in shards for b in s} == set(range(7))

@@ -38,19 +38,6 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def shard_batches(batches: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:
-    """This rank's share of the batches; every rank gets the same number (DDP steps in lockstep).
-
-    The last few batches are repeated where the count does not divide evenly, so no example
-    is dropped from an epoch.
-    """
-    if world_size == 1:
-        return batches
-    per_rank = -(-len(batches) // world_size)
-    padded = batches + batches[: per_rank * world_size - len(batches)]
-    return padded[rank::world_size]
-
-
 def collate(id_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token id lists (or arrays) to the longest one: ids [B, T] (padding = 0) and lengths [B]."""
     lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
