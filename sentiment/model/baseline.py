@@ -7,14 +7,11 @@ executes code from disk and does not depend on scikit-learn's private object
 layout, so a model saved with one scikit-learn version scores identically under
 another.
 
-To make a loaded model reproduce the fitted one *exactly*, both go through the
-same scorer (:class:`_TfidfLinearScorer`): after fitting, the vocabulary, idf
-vector and regression weights are copied out of scikit-learn into it, and
-:meth:`BagOfWordsBaseline.predict_proba` always uses it. The scorer mirrors
-scikit-learn's arithmetic step by step (counts -> ``1 + log(tf)`` -> ``* idf``
--> row L2 normalization -> ``X @ coef.T + intercept`` -> sigmoid for two
-classes / softmax for more), so it also matches scikit-learn's own
-``predict_proba`` to rounding (the tests check ``rtol=1e-12``).
+Predictions always come from scikit-learn's own objects: the fitted ``TfidfVectorizer`` and
+``LogisticRegression`` after :meth:`BagOfWordsBaseline.fit`, and after
+:meth:`BagOfWordsBaseline.load` the same two classes rebuilt from the saved arrays (vocabulary,
+``idf_``, ``coef_``, ``intercept_``), so a loaded model scores exactly as the fitted one did
+and there is no copy of scikit-learn's arithmetic to keep in step.
 """
 
 from __future__ import annotations
@@ -33,11 +30,9 @@ import scipy.sparse as sp
 import sklearn
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import normalize
 
 from sentiment import metrics
 from sentiment.artifacts import atomic_directory
@@ -57,8 +52,8 @@ _CLASS_WEIGHTS = (None, "balanced")
 def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int] = (1, 2)) -> list[str]:
     """All contiguous n-grams of ``tokens`` for n in ``ngram_range``, joined with one space.
 
-    This is the vectorizer's analyzer at fit time *and* the loaded scorer's
-    feature extractor, so the two can never disagree about what a feature is.
+    This is the vectorizer's analyzer, at fit time and in a loaded model alike, so
+    the two can never disagree about what a feature is.
     The joining matches scikit-learn's word n-grams (and the saved vocabulary
     keys). A token that itself contains a space can collide with a bigram; it
     does so identically at fit and load time.
@@ -85,64 +80,59 @@ def _check_token_lists(token_lists: Any, name: str) -> list[list[str]]:
 
 
 @dataclass(frozen=True)
-class _TfidfLinearScorer:
-    """Fitted TF-IDF + linear model as plain arrays: the one scoring path for fitted and loaded models."""
+class _FittedPipeline:
+    """scikit-learn's fitted vectorizer and regression: the one scoring path for fitted and loaded models."""
 
-    vocabulary: dict[str, int]
-    idf: np.ndarray  # (n_features,)
-    coef: np.ndarray  # (1, n_features) for two classes, (k, n_features) for more
-    intercept: np.ndarray  # (1,) or (k,)
+    vectorizer: TfidfVectorizer
+    model: LogisticRegression
     ngram_range: tuple[int, int]
     sublinear_tf: bool
 
-    def transform(self, token_lists: list[list[str]]) -> sp.csr_array:
-        """TF-IDF rows exactly as ``TfidfVectorizer.transform`` builds them (unseen n-grams are dropped)."""
-        indices: list[int] = []
-        counts: list[int] = []
-        indptr = [0]
-        for tokens in token_lists:
-            row: dict[int, int] = {}
-            for feature in word_ngrams(tokens, self.ngram_range):
-                column = self.vocabulary.get(feature)
-                if column is not None:
-                    row[column] = row.get(column, 0) + 1
-            indices.extend(row)
-            counts.extend(row.values())
-            indptr.append(len(indices))
-        matrix = sp.csr_array(
-            (
-                np.asarray(counts, dtype=np.float64),
-                np.asarray(indices, dtype=np.int64),
-                np.asarray(indptr, dtype=np.int64),
-            ),
-            shape=(len(token_lists), len(self.idf)),
-        )
-        matrix.sort_indices()  # scikit-learn sorts too; the L2 norm sums in this order
-        if self.sublinear_tf:
-            np.log(matrix.data, out=matrix.data)
-            matrix.data += 1.0
-        matrix.data *= self.idf[matrix.indices]
-        return normalize(matrix, norm="l2", copy=False)
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        return {str(term): int(column) for term, column in self.vectorizer.vocabulary_.items()}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What is saved: idf (n_features,), coef (1 or k, n_features), intercept (1 or k,)."""
+        return {
+            "idf": np.ascontiguousarray(self.vectorizer.idf_, dtype=np.float64),
+            "coef": np.ascontiguousarray(self.model.coef_, dtype=np.float64),
+            "intercept": np.ascontiguousarray(self.model.intercept_, dtype=np.float64),
+        }
 
     def predict_proba(self, token_lists: list[list[str]]) -> np.ndarray:
-        """Class probabilities with scikit-learn's ``LogisticRegression.predict_proba`` semantics.
-
-        Two classes: one weight row, ``p(class 1) = sigmoid(score)``, columns
-        ``[1 - p, p]``. More classes: softmax over one score per class.
-        """
-        scores = np.asarray(self.transform(token_lists) @ self.coef.T) + self.intercept
-        if self.coef.shape[0] == 1:
-            positive = expit(scores.ravel())
-            return np.stack([1.0 - positive, positive], axis=1)
-        return _softmax(scores)
+        return self.model.predict_proba(self.vectorizer.transform(token_lists))
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    """Row softmax in scikit-learn's operation order (shift by row max, exp, divide by row sum)."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
+def _vectorizer(ngram_range: tuple[int, int], sublinear_tf: bool, min_df: int = 1, vocabulary=None) -> TfidfVectorizer:
+    """A callable analyzer keeps scikit-learn from re-tokenizing or lowercasing spaCy tokens."""
+    return TfidfVectorizer(
+        analyzer=partial(word_ngrams, ngram_range=ngram_range),
+        min_df=min_df,
+        sublinear_tf=sublinear_tf,
+        norm="l2",
+        use_idf=True,
+        smooth_idf=True,
+        dtype=np.float64,
+        vocabulary=vocabulary,
+    )
+
+
+def _rebuilt_pipeline(
+    vocabulary: dict[str, int],
+    arrays: dict[str, np.ndarray],
+    num_classes: int,
+    ngram_range: tuple[int, int],
+    sublinear_tf: bool,
+) -> _FittedPipeline:
+    """scikit-learn's two objects in the fitted state, from saved arrays (no pickle)."""
+    vectorizer = _vectorizer(ngram_range, sublinear_tf, vocabulary=vocabulary)
+    vectorizer.idf_ = arrays["idf"]  # the documented setter: builds the fitted TfidfTransformer
+    model = LogisticRegression()
+    model.classes_ = np.arange(num_classes)
+    model.coef_, model.intercept_ = arrays["coef"], arrays["intercept"]
+    model.n_features_in_ = len(arrays["idf"])
+    return _FittedPipeline(vectorizer, model, ngram_range, sublinear_tf)
 
 
 class BagOfWordsBaseline:
@@ -181,7 +171,7 @@ class BagOfWordsBaseline:
         self.chosen_c: float | None = None
         self.validation: list[dict[str, Any]] = []
         self.settings: dict[str, Any] = {}
-        self._scorer: _TfidfLinearScorer | None = None
+        self._pipeline: _FittedPipeline | None = None
 
     # ------------------------------------------------------------------ fit --
 
@@ -228,7 +218,7 @@ class BagOfWordsBaseline:
             absent = [labels[i] for i in missing]
             raise SentimentError(f"training labels never contain {absent}; every class needs examples")
 
-        vectorizer = self._make_vectorizer()
+        vectorizer = _vectorizer(self.ngram_range, self.sublinear_tf, self.min_df)
         try:
             x_train = vectorizer.fit_transform(train_tokens)
         except ValueError as error:  # empty vocabulary after min_df pruning
@@ -273,27 +263,8 @@ class BagOfWordsBaseline:
             "n_train": len(train_tokens),
             "n_validation": len(val_tokens),
         }
-        self._scorer = _TfidfLinearScorer(
-            vocabulary={str(term): int(column) for term, column in vectorizer.vocabulary_.items()},
-            idf=np.ascontiguousarray(vectorizer.idf_, dtype=np.float64),
-            coef=np.ascontiguousarray(best_model.coef_, dtype=np.float64),
-            intercept=np.ascontiguousarray(best_model.intercept_, dtype=np.float64),
-            ngram_range=self.ngram_range,
-            sublinear_tf=self.sublinear_tf,
-        )
+        self._pipeline = _FittedPipeline(vectorizer, best_model, self.ngram_range, self.sublinear_tf)
         return self
-
-    def _make_vectorizer(self) -> TfidfVectorizer:
-        """A callable analyzer keeps scikit-learn from re-tokenizing or lowercasing spaCy tokens."""
-        return TfidfVectorizer(
-            analyzer=partial(word_ngrams, ngram_range=self.ngram_range),
-            min_df=self.min_df,
-            sublinear_tf=self.sublinear_tf,
-            norm="l2",
-            use_idf=True,
-            smooth_idf=True,
-            dtype=np.float64,
-        )
 
     def _fit_one(
         self, x_train: sp.spmatrix, y_train: np.ndarray, c: float, seed: int, class_weight: str | None
@@ -310,17 +281,16 @@ class BagOfWordsBaseline:
 
     def predict_proba(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """``(n, k)`` float64 probabilities, columns in the order of ``labels``."""
-        scorer = self._require_fitted()
-        return scorer.predict_proba(_check_token_lists(token_lists, "token_lists"))
+        return self._require_fitted().predict_proba(_check_token_lists(token_lists, "token_lists"))
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """Predicted class indices into ``labels`` (arg-max of :meth:`predict_proba`)."""
         return self.predict_proba(token_lists).argmax(axis=1)
 
-    def _require_fitted(self) -> _TfidfLinearScorer:
-        if self._scorer is None:
+    def _require_fitted(self) -> _FittedPipeline:
+        if self._pipeline is None:
             raise SentimentError("the baseline is not fitted; call fit() or BagOfWordsBaseline.load() first")
-        return self._scorer
+        return self._pipeline
 
     # ---------------------------------------------------------- save / load --
 
@@ -332,28 +302,28 @@ class BagOfWordsBaseline:
         model. An existing model directory is replaced; a directory holding
         anything else is refused rather than deleted.
         """
-        scorer = self._require_fitted()
+        pipeline = self._require_fitted()
         target = Path(os.path.abspath(directory))  # normalizes "." and "..", so the sibling has a real parent
         _check_replaceable(target)
         try:
             with atomic_directory(target) as staging:
-                self._write_files(staging, scorer)
+                self._write_files(staging, pipeline)
         except OSError as error:
             raise os_error(f"cannot save the baseline to {target}", error) from None
         return target
 
-    def _write_files(self, directory: Path, scorer: _TfidfLinearScorer) -> None:
+    def _write_files(self, directory: Path, pipeline: _FittedPipeline) -> None:
         config = {
             "format": "sentiment.BagOfWordsBaseline",
             "format_version": FORMAT_VERSION,
             "labels": self.labels,
             "chosen_c": self.chosen_c,
-            "ngram_range": list(scorer.ngram_range),
-            "sublinear_tf": scorer.sublinear_tf,
+            "ngram_range": list(pipeline.ngram_range),
+            "sublinear_tf": pipeline.sublinear_tf,
             "settings": self.settings,
             "validation": self.validation,
             "sklearn_version": sklearn.__version__,
-            "vocabulary": dict(sorted(scorer.vocabulary.items(), key=lambda item: item[1])),
+            "vocabulary": dict(sorted(pipeline.vocabulary.items(), key=lambda item: item[1])),
         }
         config_path = directory / CONFIG_FILE
         with open(config_path, "w", encoding="utf-8") as handle:
@@ -361,12 +331,12 @@ class BagOfWordsBaseline:
             handle.flush()
             os.fsync(handle.fileno())
         weights_path = directory / WEIGHTS_FILE
-        save_file({"idf": scorer.idf, "coef": scorer.coef, "intercept": scorer.intercept}, weights_path)
+        save_file(pipeline.arrays(), weights_path)
         _fsync_file(weights_path)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> BagOfWordsBaseline:
-        """Rebuild a saved baseline; its ``predict_proba`` is bit-identical to the saved model's."""
+        """Rebuild a saved baseline as scikit-learn objects; it scores exactly as the saved model did."""
         root = Path(directory)
         if not root.exists():
             raise SentimentError(f"baseline directory {root} does not exist")
@@ -375,22 +345,22 @@ class BagOfWordsBaseline:
         config = _read_config(root / CONFIG_FILE)
         tensors = _read_weights(root / WEIGHTS_FILE)
         labels = config["labels"]
-        scorer = _scorer_from_saved(config, tensors, root)
+        pipeline = _pipeline_from_saved(config, tensors, root)
 
         settings = config.get("settings", {})
         if not isinstance(settings, dict):
             raise SentimentError(f"{root / CONFIG_FILE}: 'settings' must be a mapping")
         model = cls(
-            ngram_range=scorer.ngram_range,
+            ngram_range=pipeline.ngram_range,
             min_df=int(settings.get("min_df", 2)),
-            sublinear_tf=scorer.sublinear_tf,
+            sublinear_tf=pipeline.sublinear_tf,
             max_iter=int(settings.get("max_iter", 2000)),
         )
         model.labels = list(labels)
         model.chosen_c = config.get("chosen_c")
         model.validation = list(config.get("validation", []))
         model.settings = dict(settings)
-        model._scorer = scorer
+        model._pipeline = pipeline
         return model
 
 
@@ -492,7 +462,7 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _scorer_from_saved(config: dict[str, Any], tensors: dict[str, np.ndarray], root: Path) -> _TfidfLinearScorer:
+def _pipeline_from_saved(config: dict[str, Any], tensors: dict[str, np.ndarray], root: Path) -> _FittedPipeline:
     """Cross-check the JSON and tensor shapes so a mismatched pair fails loudly instead of mis-scoring."""
     labels = config["labels"]
     if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
@@ -517,11 +487,10 @@ def _scorer_from_saved(config: dict[str, Any], tensors: dict[str, np.ndarray], r
             f"{root}: {WEIGHTS_FILE} shapes idf={idf.shape}, coef={coef.shape}, intercept={intercept.shape} "
             f"do not fit {len(labels)} labels and {n_features} features"
         )
-    return _TfidfLinearScorer(
-        vocabulary=vocabulary,
-        idf=idf,
-        coef=coef,
-        intercept=intercept,
-        ngram_range=(ngram_range[0], ngram_range[1]),
-        sublinear_tf=bool(config["sublinear_tf"]),
+    return _rebuilt_pipeline(
+        vocabulary,
+        {"idf": idf, "coef": coef, "intercept": intercept},
+        len(labels),
+        (ngram_range[0], ngram_range[1]),
+        bool(config["sublinear_tf"]),
     )
