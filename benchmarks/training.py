@@ -19,7 +19,8 @@ from benchmarks.common import median_seconds, print_table, record
 from sentiment.config import load_config
 from sentiment.data.prepare import load_prepared, prepare
 from sentiment.model.batching import bucket_batches
-from sentiment.training.trainer import Trainer, resolve_device, use_packed
+from sentiment.training.initialise import resolve_device, use_packed
+from sentiment.training.loop import Trainer
 
 REPEATS = 5
 

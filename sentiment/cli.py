@@ -191,7 +191,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     model.safetensors, config.json, vocab.json, labels.json, metrics.jsonl,
     learning_curves.png, run.json.
     """
-    from sentiment.training.trainer import train as run_train
+    from sentiment.training.stage import train as run_train
 
     config = _load(config_path, overrides)
     run = run_train(config, resume=resume, device=device, log=lambda line: click.echo(line, err=True))

@@ -122,7 +122,7 @@ def write_rated_sentences(path: Path) -> Path:
 def evaluated_run(tmp_path_factory):
     """A tiny trained run for CLI tests: (config path, --set arguments that select it)."""
     from sentiment.data.prepare import prepare
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     root = tmp_path_factory.mktemp("tiny-run")
     source = write_csv(root / "reviews.csv", review_rows())
@@ -177,7 +177,7 @@ def tiny_trained(tmp_path_factory):
     """One tiny prepared and trained experiment for the whole session (its config), for tests that
     only read a run: every stage's outputs exist under its root (data/, runs/; reports/ empty)."""
     from sentiment.data.prepare import prepare
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     root = tmp_path_factory.mktemp("tiny-trained")
     source = write_csv(root / "reviews.csv", review_rows(copies=6))

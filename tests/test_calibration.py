@@ -35,7 +35,7 @@ def test_scaling_keeps_every_prediction_and_is_undone_by_its_inverse():
 
 def test_a_trained_run_applies_its_validation_temperature(prepared_config):
     from sentiment.serving.inference import load_model
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     config = prepared_config(*tiny_model(3))
     run = train(config, log=quiet)
@@ -52,7 +52,7 @@ def test_a_trained_run_applies_its_validation_temperature(prepared_config):
 
 
 def test_temperature_scaling_can_be_turned_off(prepared_config):
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     config = prepared_config(*tiny_model(1), "training.temperature_scaling=false")
     assert train(config, log=quiet).temperature == 1.0
@@ -65,7 +65,7 @@ def test_abstaining_marks_low_confidence_rows_and_keeps_every_row(prepared_confi
 
     from sentiment.cli import cli
     from sentiment.serving.inference import load_model
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     run = train(prepared_config(*tiny_model(2)), log=quiet)
     texts = ["love this dress", "the zipper broke", "it is a dress", "ok"]

@@ -14,7 +14,8 @@ from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate as evaluation
 from sentiment.evaluation.compare import compare, compare_dir, ensure_trained, finished_run, parse_list, variants
-from sentiment.training import trainer as training
+from sentiment.training import stage as training
+from sentiment.training.checkpoints import CHECKPOINT
 from sentiment.training.run import partial_dir
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
@@ -117,7 +118,7 @@ def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
     _, base, _ = setup
     moved = base.model_copy(update={"paths": base.paths.model_copy(update={"runs": str(tmp_path)})})
     [variant] = variants(moved, ["gru"])
-    checkpoint = partial_dir(variant.config.run_dir) / training.CHECKPOINT
+    checkpoint = partial_dir(variant.config.run_dir) / CHECKPOINT
     checkpoint.mkdir(parents=True)
     (checkpoint / "state.json").write_text(json.dumps({"config_fingerprint": variant.config.fingerprint()}))
     calls = []

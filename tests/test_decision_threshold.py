@@ -54,7 +54,7 @@ def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
     from sentiment.data.prepare import prepare
     from sentiment.evaluation.evaluate import evaluate
     from sentiment.serving.inference import load_model
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     from conftest import review_rows, write_csv
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from sentiment.data.prepare import prepare
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import TINY, TINY_CONFIG, metrics_lines, quiet
 

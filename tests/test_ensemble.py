@@ -14,12 +14,13 @@ from sentiment.data.prepare import load_prepared, token_ids
 from sentiment.errors import SentimentError
 from sentiment.evaluation.evaluate import evaluate
 from sentiment.evaluation.explain import explain_text, load_explainable_model
+from sentiment.metrics import validation_scores
 from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier, recurrent_members
 from sentiment.serving.inference import load_model
-from sentiment.training import trainer as training_module
+from sentiment.training import loop as training_module
 from sentiment.training.run import partial_dir
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import TINY_CONFIG, experiment_sets, metrics_lines, quiet, tiny_model, without_timing
 
@@ -84,9 +85,7 @@ def test_an_ensemble_run_averages_members_trained_like_single_runs_from_consecut
 
     # The recorded validation scores are the ensemble's own, recomputed here from the saved model.
     validation = load_prepared(run.info["prepared"]["directory"]).split("validation")
-    scores = training_module.validation_scores(
-        predict_ids(network, token_ids(validation)), np.asarray(validation["label"])
-    )
+    scores = validation_scores(predict_ids(network, token_ids(validation)), np.asarray(validation["label"]))
     assert run.info["best_validation"] == {f"val_{k}": round(v, 5) for k, v in scores.items()}
     assert (run.directory / "learning_curves.png").stat().st_size > 0
 

@@ -10,7 +10,7 @@ from sentiment.cli import cli
 from sentiment.data.prepare import prepare
 from sentiment.evaluation.evaluate import evaluate
 from sentiment.serving.inference import load_model
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import TINY, TINY_CONFIG, experiment_sets, quiet
 

@@ -24,7 +24,7 @@ from sentiment.evaluation.explain import (
     worst_contrast_failure,
     write_explanations,
 )
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
 

@@ -17,7 +17,7 @@ from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
 from sentiment.evaluation.evaluate import evaluate
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
 

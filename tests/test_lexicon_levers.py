@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import sentiment.training.trainer as training_module
+import sentiment.training.loop as training_module
 from sentiment.config import load_config
 from sentiment.data.lexicon import NEGATOR, NEUTRAL, token_categories, vader_lexicon
 from sentiment.data.vocab import Vocab
@@ -17,7 +17,7 @@ from sentiment.errors import SentimentError
 from sentiment.model.embeddings import align_vectors, refine_vectors
 from sentiment.serving.inference import load_model
 from sentiment.training.position_losses import PositionLosses, symmetric_kl
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import metrics_lines, quiet, tiny_model, without_timing
 

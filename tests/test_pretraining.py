@@ -8,10 +8,10 @@ import torch
 
 from sentiment.config import PretrainConfig
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
-from sentiment.training import trainer as training_module
+from sentiment.training import loop as training_module
 from sentiment.training.pretraining import LanguageModelHeads, head_cutoffs, language_model_loss, pretrain_encoder
 from sentiment.training.run import partial_dir
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import metrics_lines, quiet, without_timing
 

@@ -28,7 +28,7 @@ def local_ray():
 def trained(tmp_path_factory):
     from sentiment.config import load_config
     from sentiment.data.prepare import prepare
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
 

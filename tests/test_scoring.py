@@ -21,7 +21,7 @@ from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.model.batching import predict_ids
 from sentiment.serving.scoring import ERRORS, Record, score_files, score_records
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
 

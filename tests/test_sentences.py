@@ -112,7 +112,7 @@ def test_sentence_examples_carry_their_reviews_label_and_weights():
 
 def test_training_with_sentences_and_the_sentence_head(prepared_config):
     from sentiment.serving.inference import load_model
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     config = prepared_config(*tiny_model(3), "training.segments=sentences", "model.head=sentences")
     run = train(config, log=quiet)
@@ -133,7 +133,7 @@ def test_training_with_sentences_and_the_sentence_head(prepared_config):
 
 def test_predict_with_sentences_reads_each_sentence(prepared_config):
     from sentiment.serving.inference import load_model
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     texts = ["Love this dress. The zipper broke after one wash!", "great quality"]
     pooled = load_model(train(prepared_config(*tiny_model(2)), log=quiet).directory)
@@ -176,7 +176,7 @@ def test_score_with_sentences_keeps_one_row_per_input_row(prepared_config, tmp_p
     from click.testing import CliRunner
 
     from sentiment.cli import cli
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     run = train(prepared_config(*tiny_model(1)), log=quiet)
     reviews = tmp_path / "reviews.txt"

@@ -30,7 +30,7 @@ def server(tmp_path_factory):
     """A trained tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
     from sentiment.config import load_config
     from sentiment.data.prepare import prepare
-    from sentiment.training.trainer import train
+    from sentiment.training.stage import train
 
     from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
 

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.model.batching import predict_ids
+from sentiment.model.recurrent import RecurrentClassifier
 from sentiment.serving.inference import load_model
-from sentiment.training import trainer as training_module
+from sentiment.training import loop as training_module
 from sentiment.training.run import load_run, partial_dir
-from sentiment.training.trainer import train
+from sentiment.training.stage import train
 
 from conftest import TINY, TINY_CONFIG, metrics_lines, quiet, without_timing
 
@@ -176,7 +177,7 @@ def test_out_of_memory_batch_size(reviews_csv, tmp_path, tiny, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(training_module.RecurrentClassifier, "forward", out_of_memory)
+    monkeypatch.setattr(RecurrentClassifier, "forward", out_of_memory)
     expect_error(cli_train(as_args(reviews_csv, tmp_path, "training.batch_size=4096")), "does not fit in .* memory")
     assert not (tmp_path / "runs" / "tiny").exists()
 

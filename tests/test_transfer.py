@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from sentiment.cli import cli
 from sentiment.data.prepare import load_prepared, prepare
 from sentiment.errors import SentimentError
-from sentiment.training.trainer import Trainer, train
+from sentiment.training.loop import Trainer
+from sentiment.training.stage import train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.artifacts import atomic_directory, environment_versions, read_json, write_json
+from sentiment.artifacts import atomic_directory, environment_versions, read_json
 from sentiment.config import ExperimentConfig
 from sentiment.data.labels import map_labels, scheme_labels
 from sentiment.data.sources import RawSplit, load_source, source_fingerprint
@@ -26,6 +26,7 @@ from sentiment.data.text import Tokenizer
 from sentiment.data.vocab import UNK_ID, Vocab
 from sentiment.errors import SentimentError
 from sentiment.progress import progress_bar
+from sentiment.schemas import PreparedManifest, read_record, write_record
 
 SPLITS = ("train", "validation", "test")
 FORMAT_VERSION = 2
@@ -134,7 +135,7 @@ def load_prepared(directory: str | Path) -> PreparedData:
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         raise SentimentError(f"no prepared data in {directory}; run `sentiment prepare` with this config first")
-    manifest = read_json(manifest_path, what="manifest")
+    _, manifest = read_record(manifest_path, PreparedManifest, what="manifest")
     missing = [name for name in SPLITS if not (directory / name).is_dir()]
     if missing or not (directory / "vocab.json").is_file():
         raise SentimentError(f"{directory} is incomplete (missing {', '.join(missing) or 'vocab.json'}); rerun prepare")
@@ -265,4 +266,4 @@ def _save(directory: Path, splits: dict[str, dict], vocab: Vocab, manifest: dict
         for name, split in splits.items():
             datasets.Dataset.from_dict(split, features=features).save_to_disk(str(staging / name))
         vocab.save(staging / "vocab.json")
-        write_json(staging / "manifest.json", manifest)
+        write_record(staging / "manifest.json", PreparedManifest, manifest)

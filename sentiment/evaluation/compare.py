@@ -1,7 +1,7 @@
 """`sentiment compare`: one experiment trained once per recurrent cell (RNN, GRU, LSTM), side by side.
 
 Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment>-<cell>-uni` for a
-unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.trainer.train` into
+unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.stage.train` into
 `runs/<name>/` and evaluated by `sentiment.evaluation.evaluate.evaluate` into `reports/<name>/`. Every variant
 reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
 identical; only `model.cell` (and `model.bidirectional`) change, and each variant is one model
@@ -131,7 +131,8 @@ def compare(
 
 def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[TrainedRun, bool]:
     """The variant's finished run, training (or resuming) it only when needed; True when it trained."""
-    from sentiment.training.trainer import checkpoint_state, train
+    from sentiment.training.checkpoints import checkpoint_state
+    from sentiment.training.stage import train
 
     finished = finished_run(config)
     if finished is not None:
@@ -162,12 +163,13 @@ def _checkpoint_fingerprint(path: Path) -> str | None:
 def ensure_evaluated(config: ExperimentConfig, run: TrainedRun, n_resamples: int, log) -> tuple[dict[str, Any], bool]:
     """The variant's test metrics: its existing report when newer than the run, else a fresh `evaluate`."""
     from sentiment.evaluation.evaluate import evaluate
+    from sentiment.schemas import EvaluationMetrics, read_record
 
     path = config.report_dir / "metrics.json"
     if path.is_file() and path.stat().st_mtime > (run.directory / "run.json").stat().st_mtime:
         try:
-            metrics = read_json(path)
-        except SentimentError:
+            _, metrics = read_record(path, EvaluationMetrics)
+        except SentimentError:  # unreadable, or from another version: evaluate again
             metrics = None
         if isinstance(metrics, dict) and metrics.get("run", {}).get("directory") == str(run.directory):
             log(f"{path} is newer than the run; not evaluating again")

@@ -3,7 +3,7 @@ test split, the contrast suite and out-of-domain sentence sets, written to `repo
 
 Reads only what earlier stages wrote: the run directory (model and baseline, no retraining)
 and the prepared test split; VADER and the out-of-domain sets need no training. The numbers go
-to `metrics.json` (schema in `sentiment.reporting.report`), the words and pictures to `report.md` /
+to `metrics.json` (schema: `sentiment.schemas.EvaluationMetrics`), the words and pictures to `report.md` /
 `report.html` and PNG plots. Nothing here trains, selects or tunes anything.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.artifacts import atomic_directory, environment_versions, write_json
+from sentiment.artifacts import atomic_directory, environment_versions
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import load_prepared
 from sentiment.errors import SentimentError
@@ -32,6 +32,7 @@ from sentiment.metrics import (
 from sentiment.model.batching import predict_ids
 from sentiment.model.vader import for_labels as vader_for
 from sentiment.reporting.model_card import write_model_card
+from sentiment.schemas import EvaluationMetrics, write_record
 from sentiment.serving.inference import BaselineModel, SentimentModel
 from sentiment.training.run import load_run
 
@@ -326,7 +327,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         for item in metrics["explain"]:
             plot_explanation(explain_text(model, item["text"]), staging / item["image"])
         metrics["seconds"] = round(time.perf_counter() - started, 1)
-        write_json(staging / "metrics.json", metrics)
+        write_record(staging / "metrics.json", EvaluationMetrics, metrics)
         write_report(metrics, staging)
     write_model_card(run.directory, run.info, run.config.to_dict(), metrics)  # the card now has the test figures
     return metrics

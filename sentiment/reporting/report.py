@@ -7,64 +7,9 @@ the same numbers in the same order: headline, confusion matrices, calibration, c
 suite, then the detail (per-class scores, length buckets, every failing contrast case,
 the most confident errors, any explanations) and how the run was made.
 
-metrics.json schema v2
-======================
-
-Fractions are in [0, 1]; ``null`` marks a number that is undefined (e.g. ROC-AUC with
-more than two classes, a pass rate over zero cases)::
-
-    {
-     "schema_version": 2,                     # v2: "vader", "comparison_vader", "out_of_domain"
-     "experiment": str,                       # config name, also the report folder name
-     "created": str,                          # ISO 8601 time of the evaluation
-     "data": {"source": {...}, "labels": [str], "test_examples": int, "prepared": str},
-     "run": {"directory": str, "best_epoch": int | null (ensemble), "select_metric": str,
-             "best_validation": {metric: float},                # an ensemble's: of the averaged model
-             "ensemble": {"members": [{"seed", "best_epoch", "best_validation", ...}]} | null,
-             "model": {"cell", "hidden_size", "bidirectional", "num_layers", "pooling", "embedding_dim", ...},
-             "parameters": int, "train_seconds": float,
-             "vectors": {"vectors": str, "coverage": float} | null, "device": str},
-     "model": SYSTEM,
-     "baseline": SYSTEM + {"C": float, "validation": [{"C", "macro_f1", "accuracy", "converged"}]},
-     "vader": SYSTEM + {"scheme": "binary" | "ternary"} | null,   # null: off, or a scheme VADER cannot read
-     "comparison": {"accuracy": PAIRED, "macro_f1": PAIRED},        # model - baseline
-     "comparison_vader": {"accuracy": PAIRED, "macro_f1": PAIRED} | null,   # model - VADER
-     "contrast": {"suite": str, "suite_sha256": str, "model": CONTRAST, "baseline": CONTRAST,
-                  "vader": CONTRAST (when run)} | null,
-     "errors": {"model": [ERROR], "baseline": [ERROR], "vader": [ERROR] (when run)},
-     "out_of_domain": {"sets": [OOD], "skipped": str | null},    # skipped: why no set was run
-     "explain": [{"text": str, "image": str}],      # optional; image: a PNG file in the report folder
-     "versions": {package: version}
-    }
-
-    SYSTEM   = {"n_examples", "accuracy", "macro_f1",                 # the model's also has "calibration":
-                                                               # {"temperature", "ece_before", "reliability_before"}
-                                                               # and "decision_threshold" (float or null)
-                "per_class": {label: {"precision", "recall", "f1", "support"}},
-                "confusion_matrix": [[int]] (rows true, columns predicted),
-                "ece", "reliability": [{"lower", "upper", "confidence", "accuracy", "count"}],
-                "roc_auc", "pr_auc",                      # the above: sentiment.metrics.classification_metrics
-                "accuracy_ci": [lo, hi], "macro_f1_ci": [lo, hi],  # 95% percentile bootstrap
-                "by_length": [{"bucket", "lower", "upper", "count", "accuracy", "macro_f1"}],  # metrics_by_length
-                "risk_coverage": [{"coverage", "kept", "min_confidence", "accuracy"}]}  # metrics.risk_coverage
-    PAIRED   = sentiment.metrics.paired_bootstrap(..., model, baseline):
-               {"metric_a" (model), "metric_b" (baseline), "difference" (a - b), "ci_low", "ci_high",
-                "p_value", "significant": bool, "n_resamples"}
-    CONTRAST = sentiment.evaluation.contrast.ContrastResult.to_dict():
-               {"suite_sha256", "pass_rate", "by_capability": {capability: {"pass_rate", "passed", "total"}},
-                "pair_consistency", "invariance": {"pass_rate", "passed", "total"}, "directional": {...},
-                "cases": [{"id", "text", "capability", "expected", "predicted", "p_positive", "passed", "pair"}],
-                "checks": [{"id", "check", "capability", "texts", "predicted", "p_positive", "passed"}]}
-    ERROR    = {"text", "label" (true), "predicted" (by the system whose error it is),
-                "model_probs": {label: p}, "baseline_probs": {label: p}, "vader_probs": {label: p} (when run),
-                "deciding_sentence": {"text", "weight" (sentence head; else null), "probs": {label: p}}}
-                # deciding_sentence: the model's errors of texts of two or more sentences only
-    OOD      = {"name", "description", "origin": {package, member, sha256} | {path, sha256},
-                "sentences_read": int, "sentences": int (kept), "dropped_middle": int (|mean| < cut),
-                "cut": float, "positive_share": float,
-                "systems": {system: {"n_examples", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci"}},
-                "comparison": {"baseline" | "vader": {"accuracy": PAIRED, "macro_f1": PAIRED}},  # model - system
-                "errors": [ERROR]}                                 # the model's most confident errors
+The metrics dict is `metrics.json`, whose fields and their meaning are the pydantic model
+`sentiment.schemas.EvaluationMetrics` (its JSON Schema: `docs/schemas.json`); evaluate checks
+it against that model before anything is written.
 """
 
 from __future__ import annotations

@@ -249,7 +249,7 @@ def model_summary(model, model_path: str | Path) -> dict[str, Any]:
     if run is not None:
         summary.update(
             temperature=run.temperature,
-            threshold=(run.info.get("decision") or {}).get("threshold"),
+            threshold=run.decision_threshold,
             experiment=run.info.get("experiment"),
             model=run.info.get("model"),
             best_validation=run.info.get("best_validation"),
@@ -257,8 +257,15 @@ def model_summary(model, model_path: str | Path) -> dict[str, Any]:
         )
         report = Path(run.config.report_dir) / "metrics.json"
         if report.is_file():
-            metrics = json.loads(report.read_text(encoding="utf-8"))
-            summary["test"] = {key: metrics["model"].get(key) for key in ("accuracy", "macro_f1", "ece")}
+            from sentiment.schemas import EvaluationMetrics, read_record
+
+            try:
+                evaluated, _ = read_record(report, EvaluationMetrics)
+            except SentimentError:  # a report this version cannot read says nothing about this run
+                evaluated = None
+            if evaluated is not None:
+                m = evaluated.model
+                summary["test"] = {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "ece": m.ece}
     return summary
 
 

@@ -1,7 +1,10 @@
 """The train stage: the network's training loop with validation-based selection, and what it needs.
 
-trainer          the train stage and the epoch loop (selection, early stopping, resume)
-run              the run directory: what train writes and every later stage reads
+stage            the train stage: members trained, the baseline fitted, the run written
+initialise       a model's starting point: seeds, vectors, transfer, pretraining, optimizer
+loop             the epoch loop (Trainer, train_while_improving: selection, early stopping)
+checkpoints      the per-epoch checkpoint that --resume continues from
+run              the run directory: written at the end of train, read by every later stage
 distributed      several processes (torchrun + DDP)
 transfer         starting from another run's weights
 pretraining      language-model pretraining of the encoder

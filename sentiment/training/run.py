@@ -19,15 +19,17 @@ finishes, so a later stage never reads a half-trained run.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentiment.artifacts import read_json
+from sentiment.artifacts import read_json, replace_directory, write_bytes_atomic, write_json
 from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
+from sentiment.schemas import RunRecord, validated, write_record
 
 RUN_FILES = ("model.safetensors", "run.json", "config.json", "vocab.json", "labels.json")
 
@@ -43,6 +45,32 @@ def discard_if_empty(directory: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def write_run(
+    work_dir: Path,
+    run_dir: Path,
+    info: dict[str, Any],
+    config: ExperimentConfig,
+    vocab: Vocab,
+    baseline,
+    history: list[dict[str, Any]],
+) -> None:
+    """Complete a run in its working directory (the weights are already there) and move it into
+    place as `run_dir`, replacing an earlier run: what `load_run` reads, plus the model card and
+    the learning curves."""
+    from sentiment.reporting.model_card import write_model_card
+    from sentiment.reporting.plots import plot_learning_curves
+
+    write_bytes_atomic(work_dir / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in history).encode())
+    write_record(work_dir / "run.json", RunRecord, info)
+    write_json(work_dir / "config.json", config.to_dict())
+    write_json(work_dir / "labels.json", info["labels"])
+    vocab.save(work_dir / "vocab.json")
+    baseline.save(work_dir / "baseline")
+    write_model_card(work_dir, info, config.to_dict())
+    plot_learning_curves(history, work_dir / "learning_curves.png", title=config.name)
+    replace_directory(work_dir, run_dir)
+
+
 @dataclass
 class TrainedRun:
     directory: Path
@@ -50,6 +78,7 @@ class TrainedRun:
     config: ExperimentConfig
     vocab: Vocab
     labels: list[str]
+    record: RunRecord  # run.json checked (`sentiment.schemas`); `info` is the same file as a dict
 
     @property
     def members(self) -> list[dict[str, Any]]:
@@ -83,13 +112,14 @@ class TrainedRun:
     @property
     def temperature(self) -> float:
         """The temperature fitted on validation (`sentiment.training.calibration`); 1 for runs without one."""
-        return float((self.info.get("calibration") or {}).get("temperature", 1.0))
+        calibration = self.record.calibration
+        return 1.0 if calibration is None else calibration.temperature
 
     @property
     def decision_threshold(self) -> float | None:
         """The cut on P(second class) fitted on validation (`training.decision_threshold`); None: argmax."""
-        threshold = (self.info.get("decision") or {}).get("threshold")
-        return None if threshold is None else float(threshold)
+        decision = self.record.decision
+        return None if decision is None else decision.threshold
 
     def history(self) -> list[dict[str, Any]]:
         import json
@@ -118,7 +148,8 @@ def load_run(directory: str | Path) -> TrainedRun:
     labels = read_json(directory / "labels.json")
     vocab = Vocab.load(directory / "vocab.json")
     check_consistent(directory, info, config, labels, len(vocab))
-    return TrainedRun(directory=directory, info=info, config=config, vocab=vocab, labels=labels)
+    record = validated(RunRecord, info, directory / "run.json")
+    return TrainedRun(directory=directory, info=info, config=config, vocab=vocab, labels=labels, record=record)
 
 
 ARCHITECTURE_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")

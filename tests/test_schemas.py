@@ -1,0 +1,63 @@
+"""The on-disk contracts (`sentiment.schemas`): generated documentation, checks on write and on read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sentiment.errors import SentimentError
+from sentiment.schemas import EvaluationMetrics, RunRecord, json_schemas, read_record, write_record
+from sentiment.training.run import load_run
+
+from conftest import quiet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_trained, tmp_path_factory):
+    """The session's tiny run, evaluated into a report directory of this module's own."""
+    from sentiment.evaluation.evaluate import evaluate
+
+    reports = tmp_path_factory.mktemp("schema-reports")
+    config = tiny_trained.model_copy(update={"paths": tiny_trained.paths.model_copy(update={"reports": str(reports)})})
+    evaluate(config, n_resamples=50, log=quiet)
+    return {"run": Path(config.run_dir), "report": Path(config.report_dir)}
+
+
+def test_the_documented_schemas_are_generated_from_the_models():
+    documented = json.loads((ROOT / "docs" / "schemas.json").read_text())
+    assert documented == json_schemas(), "docs/schemas.json is stale: python -m sentiment.schemas > docs/schemas.json"
+
+
+def test_the_files_a_pipeline_writes_pass_their_schemas(evaluated):
+    run_dir, report_dir = evaluated["run"], evaluated["report"]
+    run, info = read_record(run_dir / "run.json", RunRecord)
+    metrics, _ = read_record(report_dir / "metrics.json", EvaluationMetrics)
+    assert run.labels == info["labels"] and run.model.cell == info["model"]["cell"]
+    assert metrics.model.accuracy == json.loads((report_dir / "metrics.json").read_text())["model"]["accuracy"]
+    assert load_run(run_dir).record == run
+
+
+def test_a_record_that_breaks_its_schema_is_not_written(tmp_path, evaluated):
+    info = json.loads((evaluated["run"] / "run.json").read_text())
+    info["model"]["hidden_size"] = "sixteen"
+    with pytest.raises(SentimentError, match=r"run.json: model.hidden_size: Input should be a valid integer"):
+        write_record(tmp_path / "run.json", RunRecord, info)
+    assert not (tmp_path / "run.json").exists()
+    info = json.loads((evaluated["run"] / "run.json").read_text())
+    info["epochs"] = 3  # a field no version writes: a typo, or a file from elsewhere
+    with pytest.raises(SentimentError, match=r"run.json: epochs: Extra inputs are not permitted"):
+        write_record(tmp_path / "run.json", RunRecord, info)
+
+
+def test_a_run_whose_run_json_was_edited_badly_fails_with_the_field(tmp_path, evaluated):
+    run_dir = shutil.copytree(evaluated["run"], tmp_path / "run")
+    info = json.loads((run_dir / "run.json").read_text())
+    info["calibration"]["temperature"] = -1
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with pytest.raises(SentimentError, match=r"run.json: calibration.temperature: Input should be greater than 0"):
+        load_run(run_dir)
