@@ -14,8 +14,6 @@ from sentiment.serving.batch_scorer import BatchScorer  # noqa: E402
 from sentiment.serving.ray_engine import score_with_ray  # noqa: E402
 from sentiment.serving.scoring import score_files  # noqa: E402
 
-from conftest import quiet, tiny_model  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def local_ray():
@@ -25,19 +23,9 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from sentiment.config import load_config
-    from sentiment.data.prepare import prepare
-    from sentiment.training.stage import train
-
-    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
-
-    root = tmp_path_factory.mktemp("ray-run")
-    config = load_config(
-        TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())), *tiny_model(2)]
-    )
-    prepare(config, log=quiet)
-    return train(config, log=quiet).directory
+def trained(tiny_trained):
+    """The session's tiny run (conftest)."""
+    return tiny_trained.run_dir
 
 
 def inputs(directory):

@@ -17,30 +17,21 @@ from hypothesis import strategies as st
 
 from sentiment import load_model
 from sentiment.cli import cli
-from sentiment.config import load_config
-from sentiment.data.prepare import prepare
 from sentiment.model.batching import predict_ids
 from sentiment.serving.scoring import ERRORS, Record, score_files, score_records
-from sentiment.training.stage import train
 
-from conftest import experiment_sets, quiet, review_rows, tiny_model, write_csv
+from conftest import write_csv
 
-MAX_LEN = 32
-TINY = [*tiny_model(4), f"tokenize.max_len={MAX_LEN}"]
+MAX_LEN = 32  # tiny_trained's tokenize.max_len (conftest)
 LONG = " ".join(["lovely soft fabric"] * 40)  # 120 tokens, beyond MAX_LEN
 UNSCORED = {error for error in ERRORS if error != "truncated"}
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One trained run (and its baseline) shared by every test here."""
-    root = tmp_path_factory.mktemp("scoring")
-    source = write_csv(root / "reviews.csv", review_rows(copies=6))
-    config = load_config(None, ["name=tiny", *experiment_sets(root, source), *TINY])
-    prepare(config, log=quiet)
-    train(config, log=quiet)
-    return config
+def tiny_run(tiny_trained):
+    """The session's tiny run (conftest: four epochs, max_len 32) and its baseline."""
+    return tiny_trained
 
 
 @pytest.fixture(scope="module")

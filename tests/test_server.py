@@ -14,8 +14,6 @@ import pytest
 
 from sentiment.serving.inference import load_model
 
-from conftest import quiet, tiny_model
-
 TEXTS = ["love this dress, so soft", "the zipper broke after one wash", "runs small. but the fabric is lovely!"]
 
 
@@ -26,20 +24,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A trained tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
-    from sentiment.config import load_config
-    from sentiment.data.prepare import prepare
-    from sentiment.training.stage import train
+def server(tiny_trained):
+    """The session's tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
+    from sentiment.training.run import load_run
 
-    from conftest import TINY_CONFIG, experiment_sets, review_rows, write_csv
-
-    root = tmp_path_factory.mktemp("serve")
-    config = load_config(
-        TINY_CONFIG, [*experiment_sets(root, write_csv(root / "r.csv", review_rows())), *tiny_model(2)]
-    )
-    prepare(config, log=quiet)
-    run = train(config, log=quiet)
+    run = load_run(tiny_trained.run_dir)
     port = free_port()
     process = subprocess.Popen(
         [
