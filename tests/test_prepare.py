@@ -89,7 +89,7 @@ def test_an_interrupted_prepare_leaves_nothing_a_later_stage_accepts(reviews_csv
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prepare_module, "write_json", crash)
+    monkeypatch.setattr(prepare_module, "write_record", crash)  # while writing the manifest
     with pytest.raises(KeyboardInterrupt):
         prepare(config, log=quiet)
     assert not config.prepared_dir.exists()
