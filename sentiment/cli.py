@@ -126,15 +126,15 @@ def prepare(config_path: str, overrides: tuple[str, ...], force: bool) -> None:
 
     config = _load(config_path, overrides)
     prepared = run_prepare(config, force=force, log=lambda line: click.echo(line, err=True))
-    manifest = prepared.manifest
+    manifest = prepared.record
     click.echo(
-        f"prepared {manifest['rows']['kept']} reviews ({manifest['label_scheme']} scheme) "
-        f"in {manifest['seconds']} s; vocabulary {manifest['vocab']['size']} words"
+        f"prepared {manifest.rows.kept} reviews ({manifest.label_scheme} scheme) "
+        f"in {manifest.seconds} s; vocabulary {manifest.vocab.size} words"
     )
-    for split, counts in manifest["counts"].items():
+    for split, counts in manifest.counts.items():
         shown = ", ".join(f"{label} {count}" for label, count in counts.items())
         click.echo(f"  {split:<10} {sum(counts.values()):>6}  ({shown})")
-    dropped = manifest["rows"]["dropped"]
+    dropped = manifest.rows.dropped
     if dropped:
         click.echo("  dropped: " + ", ".join(f"{reason} {count}" for reason, count in dropped.items()))
     click.echo(f"output: {prepared.directory}")
@@ -195,15 +195,17 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
 
     config = _load(config_path, overrides)
     run = run_train(config, resume=resume, device=device, log=lambda line: click.echo(line, err=True))
-    best = run.info["best_validation"]
+    record = run.record
+    best = record.best_validation
     selected = (
-        f"at epoch {run.info['best_epoch']}"
-        if not run.members
-        else f"for the ensemble of {len(run.members)} (seeds {', '.join(str(m['seed']) for m in run.members)})"
+        f"at epoch {record.best_epoch}"
+        if record.ensemble is None
+        else f"for the ensemble of {len(record.ensemble.members)} "
+        f"(seeds {', '.join(str(m.seed) for m in record.ensemble.members)})"
     )
     click.echo(
         f"best validation macro-F1 {best['val_macro_f1']:.4f} (accuracy {best['val_accuracy']:.4f}) "
-        f"{selected}; {run.info['train_seconds']:.0f} s"
+        f"{selected}; {record.train_seconds or 0:.0f} s"
     )
     click.echo(f"output: {run.directory}")
 

@@ -47,6 +47,12 @@ class RowCounts(_Record):
     kept: int
 
 
+class VocabSummary(_Record):
+    size: int
+    min_freq: int
+    max_size: int | None
+
+
 class PreparedManifest(_TopLevel):
     """`data/prepared/<experiment>/manifest.json`: what `prepare` read, kept, dropped and wrote."""
 
@@ -62,7 +68,7 @@ class PreparedManifest(_TopLevel):
     sentences: dict[str, Json] | None = Field(
         None, description="per split: total, mean_per_review, single_sentence_share (spaCy's sentencizer)"
     )
-    vocab: Json
+    vocab: VocabSummary
     oov_rate_validation: float | None
     seconds: float
     tokenize_seconds: float | None = None
@@ -256,6 +262,16 @@ class ErrorCase(_Record):
     deciding_sentence: Json | None = None
 
 
+class SetScores(_Record):
+    """One system on one out-of-domain set."""
+
+    n_examples: int
+    accuracy: float
+    accuracy_ci: list[float] = Field(min_length=2, max_length=2)
+    macro_f1: float
+    macro_f1_ci: list[float] = Field(min_length=2, max_length=2)
+
+
 class OutOfDomainSet(_Record):
     name: str
     description: str
@@ -265,7 +281,7 @@ class OutOfDomainSet(_Record):
     dropped_middle: int = Field(description="sentences with |mean| below the cut")
     cut: float
     positive_share: float
-    systems: dict[str, Json] = Field(description="per system: n_examples, accuracy(_ci), macro_f1(_ci)")
+    systems: dict[str, SetScores]
     comparison: dict[str, PairedComparison] = Field(description="model minus baseline / VADER")
     errors: list[ErrorCase]
 
@@ -275,13 +291,20 @@ class OutOfDomainSection(_Record):
     skipped: str | None = Field(description="why no set was run")
 
 
+class DataSection(_Record):
+    source: Json
+    labels: list[str]
+    test_examples: int
+    prepared: str
+
+
 class EvaluationMetrics(_TopLevel):
     """`reports/<experiment>/metrics.json`: everything the report shows, as numbers."""
 
     schema_version: int
     experiment: str = Field(description="config name, also the report folder name")
     created: str
-    data: Json = Field(description="source, labels, test_examples, prepared")
+    data: DataSection
     run: Json = Field(description="the run's directory, selection, validation scores, architecture, timing")
     model: SystemMetrics
     baseline: SystemMetrics
@@ -294,6 +317,10 @@ class EvaluationMetrics(_TopLevel):
     explain: list[dict[str, str]] = Field(description="text and the PNG file of each gate picture")
     versions: dict[str, str]
     seconds: float | None = None
+
+    def system(self, name: str) -> SystemMetrics | None:
+        """ "model", "baseline" or "vader" (None when VADER did not run)."""
+        return {"model": self.model, "baseline": self.baseline, "vader": self.vader}[name]
 
 
 SCHEMAS: dict[str, type[_TopLevel]] = {

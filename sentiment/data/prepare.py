@@ -41,10 +41,11 @@ class PreparedData:
     directory: Path
     manifest: dict[str, Any]
     vocab: Vocab
+    record: PreparedManifest  # manifest.json checked (`sentiment.schemas`); `manifest` is the same file as a dict
 
     @property
     def labels(self) -> list[str]:
-        return self.manifest["labels"]
+        return self.record.labels
 
     def split(self, name: str):
         import datasets
@@ -135,11 +136,13 @@ def load_prepared(directory: str | Path) -> PreparedData:
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         raise SentimentError(f"no prepared data in {directory}; run `sentiment prepare` with this config first")
-    _, manifest = read_record(manifest_path, PreparedManifest, what="manifest")
+    record, manifest = read_record(manifest_path, PreparedManifest, what="manifest")
     missing = [name for name in SPLITS if not (directory / name).is_dir()]
     if missing or not (directory / "vocab.json").is_file():
         raise SentimentError(f"{directory} is incomplete (missing {', '.join(missing) or 'vocab.json'}); rerun prepare")
-    return PreparedData(directory=directory, manifest=manifest, vocab=Vocab.load(directory / "vocab.json"))
+    return PreparedData(
+        directory=directory, manifest=manifest, vocab=Vocab.load(directory / "vocab.json"), record=record
+    )
 
 
 def prepare_fingerprint(config: ExperimentConfig) -> str:

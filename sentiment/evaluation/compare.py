@@ -28,6 +28,7 @@ from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.html_page import html_page
+from sentiment.schemas import EvaluationMetrics, SetScores, SystemMetrics, read_record, validated
 from sentiment.training.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
@@ -160,60 +161,67 @@ def _checkpoint_fingerprint(path: Path) -> str | None:
         return None
 
 
-def ensure_evaluated(config: ExperimentConfig, run: TrainedRun, n_resamples: int, log) -> tuple[dict[str, Any], bool]:
+def ensure_evaluated(
+    config: ExperimentConfig, run: TrainedRun, n_resamples: int, log
+) -> tuple[EvaluationMetrics, bool]:
     """The variant's test metrics: its existing report when newer than the run, else a fresh `evaluate`."""
     from sentiment.evaluation.evaluate import evaluate
-    from sentiment.schemas import EvaluationMetrics, read_record
 
     path = config.report_dir / "metrics.json"
     if path.is_file() and path.stat().st_mtime > (run.directory / "run.json").stat().st_mtime:
         try:
-            _, metrics = read_record(path, EvaluationMetrics)
+            metrics, data = read_record(path, EvaluationMetrics)
         except SentimentError:  # unreadable, or from another version: evaluate again
-            metrics = None
-        if isinstance(metrics, dict) and metrics.get("run", {}).get("directory") == str(run.directory):
+            data = None
+        if data is not None and data["run"].get("directory") == str(run.directory):
             log(f"{path} is newer than the run; not evaluating again")
             return metrics, False
-    return evaluate(config, n_resamples=n_resamples, log=log), True
+    return validated(EvaluationMetrics, evaluate(config, n_resamples=n_resamples, log=log), path), True
 
 
 # ---- rows --------------------------------------------------------------------------------------
 
 
-def _scores(system: dict[str, Any]) -> dict[str, Any]:
-    return {key: system[key] for key in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci")}
+def _scores(system: SystemMetrics | SetScores) -> dict[str, Any]:
+    return {
+        "accuracy": system.accuracy,
+        "accuracy_ci": system.accuracy_ci,
+        "macro_f1": system.macro_f1,
+        "macro_f1_ci": system.macro_f1_ci,
+    }
 
 
-def _contrast_rate(metrics: dict[str, Any], system: str) -> float | None:
-    contrast = metrics.get("contrast")  # None for label schemes without positive/negative
-    return contrast[system]["pass_rate"] if contrast and system in contrast else None
+def _contrast_rate(metrics: EvaluationMetrics, system: str) -> float | None:
+    contrast = metrics.contrast  # None for label schemes without positive/negative
+    result = None if contrast is None else getattr(contrast, system)
+    return None if result is None else result.pass_rate
 
 
-def _out_of_domain(metrics: dict[str, Any], system: str) -> dict[str, dict[str, Any]]:
+def _out_of_domain(metrics: EvaluationMetrics, system: str) -> dict[str, dict[str, Any]]:
     """{set name: accuracy and macro-F1 with intervals} of one system on the out-of-domain sets."""
-    sets = (metrics.get("out_of_domain") or {}).get("sets") or []
-    return {item["name"]: _scores(item["systems"][system]) for item in sets if system in item["systems"]}
+    sets = metrics.out_of_domain.sets
+    return {item.name: _scores(item.systems[system]) for item in sets if system in item.systems}
 
 
 def _variant_row(
-    variant: Variant, run: TrainedRun, metrics: dict[str, Any], trained: bool, evaluated: bool
+    variant: Variant, run: TrainedRun, metrics: EvaluationMetrics, trained: bool, evaluated: bool
 ) -> dict[str, Any]:
-    info = run.info
+    record = run.record
     return {
         "name": variant.label,
         "cell": variant.cell,
         "bidirectional": variant.bidirectional,
-        **_scores(metrics["model"]),
+        **_scores(metrics.model),
         "contrast_pass_rate": _contrast_rate(metrics, "model"),
         "out_of_domain": _out_of_domain(metrics, "model"),
-        "out_of_domain_sets": [item["name"] for item in (metrics.get("out_of_domain") or {}).get("sets") or []],
+        "out_of_domain_sets": [item.name for item in metrics.out_of_domain.sets],
         "reference": False,
-        "parameters": info["parameters"],
-        "seconds_per_epoch": info["seconds_per_epoch"],
-        "best_epoch": info["best_epoch"],
-        "epochs_run": info["epochs_run"],
-        "best_val_macro_f1": info["best_validation"]["val_macro_f1"],
-        "test_examples": metrics["data"]["test_examples"],
+        "parameters": record.parameters,
+        "seconds_per_epoch": record.seconds_per_epoch,
+        "best_epoch": record.best_epoch,
+        "epochs_run": record.epochs_run,
+        "best_val_macro_f1": record.best_validation["val_macro_f1"],
+        "test_examples": metrics.data.test_examples,
         "run": str(run.directory),
         "report": str(variant.config.report_dir),
         "trained_now": trained,
@@ -221,7 +229,7 @@ def _variant_row(
     }
 
 
-def _reference_rows(run: TrainedRun, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def _reference_rows(run: TrainedRun, metrics: EvaluationMetrics) -> list[dict[str, Any]]:
     """The bag-of-words baseline (every variant fits the same one: same training tokens and seed)
     and VADER where the report has it."""
     rows = []
@@ -229,7 +237,8 @@ def _reference_rows(run: TrainedRun, metrics: dict[str, Any]) -> list[dict[str, 
         ("baseline", "baseline", _baseline_parameters(run.directory / "baseline"), str(run.directory / "baseline")),
         ("vader", "VADER", None, "vader"),
     ):
-        if not metrics.get(system):
+        scores = metrics.system(system)
+        if scores is None:
             continue
         rows.append(
             {
@@ -237,7 +246,7 @@ def _reference_rows(run: TrainedRun, metrics: dict[str, Any]) -> list[dict[str, 
                 "cell": None,
                 "bidirectional": None,
                 "reference": True,
-                **_scores(metrics[system]),
+                **_scores(scores),
                 "contrast_pass_rate": _contrast_rate(metrics, system),
                 "out_of_domain": _out_of_domain(metrics, system),
                 "parameters": parameters,
@@ -245,7 +254,7 @@ def _reference_rows(run: TrainedRun, metrics: dict[str, Any]) -> list[dict[str, 
                 "best_epoch": None,
                 "epochs_run": None,
                 "best_val_macro_f1": None,
-                "test_examples": metrics["data"]["test_examples"],
+                "test_examples": metrics.data.test_examples,
                 "run": path,
                 "report": None,
                 "trained_now": None,
