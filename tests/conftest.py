@@ -162,6 +162,16 @@ def tiny(prepared_config):
     return lambda *overrides: prepared_config(*TINY, *overrides)
 
 
+def one_line_error(result, pattern: str, exit_code: int = 2) -> None:
+    """A CLI result that failed as every user mistake should: the exit code, and one line on the
+    output, `error: ...`, matching `pattern`."""
+    import re
+
+    assert result.exit_code == exit_code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), result.output
+
+
 def metrics_lines(run_dir: Path) -> list[dict]:
     """A run's metrics.jsonl, one dict per epoch."""
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

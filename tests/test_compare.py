@@ -11,9 +11,8 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.config import load_config
-from sentiment.errors import SentimentError
 from sentiment.evaluation import evaluate as evaluation
-from sentiment.evaluation.compare import compare, compare_dir, ensure_trained, finished_run, parse_list, variants
+from sentiment.evaluation.compare import compare, compare_dir, ensure_trained, finished_run, variants
 from sentiment.training import stage as training
 from sentiment.training.checkpoints import CHECKPOINT
 from sentiment.training.run import partial_dir
@@ -134,8 +133,6 @@ def test_directions_name_unidirectional_runs_apart():
     names = [v.config.name for v in variants(base, ["gru", "lstm"], ["bi", "uni"])]
     assert names == ["x-gru", "x-gru-uni", "x-lstm", "x-lstm-uni"]
     assert [v.bidirectional for v in variants(base, ["gru"], ["uni"])] == [False]
-    with pytest.raises(SentimentError, match="unknown value 'transformer'"):
-        parse_list("--cells", "gru,transformer", ["rnn", "gru", "lstm"])
 
 
 def test_cli_reuses_the_runs_and_prints_the_table(setup):

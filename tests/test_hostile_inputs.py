@@ -8,7 +8,6 @@ import codecs
 import csv
 import io
 import json
-import re
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -24,6 +23,8 @@ from sentiment import load_model
 from sentiment.cli import cli
 from sentiment.errors import SentimentError
 from sentiment.serving.scoring import ERRORS, score_files
+
+from conftest import one_line_error
 
 UNSCORED = {error for error in ERRORS if error != "truncated"}
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -41,12 +42,6 @@ def score(*args):
 def read_rows(path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as stream:
         return list(csv.DictReader(stream))
-
-
-def one_line_error(result, pattern: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and re.search(pattern, lines[0]), result.output
 
 
 # ---- the defects, one test each --------------------------------------------------------------

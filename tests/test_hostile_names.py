@@ -5,7 +5,6 @@ data/prepared/, runs/ or reports/, and `name=../../victim` deleted a sibling dir
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sentiment.errors import SentimentError
 from sentiment.evaluation.evaluate import evaluate
 from sentiment.training.stage import train
 
-from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
+from conftest import TINY_CONFIG, experiment_sets, one_line_error, quiet, tiny_model
 
 HOSTILE = ["", ".", "..", "../x", "/tmp/x", "a/../../b", "a\x00b", "../../victim", "x.partial", ".hidden"]
 OUTSIDE = [Path("/tmp/x"), Path("/tmp/b")]
@@ -49,12 +48,6 @@ def world(tiny_trained, tmp_path_factory):
     (root.parent / "victim").mkdir()
     (root.parent / "victim" / "keep.txt").write_text("keep me")
     return root, sets
-
-
-def one_line_error(result, pattern: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and re.search(pattern, lines[0]), result.output
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -27,19 +27,11 @@ from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
 from sentiment.serving.scoring import score_files
 
-from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model, write_csv
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import TINY_CONFIG, experiment_sets, one_line_error, quiet, tiny_model, write_csv
 
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-
-def one_line_error(result, pattern: str, exit_code: int = 2) -> None:
-    assert result.exit_code == exit_code, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), result.output
 
 
 @pytest.fixture

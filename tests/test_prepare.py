@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.data import prepare as prepare_module
-from sentiment.data.prepare import ids_from_column, load_prepared, prepare, token_ids
+from sentiment.data.prepare import ids_from_column, prepare, token_ids
 
 from conftest import TINY_CONFIG, quiet, review_rows, write_csv
 
@@ -122,11 +122,6 @@ def test_empty_texts_are_dropped_and_counted(tmp_path, make_config):
     rows = review_rows() + [{"text": "   ", "label": 5}, {"text": "", "label": 1}]
     prepared = prepare(make_config(write_csv(tmp_path / "r.csv", rows)), log=quiet)
     assert prepared.manifest["rows"]["dropped"]["empty_text"] == 2
-
-
-def test_load_prepared_refuses_a_missing_directory(tmp_path):
-    with pytest.raises(Exception, match="run `sentiment prepare`"):
-        load_prepared(tmp_path / "nothing")
 
 
 # --- errors a user can cause: one line on stderr, exit code 2, nothing written --------------

@@ -22,12 +22,6 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_trained):
-    """The session's tiny run (conftest)."""
-    return tiny_trained.run_dir
-
-
 def inputs(directory):
     """Three files of three formats, with empty, non-string, invalid-UTF-8 and broken-JSON rows mixed in."""
     txt = directory / "a.txt"
@@ -53,7 +47,8 @@ def inputs(directory):
 
 
 @pytest.mark.slow
-def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, trained, tmp_path):
+def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, tiny_trained, tmp_path):
+    trained = tiny_trained.run_dir
     files = inputs(tmp_path)
     local = tmp_path / "local.parquet"
     score_files(trained, files, local)
@@ -80,7 +75,8 @@ def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, trained, 
     assert list(zip(theirs["source"], theirs["row"])) == list(zip(ours["source"], ours["row"]))
 
 
-def test_the_batch_scorer_takes_arrow_pandas_and_plain_columns(trained):
+def test_the_batch_scorer_takes_arrow_pandas_and_plain_columns(tiny_trained):
+    trained = tiny_trained.run_dir
     import pyarrow as pa
 
     scorer = BatchScorer(str(trained))

@@ -33,13 +33,16 @@ def test_the_documented_schemas_are_generated_from_the_models():
     assert documented == json_schemas(), "docs/schemas.json is stale: python -m sentiment.schemas > docs/schemas.json"
 
 
-def test_the_files_a_pipeline_writes_pass_their_schemas(evaluated):
-    run_dir, report_dir = evaluated["run"], evaluated["report"]
-    run, info = read_record(run_dir / "run.json", RunRecord)
-    metrics, _ = read_record(report_dir / "metrics.json", EvaluationMetrics)
-    assert run.labels == info["labels"] and run.model.cell == info["model"]["cell"]
-    assert metrics.model.accuracy == json.loads((report_dir / "metrics.json").read_text())["model"]["accuracy"]
-    assert load_run(run_dir).record == run
+def test_the_files_a_pipeline_writes_pass_their_schemas(evaluated, tiny_trained):
+    from sentiment.data.prepare import load_prepared
+
+    prepared = load_prepared(tiny_trained.prepared_dir)  # read through PreparedManifest
+    run, _ = read_record(evaluated["run"] / "run.json", RunRecord)
+    metrics, _ = read_record(evaluated["report"] / "metrics.json", EvaluationMetrics)
+    assert sum(prepared.record.counts["test"].values()) == metrics.data.test_examples == metrics.model.n_examples
+    assert run.best_epoch is not None and 1 <= run.best_epoch <= (run.epochs_run or 0)
+    assert metrics.system("vader") is metrics.vader and metrics.baseline.n_examples == metrics.model.n_examples
+    assert load_run(evaluated["run"]).record == run
 
 
 def test_a_record_that_breaks_its_schema_is_not_written(tmp_path, evaluated):

@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import re
 import unicodedata
 from itertools import islice
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ from sentiment.cli import cli
 from sentiment.model.batching import predict_ids
 from sentiment.serving.scoring import ERRORS, Record, score_files, score_records
 
-from conftest import write_csv
+from conftest import one_line_error, write_csv
 
 MAX_LEN = 32  # tiny_trained's tokenize.max_len (conftest)
 LONG = " ".join(["lovely soft fabric"] * 40)  # 120 tokens, beyond MAX_LEN
@@ -29,14 +28,8 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_trained):
-    """The session's tiny run (conftest: four epochs, max_len 32) and its baseline."""
-    return tiny_trained
-
-
-@pytest.fixture(scope="module")
-def model(tiny_run):
-    return load_model(tiny_run.run_dir)
+def model(tiny_trained):
+    return load_model(tiny_trained.run_dir)
 
 
 def score(*args, input=None):
@@ -46,12 +39,6 @@ def score(*args, input=None):
 def ok(result):
     assert result.exit_code == 0, result.output
     return result
-
-
-def expect_error(result, pattern):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and re.search(pattern, lines[0]), result.output
 
 
 def read_csv(path) -> list[dict]:
@@ -66,7 +53,7 @@ def prob_columns(rows: list[dict]) -> list[str]:
 # ---- the row-per-row contract ----------------------------------------------------------------
 
 
-def test_every_line_gets_a_row_and_unscorable_ones_say_why(tiny_run, model, tmp_path):
+def test_every_line_gets_a_row_and_unscorable_ones_say_why(tiny_trained, model, tmp_path):
     reviews = tmp_path / "reviews.txt"
     reviews.write_bytes(
         b"love this dress\n"  # 1 scored
@@ -159,9 +146,9 @@ def test_output_rows_always_equal_input_lines(model, tmp_path, lines, trailing_n
         assert (row["label"] == "") == (row["error"] in UNSCORED)
 
 
-def test_the_python_api_takes_a_loaded_model_or_a_path(tiny_run, model, tmp_path):
+def test_the_python_api_takes_a_loaded_model_or_a_path(tiny_trained, model, tmp_path):
     (tmp_path / "in.txt").write_text("love it\nawful\n")
-    from_path = score_files(tiny_run.run_dir, [tmp_path / "in.txt"], tmp_path / "a.jsonl")
+    from_path = score_files(tiny_trained.run_dir, [tmp_path / "in.txt"], tmp_path / "a.jsonl")
     score_files(model, [tmp_path / "in.txt"], tmp_path / "b.jsonl")
     assert (from_path.rows, from_path.scored, from_path.output) == (2, 2, str(tmp_path / "a.jsonl"))
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
@@ -236,13 +223,13 @@ def write_inputs(frame: pd.DataFrame, directory) -> dict[str, str]:
     return {kind: str(path) for kind, path in paths.items()}
 
 
-def test_every_input_format_gives_the_same_scores(tiny_run, tmp_path, table):
+def test_every_input_format_gives_the_same_scores(tiny_trained, tmp_path, table):
     inputs = write_inputs(table, tmp_path)
-    ok(score("-m", tiny_run.run_dir, tmp_path / "in.txt", "-o", tmp_path / "txt.csv"))
+    ok(score("-m", tiny_trained.run_dir, tmp_path / "in.txt", "-o", tmp_path / "txt.csv"))
     reference = pd.read_csv(tmp_path / "txt.csv")
     for kind, path in inputs.items():
         out = tmp_path / f"from_{kind}.csv"
-        ok(score("-m", tiny_run.run_dir, path, "--text-column", "review", "--keep-columns", "id,label", "-o", out))
+        ok(score("-m", tiny_trained.run_dir, path, "--text-column", "review", "--keep-columns", "id,label", "-o", out))
         scored = pd.read_csv(out)
         assert list(scored.columns) == [
             "source",
@@ -262,13 +249,13 @@ def test_every_input_format_gives_the_same_scores(tiny_run, tmp_path, table):
         )
 
 
-def test_every_output_format_holds_the_same_rows(tiny_run, tmp_path, table):
+def test_every_output_format_holds_the_same_rows(tiny_trained, tmp_path, table):
     inputs = write_inputs(table, tmp_path)
     for extension in ("csv", "jsonl", "parquet"):
         ok(
             score(
                 "-m",
-                tiny_run.run_dir,
+                tiny_trained.run_dir,
                 inputs["parquet"],
                 "--text-column",
                 "review",
@@ -292,13 +279,13 @@ def test_every_output_format_holds_the_same_rows(tiny_run, tmp_path, table):
         assert frame["label"].tolist()[:2] == from_csv["label"].tolist()[:2]
 
 
-def test_kept_json_values_become_text_in_parquet(tiny_run, tmp_path):
+def test_kept_json_values_become_text_in_parquet(tiny_trained, tmp_path):
     lines = [{"text": "love it", "id": 7, "meta": {"stars": 5}}, {"text": "awful", "id": "x-8", "meta": None}]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     ok(
         score(
             "-m",
-            tiny_run.run_dir,
+            tiny_trained.run_dir,
             tmp_path / "in.jsonl",
             "--keep-columns",
             "id",
@@ -312,8 +299,8 @@ def test_kept_json_values_become_text_in_parquet(tiny_run, tmp_path):
     assert scored["id"].tolist() == ["7", "x-8"] and scored["meta"].fillna("null").tolist() == ['{"stars": 5}', "null"]
 
 
-def test_standard_input_and_output(tiny_run):
-    result = ok(score("-m", tiny_run.run_dir, "-", input="love this dress\n\nawful fit\n"))
+def test_standard_input_and_output(tiny_trained):
+    result = ok(score("-m", tiny_trained.run_dir, "-", input="love this dress\n\nawful fit\n"))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["source"], r["row"], r["error"]) for r in rows] == [
         ("<stdin>", "1", ""),
@@ -321,7 +308,7 @@ def test_standard_input_and_output(tiny_run):
         ("<stdin>", "3", ""),
     ]
     jsonl = '{"text": "love it", "id": 1}\nnot json\n{"text": "awful", "id": 3}\n'
-    result = ok(score("-m", tiny_run.run_dir, "--format", "jsonl", "--keep-columns", "id", "-", input=jsonl))
+    result = ok(score("-m", tiny_trained.run_dir, "--format", "jsonl", "--keep-columns", "id", "-", input=jsonl))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["row"], r["error"], r["id"]) for r in rows] == [
         ("1", "", "1"),
@@ -330,11 +317,11 @@ def test_standard_input_and_output(tiny_run):
     ]
 
 
-def test_several_files_and_a_glob_in_order(tiny_run, tmp_path):
+def test_several_files_and_a_glob_in_order(tiny_trained, tmp_path):
     for name, lines in [("b.txt", "awful\nok fine\n"), ("a.txt", "love it\n"), ("c.csv", "text\nnice\n")]:
         (tmp_path / name).write_text(lines)
     out = tmp_path / "out.jsonl"
-    ok(score("-m", tiny_run.run_dir, tmp_path / "c.csv", str(tmp_path / "*.txt"), "--device", "cpu", "-o", out))
+    ok(score("-m", tiny_trained.run_dir, tmp_path / "c.csv", str(tmp_path / "*.txt"), "--device", "cpu", "-o", out))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["source"].rsplit("/", 1)[1], r["row"]) for r in rows] == [
         ("c.csv", 1),
@@ -344,10 +331,14 @@ def test_several_files_and_a_glob_in_order(tiny_run, tmp_path):
     ]
 
 
-def test_the_baseline_scores_the_same_files(tiny_run, tmp_path, table):
+def test_the_baseline_scores_the_same_files(tiny_trained, tmp_path, table):
     inputs = write_inputs(table, tmp_path)
-    ok(score("-m", tiny_run.run_dir / "baseline", inputs["csv"], "--text-column", "review", "-o", tmp_path / "b.csv"))
-    ok(score("-m", tiny_run.run_dir, inputs["csv"], "--text-column", "review", "-o", tmp_path / "m.csv"))
+    ok(
+        score(
+            "-m", tiny_trained.run_dir / "baseline", inputs["csv"], "--text-column", "review", "-o", tmp_path / "b.csv"
+        )
+    )
+    ok(score("-m", tiny_trained.run_dir, inputs["csv"], "--text-column", "review", "-o", tmp_path / "m.csv"))
     baseline, model = read_csv(tmp_path / "b.csv"), read_csv(tmp_path / "m.csv")
     assert [r["error"] for r in baseline] == ["", "", "empty_text", ""]
     assert all(r["label"] in ("negative", "positive") for r in baseline if not r["error"])
@@ -357,17 +348,17 @@ def test_the_baseline_scores_the_same_files(tiny_run, tmp_path, table):
 # ---- identities ------------------------------------------------------------------------------
 
 
-def test_batch_size_does_not_change_the_probabilities(tiny_run, tmp_path):
+def test_batch_size_does_not_change_the_probabilities(tiny_trained, tmp_path):
     import datasets
 
     texts = [
         text
         for split in ("train", "validation", "test")
-        for text in datasets.load_from_disk(str(tiny_run.prepared_dir / split))["text"]
+        for text in datasets.load_from_disk(str(tiny_trained.prepared_dir / split))["text"]
     ]
     (tmp_path / "in.txt").write_text("\n".join(texts + [LONG, "ok", ""]) + "\n")
-    ok(score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--batch-size", "64", "-o", tmp_path / "64.csv"))
-    ok(score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--batch-size", "1", "-o", tmp_path / "1.csv"))
+    ok(score("-m", tiny_trained.run_dir, tmp_path / "in.txt", "--batch-size", "64", "-o", tmp_path / "64.csv"))
+    ok(score("-m", tiny_trained.run_dir, tmp_path / "in.txt", "--batch-size", "1", "-o", tmp_path / "1.csv"))
     batched, single = read_csv(tmp_path / "64.csv"), read_csv(tmp_path / "1.csv")
     assert len(batched) == len(texts) + 3
     assert [r["label"] for r in batched] == [r["label"] for r in single]
@@ -377,19 +368,17 @@ def test_batch_size_does_not_change_the_probabilities(tiny_run, tmp_path):
         )
 
 
-def test_scoring_the_test_split_reproduces_its_accuracy(tiny_run, tmp_path):
+def test_scoring_the_test_split_reproduces_its_accuracy(tiny_trained, tmp_path):
     import datasets
 
-    test = datasets.load_from_disk(str(tiny_run.prepared_dir / "test"))
-    run_model = load_model(tiny_run.run_dir)
+    test = datasets.load_from_disk(str(tiny_trained.prepared_dir / "test"))
+    run_model = load_model(tiny_trained.run_dir)
     expected = predict_ids(run_model.network, test["ids"]).argmax(1)
-    accuracy = float((expected == np.array(test["label"])).mean())
     write_csv(tmp_path / "test.csv", [{"text": text} for text in test["text"]], fieldnames=["text"])
-    ok(score("-m", tiny_run.run_dir, tmp_path / "test.csv", "-o", tmp_path / "scored.csv"))
+    ok(score("-m", tiny_trained.run_dir, tmp_path / "test.csv", "-o", tmp_path / "scored.csv"))
     rows = read_csv(tmp_path / "scored.csv")
     predicted = np.array([run_model.classes.index(r["label"]) for r in rows])
     assert len(rows) == len(test) and (predicted == expected).all()
-    assert float((predicted == np.array(test["label"])).mean()) == accuracy
 
 
 # ---- user mistakes: one line, exit 2, no output file -----------------------------------------
@@ -408,28 +397,30 @@ def no_output_left(directory, name="out.csv"):
 
 
 def test_missing_or_incomplete_model(tmp_path, reviews_txt):
-    expect_error(score("-m", tmp_path / "nothing", reviews_txt, "-o", tmp_path / "out.csv"), "no trained run at")
+    one_line_error(score("-m", tmp_path / "nothing", reviews_txt, "-o", tmp_path / "out.csv"), "no trained run at")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    expect_error(score("-m", tmp_path / "half", reviews_txt, "-o", tmp_path / "out.csv"), "not a complete run: missing")
-    expect_error(score("-m", reviews_txt, reviews_txt, "-o", tmp_path / "out.csv"), "no trained run at")
+    one_line_error(
+        score("-m", tmp_path / "half", reviews_txt, "-o", tmp_path / "out.csv"), "not a complete run: missing"
+    )
+    one_line_error(score("-m", reviews_txt, reviews_txt, "-o", tmp_path / "out.csv"), "no trained run at")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "baseline.json").write_text("not json")
-    expect_error(score("-m", tmp_path / "bad", reviews_txt, "-o", tmp_path / "out.csv"), "baseline.json is corrupt")
+    one_line_error(score("-m", tmp_path / "bad", reviews_txt, "-o", tmp_path / "out.csv"), "baseline.json is corrupt")
     no_output_left(tmp_path)
 
 
-def test_unknown_columns(tiny_run, tmp_path, table):
+def test_unknown_columns(tiny_trained, tmp_path, table):
     inputs = write_inputs(table, tmp_path)
     for path in inputs.values():
-        expect_error(
-            score("-m", tiny_run.run_dir, path, "-o", tmp_path / "out.csv"),
+        one_line_error(
+            score("-m", tiny_trained.run_dir, path, "-o", tmp_path / "out.csv"),
             r"no text column 'text' \(choose it with --text-column\); its columns: id, label, review",
         )
-        expect_error(
+        one_line_error(
             score(
                 "-m",
-                tiny_run.run_dir,
+                tiny_trained.run_dir,
                 path,
                 "--text-column",
                 "review",
@@ -440,24 +431,26 @@ def test_unknown_columns(tiny_run, tmp_path, table):
             ),
             "no column 'stars'",
         )
-    expect_error(
-        score("-m", tiny_run.run_dir, tmp_path / "in.txt", "--keep-columns", "id", "-o", tmp_path / "out.csv"),
+    one_line_error(
+        score("-m", tiny_trained.run_dir, tmp_path / "in.txt", "--keep-columns", "id", "-o", tmp_path / "out.csv"),
         "a .txt file has no columns to keep",
     )
     no_output_left(tmp_path)
 
 
-def test_unusable_inputs_and_outputs(tiny_run, tmp_path, reviews_txt):
-    run = tiny_run.run_dir
-    expect_error(score("-m", run, tmp_path / "missing.txt", "-o", tmp_path / "out.csv"), "input file not found")
-    expect_error(score("-m", run, str(tmp_path / "*.csv"), "-o", tmp_path / "out.csv"), "no input file matches")
+def test_unusable_inputs_and_outputs(tiny_trained, tmp_path, reviews_txt):
+    run = tiny_trained.run_dir
+    one_line_error(score("-m", run, tmp_path / "missing.txt", "-o", tmp_path / "out.csv"), "input file not found")
+    one_line_error(score("-m", run, str(tmp_path / "*.csv"), "-o", tmp_path / "out.csv"), "no input file matches")
     (tmp_path / "reviews.xlsx").write_text("x")
-    expect_error(score("-m", run, tmp_path / "reviews.xlsx", "-o", tmp_path / "out.csv"), "cannot tell the format")
+    one_line_error(score("-m", run, tmp_path / "reviews.xlsx", "-o", tmp_path / "out.csv"), "cannot tell the format")
     (tmp_path / "fake.parquet").write_text("not parquet")
-    expect_error(score("-m", run, tmp_path / "fake.parquet", "-o", tmp_path / "out.csv"), "not a readable Parquet file")
-    expect_error(score("-m", run, reviews_txt, "-o", tmp_path / "out.xlsx"), "cannot tell the output format")
-    expect_error(score("-m", run, reviews_txt, "-o", tmp_path), "is a directory")
-    expect_error(score("-m", run, reviews_txt, "-o", reviews_txt / "out.csv"), "cannot write the output")
+    one_line_error(
+        score("-m", run, tmp_path / "fake.parquet", "-o", tmp_path / "out.csv"), "not a readable Parquet file"
+    )
+    one_line_error(score("-m", run, reviews_txt, "-o", tmp_path / "out.xlsx"), "cannot tell the output format")
+    one_line_error(score("-m", run, reviews_txt, "-o", tmp_path), "is a directory")
+    one_line_error(score("-m", run, reviews_txt, "-o", reviews_txt / "out.csv"), "cannot write the output")
     no_output_left(tmp_path)
     assert reviews_txt.read_text() == "love it\nawful\n"
 

@@ -16,7 +16,7 @@ from sentiment.training import loop as training_module
 from sentiment.training.run import load_run, partial_dir
 from sentiment.training.stage import train
 
-from conftest import TINY, TINY_CONFIG, metrics_lines, quiet, without_timing
+from conftest import TINY, TINY_CONFIG, metrics_lines, one_line_error, quiet, without_timing
 
 
 def test_overfits_the_training_reviews_and_writes_a_complete_run(tiny):
@@ -140,33 +140,26 @@ def as_args(reviews_csv, tmp_path, *overrides):
     return [arg for value in sets for arg in ("--set", value)]
 
 
-def expect_error(result, pattern):
-    import re
-
-    assert result.exit_code == 2, result.output
-    assert len(result.output.strip().splitlines()) == 1 and re.search(pattern, result.output), result.output
-
-
 def test_training_before_preparing(reviews_csv, tmp_path):
-    expect_error(cli_train(as_args(reviews_csv, tmp_path)), "no prepared data .* run `sentiment prepare`")
+    one_line_error(cli_train(as_args(reviews_csv, tmp_path)), "no prepared data .* run `sentiment prepare`")
 
 
 def test_config_changed_since_prepare(reviews_csv, tmp_path, tiny):
     tiny()
-    expect_error(cli_train(as_args(reviews_csv, tmp_path, "vocab.min_freq=3")), "made with a different config")
+    one_line_error(cli_train(as_args(reviews_csv, tmp_path, "vocab.min_freq=3")), "made with a different config")
 
 
 def test_unknown_cell_type(reviews_csv, tmp_path):
-    expect_error(cli_train(as_args(reviews_csv, tmp_path, "model.cell=transformer")), "model.cell")
+    one_line_error(cli_train(as_args(reviews_csv, tmp_path, "model.cell=transformer")), "model.cell")
 
 
 def test_unreadable_vectors_file(reviews_csv, tmp_path, tiny):
     tiny()
     (tmp_path / "bad.txt").write_bytes(b"word \xff\xfe 1.0\n")
-    expect_error(
+    one_line_error(
         cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'bad.txt'}")), "cannot read vectors file"
     )
-    expect_error(
+    one_line_error(
         cli_train(as_args(reviews_csv, tmp_path, f"model.vectors={tmp_path / 'none.txt'}")), "vectors file not found"
     )
 
@@ -178,14 +171,8 @@ def test_out_of_memory_batch_size(reviews_csv, tmp_path, tiny, monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(RecurrentClassifier, "forward", out_of_memory)
-    expect_error(cli_train(as_args(reviews_csv, tmp_path, "training.batch_size=4096")), "does not fit in .* memory")
+    one_line_error(cli_train(as_args(reviews_csv, tmp_path, "training.batch_size=4096")), "does not fit in .* memory")
     assert not (tmp_path / "runs" / "tiny").exists()
-
-
-def test_loading_something_that_is_not_a_run(tmp_path):
-    (tmp_path / "notarun").mkdir()
-    with pytest.raises(Exception, match="not a complete run"):
-        load_run(tmp_path / "notarun")
 
 
 def test_vector_words_extend_the_vocabulary_after_the_prepared_one(tiny, tmp_path):

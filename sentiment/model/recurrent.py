@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from sentiment.data.text import CONNECTIVE, SENTENCE_END, WORD  # the token kinds sentence_token_kinds gives
 from sentiment.errors import SentimentError
 
 CELLS: dict[str, Callable[..., nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -47,7 +48,6 @@ HEADS = ("pooled", "sentences", "clauses")
 DIRECTIONS = ("forward", "backward")
 SENTENCE_CHUNK = 128
 """Sentences encoded per recurrent call, sorted by length, so short ones are not padded to the longest."""
-_WORD, _SENTENCE_END, _CONNECTIVE = 0, 2, 3  # token kinds, as `sentiment.data.text.sentence_token_kinds` gives them
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -73,9 +73,9 @@ def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     sentence-end character since the word before it ("love it !! not itchy" starts at "not");
     and every contrast connective that does not already begin one ("not perfect , | but good")."""
     steps = torch.arange(kinds.size(1), device=kinds.device).expand_as(kinds)
-    connective = kinds == _CONNECTIVE
-    word = ((kinds == _WORD) | connective) & mask
-    ends_so_far = (kinds == _SENTENCE_END).long().cumsum(dim=1)
+    connective = kinds == CONNECTIVE
+    word = ((kinds == WORD) | connective) & mask
+    ends_so_far = (kinds == SENTENCE_END).long().cumsum(dim=1)
     # Position of the previous word (-1: none yet), and the sentence ends counted up to it.
     previous_word = torch.where(word, steps, torch.full_like(steps, -1)).cummax(dim=1).values
     previous_word = torch.cat([previous_word.new_full((kinds.size(0), 1), -1), previous_word[:, :-1]], dim=1)

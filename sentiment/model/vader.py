@@ -24,7 +24,6 @@ import numpy as np
 from sentiment.errors import SentimentError
 from sentiment.model.classifier import TextClassifier
 
-NAME = "vader"
 NEUTRAL_BAND = 0.05
 MODEL_NAMES = {"vader": "binary", "vader:binary": "binary", "vader:ternary": "ternary"}
 SCHEME_CLASSES = {"binary": ["negative", "positive"], "ternary": ["negative", "neutral", "positive"]}
