@@ -10,6 +10,8 @@ from sentiment.training.calibration import calibration_record, fit_temperature, 
 
 from conftest import quiet, tiny_model
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 
 def softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))

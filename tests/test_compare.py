@@ -19,6 +19,8 @@ from sentiment.training.run import partial_dir
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 CONFIG = TINY_CONFIG
 TINY = tiny_model(2)
 CELLS = ["rnn", "gru", "lstm"]

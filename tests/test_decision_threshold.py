@@ -17,6 +17,8 @@ from sentiment.training.calibration import THRESHOLDS, threshold_record
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 
 def test_threshold_is_the_validation_best_and_ties_go_to_the_argmax():
     # Positives score 0.3-0.4 and negatives 0.1-0.2: only a cut in (0.2, 0.3] separates them.

@@ -24,6 +24,8 @@ from sentiment.training.stage import train
 
 from conftest import TINY_CONFIG, experiment_sets, metrics_lines, quiet, tiny_model, without_timing
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 TINY = [*tiny_model(3), "model.dropout=0.2"]  # dropout: the RNG state is part of what resume restores
 TEXTS = ["love this dress", "the zipper broke and it runs small", "not perfect, but pretty good"]
 

@@ -14,6 +14,8 @@ from sentiment.training.stage import train
 
 from conftest import TINY, TINY_CONFIG, experiment_sets, quiet
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 REQUIRED = [
     "model.accuracy",
     "model.macro_f1",

@@ -28,6 +28,8 @@ from sentiment.training.stage import train
 
 from conftest import experiment_sets, one_line_error, quiet, review_rows, tiny_model, write_csv
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 TINY = tiny_model(2)
 # A bidirectional LSTM, a unidirectional GRU, and a plain RNN (which has no gates, only its hidden state).
 MODELS = {

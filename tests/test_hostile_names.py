@@ -20,6 +20,8 @@ from sentiment.training.stage import train
 
 from conftest import TINY_CONFIG, experiment_sets, one_line_error, quiet, tiny_model
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 HOSTILE = ["", ".", "..", "../x", "/tmp/x", "a/../../b", "a\x00b", "../../victim", "x.partial", ".hidden"]
 OUTSIDE = [Path("/tmp/x"), Path("/tmp/b")]
 

@@ -21,6 +21,8 @@ from sentiment.training.stage import train
 
 from conftest import metrics_lines, quiet, tiny_model, without_timing
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 
 def test_token_categories_from_vaders_lexicon_and_negators():
     tokens = ["<pad>", "<unk>", "not", "n't", "never", "dress", "terrible", "annoying", "nice", "Perfect"]

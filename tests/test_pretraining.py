@@ -15,6 +15,8 @@ from sentiment.training.stage import train
 
 from conftest import metrics_lines, quiet, without_timing
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 
 def test_cutoffs_fit_any_vocabulary_size():
     assert head_cutoffs(30000) == [2000, 8000]

@@ -14,6 +14,8 @@ from sentiment.training.run import load_run
 
 from conftest import quiet
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -18,6 +18,8 @@ from sentiment.training.segments import sentence_examples, training_examples
 
 from conftest import metrics_lines, quiet, tiny_model
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 TEXTS = [
     "Love it!! Not itchy at all. The fit... is great?  Yes",
     "One sentence only",

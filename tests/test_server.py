@@ -14,6 +14,8 @@ import pytest
 
 from sentiment.serving.inference import load_model
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 TEXTS = ["love this dress, so soft", "the zipper broke after one wash", "runs small. but the fabric is lovely!"]
 
 

@@ -18,6 +18,8 @@ from sentiment.training.stage import train
 
 from conftest import TINY, TINY_CONFIG, metrics_lines, one_line_error, quiet, without_timing
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 
 def test_overfits_the_training_reviews_and_writes_a_complete_run(tiny):
     config = tiny("training.max_epochs=15", "training.patience=15", "training.select_metric=loss")

@@ -14,6 +14,8 @@ from sentiment.training.stage import train
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv
 
+pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
+
 TINY = tiny_model(2)
 
 
