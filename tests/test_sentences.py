@@ -12,6 +12,7 @@ import torch
 from sentiment.config import load_config
 from sentiment.data.text import Tokenizer, sentence_spans, sentence_token_kinds
 from sentiment.data.vocab import Vocab
+from sentiment.errors import SentimentError
 from sentiment.model.batching import collate
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier, sentence_starts
 from sentiment.training.segments import sentence_examples, training_examples
@@ -207,3 +208,25 @@ def test_score_with_sentences_keeps_one_row_per_input_row(prepared_config, tmp_p
     assert [s["text"] for s in cells[0]] == ["Love this dress.", "The zipper broke!"] and cells[1] is None
     assert cells[2][0]["label"] == table["label"][2]
     assert cells[2][0]["prob_positive"] == pytest.approx(table["prob_positive"][2], abs=1e-6)
+
+
+def test_the_lexicon_filter_keeps_the_sentences_vader_agrees_with():
+    from sentiment.config import TrainingConfig
+
+    reviews = [
+        "love it . i ordered it in black . not bad at all .".split(),  # a positive review
+        "terrible zipper . the color is lovely .".split(),  # a negative one
+    ]
+    starts = [np.array([0, 3, 9]), np.array([0, 3])]
+    ids = [np.arange(len(tokens), dtype=np.int32) + 2 for tokens in reviews]
+    labels = np.array([1, 0])
+    config = TrainingConfig(segments="sentences", segment_filter="lexicon")
+    examples = training_examples(ids, starts, labels, 2, config, tokens=reviews, class_names=["negative", "positive"])
+    # "love it ." and "not bad at all ." carry their positive review's label; "i ordered it in
+    # black ." (compound 0) and the negative review's "the color is lovely ." are left out.
+    sentences = [list(sentence) for sentence in examples.ids[examples.reviews :]]
+    assert sentences == [list(ids[0][0:3]), list(ids[0][9:14]), list(ids[1][0:3])]
+    assert examples.labels[examples.reviews :].tolist() == [1, 1, 0]
+    assert examples.filtered_out == 2 and examples.summary()["sentences_filtered_out"] == 2
+    with pytest.raises(SentimentError, match="needs the binary scheme"):
+        training_examples(ids, starts, labels, 2, config, tokens=reviews, class_names=["negative", "neutral"])

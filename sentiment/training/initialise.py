@@ -159,7 +159,8 @@ def initialise(
     # fused=True: one kernel for all parameters (CPU and CUDA), not a dozen ops per tensor.
     optimizer = torch.optim.AdamW(trained, lr=t.lr, weight_decay=t.weight_decay, fused=True)
     starts = sentence_starts(train) if t.segments != "none" else None
-    examples = training_examples(train_ids, starts, train_labels, len(labels), t)
+    tokens = train["tokens"] if t.segment_filter != "none" else None
+    examples = training_examples(train_ids, starts, train_labels, len(labels), t, tokens=tokens, class_names=labels)
     if examples.sentences:
         log(
             f"training on {examples.reviews:,} reviews and {examples.sentences:,} of their "

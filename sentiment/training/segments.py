@@ -9,7 +9,9 @@ Those labels are noisy: most sentences of a positive review are neutral ("I orde
 black."), so with 88% positive reviews the model learns to call any short text positive.
 Two loss weights counter that: `segment_weight` (a sentence against a whole review) and
 `segment_class_weights` (inverse class frequency among the sentences, so that a sentence as
-common in negative reviews as in positive ones is pulled towards neither class).
+common in negative reviews as in positive ones is pulled towards neither class); and
+`segment_filter = "lexicon"` keeps only the sentences whose VADER score agrees with their
+review's label (the lexicon is training knowledge; no evaluation data is involved).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from sentiment.config import TrainingConfig
 from sentiment.data.text import sentence_spans
+from sentiment.errors import SentimentError
 
 
 @dataclass
@@ -33,6 +36,8 @@ class TrainingExamples:
     """None: every example weighs 1 (the plain review-level loss)."""
     reviews: int
     """The first `reviews` examples are the whole reviews; the rest are sentences."""
+    filtered_out: int = 0
+    """Sentences `segment_filter` left out."""
 
     @property
     def sentences(self) -> int:
@@ -47,6 +52,8 @@ class TrainingExamples:
             "sentences": self.sentences,
             "sentence_class_counts": np.bincount(sentence_labels).tolist(),
         }
+        if self.filtered_out:
+            summary["sentences_filtered_out"] = self.filtered_out
         if self.weights is not None:
             classes = np.unique(sentence_labels)
             summary["sentence_weight_by_class"] = {
@@ -55,20 +62,48 @@ class TrainingExamples:
         return summary
 
 
-def sentence_examples(
-    ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], labels: np.ndarray, min_tokens: int
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each review's sentences of at least `min_tokens` tokens, with the review's label; reviews of
+def sentence_spans_of_reviews(
+    ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], min_tokens: int
+) -> list[tuple[int, int, int]]:
+    """(review, begin, end) of each review's sentences of at least `min_tokens` tokens; reviews of
     a single sentence add nothing (the sentence is the review)."""
-    sentence_ids, sentence_labels = [], []
-    for review_ids, review_starts, label in zip(ids, starts, labels):
+    found: list[tuple[int, int, int]] = []
+    for review, (review_ids, review_starts) in enumerate(zip(ids, starts)):
         spans = sentence_spans(review_starts, len(review_ids), min_tokens)
         if len(spans) < 2 and (not spans or spans[0] == (0, len(review_ids))):
             continue
-        for begin, end in spans:
-            sentence_ids.append(review_ids[begin:end])
-            sentence_labels.append(label)
-    return sentence_ids, np.asarray(sentence_labels, dtype=np.int64)
+        found.extend((review, begin, end) for begin, end in spans)
+    return found
+
+
+def sentence_examples(
+    ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], labels: np.ndarray, min_tokens: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each review's sentences of at least `min_tokens` tokens, with the review's label."""
+    spans = sentence_spans_of_reviews(ids, starts, min_tokens)
+    return [ids[r][b:e] for r, b, e in spans], np.asarray([labels[r] for r, _, _ in spans], dtype=np.int64)
+
+
+def lexicon_agrees(
+    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray, class_names: list[str]
+) -> np.ndarray:
+    """Per sentence span: does VADER's compound score of its tokens have its review's sign, beyond
+    VADER's neutral band? Binary schemes only."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from sentiment.model.vader import NEUTRAL_BAND
+
+    if class_names != ["negative", "positive"]:
+        raise SentimentError(
+            f"training.segment_filter = 'lexicon' reads VADER's sign, which needs the binary scheme; "
+            f"the classes here are {class_names}"
+        )
+    analyzer = SentimentIntensityAnalyzer()
+    keep = np.zeros(len(spans), dtype=bool)
+    for index, (review, begin, end) in enumerate(spans):
+        compound = analyzer.polarity_scores(" ".join(tokens[review][begin:end]))["compound"]
+        keep[index] = compound >= NEUTRAL_BAND if labels[review] == 1 else compound <= -NEUTRAL_BAND
+    return keep
 
 
 def training_examples(
@@ -77,13 +112,25 @@ def training_examples(
     labels: np.ndarray,
     num_classes: int,
     config: TrainingConfig,
+    tokens: Sequence[Sequence[str]] | None = None,
+    class_names: list[str] | None = None,
 ) -> TrainingExamples:
-    """The training reviews, plus their sentences when `config.segments` asks for them, with weights."""
+    """The training reviews, plus their sentences when `config.segments` asks for them, with
+    weights; `tokens` and `class_names` are read by `segment_filter = "lexicon"`."""
     class_weights = inverse_frequency(labels, num_classes) if config.class_weights else None
     if config.segments == "none" or starts is None:
         weights = None if class_weights is None else class_weights[labels]
         return TrainingExamples(ids=ids, labels=labels, weights=weights, reviews=len(ids))
-    sentence_ids, sentence_labels = sentence_examples(ids, starts, labels, config.segment_min_tokens)
+    spans = sentence_spans_of_reviews(ids, starts, config.segment_min_tokens)
+    filtered_out = 0
+    if config.segment_filter == "lexicon":
+        if tokens is None or class_names is None:
+            raise SentimentError("training.segment_filter = 'lexicon' needs the training tokens and class names")
+        keep = lexicon_agrees(tokens, spans, labels, class_names)
+        filtered_out = int((~keep).sum())
+        spans = [span for span, kept in zip(spans, keep) if kept]
+    sentence_ids = [ids[review][begin:end] for review, begin, end in spans]
+    sentence_labels = np.asarray([labels[review] for review, _, _ in spans], dtype=np.int64)
     review_weights = np.ones(len(ids)) if class_weights is None else class_weights[labels]
     sentence_weights = np.full(len(sentence_ids), config.segment_weight)
     if config.segment_class_weights and len(sentence_ids):
@@ -93,6 +140,7 @@ def training_examples(
         labels=np.concatenate([labels, sentence_labels]),
         weights=np.concatenate([review_weights, sentence_weights]),
         reviews=len(ids),
+        filtered_out=filtered_out,
     )
 
 
