@@ -164,7 +164,10 @@ def initialise(
     if examples.sentences:
         log(
             f"training on {examples.reviews:,} reviews and {examples.sentences:,} of their "
-            f"sentences (weight {t.segment_weight:g}" + (", balanced by class" if t.segment_class_weights else "") + ")"
+            f"sentences (weight {t.segment_weight:g}"
+            + (", balanced by class" if t.segment_class_weights else "")
+            + (f"; {examples.filtered_out:,} left out, VADER disagreeing" if examples.filtered_out else "")
+            + ")"
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (
