@@ -182,6 +182,13 @@ ALPHABET = st.sampled_from(
         "}",
         "\\",
         "soft",
+        # what str.splitlines would take for line ends, which no reader here may split on
+        "\x0b",
+        "\x0c",
+        "\x1c\x1d",
+        "\x85",
+        "\u3000",
+        " soft" * 40,  # longer than tokenize.max_len: scored on its first tokens, flagged `truncated`
     ]
 )
 FIELD = st.lists(ALPHABET, max_size=8).map("".join)
