@@ -44,9 +44,12 @@ class Tokenizer:
         return self._tokens(self._tokenizer(clean_text(text)))
 
     def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[list[str]]:
-        cleaned = (clean_text(text) for text in texts)
-        for doc in self._tokenizer.pipe(cleaned, batch_size=batch_size):
+        for doc in self._docs(texts, batch_size):
             yield self._tokens(doc)
+
+    def _docs(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[Any]:
+        """spaCy docs of the cleaned texts: what every pipe here reads."""
+        return self._tokenizer.pipe((clean_text(text) for text in texts), batch_size=batch_size)
 
     def pipe_with_sentences(
         self, texts: Iterable[str], batch_size: int = 1000, with_texts: bool = False
@@ -59,8 +62,7 @@ class Tokenizer:
             self._sentencizer = Sentencizer()
         from spacy.attrs import SENT_START
 
-        cleaned = (clean_text(text) for text in texts)
-        for doc in self._tokenizer.pipe(cleaned, batch_size=batch_size):
+        for doc in self._docs(texts, batch_size):
             doc = self._sentencizer(doc)
             tokens = self._tokens(doc, keep_space=True)
             starts: list[int] = []
@@ -88,9 +90,8 @@ class Tokenizer:
         strings: spaCy's hashes map straight to ids, and only a word missing from `lookup` is
         looked up, to drop it if it is whitespace as `pipe` does. A third faster than tokens
         then ids, which matters where tokenizing and the forward pass share the cores (`score`)."""
-        cleaned = (clean_text(text) for text in texts)
         strings, attribute = self._strings, self._attribute
-        for doc in self._tokenizer.pipe(cleaned, batch_size=1000):
+        for doc in self._docs(texts):
             ids = []
             for key in doc.to_array(attribute).tolist():
                 index = lookup.get(key)

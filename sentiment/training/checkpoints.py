@@ -35,11 +35,15 @@ def checkpoint_state(work_dir: Path) -> Path:
     return work_dir / CHECKPOINT / "state.json"
 
 
+def _cpu_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The module's state dict as contiguous CPU tensors (what safetensors saves), names prefixed."""
+    return {f"{prefix}{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
 def save_weights(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_bytes_atomic(path, save(state))
+    write_bytes_atomic(path, save(_cpu_state(model)))
 
 
 def save_checkpoint(trainer: Trainer) -> None:
@@ -57,14 +61,9 @@ def save_checkpoint(trainer: Trainer) -> None:
     rng_all = {name: group.gather_rows(state.numpy()[None].astype(np.float32), device) for name, state in rng.items()}
     if not group.is_main:
         return
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
+    tensors = _cpu_state(trainer.model, "model.")
     if trainer.position_losses is not None:
-        tensors.update(
-            {
-                f"position_losses.{k}": v.detach().cpu().contiguous()
-                for k, v in trainer.position_losses.state_dict().items()
-            }
-        )
+        tensors.update(_cpu_state(trainer.position_losses, "position_losses."))
     optimizer = trainer.optimizer.state_dict()
     for index, slots in optimizer["state"].items():
         for name, value in slots.items():

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sentiment.artifacts import environment_versions, write_bytes_atomic
@@ -170,10 +171,11 @@ def finish_run(
 ) -> None:
     """The run's record (an ensemble assembled, calibration fitted), written and moved into place."""
     first = trainers[0]
+    probabilities = None  # the selected model's on validation, once someone needs them
     if len(trainers) == 1:
         record, history = first.summary(), first.state.history
     else:
-        record = _assemble_ensemble(config, prepared, trainers, work_dir)
+        record, probabilities = _assemble_ensemble(config, prepared, trainers, work_dir)
         history = [
             dict(line, member=number)
             for number, trainer in enumerate(trainers, start=1)
@@ -201,7 +203,8 @@ def finish_run(
     if t.temperature_scaling or t.decision_threshold != "none":
         from sentiment.training.calibration import calibration_record, rescale, threshold_record
 
-        probabilities = _validation_probabilities(config, prepared, first, work_dir)
+        if probabilities is None:
+            probabilities = _validation_probabilities(config, prepared, first, work_dir)
         if t.temperature_scaling:
             info["calibration"] = calibration_record(probabilities, first.val_labels, prepared.labels)
             v = info["calibration"]["validation"]
@@ -235,7 +238,8 @@ def finish_run(
 
 def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
     """The selected model's (an ensemble: the averaged one's) validation probabilities, from the
-    weights the run keeps: what temperature scaling and the decision threshold are fitted on."""
+    weights the run keeps: what the ensemble's scores, temperature scaling and the decision
+    threshold are computed from."""
     from safetensors.torch import load_file
 
     from sentiment.model.recurrent import EnsembleClassifier
@@ -249,30 +253,24 @@ def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, 
 
 def _assemble_ensemble(
     config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path
-) -> dict[str, Any]:
-    """One weights file holding the members' selected epochs (`members.<k>.<name>`), and the
-    ensemble's record: its own validation scores, then each member's."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One weights file holding the members' selected epochs (`members.<k>.<name>`), the ensemble's
+    record (its own validation scores, then each member's) and its validation probabilities."""
     from safetensors.torch import load_file, save
-
-    from sentiment.model.recurrent import EnsembleClassifier
 
     state = {}
     for index, trainer in enumerate(trainers):
         member_weights = trainer.work_dir / BEST_WEIGHTS
         state.update({f"members.{index}.{name}": tensor for name, tensor in load_file(str(member_weights)).items()})
-    first = trainers[0]
-    ensemble = EnsembleClassifier(
-        [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in trainers]
-    )
-    ensemble.load_state_dict(state)
-    probabilities = predict_ids(ensemble.to(first.device), first.val_ids, batch_size=256, device=first.device)
-    scores = validation_scores(probabilities, first.val_labels)
     write_bytes_atomic(work_dir / BEST_WEIGHTS, save(state))
+    first = trainers[0]
+    probabilities = _validation_probabilities(config, prepared, first, work_dir)
+    scores = validation_scores(probabilities, first.val_labels)
     for trainer in trainers:  # their weights now live in the ensemble's file
         (trainer.work_dir / BEST_WEIGHTS).unlink()
     members = [trainer.summary() for trainer in trainers]
     seconds, epochs = sum(m["train_seconds"] for m in members), sum(m["epochs_run"] for m in members)
-    return {
+    record = {
         "best_epoch": None,
         "best_validation": {f"val_{name}": round(value, 5) for name, value in scores.items()},
         "epochs_run": epochs,
@@ -282,3 +280,4 @@ def _assemble_ensemble(
         "pretraining": None,
         "ensemble": {"members": members},
     }
+    return record, probabilities
