@@ -80,7 +80,13 @@ def sentence_examples(
     ids: Sequence[np.ndarray], starts: Sequence[np.ndarray], labels: np.ndarray, min_tokens: int
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Each review's sentences of at least `min_tokens` tokens, with the review's label."""
-    spans = sentence_spans_of_reviews(ids, starts, min_tokens)
+    return _from_spans(ids, labels, sentence_spans_of_reviews(ids, starts, min_tokens))
+
+
+def _from_spans(
+    ids: Sequence[np.ndarray], labels: np.ndarray, spans: list[tuple[int, int, int]]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The token ids of each (review, begin, end) span, and its review's label."""
     return [ids[r][b:e] for r, b, e in spans], np.asarray([labels[r] for r, _, _ in spans], dtype=np.int64)
 
 
@@ -129,8 +135,7 @@ def training_examples(
         keep = lexicon_agrees(tokens, spans, labels, class_names)
         filtered_out = int((~keep).sum())
         spans = [span for span, kept in zip(spans, keep) if kept]
-    sentence_ids = [ids[review][begin:end] for review, begin, end in spans]
-    sentence_labels = np.asarray([labels[review] for review, _, _ in spans], dtype=np.int64)
+    sentence_ids, sentence_labels = _from_spans(ids, labels, spans)
     review_weights = np.ones(len(ids)) if class_weights is None else class_weights[labels]
     sentence_weights = np.full(len(sentence_ids), config.segment_weight)
     if config.segment_class_weights and len(sentence_ids):
