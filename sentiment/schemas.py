@@ -183,11 +183,27 @@ class RiskCoveragePoint(_Record):
     accuracy: float | None
 
 
+class CalibrationOnTest(_Record):
+    """The model's temperature, and its test calibration before scaling."""
+
+    temperature: float = Field(gt=0)
+    ece_before: float
+    reliability_before: list[ReliabilityBin]
+
+
+class BaselineSearchRow(_Record):
+    """One value of C the baseline tried, scored on the validation split."""
+
+    C: float
+    macro_f1: float
+    accuracy: float
+    converged: bool
+
+
 class SystemMetrics(_Record):
     """One system (model, baseline, VADER) on the test split: `sentiment.metrics.classification_metrics`
-    plus bootstrap intervals, length buckets and the risk-coverage curve. The model's also has
-    `calibration` ({temperature, ece_before, reliability_before}) and `decision_threshold`; the
-    baseline's `C` and `validation` (one row per C tried); VADER's `scheme`."""
+    plus bootstrap intervals, length buckets and the risk-coverage curve; then what only one of
+    them has."""
 
     n_examples: int
     accuracy: float
@@ -202,6 +218,11 @@ class SystemMetrics(_Record):
     macro_f1_ci: list[float] = Field(min_length=2, max_length=2)
     by_length: list[LengthBucket]
     risk_coverage: list[RiskCoveragePoint] | None = None  # added within schema v2
+    calibration: CalibrationOnTest | None = Field(None, description="the model's")
+    decision_threshold: float | None = Field(None, description="the model's cut on P(positive); null: argmax")
+    C: float | None = Field(None, description="the baseline's regularisation, chosen on validation")
+    validation: list[BaselineSearchRow] | None = Field(None, description="the baseline's search over C")
+    scheme: str | None = Field(None, description="VADER's reading of its compound score")
 
 
 class PairedDifference(_Record):
@@ -228,6 +249,31 @@ class PassRate(_Record):
     total: int
 
 
+class CaseOutcome(_Record):
+    """One labelled contrast case, as one system read it."""
+
+    id: str
+    text: str
+    capability: str
+    expected: str
+    predicted: str
+    p_positive: float
+    passed: bool
+    pair: str | None = None
+
+
+class CheckOutcome(_Record):
+    """One invariance or directional check (several texts), as one system read it."""
+
+    id: str
+    check: str
+    capability: str
+    texts: list[str]
+    predicted: list[str]
+    p_positive: list[float]
+    passed: bool
+
+
 class ContrastResult(_Record):
     """`sentiment.evaluation.contrast.ContrastResult.to_dict()`: one system on the contrast suite."""
 
@@ -237,8 +283,8 @@ class ContrastResult(_Record):
     pair_consistency: float | None
     invariance: PassRate
     directional: PassRate
-    cases: list[Json] = Field(description="id, text, capability, expected, predicted, p_positive, passed, pair")
-    checks: list[Json] = Field(description="id, check, capability, texts, predicted, p_positive, passed")
+    cases: list[CaseOutcome]
+    checks: list[CheckOutcome]
 
 
 class ContrastSection(_Record):
@@ -247,6 +293,12 @@ class ContrastSection(_Record):
     model: ContrastResult
     baseline: ContrastResult
     vader: ContrastResult | None = None
+
+
+class DecidingSentence(_Record):
+    text: str
+    weight: float | None = Field(description="the sentence head's attention weight; null for pooled models")
+    probs: dict[str, float]
 
 
 class ErrorCase(_Record):
@@ -259,7 +311,7 @@ class ErrorCase(_Record):
     model_probs: dict[str, float]
     baseline_probs: dict[str, float]
     vader_probs: dict[str, float] | None = None
-    deciding_sentence: Json | None = None
+    deciding_sentence: DecidingSentence | None = None
 
 
 class SetScores(_Record):
@@ -298,6 +350,28 @@ class DataSection(_Record):
     prepared: str
 
 
+class RunSummary(_Record):
+    """What the report says of the run it evaluated (a subset of its run.json)."""
+
+    directory: str
+    best_epoch: int | None = None
+    select_metric: str | None = None
+    best_validation: Json | None = None
+    model: Json | None = None
+    parameters: int | None = None
+    train_seconds: float | None = None
+    seconds_per_epoch: float | None = None
+    epochs_run: int | None = None
+    vectors: Json | None = None
+    device: str | None = None
+    ensemble: EnsembleRecord | None = None
+
+
+class Explanation(_Record):
+    text: str
+    image: str = Field(description="the PNG of its gate picture, next to metrics.json")
+
+
 class EvaluationMetrics(_TopLevel):
     """`reports/<experiment>/metrics.json`: everything the report shows, as numbers."""
 
@@ -305,7 +379,7 @@ class EvaluationMetrics(_TopLevel):
     experiment: str = Field(description="config name, also the report folder name")
     created: str
     data: DataSection
-    run: Json = Field(description="the run's directory, selection, validation scores, architecture, timing")
+    run: RunSummary
     model: SystemMetrics
     baseline: SystemMetrics
     vader: SystemMetrics | None = Field(description="null: off, or a scheme VADER cannot read")
@@ -314,7 +388,7 @@ class EvaluationMetrics(_TopLevel):
     contrast: ContrastSection | None
     errors: dict[str, list[ErrorCase]]
     out_of_domain: OutOfDomainSection
-    explain: list[dict[str, str]] = Field(description="text and the PNG file of each gate picture")
+    explain: list[Explanation]
     versions: dict[str, str]
     seconds: float | None = None
 
@@ -343,10 +417,12 @@ def validated(schema: type[R], data: Any, where: str | Path) -> R:
         raise SentimentError(f"{where}: {field}: {first['msg']}{more}") from None
 
 
-def write_record(path: Path, schema: type[_TopLevel], data: Json) -> None:
-    """Check `data` against its schema, then write it (the dictionary itself) atomically."""
-    validated(schema, data, path)
+def write_record(path: Path, schema: type[R], data: Json) -> R:
+    """Check `data` against its schema, then write it (the dictionary itself) atomically; returns
+    the checked record."""
+    record = validated(schema, data, path)
     write_json(path, data)
+    return record
 
 
 def read_record(path: Path, schema: type[R], what: str = "file") -> tuple[R, Json]:

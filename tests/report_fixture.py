@@ -1,4 +1,4 @@
-"""A realistic metrics.json (schema v1) for report tests, built with the real metric and contrast code.
+"""A realistic metrics.json (schema v2, valid against `sentiment.schemas.EvaluationMetrics`) for report tests, built with the real metric and contrast code.
 
 The test split and the two systems are simulated: a "model" that reads negation and "but"
 clauses and a bag-of-words "baseline" that does not. Everything is deterministic.
@@ -311,6 +311,7 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
             if binary
             else {"sets": [], "skipped": "not run: the sentence sets are rated negative to positive"}
         ),
+        "explain": [],
         "versions": {
             "python": "3.11.2",
             "sentiment": "0.1.0",

@@ -99,8 +99,8 @@ def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
     y_true = np.asarray(test["label"])
     probabilities = model.predict_proba(list(test["text"]))
     accuracy = float(((probabilities[:, 1] >= threshold).astype(int) == y_true).mean())
-    assert metrics["model"]["accuracy"] == pytest.approx(accuracy)
-    assert metrics["model"]["decision_threshold"] == threshold
-    case = metrics["contrast"]["model"]["cases"][0]
-    p = model.predict_proba([case["text"]])[0, 1]
-    assert case["predicted"] == ("positive" if p >= threshold else "negative")
+    assert metrics.model.accuracy == pytest.approx(accuracy)
+    assert metrics.model.decision_threshold == threshold
+    case = metrics.contrast.model.cases[0]
+    p = model.predict_proba([case.text])[0, 1]
+    assert case.predicted == ("positive" if p >= threshold else "negative")

@@ -138,7 +138,7 @@ def test_evaluate_score_and_explain_read_an_ensemble_run(tmp_path, reviews_csv):
 
     config = load_config(TINY_CONFIG, sets)
     metrics = evaluate(config, n_resamples=50, log=quiet)
-    assert [m["seed"] for m in metrics["run"]["ensemble"]["members"]] == [13, 14]
+    assert [m.seed for m in metrics.run.ensemble.members] == [13, 14]
     report = (config.report_dir / "report.md").read_text()
     assert "2 models averaged, each selected on validation macro\\_f1" in report
     assert "member 2: seed 14" in report

@@ -79,9 +79,9 @@ def test_out_of_domain_figures_match_scoring_the_sentences_again(evaluated):
     from conftest import RATED_SENTENCES
 
     config, metrics = evaluated
-    (item,) = metrics["out_of_domain"]["sets"]
+    (item,) = metrics.out_of_domain.sets
     kept = [(text, int(mean >= 0.5)) for _, mean, text in RATED_SENTENCES if abs(mean) >= 0.5]
-    assert (item["sentences_read"], item["sentences"], item["dropped_middle"]) == (6, 5, 1)
+    assert (item.sentences_read, item.sentences, item.dropped_middle) == (6, 5, 1)
     texts, labels = [text for text, _ in kept], np.array([label for _, label in kept])
     for name, system in (
         ("model", load_model(config.run_dir)),
@@ -89,11 +89,11 @@ def test_out_of_domain_figures_match_scoring_the_sentences_again(evaluated):
         ("vader", VaderModel()),
     ):
         predictions = system.predict(texts).probabilities.argmax(1)
-        assert item["systems"][name]["accuracy"] == pytest.approx(np.mean(predictions == labels)), name
-    assert set(item["comparison"]) == {"baseline", "vader"}
-    assert item["errors"] == [] or item["errors"][0]["predicted"] != item["errors"][0]["label"]
-    vader_rows = [e for e in metrics["errors"]["vader"]]
-    assert all(e["vader_probs"] and e["model_probs"] and e["baseline_probs"] for e in vader_rows)
+        assert item.systems[name].accuracy == pytest.approx(np.mean(predictions == labels)), name
+    assert set(item.comparison) == {"baseline", "vader"}
+    assert item.errors == [] or item.errors[0].predicted != item.errors[0].label
+    vader_rows = [e for e in metrics.errors["vader"]]
+    assert all(e.vader_probs and e.model_probs and e.baseline_probs for e in vader_rows)
 
 
 def test_report_files_are_written(evaluated):
@@ -107,7 +107,7 @@ def test_report_files_are_written(evaluated):
         "reliability.png",
         "contrast_by_capability.png",
     } <= names
-    assert {item["image"] for item in metrics["explain"]} <= names
+    assert {item.image for item in metrics.explain} <= names
     html = (config.report_dir / "report.html").read_text()
     assert "not perfect, but pretty good" in html and 'src="http' not in html
 
@@ -119,10 +119,10 @@ def test_model_figures_match_scoring_the_test_split_again(evaluated):
     test = datasets.load_from_disk(str(config.prepared_dir / "test"))
     model = load_model(config.run_dir)
     predictions = model.predict(test["text"]).probabilities.argmax(1)
-    assert np.mean(predictions == np.array(test["label"])) == pytest.approx(metrics["model"]["accuracy"])
+    assert np.mean(predictions == np.array(test["label"])) == pytest.approx(metrics.model.accuracy)
     baseline = load_model(config.run_dir / "baseline")
     predictions = baseline.predict(test["text"]).probabilities.argmax(1)
-    assert np.mean(predictions == np.array(test["label"])) == pytest.approx(metrics["baseline"]["accuracy"])
+    assert np.mean(predictions == np.array(test["label"])) == pytest.approx(metrics.baseline.accuracy)
 
 
 def test_evaluate_without_a_run_is_one_line_and_exit_code_2(tmp_path):
@@ -135,14 +135,14 @@ def test_evaluate_without_a_run_is_one_line_and_exit_code_2(tmp_path):
 def test_the_models_errors_name_the_sentence_that_decided(evaluated):
     config, metrics = evaluated
     model = load_model(config.run_dir)
-    for error in metrics["errors"]["model"]:
-        sentences = model.predict_sentences([error["text"]])[0]
+    for error in metrics.errors["model"]:
+        sentences = model.predict_sentences([error.text])[0]
         if len(sentences) < 2:
-            assert "deciding_sentence" not in error
+            assert error.deciding_sentence is None
             continue
-        decider = error["deciding_sentence"]
-        predicted = model.classes.index(error["predicted"])
-        assert decider["text"] == max(sentences, key=lambda s: s.probabilities[predicted]).text
+        decider = error.deciding_sentence
+        predicted = model.classes.index(error.predicted)
+        assert decider is not None and decider.text == max(sentences, key=lambda s: s.probabilities[predicted]).text
 
 
 def test_the_run_has_a_model_card_that_huggingface_hub_reads(evaluated):
@@ -154,6 +154,6 @@ def test_the_run_has_a_model_card_that_huggingface_hub_reads(evaluated):
     assert "sentiment-analysis" in card.data.tags and card.data.pipeline_tag == "text-classification"
     assert card.data.datasets == [config.data.source]
     # evaluate refreshed it with the test figures of all three systems.
-    assert f"| this model | {metrics['model']['accuracy']:.3f}" in card.text
-    assert f"| VADER (lexicon) | {metrics['vader']['accuracy']:.3f}" in card.text
+    assert f"| this model | {metrics.model.accuracy:.3f}" in card.text
+    assert f"| VADER (lexicon) | {metrics.vader.accuracy:.3f}" in card.text
     assert "Intended use and limits" in card.text

@@ -28,7 +28,7 @@ from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.html_page import html_page
-from sentiment.schemas import EvaluationMetrics, SetScores, SystemMetrics, read_record, validated
+from sentiment.schemas import EvaluationMetrics, SetScores, SystemMetrics, read_record
 from sentiment.training.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
@@ -170,13 +170,13 @@ def ensure_evaluated(
     path = config.report_dir / "metrics.json"
     if path.is_file() and path.stat().st_mtime > (run.directory / "run.json").stat().st_mtime:
         try:
-            metrics, data = read_record(path, EvaluationMetrics)
+            metrics: EvaluationMetrics | None = read_record(path, EvaluationMetrics)[0]
         except SentimentError:  # unreadable, or from another version: evaluate again
-            data = None
-        if data is not None and data["run"].get("directory") == str(run.directory):
+            metrics = None
+        if metrics is not None and metrics.run.directory == str(run.directory):
             log(f"{path} is newer than the run; not evaluating again")
             return metrics, False
-    return validated(EvaluationMetrics, evaluate(config, n_resamples=n_resamples, log=log), path), True
+    return evaluate(config, n_resamples=n_resamples, log=log), True
 
 
 # ---- rows --------------------------------------------------------------------------------------

@@ -216,8 +216,9 @@ def run_contrast_suite(labels: list[str], systems: dict[str, Any]) -> dict[str, 
     return section
 
 
-def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> dict[str, Any]:
-    """Evaluate the experiment's run; write `reports/<experiment>/` and return the metrics."""
+def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> EvaluationMetrics:
+    """Evaluate the experiment's run; write `reports/<experiment>/` and return its metrics.json as
+    the checked record."""
     from sentiment.evaluation.explain import explain_text
     from sentiment.reporting.plots import plot_explanation
     from sentiment.reporting.report import write_report
@@ -327,10 +328,10 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> di
         for item in metrics["explain"]:
             plot_explanation(explain_text(model, item["text"]), staging / item["image"])
         metrics["seconds"] = round(time.perf_counter() - started, 1)
-        write_record(staging / "metrics.json", EvaluationMetrics, metrics)
-        write_report(metrics, staging)
-    write_model_card(run.directory, run.info, run.config.to_dict(), metrics)  # the card now has the test figures
-    return metrics
+        record = write_record(staging / "metrics.json", EvaluationMetrics, metrics)
+        write_report(record, staging)
+    write_model_card(run.directory, run.info, run.config.to_dict(), record)  # the card now has the test figures
+    return record
 
 
 def explained_texts(contrast: dict[str, Any] | None) -> list[dict[str, str]]:

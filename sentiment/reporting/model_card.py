@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import write_bytes_atomic
+from sentiment.schemas import EvaluationMetrics
 
 CARD_FILE = "README.md"
 WEAK_CAPABILITY = 0.75
@@ -19,7 +20,7 @@ WEAK_CAPABILITY = 0.75
 
 
 def write_model_card(
-    run_dir: str | Path, info: dict[str, Any], config: dict[str, Any], metrics: dict[str, Any] | None = None
+    run_dir: str | Path, info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetrics | None = None
 ) -> Path:
     """Write (or refresh, with `metrics` from `evaluate`) the run's model card; returns its path."""
     from huggingface_hub import ModelCardData
@@ -47,7 +48,7 @@ def write_model_card(
     return path
 
 
-def _body(info: dict[str, Any], config: dict[str, Any], metrics: dict[str, Any] | None) -> list[str]:
+def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetrics | None) -> list[str]:
     m = info["model"]
     head = {
         "pooled": "max+mean pooling over the whole review",
@@ -114,25 +115,24 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: dict[str, Any] 
     return lines
 
 
-def _evaluation(metrics: dict[str, Any]) -> list[str]:
-    systems = [s for s in ("model", "baseline", "vader") if metrics.get(s)]
+def _evaluation(metrics: EvaluationMetrics) -> list[str]:
     names = {"model": "this model", "baseline": "TF-IDF + logistic regression", "vader": "VADER (lexicon)"}
-    contrast = metrics.get("contrast") or {}
+    systems = {s: part for s in names if (part := metrics.system(s)) is not None}
     lines = [
-        f"Test split ({metrics['data']['test_examples']:,} reviews; 95% bootstrap intervals):",
+        f"Test split ({metrics.data.test_examples:,} reviews; 95% bootstrap intervals):",
         "",
         "| system | accuracy | macro-F1 | ECE | contrast suite |",
         "|---|---|---|---|---|",
     ]
-    for s in systems:
-        part = metrics[s]
-        rate = (contrast.get(s) or {}).get("pass_rate")
+    for s, part in systems.items():
+        result = None if metrics.contrast is None else getattr(metrics.contrast, s)
+        rate = None if result is None else result.pass_rate
         lines.append(
-            f"| {names[s]} | {part['accuracy']:.3f} [{part['accuracy_ci'][0]:.3f}, {part['accuracy_ci'][1]:.3f}]"
-            f" | {part['macro_f1']:.3f} [{part['macro_f1_ci'][0]:.3f}, {part['macro_f1_ci'][1]:.3f}]"
-            f" | {part['ece']:.3f} | {'—' if rate is None else f'{rate:.1%}'} |"
+            f"| {names[s]} | {part.accuracy:.3f} [{part.accuracy_ci[0]:.3f}, {part.accuracy_ci[1]:.3f}]"
+            f" | {part.macro_f1:.3f} [{part.macro_f1_ci[0]:.3f}, {part.macro_f1_ci[1]:.3f}]"
+            f" | {part.ece:.3f} | {'—' if rate is None else f'{rate:.1%}'} |"
         )
-    sets = (metrics.get("out_of_domain") or {}).get("sets") or []
+    sets = metrics.out_of_domain.sets
     if sets:
         lines += [
             "",
@@ -143,20 +143,19 @@ def _evaluation(metrics: dict[str, Any]) -> list[str]:
         ]
         for item in sets:
             lines.append(
-                f"| {item['name']} ({item['sentences']:,}) | "
-                + " | ".join(f"{item['systems'][s]['accuracy']:.3f}" for s in systems if s in item["systems"])
+                f"| {item.name} ({item.sentences:,}) | "
+                + " | ".join(f"{item.systems[s].accuracy:.3f}" for s in systems if s in item.systems)
                 + " |"
             )
     return lines
 
 
-def _weak_capabilities(metrics: dict[str, Any] | None) -> list[tuple[str, float]]:
-    if not metrics or not (metrics.get("contrast") or {}).get("model"):
+def _weak_capabilities(metrics: EvaluationMetrics | None) -> list[tuple[str, float]]:
+    if metrics is None or metrics.contrast is None:
         return []
-    by_capability = metrics["contrast"]["model"]["by_capability"]
     weak = [
-        (name, entry["pass_rate"])
-        for name, entry in by_capability.items()
-        if entry.get("pass_rate") is not None and entry["pass_rate"] < WEAK_CAPABILITY
+        (name, entry.pass_rate)
+        for name, entry in metrics.contrast.model.by_capability.items()
+        if entry.pass_rate is not None and entry.pass_rate < WEAK_CAPABILITY
     ]
     return sorted(weak, key=lambda item: item[1])

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import write_bytes_atomic
+from sentiment.schemas import LengthBucket, ReliabilityBin, RiskCoveragePoint
 
 
 def _pyplot():
@@ -119,25 +120,25 @@ def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[s
     save_figure(figure, path)
 
 
-def plot_reliability(bins: dict[str, list[dict[str, Any]]], eces: dict[str, float], path: str | Path) -> None:
+def plot_reliability(bins: dict[str, list[ReliabilityBin]], eces: dict[str, float | None], path: str | Path) -> None:
     """Reliability diagram: accuracy against mean confidence per bin, with the diagonal and a count histogram."""
     plt = _pyplot()
     figure, (axis, count_axis) = plt.subplots(
         2, 1, figsize=(5.6, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    filled = [b for system_bins in bins.values() for b in system_bins if b["count"]]
-    low = min((b["lower"] for b in filled), default=0.0)
+    filled = [b for system_bins in bins.values() for b in system_bins if b.count]
+    low = min((b.lower for b in filled), default=0.0)
     axis.plot([low, 1.0], [low, 1.0], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
-    width = min((b["upper"] - b["lower"] for b in filled), default=0.1) / (len(bins) + 1)
+    width = min((b.upper - b.lower for b in filled), default=0.1) / (len(bins) + 1)
     for index, (system, system_bins) in enumerate(bins.items()):
-        used = [b for b in system_bins if b["count"]]
+        used = [b for b in system_bins if b.count]
         colour = _colour(system, index)
         ece = eces.get(system)
         label = f"{system} (ECE {ece:.3f})" if ece is not None else system
-        axis.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], marker="o", color=colour, label=label)
+        axis.plot([b.confidence for b in used], [b.accuracy for b in used], marker="o", color=colour, label=label)
         count_axis.bar(
-            [b["lower"] + width * (index + 0.5) for b in used],
-            [b["count"] for b in used],
+            [b.lower + width * (index + 0.5) for b in used],
+            [b.count for b in used],
             width=width,
             align="edge",
             color=colour,
@@ -186,19 +187,19 @@ def plot_contrast_by_capability(
     save_figure(figure, path)
 
 
-def plot_by_length(by_length: dict[str, list[dict[str, Any]]], path: str | Path) -> None:
+def plot_by_length(by_length: dict[str, list[LengthBucket]], path: str | Path) -> None:
     """Accuracy (solid) and macro-F1 (dashed) per review-length bucket, one colour per system."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
     first = next(iter(by_length.values()))
-    ticks = [f"{row['bucket']}\nn={row['count']}" for row in first]
+    ticks = [f"{row.bucket}\nn={row.count}" for row in first]
     for index, (system, rows) in enumerate(by_length.items()):
         colour = _colour(system, index)
         positions = range(len(rows))
-        axis.plot(positions, [row["accuracy"] for row in rows], marker="o", color=colour, label=f"{system} accuracy")
+        axis.plot(positions, [row.accuracy for row in rows], marker="o", color=colour, label=f"{system} accuracy")
         axis.plot(
             positions,
-            [row["macro_f1"] for row in rows],
+            [row.macro_f1 for row in rows],
             marker="s",
             linestyle="--",
             color=colour,
@@ -212,7 +213,7 @@ def plot_by_length(by_length: dict[str, list[dict[str, Any]]], path: str | Path)
     save_figure(figure, path)
 
 
-def plot_risk_coverage(curves: dict[str, list[dict[str, Any]]], path: str | Path) -> None:
+def plot_risk_coverage(curves: dict[str, list[RiskCoveragePoint]], path: str | Path) -> None:
     """Accuracy on the most confident share of examples against that share (coverage)."""
     from matplotlib.ticker import PercentFormatter
 
@@ -220,8 +221,8 @@ def plot_risk_coverage(curves: dict[str, list[dict[str, Any]]], path: str | Path
     figure, axis = plt.subplots(figsize=(5.6, 3.6))
     for index, (system, rows) in enumerate(curves.items()):
         axis.plot(
-            [r["coverage"] for r in rows],
-            [r["accuracy"] for r in rows],
+            [r.coverage for r in rows],
+            [r.accuracy for r in rows],
             marker="o",
             color=_colour(system, index),
             label=system,

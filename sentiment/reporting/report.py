@@ -7,24 +7,41 @@ the same numbers in the same order: headline, confusion matrices, calibration, c
 suite, then the detail (per-class scores, length buckets, every failing contrast case,
 the most confident errors, any explanations) and how the run was made.
 
-The metrics dict is `metrics.json`, whose fields and their meaning are the pydantic model
-`sentiment.schemas.EvaluationMetrics` (its JSON Schema: `docs/schemas.json`); evaluate checks
-it against that model before anything is written.
+Everything here reads `metrics.json` as its typed record, the pydantic model
+`sentiment.schemas.EvaluationMetrics` (its JSON Schema: `docs/schemas.json`); the entry points
+also take the dictionary and check it first.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from markupsafe import Markup, escape
 
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.reporting import plots as figures
+from sentiment.schemas import (
+    CaseOutcome,
+    CheckOutcome,
+    ContrastResult,
+    EnsembleRecord,
+    ErrorCase,
+    EvaluationMetrics,
+    Json,
+    PairedDifference,
+    PassRate,
+    SystemMetrics,
+    validated,
+)
+
+Metrics = EvaluationMetrics | Json
+"""What the entry points take: the record, or the dictionary of a metrics.json (checked first)."""
 
 SYSTEMS = ("model", "baseline", "vader")
 SYSTEM_NAMES = {"model": "model", "baseline": "baseline", "vader": "VADER"}
@@ -45,10 +62,11 @@ DASH = "—"
 # --------------------------------------------------------------------------- #
 
 
-def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str]:
+def write_plots(metrics: Metrics, directory: str | Path) -> dict[str, str]:
     """Write the report's PNGs into ``directory``; returns {plot key: file name} for those with data."""
+    m = _record(metrics)
     directory = Path(directory)
-    systems = _systems(metrics)
+    systems = _systems(m)
     written: dict[str, str] = {}
 
     def path(key: str) -> Path:
@@ -56,34 +74,26 @@ def write_plots(metrics: dict[str, Any], directory: str | Path) -> dict[str, str
         return directory / PLOT_FILES[key]
 
     name = SYSTEM_NAMES.get  # the figures' legends and titles use the display names ("VADER")
-    matrices = {name(s, s): metrics[s]["confusion_matrix"] for s in systems if metrics[s].get("confusion_matrix")}
-    labels = metrics.get("data", {}).get("labels")
-    if matrices and labels:
-        figures.plot_confusion_matrices(matrices, labels, path("confusion_matrices"))
-    bins = {
-        name(s, s): metrics[s]["reliability"]
-        for s in systems
-        if any(b["count"] for b in metrics[s].get("reliability", []))
-    }
-    eces = {name(s, s): metrics[s].get("ece") for s in systems}
-    scaling = metrics["model"].get("calibration") or {}
-    if bins and scaling.get("temperature", 1.0) != 1.0:
-        bins[UNSCALED] = scaling["reliability_before"]
-        eces[UNSCALED] = scaling["ece_before"]
+    matrices = {name(s, s): part.confusion_matrix for s, part in systems.items() if part.confusion_matrix}
+    if matrices:
+        figures.plot_confusion_matrices(matrices, m.data.labels, path("confusion_matrices"))
+    bins = {name(s, s): part.reliability for s, part in systems.items() if any(b.count for b in part.reliability)}
+    eces: dict[str, float | None] = {name(s, s): part.ece for s, part in systems.items()}
+    scaling = m.model.calibration
+    if bins and scaling is not None and scaling.temperature != 1.0:
+        bins[UNSCALED] = scaling.reliability_before
+        eces[UNSCALED] = scaling.ece_before
     if bins:
         figures.plot_reliability(bins, eces, path("reliability"))
-    contrast = _contrast_systems(metrics)
+    contrast = _contrast_systems(m)
     if contrast:
         totals = {c: _capability_total(contrast, c) for c in _capability_order(contrast)}
-        rates = {
-            name(s, s): {c: result["by_capability"].get(c, {}).get("pass_rate") for c in totals}
-            for s, result in contrast.items()
-        }
+        rates = {name(s, s): {c: _capability_rate(result, c) for c in totals} for s, result in contrast.items()}
         figures.plot_contrast_by_capability(rates, totals, path("contrast_by_capability"), CONTRAST_TARGET)
-    curves = {name(s, s): metrics[s]["risk_coverage"] for s in systems if metrics[s].get("risk_coverage")}
+    curves = {name(s, s): part.risk_coverage for s, part in systems.items() if part.risk_coverage}
     if curves:
         figures.plot_risk_coverage(curves, path("risk_coverage"))
-    by_length = {name(s, s): metrics[s]["by_length"] for s in systems if metrics[s].get("by_length")}
+    by_length = {name(s, s): part.by_length for s, part in systems.items() if part.by_length}
     if by_length:
         figures.plot_by_length(by_length, path("by_length"))
     return written
@@ -141,14 +151,15 @@ class Section:
     level: int = 2
 
 
-def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Section]:
+def report_sections(metrics: Metrics, plots: dict[str, str]) -> list[Section]:
     """Everything the report says, in reading order; the renderers only lay it out."""
+    m = _record(metrics)
     sections = [
-        _headline(metrics),
-        _confusion(metrics, plots),
-        _calibration(metrics, plots),
-        _contrast(metrics, plots),
-        _out_of_domain(metrics),
+        _headline(m),
+        _confusion(plots),
+        _calibration(m, plots),
+        _contrast(m, plots),
+        _out_of_domain(m),
         Section(
             "in-depth",
             "In depth",
@@ -160,105 +171,96 @@ def report_sections(metrics: dict[str, Any], plots: dict[str, str]) -> list[Sect
                 )
             ],
         ),
-        _per_class(metrics),
-        _by_length(metrics, plots),
-        *_contrast_failures(metrics),
-        _confident_errors(metrics),
-        _out_of_domain_errors(metrics),
+        _per_class(m),
+        _by_length(m, plots),
+        *_contrast_failures(m),
+        _confident_errors(m),
+        _out_of_domain_errors(m),
     ]
-    if metrics.get("explain"):
-        sections.append(_explain(metrics))
-    sections.append(_provenance(metrics))
+    if m.explain:
+        sections.append(_explain(m))
+    sections.append(_provenance(m))
     return [s for s in sections if s is not None]
 
 
-def _headline(metrics: dict[str, Any]) -> Section:
-    systems = _systems(metrics)
-    comparison = metrics.get("comparison") or {}
-    against = {"baseline": comparison, "vader": metrics.get("comparison_vader") or {}}
+def _headline(m: EvaluationMetrics) -> Section:
+    systems = _systems(m)
+    against = {"baseline": m.comparison, "vader": m.comparison_vader}
     rows: list[list[Cell]] = []
     for key, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
         rows.append(
-            [Cell(name)] + [Cell(_num(metrics[s].get(key)), _interval(metrics[s].get(f"{key}_ci"))) for s in systems]
+            [Cell(name)]
+            + [Cell(_num(getattr(part, key)), _interval(getattr(part, f"{key}_ci"))) for part in systems.values()]
         )
         for other, paired in against.items():
-            if key in paired:
+            if paired is not None:
                 rows.append(
                     [
                         Cell(f"model − {SYSTEM_NAMES[other]}", "paired bootstrap"),
-                        _difference_cell(paired[key], len(systems)),
+                        _difference_cell(getattr(paired, key), len(systems)),
                     ]
                 )
     for key, name in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("ece", "ECE (lower is better)")):
-        values = [metrics[s].get(key) for s in systems]
+        values = [getattr(part, key) for part in systems.values()]
         if any(v is not None for v in values):
             rows.append([Cell(name)] + [Cell(_num(v)) for v in values])
-    contrast = _contrast_systems(metrics)
+    contrast = _contrast_systems(m)
     if contrast:
         rows.append([Cell("Contrast pass rate")] + [_rate_cell(_case_summary(contrast.get(s))) for s in systems])
-    table = Table(["", *(SYSTEM_NAMES[s] for s in systems)], rows, numeric=frozenset(range(1, len(systems) + 1)))
-    test = metrics.get("data", {}).get("test_examples") or metrics[systems[0]].get("n_examples")
-    blocks: list[Table | Paragraph | Image] = [Paragraph(verdict(metrics), "verdict"), table]
-    if comparison:
-        resamples = next(iter(comparison.values())).get("n_resamples")
-        note = (
-            f"{test} test examples. Intervals are 95% percentile bootstrap intervals ({resamples} resamples); "
-            "a difference is significant when its interval excludes zero."
+    table = Table(["", *_names(systems)], rows, numeric=frozenset(range(1, len(systems) + 1)))
+    note = (
+        f"{m.data.test_examples} test examples. Intervals are 95% percentile bootstrap intervals "
+        f"({m.comparison.accuracy.n_resamples} resamples); a difference is significant when its interval excludes zero."
+    )
+    if contrast:
+        note += " Pass rate: share of labelled contrast cases predicted correctly."
+    if "vader" in systems:
+        note += (
+            " VADER is a rule-based lexicon (Hutto & Gilbert 2014) that needs no training; "
+            "its probabilities are a reading of its compound score, not calibrated."
         )
-        if contrast:
-            note += " Pass rate: share of labelled contrast cases predicted correctly."
-        if "vader" in systems:
-            note += (
-                " VADER is a rule-based lexicon (Hutto & Gilbert 2014) that needs no training; "
-                "its probabilities are a reading of its compound score, not calibrated."
-            )
-        blocks.append(Paragraph(note, "note"))
+    blocks: list[Table | Paragraph | Image] = [Paragraph(verdict(m), "verdict"), table, Paragraph(note, "note")]
     return Section("headline", "Model vs baseline" + (" and VADER" if "vader" in systems else ""), blocks)
 
 
-def verdict(metrics: dict[str, Any]) -> str:
+def verdict(metrics: Metrics) -> str:
     """One sentence: who wins on macro-F1 and by how much, then the contrast suite and calibration."""
-    paired = (metrics.get("comparison") or {}).get("macro_f1")
-    if paired is None:
-        sentence, model_leads = f"The model scores macro-F1 {_num(metrics['model']['macro_f1'])}", True
+    m = _record(metrics)
+    paired = m.comparison.macro_f1
+    d = paired.difference
+    evidence = f"95% CI {_signed(paired.ci_low)} to {_signed(paired.ci_high)}, {_p(paired.p_value)}"
+    model_leads = paired.significant and d > 0
+    if paired.significant:
+        winner, loser = ("model", "baseline") if d > 0 else ("baseline", "model")
+        sentence = f"The {winner} beats the {loser} on macro-F1 by {abs(d):.3f} ({evidence}, significant)"
     else:
-        d = paired["difference"]
-        evidence = f"95% CI {_signed(paired['ci_low'])} to {_signed(paired['ci_high'])}, {_p(paired['p_value'])}"
-        model_leads = paired["significant"] and d > 0
-        if paired["significant"]:
-            winner, loser = ("model", "baseline") if d > 0 else ("baseline", "model")
-            sentence = f"The {winner} beats the {loser} on macro-F1 by {abs(d):.3f} ({evidence}, significant)"
-        else:
-            sentence = (
-                f"The model and the baseline do not differ significantly on macro-F1 "
-                f"(model − baseline {_signed(d)}, {evidence})"
-            )
-    clauses = []
-    contrast = _contrast_systems(metrics)
-    if "model" in contrast and "baseline" in contrast:
-        vader = f" (VADER {_pct(contrast['vader'].get('pass_rate'))})" if "vader" in contrast else ""
-        clauses.append(
-            f"passes {_pct(contrast['model'].get('pass_rate'))} of contrast cases against "
-            f"{_pct(contrast['baseline'].get('pass_rate'))}{vader}"
+        sentence = (
+            f"The model and the baseline do not differ significantly on macro-F1 "
+            f"(model − baseline {_signed(d)}, {evidence})"
         )
-    if metrics.get("baseline", {}).get("ece") is not None and metrics["model"].get("ece") is not None:
-        clauses.append(f"has an ECE of {_num(metrics['model']['ece'])} against {_num(metrics['baseline']['ece'])}")
-    if clauses:
-        joined = " and ".join(clauses)
-        sentence += f", {joined}" if model_leads else f"; the model {joined}"
+    clauses = []
+    contrast = _contrast_systems(m)
+    if "model" in contrast and "baseline" in contrast:
+        vader = f" (VADER {_pct(contrast['vader'].pass_rate)})" if "vader" in contrast else ""
+        clauses.append(
+            f"passes {_pct(contrast['model'].pass_rate)} of contrast cases against "
+            f"{_pct(contrast['baseline'].pass_rate)}{vader}"
+        )
+    clauses.append(f"has an ECE of {_num(m.model.ece)} against {_num(m.baseline.ece)}")
+    joined = " and ".join(clauses)
+    sentence += f", {joined}" if model_leads else f"; the model {joined}"
     return sentence + "."
 
 
-def _difference_cell(paired: dict[str, Any], span: int) -> Cell:
-    d = paired["difference"]
-    significant = paired["significant"]
+def _difference_cell(paired: PairedDifference, span: int) -> Cell:
+    d, significant = paired.difference, paired.significant
     text = f"{_signed(d)}, {'significant' if significant else 'not significant'}"
-    note = f"CI {_signed(paired['ci_low'])} to {_signed(paired['ci_high'])}, {_p(paired['p_value'])}"
+    note = f"CI {_signed(paired.ci_low)} to {_signed(paired.ci_high)}, {_p(paired.p_value)}"
     tone = ("good" if d > 0 else "bad") if significant else ""
     return Cell(text, note, tone, span)
 
 
-def _confusion(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
+def _confusion(plots: dict[str, str]) -> Section:
     section = Section("confusion", "Confusion matrices")
     if "confusion_matrices" in plots:
         section.blocks.append(
@@ -279,34 +281,34 @@ def _confusion(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     return section
 
 
-def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
+def _calibration(m: EvaluationMetrics, plots: dict[str, str]) -> Section:
     section = Section("calibration", "Calibration")
     if "reliability" in plots:
         section.blocks.append(Image(plots["reliability"], "Reliability diagram of model and baseline"))
-    eces = ", ".join(f"{SYSTEM_NAMES[s]} {_num(metrics[s].get('ece'))}" for s in _systems(metrics))
-    bins = len(metrics["model"].get("reliability", []))
-    scaling = metrics["model"].get("calibration") or {}
+    systems = _systems(m)
+    eces = ", ".join(f"{SYSTEM_NAMES[s]} {_num(part.ece)}" for s, part in systems.items())
+    scaling = m.model.calibration
     scaled = ""
-    if scaling.get("temperature", 1.0) != 1.0:
+    if scaling is not None and scaling.temperature != 1.0:
         scaled = (
-            f" The model's probabilities are temperature-scaled (T = {scaling['temperature']:.3f}, fitted on the "
+            f" The model's probabilities are temperature-scaled (T = {scaling.temperature:.3f}, fitted on the "
             f"validation split after model selection; it changes no prediction): its ECE was "
-            f"{_num(scaling['ece_before'])} before scaling."
+            f"{_num(scaling.ece_before)} before scaling."
         )
-    threshold = metrics["model"].get("decision_threshold")
+    threshold = m.model.decision_threshold
     if threshold is not None:
         scaled += (
-            f" The model labels a review {metrics['data']['labels'][1]} from a probability of {threshold:.2f}, a "
+            f" The model labels a review {m.data.labels[1]} from a probability of {threshold:.2f}, a "
             "threshold fitted on the validation split (training.decision_threshold), not from 0.5."
         )
     section.blocks.append(
         Paragraph(
-            f"Expected calibration error over {bins} equal-width confidence bins: {eces}.{scaled} Points below the "
-            "diagonal mean the system is more confident than it is accurate.",
+            f"Expected calibration error over {len(m.model.reliability)} equal-width confidence bins: {eces}.{scaled} "
+            "Points below the diagonal mean the system is more confident than it is accurate.",
             "note",
         )
     )
-    curves = {s: metrics[s]["risk_coverage"] for s in _systems(metrics) if metrics[s].get("risk_coverage")}
+    curves = {s: part.risk_coverage for s, part in systems.items() if part.risk_coverage}
     if curves:
         if "risk_coverage" in plots:
             section.blocks.append(
@@ -317,13 +319,13 @@ def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
             )
         first = next(iter(curves.values()))
         rows = [
-            [Cell(f"{row['coverage']:.0%}")]
-            + [Cell(_num(curves[s][i]["accuracy"]), f"p ≥ {_num(curves[s][i]['min_confidence'])}") for s in curves]
-            for i, row in enumerate(first)
+            [Cell(f"{point.coverage:.0%}")]
+            + [Cell(_num(curve[i].accuracy), f"p ≥ {_num(curve[i].min_confidence)}") for curve in curves.values()]
+            for i, point in enumerate(first)
         ]
         section.blocks.append(
             Table(
-                ["coverage", *_names(list(curves))],
+                ["coverage", *_names(curves)],
                 rows,
                 frozenset(range(1, len(curves) + 1)),
                 caption="Risk and coverage: accuracy on the most confident share of the test split",
@@ -339,9 +341,9 @@ def _calibration(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     return section
 
 
-def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
+def _contrast(m: EvaluationMetrics, plots: dict[str, str]) -> Section:
     section = Section("contrast", "Contrast suite")
-    contrast = _contrast_systems(metrics)
+    contrast = _contrast_systems(m)
     if not contrast:
         section.blocks.append(
             Paragraph(
@@ -350,31 +352,31 @@ def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
             )
         )
         return section
-    systems = list(contrast)
-    numeric = frozenset(range(1, len(systems) + 1))
+    results = contrast.values()
+    numeric = frozenset(range(1, len(contrast) + 1))
     summary = [
-        [Cell("Labelled cases")] + [_rate_cell(_case_summary(contrast[s])) for s in systems],
+        [Cell("Labelled cases")] + [_rate_cell(_case_summary(result)) for result in results],
         [Cell("Pair consistency", "both edits of a minimal pair right")]
-        + [Cell(_pct(contrast[s].get("pair_consistency"))) for s in systems],
+        + [Cell(_pct(result.pair_consistency)) for result in results],
         [Cell("Invariance", "same label when a product or name changes")]
-        + [_rate_cell(contrast[s].get("invariance")) for s in systems],
+        + [_rate_cell(result.invariance) for result in results],
         [Cell("Directional", "P(positive) drops after a negative clause")]
-        + [_rate_cell(contrast[s].get("directional")) for s in systems],
+        + [_rate_cell(result.directional) for result in results],
     ]
-    section.blocks.append(Table(["", *_names(systems)], summary, numeric))
+    section.blocks.append(Table(["", *_names(contrast)], summary, numeric))
     rows = []
     for capability in _capability_order(contrast):
         cells = []
-        for s in systems:
-            rate = contrast[s]["by_capability"].get(capability, {}).get("pass_rate")
+        for result in results:
+            rate = _capability_rate(result, capability)
             tone = "" if rate is None else ("good" if rate >= CONTRAST_TARGET else "bad")
             cells.append(Cell(_pct(rate), tone=tone))
         rows.append([Cell(_capability_name(capability)), Cell(str(_capability_total(contrast, capability))), *cells])
     section.blocks.append(
         Table(
-            ["capability", "n", *_names(systems)],
+            ["capability", "n", *_names(contrast)],
             rows,
-            frozenset(range(1, len(systems) + 2)),
+            frozenset(range(1, len(contrast) + 2)),
             caption=f"Pass rate by capability, weakest first (target {_pct(CONTRAST_TARGET, 0)})",
         )
     )
@@ -383,37 +385,36 @@ def _contrast(metrics: dict[str, Any], plots: dict[str, str]) -> Section:
     return section
 
 
-def _per_class(metrics: dict[str, Any]) -> Section:
+def _per_class(m: EvaluationMetrics) -> Section:
     rows = []
-    labels = metrics.get("data", {}).get("labels") or list(metrics["model"].get("per_class", {}))
-    for label in labels:
-        for s in _systems(metrics):
-            scores = metrics[s].get("per_class", {}).get(label, {})
+    for label in m.data.labels:
+        for s, part in _systems(m).items():
+            scores = part.per_class.get(label)
             rows.append(
                 [Cell(label), Cell(s)]
-                + [Cell(_num(scores.get(k))) for k in ("precision", "recall", "f1")]
-                + [Cell(str(scores.get("support", DASH)))]
+                + [Cell(_num(None if scores is None else getattr(scores, k))) for k in ("precision", "recall", "f1")]
+                + [Cell(DASH if scores is None else str(scores.support))]
             )
     table = Table(["class", "system", "precision", "recall", "F1", "n"], rows, frozenset({2, 3, 4, 5}))
     return Section("per-class", "Per-class scores", [table], level=3)
 
 
-def _by_length(metrics: dict[str, Any], plots: dict[str, str]) -> Section | None:
-    systems = [s for s in _systems(metrics) if metrics[s].get("by_length")]
+def _by_length(m: EvaluationMetrics, plots: dict[str, str]) -> Section | None:
+    systems = {s: part for s, part in _systems(m).items() if part.by_length}
     if not systems:
         return None
-    by_bucket = {s: {row["bucket"]: row for row in metrics[s]["by_length"]} for s in systems}
+    by_bucket = {s: {row.bucket: row for row in part.by_length} for s, part in systems.items()}
     rows = []
-    for row in metrics[systems[0]]["by_length"]:
+    for row in next(iter(systems.values())).by_length:
         for s in systems:
-            scores = by_bucket[s].get(row["bucket"], {})
+            scores = by_bucket[s].get(row.bucket)
             rows.append(
                 [
-                    Cell(row["bucket"]),
-                    Cell(str(row["count"])),
+                    Cell(row.bucket),
+                    Cell(str(row.count)),
                     Cell(s),
-                    Cell(_num(scores.get("accuracy"))),
-                    Cell(_num(scores.get("macro_f1"))),
+                    Cell(_num(None if scores is None else scores.accuracy)),
+                    Cell(_num(None if scores is None else scores.macro_f1)),
                 ]
             )
     table = Table(["tokens", "n", "system", "accuracy", "macro-F1"], rows, frozenset({1, 3, 4}))
@@ -423,31 +424,28 @@ def _by_length(metrics: dict[str, Any], plots: dict[str, str]) -> Section | None
     return Section("by-length", "Scores by review length", blocks, level=3)
 
 
-def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
-    contrast = _contrast_systems(metrics)
+def _contrast_failures(m: EvaluationMetrics) -> list[Section]:
+    contrast = _contrast_systems(m)
     if not contrast:
         return []
     systems = list(contrast)
-    cases = {s: {case["id"]: case for case in contrast[s].get("cases", [])} for s in systems}
+    cases = {s: {case.id: case for case in result.cases} for s, result in contrast.items()}
+
+    def case_reading(c: CaseOutcome) -> tuple[str, str]:
+        return f"{_mark(c.passed)} {c.predicted}", f"P(positive) {_num(c.p_positive)}"
+
     rows = []
     for case_id in _failing_ids(cases):
         case = next(cases[s][case_id] for s in systems if case_id in cases[s])
-        cells = [
-            _outcome_cell(
-                cases[s].get(case_id),
-                lambda c: (f"{_mark(c['passed'])} {c['predicted']}", f"P(positive) {_num(c['p_positive'])}"),
-            )
-            for s in systems
-        ]
         rows.append(
             [
-                Cell(case["text"], f"{case['id']} · {_capability_name(case['capability'])}"),
-                Cell(case["expected"]),
-                *cells,
+                Cell(case.text, f"{case.id} · {_capability_name(case.capability)}"),
+                Cell(case.expected),
+                *(_outcome_cell(cases[s].get(case_id), case_reading) for s in systems),
             ]
         )
     counts = ", ".join(
-        f"{sum(not c['passed'] for c in cases[s].values())} of {len(cases[s])} fail for the {s}" for s in systems
+        f"{sum(not c.passed for c in cases[s].values())} of {len(cases[s])} fail for the {s}" for s in systems
     )
     case_section = Section("failing-cases", "Failing contrast cases", level=3)
     case_section.blocks.append(
@@ -458,31 +456,24 @@ def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
             Table(["review", "expected", *_names(systems)], rows, wide=frozenset({0}), stack=True)
         )
 
+    def check_reading(c: CheckOutcome) -> tuple[str, str]:
+        return f"{_mark(c.passed)} {'passed' if c.passed else 'failed'}", ""
+
     # One header row per check (its verdict per system), then one row per text with each system's reading.
-    checks = {s: {c["id"]: c for c in contrast[s].get("checks", [])} for s in systems}
+    checks = {s: {c.id: c for c in result.checks} for s, result in contrast.items()}
     rows, groups = [], set()
     for check_id in _failing_ids(checks):
         check = next(checks[s][check_id] for s in systems if check_id in checks[s])
         groups.add(len(rows))
         rows.append(
-            [Cell(check_id, _capability_name(check["capability"]))]
-            + [
-                _outcome_cell(
-                    checks[s].get(check_id),
-                    lambda c: (f"{_mark(c['passed'])} {'passed' if c['passed'] else 'failed'}", ""),
-                )
-                for s in systems
-            ]
+            [Cell(check_id, _capability_name(check.capability))]
+            + [_outcome_cell(checks[s].get(check_id), check_reading) for s in systems]
         )
-        for i, text in enumerate(check["texts"]):
+        for i, text in enumerate(check.texts):
+            readings = [checks[s].get(check_id) for s in systems]
             rows.append(
                 [Cell(text)]
-                + [
-                    Cell(f"{checks[s][check_id]['predicted'][i]} {_num(checks[s][check_id]['p_positive'][i])}")
-                    if check_id in checks[s]
-                    else Cell(DASH)
-                    for s in systems
-                ]
+                + [Cell(DASH if r is None else f"{r.predicted[i]} {_num(r.p_positive[i])}") for r in readings]
             )
     check_section = Section("failing-checks", "Failing invariance and directional checks", level=3)
     check_section.blocks.append(
@@ -501,20 +492,23 @@ def _contrast_failures(metrics: dict[str, Any]) -> list[Section]:
     return [case_section, check_section]
 
 
-def _failing_ids(outcomes: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+Outcome = TypeVar("Outcome", CaseOutcome, CheckOutcome)
+
+
+def _failing_ids(outcomes: dict[str, dict[str, Outcome]]) -> list[str]:
     """Ids, in suite order, of the cases or checks that fail for at least one system."""
     ids = dict.fromkeys(i for by_id in outcomes.values() for i in by_id)
-    return [i for i in ids if any(i in by_id and not by_id[i]["passed"] for by_id in outcomes.values())]
+    return [i for i in ids if any(i in by_id and not by_id[i].passed for by_id in outcomes.values())]
 
 
-def _outcome_cell(outcome: dict[str, Any] | None, describe) -> Cell:
+def _outcome_cell(outcome: Outcome | None, describe: Callable[[Outcome], tuple[str, str]]) -> Cell:
     if outcome is None:
         return Cell(DASH)
     text, note = describe(outcome)
-    return Cell(text, note, "good" if outcome["passed"] else "bad")
+    return Cell(text, note, "good" if outcome.passed else "bad")
 
 
-def _confident_errors(metrics: dict[str, Any]) -> Section:
+def _confident_errors(m: EvaluationMetrics) -> Section:
     section = Section("errors", "Most confident wrong predictions", level=3)
     section.blocks.append(
         Paragraph(
@@ -524,59 +518,55 @@ def _confident_errors(metrics: dict[str, Any]) -> Section:
             "note",
         )
     )
-    errors = metrics.get("errors") or {}
-    systems = _systems(metrics)
+    systems = list(_systems(m))
     for owner in systems:
-        table = _error_table(errors.get(owner, []), systems, f"The {SYSTEM_NAMES[owner]}'s errors")
+        table = _error_table(m.errors.get(owner, []), systems, f"The {SYSTEM_NAMES[owner]}'s errors")
         if table is not None:
             section.blocks.append(table)
-        elif owner in errors:
+        elif owner in m.errors:
             section.blocks.append(Paragraph(f"The {SYSTEM_NAMES[owner]} makes no errors on the test split.", "note"))
     return section
 
 
 def _error_table(
-    errors: list[dict[str, Any]], systems: list[str], caption: str, first_column: str = "review"
+    errors: list[ErrorCase], systems: list[str], caption: str, first_column: str = "review"
 ) -> Table | None:
     """One row per error: the text, the true label, each system's top label and probability."""
     rows = []
     for error in errors:
         cells = []
         for s in systems:
-            probs = error.get(f"{s}_probs") or {}
+            probs = {"model": error.model_probs, "baseline": error.baseline_probs, "vader": error.vader_probs}[s]
             if not probs:
                 cells.append(Cell(DASH))
                 continue
             top = max(probs, key=lambda name: probs[name])
-            right = top == error["label"]
-            true_p = "" if right else f"p({error['label']}) {_num(probs.get(error['label']))}"
+            right = top == error.label
+            true_p = "" if right else f"p({error.label}) {_num(probs.get(error.label))}"
             cells.append(Cell(f"{_mark(right)} {top} {_num(probs[top])}", true_p, "good" if right else "bad"))
-        decider = error.get("deciding_sentence")
+        decider = error.deciding_sentence
         note = ""
-        if decider:
-            weight = f", weight {decider['weight']:.2f}" if decider.get("weight") is not None else ""
+        if decider is not None:
+            weight = f", weight {decider.weight:.2f}" if decider.weight is not None else ""
             note = (
-                f"decided by: “{decider['text']}” (p({error['predicted']}) "
-                f"{_num(decider['probs'].get(error['predicted']))}{weight})"
+                f"decided by: “{decider.text}” (p({error.predicted}) "
+                f"{_num(decider.probs.get(error.predicted))}{weight})"
             )
-        rows.append([Cell(error["text"], note), Cell(error["label"]), *cells])
+        rows.append([Cell(error.text, note), Cell(error.label), *cells])
     if not rows:
         return None
     return Table([first_column, "true", *_names(systems)], rows, wide=frozenset({0}), caption=caption, stack=True)
 
 
-def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
-    block = metrics.get("out_of_domain")
-    if block is None:  # metrics written before schema v2
-        return None
+def _out_of_domain(m: EvaluationMetrics) -> Section:
     section = Section("out-of-domain", "Out of domain")
-    sets = block.get("sets") or []
+    sets = m.out_of_domain.sets
     if not sets:
         section.blocks.append(
-            Paragraph(f"Out-of-domain sentence sets: {block.get('skipped') or 'none configured'}.", "note")
+            Paragraph(f"Out-of-domain sentence sets: {m.out_of_domain.skipped or 'none configured'}.", "note")
         )
         return section
-    systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
+    systems = [s for s in SYSTEMS if s in sets[0].systems]
     rows: list[list[Cell]] = []
     groups: set[int] = set()
     for item in sets:
@@ -584,8 +574,8 @@ def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
         rows.append(
             [
                 Cell(
-                    item["name"],
-                    f"{item['sentences']:,} sentences, {_pct(item['positive_share'], 0)} positive",
+                    item.name,
+                    f"{item.sentences:,} sentences, {_pct(item.positive_share, 0)} positive",
                     span=len(systems) + 1,
                 )
             ]
@@ -593,13 +583,16 @@ def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
         for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
             rows.append(
                 [Cell(name)]
-                + [Cell(_num(item["systems"][s][key]), _interval(item["systems"][s][f"{key}_ci"])) for s in systems]
+                + [
+                    Cell(_num(getattr(item.systems[s], key)), _interval(getattr(item.systems[s], f"{key}_ci")))
+                    for s in systems
+                ]
             )
-        for other, paired in item.get("comparison", {}).items():
+        for other, paired in item.comparison.items():
             rows.append(
                 [
                     Cell(f"model − {SYSTEM_NAMES[other]}", "accuracy, paired bootstrap"),
-                    _difference_cell(paired["accuracy"], len(systems)),
+                    _difference_cell(paired.accuracy, len(systems)),
                 ]
             )
     section.blocks.append(
@@ -609,9 +602,9 @@ def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
     section.blocks.append(
         Paragraph(
             "Sentences from outside the training data, each rated by at least 20 people on -4..+4 (Hutto & Gilbert "
-            f"2014). A mean of {first['cut']:g} or more counts as positive, -{first['cut']:g} or less as negative; "
+            f"2014). A mean of {first.cut:g} or more counts as positive, -{first.cut:g} or less as negative; "
             "the sentences in between are dropped ("
-            + ", ".join(f"{item['name']}: {item['dropped_middle']:,} of {item['sentences_read']:,}" for item in sets)
+            + ", ".join(f"{item.name}: {item.dropped_middle:,} of {item.sentences_read:,}" for item in sets)
             + "). These sets only report: they never train, select or tune a model.",
             "note",
         )
@@ -619,103 +612,95 @@ def _out_of_domain(metrics: dict[str, Any]) -> Section | None:
     return section
 
 
-def _out_of_domain_errors(metrics: dict[str, Any]) -> Section | None:
-    sets = (metrics.get("out_of_domain") or {}).get("sets") or []
+def _out_of_domain_errors(m: EvaluationMetrics) -> Section | None:
+    sets = m.out_of_domain.sets
     if not sets:
         return None
     section = Section("out-of-domain-errors", "Out of domain: the model's most confident errors", level=3)
-    systems = [s for s in SYSTEMS if s in sets[0]["systems"]]
+    systems = [s for s in SYSTEMS if s in sets[0].systems]
     for item in sets:
-        table = _error_table(item.get("errors", []), systems, item["name"], first_column="sentence")
+        table = _error_table(item.errors, systems, item.name, first_column="sentence")
         section.blocks.append(
-            table if table is not None else Paragraph(f"The model makes no errors on {item['name']}.", "note")
+            table if table is not None else Paragraph(f"The model makes no errors on {item.name}.", "note")
         )
     return section
 
 
-def _explain(metrics: dict[str, Any]) -> Section:
+def _explain(m: EvaluationMetrics) -> Section:
     section = Section("explain", "Explanations", level=3)
-    for item in metrics["explain"]:
-        section.blocks.append(Image(item["image"], f"Explanation for: {item['text']}", caption=item["text"]))
+    for item in m.explain:
+        section.blocks.append(Image(item.image, f"Explanation for: {item.text}", caption=item.text))
     return section
 
 
-def _provenance(metrics: dict[str, Any]) -> Section:
-    run = metrics.get("run") or {}
-    data = metrics.get("data") or {}
-    baseline = metrics.get("baseline") or {}
-    contrast = metrics.get("contrast") or {}
-    vectors = run.get("vectors")
+def _provenance(m: EvaluationMetrics) -> Section:
+    run, data, baseline, contrast = m.run, m.data, m.baseline, m.contrast
+    vectors = run.vectors
     rows = [
-        ("Experiment", metrics.get("experiment")),
-        ("Evaluated", metrics.get("created")),
-        ("Data source", data.get("source")),
-        ("Prepared data", data.get("prepared")),
-        ("Labels", ", ".join(data.get("labels", []))),
-        ("Test examples", data.get("test_examples")),
-        ("Run", run.get("directory")),
-        ("Model", run.get("model")),
-        ("Parameters", f"{run['parameters']:,}" if run.get("parameters") is not None else None),
+        ("Experiment", m.experiment),
+        ("Evaluated", m.created),
+        ("Data source", data.source),
+        ("Prepared data", data.prepared),
+        ("Labels", ", ".join(data.labels)),
+        ("Test examples", data.test_examples),
+        ("Run", run.directory),
+        ("Model", run.model),
+        ("Parameters", f"{run.parameters:,}" if run.parameters is not None else None),
         (
             "Word vectors",
             f"{vectors.get('vectors')} ({_pct(vectors.get('coverage'))} of the vocabulary covered)"
             if vectors
             else "none (embeddings trained from scratch)"
-            if "vectors" in run
+            if "vectors" in run.model_fields_set
             else None,
         ),
         (
             "Selected epoch",
-            f"{run.get('best_epoch')} (best validation {run.get('select_metric')})"
-            if run.get("best_epoch") is not None
-            else None,
+            f"{run.best_epoch} (best validation {run.select_metric})" if run.best_epoch is not None else None,
         ),
-        ("Ensemble", _ensemble_summary(run.get("ensemble"), run.get("select_metric"))),
-        ("Best validation", run.get("best_validation")),
-        ("Training time", _duration(run.get("train_seconds"))),
-        ("Device", run.get("device")),
+        ("Ensemble", _ensemble_summary(run.ensemble, run.select_metric)),
+        ("Best validation", run.best_validation),
+        ("Training time", _duration(run.train_seconds)),
+        ("Device", run.device),
         (
             "Baseline",
-            f"bag of words, C = {_plain(baseline.get('C'))} chosen on validation macro-F1"
-            if baseline.get("C") is not None
-            else None,
+            f"bag of words, C = {_plain(baseline.C)} chosen on validation macro-F1" if baseline.C is not None else None,
         ),
-        ("Contrast suite", f"{contrast.get('suite')}\nsha256 {contrast.get('suite_sha256')}" if contrast else None),
+        ("Contrast suite", f"{contrast.suite}\nsha256 {contrast.suite_sha256}" if contrast else None),
         (
             "VADER",
-            f"vaderSentiment {metrics.get('versions', {}).get('vaderSentiment', '')}, "
-            f"{metrics['vader'].get('scheme')} reading of the compound score"
-            if metrics.get("vader")
+            f"vaderSentiment {m.versions.get('vaderSentiment', '')}, {m.vader.scheme} reading of the compound score"
+            if m.vader
             else None,
         ),
         (
             "Out-of-domain sets",
             "\n".join(
-                f"{item['name']}: {item['description']}; "
+                f"{item.name}: {item.description}; "
                 + (
-                    f"{item['origin']['package']} {item['origin']['member']}"
-                    if "package" in item["origin"]
-                    else item["origin"].get("path", "")
+                    f"{item.origin['package']} {item.origin['member']}"
+                    if "package" in item.origin
+                    else item.origin.get("path", "")
                 )
-                + f", sha256 {item['origin']['sha256'][:12]}..."
-                for item in (metrics.get("out_of_domain") or {}).get("sets") or []
+                + f", sha256 {item.origin['sha256'][:12]}..."
+                for item in m.out_of_domain.sets
             )
             or None,
         ),
-        ("Versions", metrics.get("versions")),
+        ("Versions", m.versions),
     ]
     blocks: list[Table | Paragraph | Image] = [
         Table(["", ""], [[Cell(k), Cell(_plain(v))] for k, v in rows if v not in (None, "", {})], wide=frozenset({1}))
     ]
-    if baseline.get("validation"):
+    if baseline.validation:
         grid = [
             [
-                Cell(_plain(row.get("C"))),
-                Cell(_num(row.get("macro_f1"))),
-                Cell(_num(row.get("accuracy"))),
-                Cell("yes" if row.get("converged") else "no", tone="" if row.get("converged") else "bad"),
+                Cell(_plain(row.C)),
+                Cell(_num(row.macro_f1)),
+                Cell(_num(row.accuracy)),
+                Cell("yes" if row.converged else "no", tone="" if row.converged else "bad"),
             ]
-            for row in baseline["validation"]
+            for row in baseline.validation
         ]
         blocks.append(
             Table(
@@ -733,10 +718,11 @@ def _provenance(metrics: dict[str, Any]) -> Section:
 # --------------------------------------------------------------------------- #
 
 
-def render_markdown(metrics: dict[str, Any], plots: dict[str, str]) -> str:
+def render_markdown(metrics: Metrics, plots: dict[str, str]) -> str:
     """GitHub-flavoured Markdown; images are linked by file name, next to report.md."""
-    out = [f"# Evaluation report: {_md(metrics.get('experiment', ''))}", "", _md(_subtitle(metrics)), ""]
-    for section in report_sections(metrics, plots):
+    m = _record(metrics)
+    out = [f"# Evaluation report: {_md(m.experiment)}", "", _md(_subtitle(m)), ""]
+    for section in report_sections(m, plots):
         out += ["#" * section.level + " " + _md(section.title), ""]
         for block in section.blocks:
             if isinstance(block, Paragraph):
@@ -770,10 +756,11 @@ def _markdown_table(table: Table) -> list[str]:
     return lines
 
 
-def render_html(metrics: dict[str, Any], plots: dict[str, str], directory: str | Path) -> str:
+def render_html(metrics: Metrics, plots: dict[str, str], directory: str | Path) -> str:
     """One self-contained HTML page: CSS inline, every PNG from ``directory`` inlined as a data URI."""
+    m = _record(metrics)
     directory = Path(directory)
-    sections = report_sections(metrics, plots)
+    sections = report_sections(m, plots)
     images = {}
     for block in (b for s in sections for b in s.blocks if isinstance(b, Image)):
         path = directory / block.file
@@ -791,15 +778,16 @@ def render_html(metrics: dict[str, Any], plots: dict[str, str], directory: str |
     environment.filters["lines"] = lambda text: Markup("<br>").join(escape(line) for line in str(text).split("\n"))
     template = environment.get_template("report.html.j2")
     return template.render(
-        title=f"Evaluation report: {metrics.get('experiment', '')}",
-        subtitle=_subtitle(metrics),
+        title=f"Evaluation report: {m.experiment}",
+        subtitle=_subtitle(m),
         sections=sections,
         images=images,
     )
 
 
-def write_report(metrics: dict[str, Any], directory: str | Path) -> dict[str, Path]:
+def write_report(metrics: Metrics, directory: str | Path) -> dict[str, Path]:
     """Plots, report.md and report.html in ``directory`` (each written atomically); returns their paths."""
+    metrics = _record(metrics)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plots = write_plots(metrics, directory)
@@ -809,42 +797,37 @@ def write_report(metrics: dict[str, Any], directory: str | Path) -> dict[str, Pa
     return {**paths, **{key: directory / name for key, name in plots.items()}}
 
 
-def summary_table(metrics: dict[str, Any]) -> str:
+def summary_table(metrics: Metrics) -> str:
     """The headline for a terminal: metric | model | baseline, then the macro-F1 verdict line."""
-    systems = _systems(metrics)
+    m = _record(metrics)
+    systems = _systems(m)
 
-    def with_ci(s: str, key: str) -> str:
-        ci = metrics[s].get(f"{key}_ci")
-        return f"{_num(metrics[s].get(key), none='n/a')}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    def with_ci(part: SystemMetrics, key: str) -> str:
+        ci = getattr(part, f"{key}_ci")
+        return f"{_num(getattr(part, key), none='n/a')} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
-    contrast = _contrast_systems(metrics)
+    contrast = _contrast_systems(m)
     rows = [
         ["metric", *_names(systems)],
-        ["accuracy (95% CI)", *(with_ci(s, "accuracy") for s in systems)],
-        ["macro-F1 (95% CI)", *(with_ci(s, "macro_f1") for s in systems)],
-        ["ROC-AUC", *(_num(metrics[s].get("roc_auc"), none="n/a") for s in systems)],
-        ["ECE", *(_num(metrics[s].get("ece"), none="n/a") for s in systems)],
-        ["contrast pass rate", *(_pct((contrast.get(s) or {}).get("pass_rate"), none="n/a") for s in systems)],
+        ["accuracy (95% CI)", *(with_ci(part, "accuracy") for part in systems.values())],
+        ["macro-F1 (95% CI)", *(with_ci(part, "macro_f1") for part in systems.values())],
+        ["ROC-AUC", *(_num(part.roc_auc, none="n/a") for part in systems.values())],
+        ["ECE", *(_num(part.ece, none="n/a") for part in systems.values())],
+        ["contrast pass rate", *(_pct(_pass_rate(contrast.get(s)), none="n/a") for s in systems)],
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    for item in (metrics.get("out_of_domain") or {}).get("sets") or []:
-        scores = " | ".join(
-            f"{SYSTEM_NAMES[s]} {item['systems'][s]['accuracy']:.3f}" for s in SYSTEMS if s in item["systems"]
-        )
-        lines.append(f"out of domain, {item['name']} ({item['sentences']:,} sentences), accuracy: {scores}")
-    paired = (metrics.get("comparison") or {}).get("macro_f1")
-    if paired:
-        d = paired["difference"]
-        if paired["significant"]:
-            finding = f"significant, {'model' if d > 0 else 'baseline'} better"
-        else:
-            finding = "not significant"
-        lines.append(
-            f"macro-F1 model - baseline: {_signed(d)} [{_signed(paired['ci_low'])}, "
-            f"{_signed(paired['ci_high'])}], {_p(paired['p_value'])}: {finding}"
-        )
+    for item in m.out_of_domain.sets:
+        scores = " | ".join(f"{SYSTEM_NAMES[s]} {item.systems[s].accuracy:.3f}" for s in SYSTEMS if s in item.systems)
+        lines.append(f"out of domain, {item.name} ({item.sentences:,} sentences), accuracy: {scores}")
+    paired = m.comparison.macro_f1
+    d = paired.difference
+    finding = f"significant, {'model' if d > 0 else 'baseline'} better" if paired.significant else "not significant"
+    lines.append(
+        f"macro-F1 model - baseline: {_signed(d)} [{_signed(paired.ci_low)}, "
+        f"{_signed(paired.ci_high)}], {_p(paired.p_value)}: {finding}"
+    )
     return "\n".join(lines)
 
 
@@ -853,48 +836,65 @@ def summary_table(metrics: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def _systems(metrics: dict[str, Any]) -> list[str]:
-    return [s for s in SYSTEMS if metrics.get(s)]
+def _record(metrics: Metrics) -> EvaluationMetrics:
+    return metrics if isinstance(metrics, EvaluationMetrics) else validated(EvaluationMetrics, metrics, "metrics")
 
 
-def _names(systems: list[str]) -> list[str]:
+def _systems(m: EvaluationMetrics) -> dict[str, SystemMetrics]:
+    """The systems that were evaluated, in the report's order (VADER is absent for some schemes)."""
+    return {s: part for s in SYSTEMS if (part := m.system(s)) is not None}
+
+
+def _names(systems: Iterable[str]) -> list[str]:
     return [SYSTEM_NAMES.get(s, s) for s in systems]
 
 
-def _contrast_systems(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    contrast = metrics.get("contrast") or {}
-    return {s: contrast[s] for s in SYSTEMS if contrast.get(s) and contrast[s].get("by_capability")}
+def _contrast_systems(m: EvaluationMetrics) -> dict[str, ContrastResult]:
+    if m.contrast is None:
+        return {}
+    found = {"model": m.contrast.model, "baseline": m.contrast.baseline, "vader": m.contrast.vader}
+    return {s: result for s, result in found.items() if result is not None and result.by_capability}
 
 
-def _capability_order(contrast: dict[str, dict[str, Any]]) -> list[str]:
+def _capability_rate(result: ContrastResult, capability: str) -> float | None:
+    rate = result.by_capability.get(capability)
+    return None if rate is None else rate.pass_rate
+
+
+def _capability_order(contrast: dict[str, ContrastResult]) -> list[str]:
     """Weakest capability for the model (else the first system) first, so the problems lead."""
     first = contrast.get("model") or next(iter(contrast.values()))
-    capabilities = list(dict.fromkeys(c for result in contrast.values() for c in result["by_capability"]))
+    capabilities = list(dict.fromkeys(c for result in contrast.values() for c in result.by_capability))
 
     def rate(capability: str) -> float:
-        value = first["by_capability"].get(capability, {}).get("pass_rate")
+        value = _capability_rate(first, capability)
         return 2.0 if value is None else value
 
     return sorted(capabilities, key=rate)  # stable: ties keep the suite's order
 
 
-def _capability_total(contrast: dict[str, dict[str, Any]], capability: str) -> int:
-    return max(result["by_capability"].get(capability, {}).get("total", 0) for result in contrast.values())
+def _capability_total(contrast: dict[str, ContrastResult], capability: str) -> int:
+    return max(
+        (rate.total for result in contrast.values() if (rate := result.by_capability.get(capability)) is not None),
+        default=0,
+    )
 
 
-def _case_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not result:
+def _pass_rate(result: ContrastResult | None) -> float | None:
+    return None if result is None else result.pass_rate
+
+
+def _case_summary(result: ContrastResult | None) -> PassRate | None:
+    if result is None:
         return None
-    cases = result.get("cases", [])
-    return {"pass_rate": result.get("pass_rate"), "passed": sum(c["passed"] for c in cases), "total": len(cases)}
+    return PassRate(pass_rate=result.pass_rate, passed=sum(c.passed for c in result.cases), total=len(result.cases))
 
 
-def _subtitle(metrics: dict[str, Any]) -> str:
-    data = metrics.get("data") or {}
+def _subtitle(m: EvaluationMetrics) -> str:
     parts = [
-        f"evaluated {_timestamp(metrics['created'])}" if metrics.get("created") else "",
-        f"{data['test_examples']} test examples" if data.get("test_examples") is not None else "",
-        f"labels: {', '.join(data['labels'])}" if data.get("labels") else "",
+        f"evaluated {_timestamp(m.created)}" if m.created else "",
+        f"{m.data.test_examples} test examples",
+        f"labels: {', '.join(m.data.labels)}" if m.data.labels else "",
     ]
     return " · ".join(p for p in parts if p)
 
@@ -926,10 +926,10 @@ def _interval(ci: list[float] | None) -> str:
     return f"{ci[0]:.3f} to {ci[1]:.3f}" if ci else ""
 
 
-def _rate_cell(summary: dict[str, Any] | None) -> Cell:
-    if not summary or not summary.get("total"):
+def _rate_cell(summary: PassRate | None) -> Cell:
+    if summary is None or not summary.total:
         return Cell(DASH)
-    return Cell(_pct(summary.get("pass_rate")), f"{summary['passed']} of {summary['total']}")
+    return Cell(_pct(summary.pass_rate), f"{summary.passed} of {summary.total}")
 
 
 def _mark(passed: bool) -> str:
@@ -940,17 +940,15 @@ def _capability_name(capability: str) -> str:
     return capability.replace("_", " ")
 
 
-def _ensemble_summary(ensemble: dict[str, Any] | None, select_metric: str | None) -> str | None:
+def _ensemble_summary(ensemble: EnsembleRecord | None, select_metric: str | None) -> str | None:
     """One line per member of an ensemble run: seed, selected epoch and its validation score."""
-    if not ensemble:
+    if ensemble is None:
         return None
-    members = ensemble.get("members", [])
-    lines = [f"{len(members)} models averaged, each selected on validation {select_metric}"]
-    for number, member in enumerate(members, start=1):
-        best = member.get("best_validation", {})
+    lines = [f"{len(ensemble.members)} models averaged, each selected on validation {select_metric}"]
+    for number, member in enumerate(ensemble.members, start=1):
         lines.append(
-            f"member {number}: seed {member.get('seed')}, epoch {member.get('best_epoch')}, "
-            f"validation macro-F1 {_num(best.get('val_macro_f1'), 4)}"
+            f"member {number}: seed {member.seed}, epoch {member.best_epoch}, "
+            f"validation macro-F1 {_num(member.best_validation.get('val_macro_f1'), 4)}"
         )
     return "\n".join(lines)
 
