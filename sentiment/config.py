@@ -179,11 +179,13 @@ class TrainingConfig(Section):
     whole reviews keep their weight."""
     segment_min_tokens: int = Field(2, ge=1)
     """Shorter sentences ("Love it!" is 3 tokens) are not used as examples."""
-    segment_filter: Literal["none", "lexicon"] = "none"
-    """`lexicon` (binary schemes): keep a sentence example only where VADER's compound score of
-    the sentence has its review's sign beyond VADER's neutral band (|compound| >= 0.05), so that
-    neutral sentences ("I ordered it in black.") and a positive review's complaint do not carry
-    the review's label; the reviews themselves are all kept."""
+    segment_filter: Literal["none", "lexicon", "corpus", "lexicon_or_corpus"] = "none"
+    """Binary schemes: keep a sentence example only where its polarity has its review's sign, so
+    that neutral sentences ("I ordered it in black.") and a positive review's complaint do not
+    carry the review's label; the reviews themselves are all kept. `lexicon`: VADER's compound
+    score beyond its neutral band (|compound| >= 0.05); `corpus`: the summed log-odds of the
+    polar unigrams and bigrams of the training reviews ("runs small", which VADER does not rate;
+    `sentiment.training.segments.corpus_polarity`); `lexicon_or_corpus`: either agrees."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""

@@ -230,3 +230,35 @@ def test_the_lexicon_filter_keeps_the_sentences_vader_agrees_with():
     assert examples.filtered_out == 2 and examples.summary()["sentences_filtered_out"] == 2
     with pytest.raises(SentimentError, match="needs the binary scheme"):
         training_examples(ids, starts, labels, 2, config, tokens=reviews, class_names=["negative", "neutral"])
+
+
+def test_the_corpus_filter_reads_the_training_reviews_own_polar_ngrams():
+    from sentiment.config import TrainingConfig
+    from sentiment.training.segments import corpus_polarity
+
+    negative = "it runs small . i ordered it in black .".split()  # VADER rates neither sentence
+    positive = "love it . i ordered it in black .".split()
+    reviews = [negative] * 30 + [positive] * 60
+    labels = np.array([0] * 30 + [1] * 60)
+    polarity = corpus_polarity(reviews, labels)
+    # A gram as common in either class as the prior makes it is not polar, whatever the imbalance.
+    assert (
+        polarity["runs small"] < -1 and polarity["love"] > 1 and "ordered" not in polarity and "black" not in polarity
+    )
+    starts = [np.array([0, 4])] * 30 + [np.array([0, 3])] * 60
+    ids = [np.arange(len(tokens), dtype=np.int32) + 2 for tokens in reviews]
+    names = ["negative", "positive"]
+    examples = training_examples(
+        ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="corpus"), reviews, names
+    )
+    sentences = [(list(s), int(label)) for s, label in zip(examples.ids[90:], examples.labels[90:])]
+    assert sentences == [(list(ids[0][0:4]), 0)] * 30 + [(list(ids[30][0:3]), 1)] * 60
+    assert examples.filtered_out == 90  # every "i ordered it in black ."
+    # VADER alone keeps "love it ." but not "it runs small ."; either keeps both.
+    lexicon = training_examples(
+        ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="lexicon"), reviews, names
+    )
+    either = training_examples(
+        ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="lexicon_or_corpus"), reviews, names
+    )
+    assert (lexicon.sentences, either.sentences) == (60, 90)

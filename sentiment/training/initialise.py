@@ -159,14 +159,19 @@ def initialise(
     # fused=True: one kernel for all parameters (CPU and CUDA), not a dozen ops per tensor.
     optimizer = torch.optim.AdamW(trained, lr=t.lr, weight_decay=t.weight_decay, fused=True)
     starts = sentence_starts(train) if t.segments != "none" else None
-    tokens = train["tokens"] if t.segment_filter != "none" else None
+    # A list, not the dataset's lazy column: the filters index it once per sentence.
+    tokens = list(train["tokens"]) if t.segment_filter != "none" else None
     examples = training_examples(train_ids, starts, train_labels, len(labels), t, tokens=tokens, class_names=labels)
     if examples.sentences:
         log(
             f"training on {examples.reviews:,} reviews and {examples.sentences:,} of their "
             f"sentences (weight {t.segment_weight:g}"
             + (", balanced by class" if t.segment_class_weights else "")
-            + (f"; {examples.filtered_out:,} left out, VADER disagreeing" if examples.filtered_out else "")
+            + (
+                f"; {examples.filtered_out:,} left out by the {t.segment_filter} filter"
+                if examples.filtered_out
+                else ""
+            )
             + ")"
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).

@@ -10,12 +10,16 @@ black."), so with 88% positive reviews the model learns to call any short text p
 Two loss weights counter that: `segment_weight` (a sentence against a whole review) and
 `segment_class_weights` (inverse class frequency among the sentences, so that a sentence as
 common in negative reviews as in positive ones is pulled towards neither class); and
-`segment_filter = "lexicon"` keeps only the sentences whose VADER score agrees with their
-review's label (the lexicon is training knowledge; no evaluation data is involved).
+`segment_filter` keeps only the sentences whose polarity agrees with their review's label:
+`lexicon` reads VADER's score, `corpus` the training reviews' own polar n-grams (VADER reads
+"runs small" as neutral), `lexicon_or_corpus` either. The lexicon and the training reviews are
+training knowledge; no evaluation data is involved.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,17 +103,72 @@ def lexicon_agrees(
 
     from sentiment.model.vader import NEUTRAL_BAND
 
-    if class_names != ["negative", "positive"]:
-        raise SentimentError(
-            f"training.segment_filter = 'lexicon' reads VADER's sign, which needs the binary scheme; "
-            f"the classes here are {class_names}"
-        )
+    _check_binary(class_names)
     analyzer = SentimentIntensityAnalyzer()
     keep = np.zeros(len(spans), dtype=bool)
     for index, (review, begin, end) in enumerate(spans):
         compound = analyzer.polarity_scores(" ".join(tokens[review][begin:end]))["compound"]
         keep[index] = compound >= NEUTRAL_BAND if labels[review] == 1 else compound <= -NEUTRAL_BAND
     return keep
+
+
+CORPUS_MIN_REVIEWS = 20
+"""An n-gram counts as polar only when at least this many training reviews contain it."""
+CORPUS_MIN_LOG_ODDS = 1.0
+"""... and when its log-odds of a positive review, against the prior, is at least this far from 0
+(e^1: a 2.7 times higher share of negative than positive reviews contain it, or the reverse)."""
+
+
+def review_grams(tokens: Sequence[str]) -> set[str]:
+    """The lowercased unigrams and bigrams of a token sequence."""
+    lowered = [token.lower() for token in tokens]
+    return {*lowered, *(f"{a} {b}" for a, b in zip(lowered, lowered[1:]))}
+
+
+def corpus_polarity(tokens: Sequence[Sequence[str]], labels: np.ndarray) -> dict[str, float]:
+    """The polar unigrams and bigrams of the training reviews (binary labels), each with its
+    log-odds of a positive review relative to the prior: log((n_pos + a p) / (n_neg + a (1 - p)))
+    - log(N_pos / N_neg), with n counting the reviews that contain the gram and a = 1 review of
+    pseudo-count split by the prior p. Neutral words ("ordered", "black") sit near 0 whatever
+    the class balance; "runs small" and "returned" far below it."""
+    counts = [Counter[str](), Counter[str]()]
+    for review, label in zip(tokens, labels):
+        counts[int(label)].update(review_grams(review))
+    negatives, positives = int((labels == 0).sum()), int((labels == 1).sum())
+    if not negatives or not positives:
+        raise SentimentError("training.segment_filter = 'corpus' needs training reviews of both classes")
+    prior = positives / (negatives + positives)
+    polarity = {}
+    for gram in counts[0].keys() | counts[1].keys():
+        negative, positive = counts[0][gram], counts[1][gram]
+        if negative + positive < CORPUS_MIN_REVIEWS:
+            continue
+        log_odds = math.log((positive + prior) / (negative + 1 - prior)) - math.log(positives / negatives)
+        if abs(log_odds) >= CORPUS_MIN_LOG_ODDS:
+            polarity[gram] = log_odds
+    return polarity
+
+
+def corpus_agrees(
+    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray, class_names: list[str]
+) -> np.ndarray:
+    """Per sentence span: does the sum of its polar n-grams' log-odds (`corpus_polarity` of the
+    training reviews) have its review's sign? A sentence without polar n-grams agrees with neither."""
+    _check_binary(class_names)
+    polarity = corpus_polarity(tokens, labels)
+    keep = np.zeros(len(spans), dtype=bool)
+    for index, (review, begin, end) in enumerate(spans):
+        score = sum(polarity.get(gram, 0.0) for gram in review_grams(tokens[review][begin:end]))
+        keep[index] = score > 0 if labels[review] == 1 else score < 0
+    return keep
+
+
+def _check_binary(class_names: list[str]) -> None:
+    if class_names != ["negative", "positive"]:
+        raise SentimentError(
+            f"training.segment_filter reads a polarity's sign, which needs the binary scheme; "
+            f"the classes here are {class_names}"
+        )
 
 
 def training_examples(
@@ -129,10 +188,14 @@ def training_examples(
         return TrainingExamples(ids=ids, labels=labels, weights=weights, reviews=len(ids))
     spans = sentence_spans_of_reviews(ids, starts, config.segment_min_tokens)
     filtered_out = 0
-    if config.segment_filter == "lexicon":
+    if config.segment_filter != "none":
         if tokens is None or class_names is None:
-            raise SentimentError("training.segment_filter = 'lexicon' needs the training tokens and class names")
-        keep = lexicon_agrees(tokens, spans, labels, class_names)
+            raise SentimentError("training.segment_filter needs the training tokens and class names")
+        keep = np.zeros(len(spans), dtype=bool)
+        if config.segment_filter in ("lexicon", "lexicon_or_corpus"):
+            keep |= lexicon_agrees(tokens, spans, labels, class_names)
+        if config.segment_filter in ("corpus", "lexicon_or_corpus"):
+            keep |= corpus_agrees(tokens, spans, labels, class_names)
         filtered_out = int((~keep).sum())
         spans = [span for span, kept in zip(spans, keep) if kept]
     sentence_ids, sentence_labels = _from_spans(ids, labels, spans)
