@@ -344,24 +344,37 @@ def score(
     Example:
       sentiment score -m runs/clothing reviews.csv --keep-columns id -o scores.parquet
     """
+    columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
     if engine == "ray":
-        _score_on_ray(
-            inputs,
+        from sentiment.serving.ray_engine import require_ray, score_with_ray
+
+        require_ray()
+        if output is None:
+            raise SentimentError("--engine ray writes a directory of files: give it with -o DIR")
+        if sentences:
+            raise SentimentError("--sentences is not available with --engine ray; score with the local engine")
+        ray_summary = score_with_ray(
             model_path,
+            inputs,
             output,
-            text_column,
-            keep_text,
-            keep_columns,
-            input_format,
-            min_confidence,
-            sentences,
-            address,
-            concurrency,
-            num_cpus,
-            num_gpus,
-            preserve_order,
-            output_format,
+            text_column=text_column,
+            keep_columns=columns,
+            keep_text=keep_text,
+            input_format=input_format,
+            output_format=output_format,
+            address=address,
+            concurrency=concurrency,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            preserve_order=preserve_order,
+            min_confidence=min_confidence,
         )
+        click.echo(
+            f"scored {ray_summary.rows:,} rows on Ray in {ray_summary.seconds:.1f} s "
+            f"({ray_summary.rows_per_second:,.0f} rows/s, {ray_summary.startup_seconds:.1f} s to start)",
+            err=True,
+        )
+        click.echo(f"output: {ray_summary.output}", err=True)
         return
     from sentiment.serving.inference import load_model
     from sentiment.serving.scoring import check_output_is_not_an_input, resolve_inputs, score_files
@@ -376,7 +389,6 @@ def score(
             raise SentimentError("--device cuda: no CUDA device is available here; use --device cpu")
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_path, device=device, batch_size=batch_size)
-    columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
     summary = score_files(
         model,
         inputs,
@@ -397,55 +409,6 @@ def score(
     )
     if summary.output:
         click.echo(f"output: {summary.output}", err=True)
-
-
-def _score_on_ray(
-    inputs,
-    model_path,
-    output,
-    text_column,
-    keep_text,
-    keep_columns,
-    input_format,
-    min_confidence,
-    sentences,
-    address,
-    concurrency,
-    num_cpus,
-    num_gpus,
-    preserve_order,
-    output_format,
-) -> None:
-    from sentiment.serving.ray_engine import require_ray, score_with_ray
-
-    require_ray()
-    if output is None:
-        raise SentimentError("--engine ray writes a directory of files: give it with -o DIR")
-    if sentences:
-        raise SentimentError("--sentences is not available with --engine ray; score with the local engine")
-    columns = [column.strip() for value in keep_columns for column in value.split(",") if column.strip()]
-    summary = score_with_ray(
-        model_path,
-        inputs,
-        output,
-        text_column=text_column,
-        keep_columns=columns,
-        keep_text=keep_text,
-        input_format=input_format,
-        output_format=output_format,
-        address=address,
-        concurrency=concurrency,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        preserve_order=preserve_order,
-        min_confidence=min_confidence,
-    )
-    click.echo(
-        f"scored {summary.rows:,} rows on Ray in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s, "
-        f"{summary.startup_seconds:.1f} s to start)",
-        err=True,
-    )
-    click.echo(f"output: {summary.output}", err=True)
 
 
 @cli.command()

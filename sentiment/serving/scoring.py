@@ -681,38 +681,69 @@ def _abstained_values(chunk: ScoredChunk) -> list:
     return chunk.abstained if chunk.abstained is not None else [None] * len(chunk.records)
 
 
+def _row_values(chunk: ScoredChunk, abstain: bool, sentences: bool, keep_text: bool) -> Iterator[list]:
+    """Each output row's values in column order, None where a cell is empty: the CSV and JSON
+    lines writers only format them (Parquet builds whole columns from the chunk instead)."""
+    for record, label, probs, error, sentence_cell, abstained in zip(
+        chunk.records,
+        chunk.labels,
+        chunk.probabilities.tolist(),
+        chunk.errors,
+        _sentence_values(chunk),
+        _abstained_values(chunk),
+    ):
+        values = [record.source, record.row, label, *(None if math.isnan(p) else p for p in probs), error]
+        if abstain:
+            values.append(abstained)
+        if sentences:
+            values.append(sentence_cell)
+        if keep_text:
+            values.append(record.text)
+        values.extend(record.extra)
+        yield values
+
+
 class _CsvWriter:
     def __init__(self, stream, columns: list[str], keep_text: bool, owned: bool = True):
         self.stream, self.keep_text, self.owned = stream, keep_text, owned
         self.sentences, self.abstain = "sentences" in columns, "abstained" in columns
+        n_classes = columns.index("error") - len(BASE_COLUMNS)
+        self.formats = [
+            *[_plain_cell] * len(BASE_COLUMNS),
+            *[_probability_cell] * n_classes,
+            _plain_cell,  # error
+            *([_flag_cell] if self.abstain else []),
+            *([_sentences_cell] if self.sentences else []),
+            *([_plain_cell] if keep_text else []),
+        ]
+        self.formats += [_csv_cell] * (len(columns) - len(self.formats))  # the kept columns
         self.writer = csv.writer(stream)  # "\r\n" ends records, so fields holding \r or \n get quoted
         self.writer.writerow(columns)
 
     def write(self, chunk: ScoredChunk) -> None:
-        rows = []
-        for record, label, probs, error, sentences, abstained in zip(
-            chunk.records,
-            chunk.labels,
-            chunk.probabilities.tolist(),
-            chunk.errors,
-            _sentence_values(chunk),
-            _abstained_values(chunk),
-        ):
-            row = [record.source, record.row, label or ""]
-            row.extend("" if math.isnan(p) else repr(p) for p in probs)
-            row.append(error or "")
-            if self.abstain:
-                row.append("" if abstained is None else str(abstained).lower())
-            if self.sentences:
-                row.append("" if sentences is None else json.dumps(sentences, ensure_ascii=False))
-            if self.keep_text:
-                row.append(record.text)
-            row.extend(_csv_cell(value) for value in record.extra)
-            rows.append(row)
-        self.writer.writerows(rows)
+        self.writer.writerows(
+            [f(value) for f, value in zip(self.formats, values)]
+            for values in _row_values(chunk, self.abstain, self.sentences, self.keep_text)
+        )
 
     def close(self) -> None:
         self.stream.close() if self.owned else self.stream.flush()
+
+
+def _plain_cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _probability_cell(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _flag_cell(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
+
+
+def _sentences_cell(value: list | None) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -726,27 +757,13 @@ def _csv_cell(value: Any) -> Any:
 class _JsonlWriter:
     def __init__(self, stream, columns: list[str], keep_text: bool):
         self.stream, self.columns, self.keep_text = stream, columns, keep_text
+        self.sentences, self.abstain = "sentences" in columns, "abstained" in columns
 
     def write(self, chunk: ScoredChunk) -> None:
-        lines = []
-        sentence_column, abstain = "sentences" in self.columns, "abstained" in self.columns
-        for record, label, probs, error, sentences, abstained in zip(
-            chunk.records,
-            chunk.labels,
-            chunk.probabilities.tolist(),
-            chunk.errors,
-            _sentence_values(chunk),
-            _abstained_values(chunk),
-        ):
-            values = [record.source, record.row, label, *(None if math.isnan(p) else p for p in probs), error]
-            if abstain:
-                values.append(abstained)
-            if sentence_column:
-                values.append(sentences)
-            if self.keep_text:
-                values.append(record.text)
-            values.extend(record.extra)
-            lines.append(json.dumps(dict(zip(self.columns, values)), ensure_ascii=False, default=str))
+        lines = [
+            json.dumps(dict(zip(self.columns, values)), ensure_ascii=False, default=str)
+            for values in _row_values(chunk, self.abstain, self.sentences, self.keep_text)
+        ]
         self.stream.write("\n".join(lines) + "\n")
 
     def close(self) -> None:
