@@ -116,6 +116,8 @@ def test_sentences_are_read_on_request(server):
         ),
         (dict(json={"texts": ["a"], "colour": "red"}), 422, "colour: Extra inputs are not permitted"),
         (dict(json={"texts": ["a" * 30000]}), 413, "over 20,000 bytes"),
+        # Chunked, so no content-length declares it: counted as it arrives.
+        (dict(content=iter([b'{"texts": ["' + b"a" * 15000, b"a" * 15000 + b'"]}'])), 413, "over 20,000 bytes"),
     ],
 )
 def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_goes_on(server, send, status, message):

@@ -79,16 +79,7 @@ def create_app(
         title="sentiment", version=card.get("version") or "0", description=__doc__.split("\n\n")[0], lifespan=lifespan
     )
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body:
-            return _too_large(max_body)
-        if request.method == "POST":
-            body = await request.body()  # also counts a chunked body without a content-length
-            if len(body) > max_body:
-                return _too_large(max_body)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=max_body)
 
     @app.exception_handler(RequestValidationError)
     async def one_message(_: Request, error: RequestValidationError):
@@ -191,13 +182,49 @@ class MicroBatcher:
                     done.set_result(mine)
 
 
-def _too_large(limit: int):
-    from fastapi.responses import JSONResponse
+class BodyLimit:
+    """ASGI middleware: a 413 with a message for a body over `limit` bytes, whether declared
+    (content-length) or sent in chunks, before the app reads any of it. Plain ASGI rather than
+    `@app.middleware("http")`, whose wrapping of every request costs a task and a stream."""
 
-    return JSONResponse(
-        status_code=413,
-        content={"error": f"the request body is over {limit:,} bytes; send fewer or shorter texts per request"},
-    )
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        from fastapi.responses import JSONResponse
+
+        message = f"the request body is over {self.limit:,} bytes; send fewer or shorter texts per request"
+        await JSONResponse(status_code=413, content={"error": message})(scope, receive, send)
 
 
 def predict_rows(
