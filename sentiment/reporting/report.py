@@ -1,4 +1,4 @@
-"""The evaluation report: a metrics dict rendered as PNG plots, Markdown and one self-contained HTML file.
+"""The evaluation report: metrics.json rendered as PNG plots, Markdown and one self-contained HTML file.
 
 ``sentiment.evaluation.evaluate`` computes the numbers and calls :func:`write_report`;
 :func:`summary_table` is the terminal version of the headline. Markdown and HTML are
