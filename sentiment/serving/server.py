@@ -28,6 +28,7 @@ one text each, one pass scores 16 texts instead of 16 passes one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -308,4 +309,10 @@ def serve(
     import uvicorn
 
     app = create_app(model_path, max_batch=max_batch, max_body=max_body)
+    # The model, tokenizer and vocabulary are millions of long-lived objects: frozen out of the
+    # cyclic collector (this process is ours; `create_app` leaves a host service's to it), its
+    # full collections under load stop scanning them. The first 16 concurrent requests took
+    # 360 ms instead of 100 ms without it, and p99 at 16 clients was higher.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level=log_level)
