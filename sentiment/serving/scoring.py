@@ -704,46 +704,33 @@ def _row_values(chunk: ScoredChunk, abstain: bool, sentences: bool, keep_text: b
 
 
 class _CsvWriter:
+    """The csv module writes None as an empty field and a float as its repr; only the flag, the
+    sentence readings and a kept list or dict need formatting here."""
+
     def __init__(self, stream, columns: list[str], keep_text: bool, owned: bool = True):
         self.stream, self.keep_text, self.owned = stream, keep_text, owned
         self.sentences, self.abstain = "sentences" in columns, "abstained" in columns
-        n_classes = columns.index("error") - len(BASE_COLUMNS)
-        self.formats = [
-            *[_plain_cell] * len(BASE_COLUMNS),
-            *[_probability_cell] * n_classes,
-            _plain_cell,  # error
-            *([_flag_cell] if self.abstain else []),
-            *([_sentences_cell] if self.sentences else []),
-            *([_plain_cell] if keep_text else []),
-        ]
-        self.formats += [_csv_cell] * (len(columns) - len(self.formats))  # the kept columns
+        self.abstained_at = columns.index("abstained") if self.abstain else None
+        self.sentences_at = columns.index("sentences") if self.sentences else None
+        self.kept_from = columns.index("error") + 1 + self.abstain + self.sentences + keep_text
         self.writer = csv.writer(stream)  # "\r\n" ends records, so fields holding \r or \n get quoted
         self.writer.writerow(columns)
 
     def write(self, chunk: ScoredChunk) -> None:
-        self.writer.writerows(
-            [f(value) for f, value in zip(self.formats, values)]
-            for values in _row_values(chunk, self.abstain, self.sentences, self.keep_text)
-        )
+        self.writer.writerows(map(self._format, _row_values(chunk, self.abstain, self.sentences, self.keep_text)))
+
+    def _format(self, values: list) -> list:
+        if self.abstained_at is not None and values[self.abstained_at] is not None:
+            values[self.abstained_at] = str(values[self.abstained_at]).lower()
+        if self.sentences_at is not None and values[self.sentences_at] is not None:
+            values[self.sentences_at] = json.dumps(values[self.sentences_at], ensure_ascii=False)
+        for index in range(self.kept_from, len(values)):
+            if isinstance(values[index], (dict, list)):
+                values[index] = json.dumps(values[index])
+        return values
 
     def close(self) -> None:
         self.stream.close() if self.owned else self.stream.flush()
-
-
-def _plain_cell(value: Any) -> Any:
-    return "" if value is None else value
-
-
-def _probability_cell(value: float | None) -> str:
-    return "" if value is None else repr(value)
-
-
-def _flag_cell(value: bool | None) -> str:
-    return "" if value is None else str(value).lower()
-
-
-def _sentences_cell(value: list | None) -> str:
-    return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def _csv_cell(value: Any) -> Any:
