@@ -250,7 +250,7 @@ class PassRate(_Record):
 
 
 class CaseOutcome(_Record):
-    """One labelled contrast case, as one system read it."""
+    """One labelled contrast case, as one system read it (`sentiment.evaluation.contrast` builds them)."""
 
     id: str
     text: str
@@ -263,14 +263,14 @@ class CaseOutcome(_Record):
 
 
 class CheckOutcome(_Record):
-    """One invariance or directional check (several texts), as one system read it."""
+    """One invariance or directional check, as one system read it; directional: texts = (text, edited)."""
 
     id: str
     check: str
     capability: str
-    texts: list[str]
-    predicted: list[str]
-    p_positive: list[float]
+    texts: tuple[str, ...]
+    predicted: tuple[str, ...]
+    p_positive: tuple[float, ...]
     passed: bool
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.errors import SentimentError
+from sentiment.schemas import CaseOutcome, CheckOutcome
 
 DEFAULT_SUITE_PATH = Path(str(resources.files("sentiment") / "resources" / "contrast" / "product_reviews.jsonl"))
 """Shipped inside the package, so an ordinary `pip install` has it too (a wheel keeps only the package)."""
@@ -80,31 +81,6 @@ class DirectionalCheck:
     capability: str
     text: str
     edited: str
-
-
-@dataclass(frozen=True)
-class CaseOutcome:
-    id: str
-    text: str
-    capability: str
-    expected: str
-    predicted: str
-    p_positive: float
-    passed: bool
-    pair: str | None
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One invariance or directional check; for directional, texts = (text, edited)."""
-
-    id: str
-    check: str
-    capability: str
-    texts: tuple[str, ...]
-    predicted: tuple[str, ...]
-    p_positive: tuple[float, ...]
-    passed: bool
 
 
 def _rate(passed: int, total: int) -> float | None:
@@ -164,11 +140,8 @@ class ContrastResult:
             "pair_consistency": self.pair_consistency,
             "invariance": self._check_summary("invariance"),
             "directional": self._check_summary("directional"),
-            "cases": [asdict(c) for c in self.cases],
-            "checks": [
-                {**asdict(c), "texts": list(c.texts), "predicted": list(c.predicted), "p_positive": list(c.p_positive)}
-                for c in self.checks
-            ],
+            "cases": [c.model_dump() for c in self.cases],
+            "checks": [c.model_dump(mode="json") for c in self.checks],
         }
 
 
@@ -321,38 +294,38 @@ class ContrastSuite:
 
         cases = tuple(
             CaseOutcome(
-                c.id,
-                c.text,
-                c.capability,
-                c.label,
-                predicted(c.text),
-                p_positive(c.text),
-                predicted(c.text) == c.label,
-                c.pair,
+                id=c.id,
+                text=c.text,
+                capability=c.capability,
+                expected=c.label,
+                predicted=predicted(c.text),
+                p_positive=p_positive(c.text),
+                passed=predicted(c.text) == c.label,
+                pair=c.pair,
             )
             for c in self.cases
         )
         checks = [
             CheckOutcome(
-                c.id,
-                "invariance",
-                c.capability,
-                c.texts,
-                tuple(predicted(t) for t in c.texts),
-                tuple(p_positive(t) for t in c.texts),
-                len({predicted(t) for t in c.texts}) == 1,
+                id=c.id,
+                check="invariance",
+                capability=c.capability,
+                texts=c.texts,
+                predicted=tuple(predicted(t) for t in c.texts),
+                p_positive=tuple(p_positive(t) for t in c.texts),
+                passed=len({predicted(t) for t in c.texts}) == 1,
             )
             for c in self.invariance
         ]
         checks += [
             CheckOutcome(
-                c.id,
-                "directional",
-                c.capability,
-                (c.text, c.edited),
-                (predicted(c.text), predicted(c.edited)),
-                (p_positive(c.text), p_positive(c.edited)),
-                p_positive(c.edited) < p_positive(c.text),
+                id=c.id,
+                check="directional",
+                capability=c.capability,
+                texts=(c.text, c.edited),
+                predicted=(predicted(c.text), predicted(c.edited)),
+                p_positive=(p_positive(c.text), p_positive(c.edited)),
+                passed=p_positive(c.edited) < p_positive(c.text),
             )
             for c in self.directional
         ]
