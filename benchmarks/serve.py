@@ -5,7 +5,8 @@ real clothing reviews. Reported: requests and texts per second, p50/p99 latency,
 be 0), and the same texts scored by direct `predict` in this run as the reference for the
 ratio. The clients share the machine with the server, so they are kept cheap: keep-alive
 HTTP/1.1 on asyncio streams (`_Connection`); the same runs with httpx's AsyncClient, whose own
-CPU cost per request is about the server's, are reported beside them. Only 127.0.0.1 is ever contacted. Needs a trained run (default `runs/clothing`).
+CPU cost per request is about the server's, are reported beside them. Only 127.0.0.1 is ever
+contacted. Needs a trained run (default `runs/clothing`).
 Targets on a 2-core machine: batched requests >= 0.7x direct predict; p99 of single-text
 requests under 100 ms at 16 clients.
 """
@@ -78,8 +79,8 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
 class _Connection:
     """One keep-alive HTTP/1.1 connection on asyncio streams: the load generator's own cost per
     request stays a small fraction of a millisecond. (httpx's AsyncClient spends about 5 ms of
-    CPU per request here, a third of the two cores the server needs; `--client httpx` measures
-    with it anyway.)"""
+    CPU per request here, a third of the two cores the server needs; `run` measures with it
+    too, beside these.)"""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port

@@ -396,6 +396,12 @@ class EvaluationMetrics(_TopLevel):
         """ "model", "baseline" or "vader" (None when VADER did not run)."""
         return {"model": self.model, "baseline": self.baseline, "vader": self.vader}[name]
 
+    def contrast_result(self, name: str) -> ContrastResult | None:
+        """One system's contrast-suite result (None when the suite or that system did not run)."""
+        if self.contrast is None:
+            return None
+        return {"model": self.contrast.model, "baseline": self.contrast.baseline, "vader": self.contrast.vader}[name]
+
 
 SCHEMAS: dict[str, type[_TopLevel]] = {
     "manifest.json": PreparedManifest,

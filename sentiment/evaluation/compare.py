@@ -192,8 +192,7 @@ def _scores(system: SystemMetrics | SetScores) -> dict[str, Any]:
 
 
 def _contrast_rate(metrics: EvaluationMetrics, system: str) -> float | None:
-    contrast = metrics.contrast  # None for label schemes without positive/negative
-    result = None if contrast is None else getattr(contrast, system)
+    result = metrics.contrast_result(system)  # None for label schemes without positive/negative
     return None if result is None else result.pass_rate
 
 

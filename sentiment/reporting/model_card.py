@@ -125,7 +125,7 @@ def _evaluation(metrics: EvaluationMetrics) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for s, part in systems.items():
-        result = None if metrics.contrast is None else getattr(metrics.contrast, s)
+        result = metrics.contrast_result(s)
         rate = None if result is None else result.pass_rate
         lines.append(
             f"| {names[s]} | {part.accuracy:.3f} [{part.accuracy_ci[0]:.3f}, {part.accuracy_ci[1]:.3f}]"

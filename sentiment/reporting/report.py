@@ -850,10 +850,7 @@ def _names(systems: Iterable[str]) -> list[str]:
 
 
 def _contrast_systems(m: EvaluationMetrics) -> dict[str, ContrastResult]:
-    if m.contrast is None:
-        return {}
-    found = {"model": m.contrast.model, "baseline": m.contrast.baseline, "vader": m.contrast.vader}
-    return {s: result for s, result in found.items() if result is not None and result.by_capability}
+    return {s: result for s in SYSTEMS if (result := m.contrast_result(s)) is not None and result.by_capability}
 
 
 def _capability_rate(result: ContrastResult, capability: str) -> float | None:
