@@ -177,6 +177,12 @@ class TrainingConfig(Section):
     """Weight sentence examples by inverse class frequency (among the sentences), so that a
     sentence equally common in positive and negative reviews is pulled towards neither class;
     whole reviews keep their weight."""
+    segment_logit_adjustment: float = Field(0.0, ge=0)
+    """tau of a logit-adjusted loss on the sentence examples (Menon et al. 2021): their logits get
+    tau * log(class prior among the sentences) added before the cross-entropy, so the network
+    learns a prior-free reading of short texts (90% of the kept sentences are positive, and a short
+    text with weak evidence otherwise falls back to that prior); whole reviews keep the plain loss.
+    0: off; 1: the adjustment that makes the sentence reading balanced."""
     segment_min_tokens: int = Field(2, ge=1)
     """Shorter sentences ("Love it!" is 3 tokens) are not used as examples."""
     segment_filter: Literal["none", "lexicon", "corpus", "lexicon_or_corpus"] = "none"

@@ -113,6 +113,34 @@ def test_sentence_examples_carry_their_reviews_label_and_weights():
     assert plain.weights is None and len(plain.ids) == 3
 
 
+def test_the_logit_adjusted_loss_shifts_only_the_sentence_examples_logits(prepared_config):
+    from sentiment.data.prepare import load_prepared
+    from sentiment.training.loop import Trainer
+
+    config = prepared_config(
+        *tiny_model(1), "model.dropout=0", "training.segments=sentences", "training.segment_logit_adjustment=1"
+    )
+    trainer = Trainer(config, load_prepared(config.prepared_dir), config.run_dir, torch.device("cpu"), quiet)
+    examples = trainer.examples
+    counts = np.bincount(examples.labels[examples.reviews :], minlength=2) + 1.0
+    assert torch.allclose(trainer.setup.sentence_logit_offset, torch.tensor(np.log(counts / counts.sum())).float())
+    batch = np.array([0, 1, examples.reviews, examples.reviews + 1, examples.reviews + 2])
+    ids, lengths = collate([examples.ids[i] for i in batch])
+    targets = torch.as_tensor(examples.labels[batch])
+    weights = torch.as_tensor(examples.weights[batch], dtype=torch.float32)
+    with torch.no_grad():
+        logits = trainer.model(ids, lengths)
+    is_sentence = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]).unsqueeze(1)
+
+    def loss(offset):
+        losses = torch.nn.functional.cross_entropy(logits + is_sentence * offset, targets, reduction="none")
+        return float((losses * weights).sum() / weights.sum())
+
+    step_loss = trainer._step(batch)  # the loss before its update
+    assert step_loss == pytest.approx(loss(trainer.setup.sentence_logit_offset), rel=1e-5)
+    assert step_loss != pytest.approx(loss(torch.zeros(2)), rel=1e-3)
+
+
 def test_training_with_sentences_and_the_sentence_head(prepared_config):
     from sentiment.serving.inference import load_model
     from sentiment.training.stage import train

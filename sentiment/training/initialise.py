@@ -51,6 +51,8 @@ class TrainingSetup:
     optimizer: torch.optim.Optimizer
     examples: TrainingExamples
     loss_weights: torch.Tensor | None
+    sentence_logit_offset: torch.Tensor | None
+    """[C], added to the sentence examples' logits in the loss (`training.segment_logit_adjustment`)."""
     vectors_summary: dict[str, Any] | None
     transfer: dict[str, Any] | None
     pretraining: dict[str, Any] | None
@@ -167,6 +169,7 @@ def initialise(
             f"training on {examples.reviews:,} reviews and {examples.sentences:,} of their "
             f"sentences (weight {t.segment_weight:g}"
             + (", balanced by class" if t.segment_class_weights else "")
+            + (f", logit-adjusted with tau {t.segment_logit_adjustment:g}" if t.segment_logit_adjustment else "")
             + (
                 f"; {examples.filtered_out:,} left out by the {t.segment_filter} filter"
                 if examples.filtered_out
@@ -177,6 +180,13 @@ def initialise(
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (
         None if examples.weights is None else torch.as_tensor(examples.weights, dtype=torch.float32, device=device)
+    )
+    sentence_logit_offset = (
+        torch.as_tensor(
+            t.segment_logit_adjustment * examples.sentence_log_prior(len(labels)), dtype=torch.float32, device=device
+        )
+        if t.segment_logit_adjustment > 0 and examples.sentences
+        else None
     )
     return TrainingSetup(
         seed=seed,
@@ -193,6 +203,7 @@ def initialise(
         optimizer=optimizer,
         examples=examples,
         loss_weights=loss_weights,
+        sentence_logit_offset=sentence_logit_offset,
         vectors_summary=vectors_summary,
         transfer=transfer,
         pretraining=pretraining,

@@ -162,6 +162,10 @@ class Trainer:
                 logits = self.forward(ids, lengths)
             else:
                 logits, directions, mask = self.model.forward_with_states(ids, lengths)
+            offset = self.setup.sentence_logit_offset
+            if offset is not None:  # the logit-adjusted loss of the sentence examples
+                is_sentence = torch.as_tensor(rows >= examples.reviews, device=self.device)
+                logits = logits + is_sentence.unsqueeze(1).to(logits.dtype) * offset
             losses = nn.functional.cross_entropy(logits, targets, reduction="none")
             if self.position_losses is not None:
                 replication, regularisation = self.position_losses(directions, mask, ids, targets)

@@ -47,6 +47,11 @@ class TrainingExamples:
     def sentences(self) -> int:
         return len(self.ids) - self.reviews
 
+    def sentence_log_prior(self, num_classes: int) -> np.ndarray:
+        """log of each class's share among the sentence examples (a pseudo-count of 1 per class)."""
+        counts = np.bincount(self.labels[self.reviews :], minlength=num_classes).astype(np.float64) + 1.0
+        return np.log(counts / counts.sum())
+
     def summary(self) -> dict:
         if not self.sentences:
             return {"reviews": self.reviews, "sentences": 0}
