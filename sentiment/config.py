@@ -142,6 +142,8 @@ class ModelConfig(Section):
 class TrainingConfig(Section):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(2e-3, gt=0)
+    lr_decay: float = Field(1.0, gt=0, le=1)
+    """Per-epoch decay of the learning rate: epoch k trains at lr * lr_decay ** (k - 1) (1: constant)."""
     weight_decay: float = Field(0.01, ge=0)
     max_epochs: int = Field(8, ge=1)
     patience: int = Field(2, ge=1)

@@ -67,8 +67,24 @@ def test_two_runs_with_the_same_seed_are_identical(tiny):
     assert first == second
 
 
+def test_each_epoch_trains_at_the_decayed_learning_rate(tiny, monkeypatch):
+    original = training_module.Trainer._step
+    seen: dict[int, set[float]] = {}
+
+    def recording(self, batch):
+        seen.setdefault(self.state.epoch + 1, set()).update(g["lr"] for g in self.optimizer.param_groups)
+        return original(self, batch)
+
+    monkeypatch.setattr(training_module.Trainer, "_step", recording)
+    config = tiny("training.lr=0.01", "training.lr_decay=0.5")
+    train(config, log=quiet)
+    assert seen == {1: {0.01}, 2: {0.005}, 3: {0.0025}, 4: {0.00125}}
+
+
 def test_resume_after_an_interrupted_epoch_reaches_the_same_result(tiny, monkeypatch):
-    config = tiny("model.dropout=0.2")  # dropout makes the RNG state part of what must be restored
+    # Dropout makes the RNG state part of what must be restored; the decayed learning rate must
+    # come back too.
+    config = tiny("model.dropout=0.2", "training.lr_decay=0.5")
     uninterrupted = without_timing(metrics_lines(train(config, log=quiet).directory))
     reference = load_model(config.run_dir).predict_proba(["love it", "awful"])
 

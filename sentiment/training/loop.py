@@ -114,6 +114,8 @@ class Trainer:
         rng = np.random.default_rng([self.seed, epoch])
         examples = self.examples
         batches = bucket_batches([len(ids) for ids in examples.ids], t.batch_size, rng)
+        for group in self.optimizer.param_groups:  # a function of the epoch alone, so resuming needs no state
+            group["lr"] = t.lr * t.lr_decay ** (epoch - 1)
         self.model.train()
         if self.position_losses is not None:
             self.position_losses.train()
