@@ -9,7 +9,9 @@ Those labels are noisy: most sentences of a positive review are neutral ("I orde
 black."), so with 88% positive reviews the model learns to call any short text positive.
 Two loss weights counter that: `segment_weight` (a sentence against a whole review) and
 `segment_class_weights` (inverse class frequency among the sentences, so that a sentence as
-common in negative reviews as in positive ones is pulled towards neither class); and
+common in negative reviews as in positive ones is pulled towards neither class);
+`segment_logit_adjustment` shifts the sentences' logits by their class prior in the loss instead
+(Menon et al. 2021; applied by the training loop, from `TrainingExamples.sentence_log_prior`); and
 `segment_filter` keeps only the sentences whose polarity agrees with their review's label:
 `lexicon` reads VADER's score, `corpus` the training reviews' own polar n-grams (VADER reads
 "runs small" as neutral), `lexicon_or_corpus` either. The lexicon and the training reviews are
