@@ -122,6 +122,10 @@ class ModelConfig(Section):
     bidirectional: bool = True
     dropout: float = Field(0.3, ge=0, lt=1)
     embedding_dropout: float = Field(0.0, ge=0, lt=1)
+    negation_scope: bool = False
+    """Read each word between a negator ("not", "never", "n't", ... : VADER's list) and the next
+    punctuation mark or contrast connective through a learned map of its vector (Pang et al.
+    2002's NOT_ scope, as an input feature of the network)."""
     pooling: Literal["last", "max", "mean", "max+mean"] = "max+mean"
     head: Literal["pooled", "sentences", "clauses"] = "pooled"
     """`pooled`: one classifier over the whole review. `sentences`: a multiple-instance head

@@ -1,5 +1,6 @@
 """Training levers that read VADER's lexicon: sentiment-refined vectors (`model.refine_vectors`),
-target replication and the linguistic regulariser (`sentiment.training.position_losses`)."""
+target replication and the linguistic regulariser (`sentiment.training.position_losses`), and
+the negation-scope input map (`model.negation_scope`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,20 @@ import torch
 
 import sentiment.training.loop as training_module
 from sentiment.config import load_config
-from sentiment.data.lexicon import NEGATOR, NEUTRAL, token_categories, vader_lexicon
+from sentiment.data.lexicon import (
+    ENDS_SCOPE,
+    NEGATES,
+    NEGATOR,
+    NEUTRAL,
+    negation_roles,
+    token_categories,
+    vader_lexicon,
+)
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
 from sentiment.model.embeddings import align_vectors, refine_vectors
+from sentiment.model.gates import check_against_module
+from sentiment.model.recurrent import ModelSpec, RecurrentClassifier, negation_scope
 from sentiment.serving.inference import load_model
 from sentiment.training.position_losses import PositionLosses, symmetric_kl
 from sentiment.training.stage import train
@@ -160,3 +171,49 @@ def test_regulariser_without_replication_and_with_the_sentence_head_are_refused(
     config = prepared_config(*tiny_model(1), "training.target_replication=0.5", "model.head=sentences")
     with pytest.raises(SentimentError, match="model.head"):
         train(config, log=quiet)
+
+
+SCOPE_TOKENS = "<pad> <unk> it is n't itchy at all , but never thin . not".split()
+
+
+def test_a_negation_scope_runs_from_the_negator_to_the_next_punctuation_or_connective():
+    roles = negation_roles(SCOPE_TOKENS, vader_lexicon())
+    named = dict(zip(SCOPE_TOKENS, roles.tolist()))
+    assert named["n't"] == named["never"] == named["not"] == NEGATES
+    assert named[","] == named["but"] == named["."] == ENDS_SCOPE
+    assert named["<pad>"] == named["itchy"] == 0
+    ids = torch.arange(len(SCOPE_TOKENS)).unsqueeze(0)
+    scope = negation_scope(torch.as_tensor(roles)[ids])[0]
+    assert [t for t, inside in zip(SCOPE_TOKENS, scope.tolist()) if inside] == ["itchy", "at", "all", "thin"]
+
+
+def scoped_model() -> RecurrentClassifier:
+    torch.manual_seed(0)
+    model = RecurrentClassifier(
+        ModelSpec(vocab_size=len(SCOPE_TOKENS), num_classes=2, embedding_dim=6, hidden_size=5, negation_scope=True)
+    )
+    model.set_negation_roles(negation_roles(SCOPE_TOKENS, vader_lexicon()))
+    return model.eval()
+
+
+def test_the_negation_map_starts_as_the_identity_and_changes_only_the_words_in_scope():
+    model = scoped_model()
+    ids = torch.tensor([[2, 3, 4, 5, 6, 8, 9, 11, 0]])  # it is n't itchy at , but . <pad>
+    torch.testing.assert_close(model.input_vectors(ids), model.embedding(ids))
+    with torch.no_grad():
+        model.negation.bias.fill_(1.0)
+    moved = (model.input_vectors(ids) - model.embedding(ids)).abs().sum(dim=2)[0]
+    assert moved.nonzero().flatten().tolist() == [3, 4]  # "itchy" and "at"; not the padding
+    assert check_against_module(model, ids[0, :8]) < 1e-5  # the gate trace reads the same inputs
+
+
+def test_a_run_with_negation_scope_keeps_its_roles_and_reads_negation_through_them(prepared_config):
+    texts = ["love it", "not bad at all"]
+    plain = load_model(train(prepared_config(*tiny_model(2)), log=quiet).directory).predict_proba(texts)
+    config = prepared_config(*tiny_model(2), "model.negation_scope=true", "name=scoped")
+    scoped = load_model(train(config, log=quiet).directory)
+    network = scoped.network
+    words = scoped.run.vocab.tokens
+    np.testing.assert_array_equal(network.negation_roles.numpy(), negation_roles(words, vader_lexicon()))
+    assert network.negation.weight.abs().sum() > 0  # the map was trained
+    assert not np.array_equal(plain, scoped.predict_proba(texts))

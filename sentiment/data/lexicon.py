@@ -10,6 +10,10 @@ Two training levers read it, both opt-in and both on the training side only:
   must change little at a word the lexicon does not rate, move by a learned drift at a rated
   word, and flip by a learned map at a negator (Qian et al. 2017, `sentiment.training.position_losses`).
 
+The negators alone feed one model option, `model.negation_scope` (`negation_roles` here): the
+words after a negator, up to the next punctuation mark or contrast connective, are read through
+a learned map (`sentiment.model.recurrent.negation_scope`).
+
 Tokens are matched lowercased. spaCy splits "don't" into "do" + "n't", so "n't" counts as a
 negator beside VADER's own list.
 """
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from sentiment.data.text import CONTRAST_CONNECTIVES, WORD, sentence_token_kinds
 
 NEUTRAL = 0
 """Token category: a word the lexicon does not rate (and not a negator); padding and <unk> too."""
@@ -72,3 +78,20 @@ def token_categories(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
         elif (score := lexicon.valence.get(word)) is not None and score != 0.0:
             categories[index] = valence_category(score)
     return categories
+
+
+NEGATES, ENDS_SCOPE = 1, 2
+"""Negation roles (`negation_roles`); 0 for every other word."""
+
+
+def negation_roles(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
+    """[len(tokens)] int64 per vocabulary id: NEGATES for a negator, ENDS_SCOPE for punctuation
+    and the contrast connectives ("but", "however", ...), 0 otherwise. A negation's scope runs
+    from the word after the negator to the next ENDS_SCOPE token, the clause-bounded scope of
+    Pang et al. (2002)'s NOT_ marking: "not itchy at all , but thin" negates "itchy at all"."""
+    kinds = sentence_token_kinds(tokens, CONTRAST_CONNECTIVES)
+    roles = np.where(kinds == WORD, 0, ENDS_SCOPE).astype(np.int64)
+    for index, token in enumerate(tokens):
+        if token.lower() in lexicon.negators:
+            roles[index] = NEGATES
+    return roles

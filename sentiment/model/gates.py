@@ -140,7 +140,7 @@ def trace_gates(model: RecurrentClassifier, ids: torch.Tensor) -> GateTrace:
         shape = tuple(ids.shape)
         raise SentimentError(f"gate tracing needs one non-empty review [T], got shape {shape}")
     gates: dict[tuple[int, str, str], np.ndarray] = {}
-    x = model.embedding(ids)  # no embedding dropout: the trace is what eval() computes
+    x = model.input_vectors(ids.unsqueeze(0))[0]  # no word dropout: the trace is what eval() computes
     for layer in range(len(model.rnns)):
         outputs = []
         for direction in range(model.num_directions):

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from sentiment.data.lexicon import ENDS_SCOPE, NEGATES  # the roles negation_roles gives
 from sentiment.data.text import CONNECTIVE, SENTENCE_END, WORD  # the token kinds sentence_token_kinds gives
 from sentiment.errors import SentimentError
 
@@ -88,6 +89,17 @@ def sentence_starts(kinds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return starts & mask
 
 
+def negation_scope(roles: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool from [B, T] negation roles (`sentiment.data.lexicon.negation_roles`): True at
+    every token after a negator and before the next punctuation mark or contrast connective
+    ("it is n't itchy at all , but thin": "itchy at all"); never at the negator itself."""
+    steps = torch.arange(roles.size(1), device=roles.device).expand_as(roles)
+    none = torch.full_like(steps, -1)
+    last_negator = torch.where(roles == NEGATES, steps, none).cummax(dim=1).values
+    last_end = torch.where(roles == ENDS_SCOPE, steps, none).cummax(dim=1).values
+    return (last_negator > last_end) & (roles != NEGATES)
+
+
 def _max_over_time(values: torch.Tensor) -> torch.Tensor:
     """[B, T, H] -> [B, H]. With gradients, max(dim) (its backward is a cheap scatter); without,
     amax (about 5x faster forward on CPU). The values are identical."""
@@ -110,6 +122,7 @@ class ModelSpec:
     bidirectional: bool = True
     dropout: float = 0.3
     embedding_dropout: float = 0.0
+    negation_scope: bool = False
     pooling: str = "max+mean"
     head: str = "pooled"
     padding_idx: int = 0
@@ -135,6 +148,7 @@ class ModelSpec:
             raise SentimentError(f"padding_idx must be in [0, {self.vocab_size}), got {self.padding_idx!r}")
         # JSON keeps 0.3 and True whatever numeric types came in.
         object.__setattr__(self, "bidirectional", bool(self.bidirectional))
+        object.__setattr__(self, "negation_scope", bool(self.negation_scope))
         object.__setattr__(self, "dropout", float(self.dropout))
         object.__setattr__(self, "embedding_dropout", float(self.embedding_dropout))
 
@@ -157,6 +171,7 @@ class RecurrentClassifier(nn.Module):
     """Embeddings, a (bi)directional LSTM/GRU/RNN stack, padding-aware pooling, a linear head."""
 
     sentence_kinds: torch.Tensor  # a buffer, with the sentence and clause heads
+    negation_roles: torch.Tensor  # a buffer, with negation_scope
 
     def __init__(self, spec: ModelSpec, packed: bool = False) -> None:
         super().__init__()
@@ -173,6 +188,16 @@ class RecurrentClassifier(nn.Module):
         self.embedding_dropout = embedding_dropout
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        self.padding_idx = padding_idx
+        if spec.negation_scope:
+            # A word inside a negation's scope is read as v + negation(v): a learned map of its
+            # vector, starting as the identity (zero weights), so "not itchy" can move "itchy"
+            # wherever the data says. The negation role of every vocabulary id (negator, scope
+            # end, other) is set by `set_negation_roles` and saved with the weights.
+            self.negation = nn.Linear(embedding_dim, embedding_dim)
+            nn.init.zeros_(self.negation.weight)
+            nn.init.zeros_(self.negation.bias)
+            self.register_buffer("negation_roles", torch.zeros(vocab_size, dtype=torch.long))
         # rnns[layer][direction]: single-layer, unidirectional modules (see module docstring).
         extra: dict[str, Any] = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.rnns = nn.ModuleList()
@@ -203,9 +228,17 @@ class RecurrentClassifier(nn.Module):
 
     # ---- encoder -------------------------------------------------------------------------
 
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] ids -> [B, T, E] vectors; in training, whole word vectors are dropped."""
+    def input_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids -> [B, T, E]: the word vectors, negated in a negation's scope (`negation_scope`)."""
         x = self.embedding(ids)
+        if self.spec.negation_scope:
+            scope = negation_scope(self.negation_roles[ids]) & (ids != self.padding_idx)
+            x = x + scope.unsqueeze(2).to(x.dtype) * self.negation(x)
+        return x
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids -> [B, T, E] input vectors; in training, whole word vectors are dropped."""
+        x = self.input_vectors(ids)
         if self.training and self.embedding_dropout > 0:
             keep = 1.0 - self.embedding_dropout
             word_mask = torch.bernoulli(x.new_full(x.shape[:-1] + (1,), keep))
@@ -343,6 +376,16 @@ class RecurrentClassifier(nn.Module):
                 f"sentence kinds for {kinds.numel()} words, the vocabulary has {self.sentence_kinds.numel()}"
             )
         self.sentence_kinds.copy_(kinds)
+
+    @torch.no_grad()
+    def set_negation_roles(self, roles) -> None:
+        """Per vocabulary id: a negator, a scope end or neither (`sentiment.data.lexicon.negation_roles`)."""
+        roles = torch.as_tensor(roles, dtype=torch.long)
+        if roles.shape != self.negation_roles.shape:
+            raise SentimentError(
+                f"negation roles for {roles.numel()} words, the vocabulary has {self.negation_roles.numel()}"
+            )
+        self.negation_roles.copy_(roles)
 
     def read_sentences(self, ids: torch.Tensor, lengths: torch.Tensor) -> SentenceReading:
         """Split each review into sentences, encode and classify each on its own, and weigh them."""

@@ -20,6 +20,7 @@ from torch import nn
 
 from sentiment.artifacts import read_json, write_json
 from sentiment.config import ExperimentConfig
+from sentiment.data.lexicon import negation_roles, vader_lexicon
 from sentiment.data.prepare import PreparedData, sentence_starts, token_ids
 from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 from sentiment.data.vocab import Vocab
@@ -83,6 +84,7 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
         bidirectional=m.bidirectional,
         dropout=m.dropout,
         embedding_dropout=m.embedding_dropout,
+        negation_scope=m.negation_scope,
         pooling=m.pooling,
         head=m.head,
     )
@@ -137,6 +139,8 @@ def initialise(
     if config.model.head != "pooled":
         connectives = CONTRAST_CONNECTIVES if config.model.head == "clauses" else ()
         model.set_sentence_kinds(sentence_token_kinds(vocab.tokens, connectives))
+    if config.model.negation_scope:
+        model.set_negation_roles(negation_roles(vocab.tokens, vader_lexicon()))
     vectors_summary = _load_vectors(model, config, vocab, seed, log)
     transfer = _transfer(model, config, vocab, labels, log) if config.model.init_from else None
     model.to(device)

@@ -46,8 +46,8 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     weights = recurrent_members(run.build_model())[0].state_dict()
     own = model.state_dict()
     for name, tensor in weights.items():
-        # The embedding goes by word (below); the sentence head's token kinds belong to the vocabulary.
-        if name in own and name not in ("embedding.weight", "sentence_kinds"):
+        # The embedding goes by word (below); the token kinds and roles belong to the vocabulary.
+        if name in own and name not in ("embedding.weight", "sentence_kinds", "negation_roles"):
             own[name].copy_(tensor)
     shared = [(index, run.vocab.index[word]) for index, word in enumerate(vocab.tokens) if word in run.vocab.index]
     rows, source_rows = (list(side) for side in zip(*shared))
