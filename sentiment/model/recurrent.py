@@ -100,6 +100,15 @@ def negation_scope(roles: torch.Tensor) -> torch.Tensor:
     return (last_negator > last_end) & (roles != NEGATES)
 
 
+@torch.no_grad()
+def _copy_per_word(buffer: torch.Tensor, values, what: str) -> None:
+    """Fill a per-vocabulary-id buffer, refusing values for another vocabulary size."""
+    values = torch.as_tensor(values, dtype=torch.long)
+    if values.shape != buffer.shape:
+        raise SentimentError(f"{what} for {values.numel()} words, the vocabulary has {buffer.numel()}")
+    buffer.copy_(values)
+
+
 def _max_over_time(values: torch.Tensor) -> torch.Tensor:
     """[B, T, H] -> [B, H]. With gradients, max(dim) (its backward is a cheap scatter); without,
     amax (about 5x faster forward on CPU). The values are identical."""
@@ -367,25 +376,13 @@ class RecurrentClassifier(nn.Module):
 
     # ---- the sentence head ---------------------------------------------------------------
 
-    @torch.no_grad()
     def set_sentence_kinds(self, kinds) -> None:
         """Per vocabulary id: 0 word, 1 punctuation, 2 sentence end (`sentiment.data.text.sentence_token_kinds`)."""
-        kinds = torch.as_tensor(kinds, dtype=torch.long)
-        if kinds.shape != self.sentence_kinds.shape:
-            raise SentimentError(
-                f"sentence kinds for {kinds.numel()} words, the vocabulary has {self.sentence_kinds.numel()}"
-            )
-        self.sentence_kinds.copy_(kinds)
+        _copy_per_word(self.sentence_kinds, kinds, "sentence kinds")
 
-    @torch.no_grad()
     def set_negation_roles(self, roles) -> None:
         """Per vocabulary id: a negator, a scope end or neither (`sentiment.data.lexicon.negation_roles`)."""
-        roles = torch.as_tensor(roles, dtype=torch.long)
-        if roles.shape != self.negation_roles.shape:
-            raise SentimentError(
-                f"negation roles for {roles.numel()} words, the vocabulary has {self.negation_roles.numel()}"
-            )
-        self.negation_roles.copy_(roles)
+        _copy_per_word(self.negation_roles, roles, "negation roles")
 
     def read_sentences(self, ids: torch.Tensor, lengths: torch.Tensor) -> SentenceReading:
         """Split each review into sentences, encode and classify each on its own, and weigh them."""
