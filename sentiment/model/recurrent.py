@@ -254,6 +254,10 @@ class RecurrentClassifier(nn.Module):
             x = x * word_mask / keep
         return x
 
+    def set_negation_roles(self, roles) -> None:
+        """Per vocabulary id: a negator, a scope end or neither (`sentiment.data.lexicon.negation_roles`)."""
+        _copy_per_word(self.negation_roles, roles, "negation roles")
+
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, T] padded ids and [B] real lengths -> (outputs [B, T, H*dirs], mask [B, T])."""
         return self.encode_embedded(self.embed(ids), lengths)
@@ -379,10 +383,6 @@ class RecurrentClassifier(nn.Module):
     def set_sentence_kinds(self, kinds) -> None:
         """Per vocabulary id: 0 word, 1 punctuation, 2 sentence end (`sentiment.data.text.sentence_token_kinds`)."""
         _copy_per_word(self.sentence_kinds, kinds, "sentence kinds")
-
-    def set_negation_roles(self, roles) -> None:
-        """Per vocabulary id: a negator, a scope end or neither (`sentiment.data.lexicon.negation_roles`)."""
-        _copy_per_word(self.negation_roles, roles, "negation roles")
 
     def read_sentences(self, ids: torch.Tensor, lengths: torch.Tensor) -> SentenceReading:
         """Split each review into sentences, encode and classify each on its own, and weigh them."""
