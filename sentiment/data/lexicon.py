@@ -91,7 +91,5 @@ def negation_roles(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
     Pang et al. (2002)'s NOT_ marking: "not itchy at all , but thin" negates "itchy at all"."""
     kinds = sentence_token_kinds(tokens, CONTRAST_CONNECTIVES)
     roles = np.where(kinds == WORD, 0, ENDS_SCOPE).astype(np.int64)
-    for index, token in enumerate(tokens):
-        if token.lower() in lexicon.negators:
-            roles[index] = NEGATES
+    roles[token_categories(tokens, lexicon) == NEGATOR] = NEGATES  # one rule for what a negator is
     return roles

@@ -197,7 +197,6 @@ class RecurrentClassifier(nn.Module):
         self.embedding_dropout = embedding_dropout
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
-        self.padding_idx = padding_idx
         if spec.negation_scope:
             # A word inside a negation's scope is read as v + negation(v): a learned map of its
             # vector, starting as the identity (zero weights), so "not itchy" can move "itchy"
@@ -241,7 +240,7 @@ class RecurrentClassifier(nn.Module):
         """[B, T] ids -> [B, T, E]: the word vectors, negated in a negation's scope (`negation_scope`)."""
         x = self.embedding(ids)
         if self.spec.negation_scope:
-            scope = negation_scope(self.negation_roles[ids]) & (ids != self.padding_idx)
+            scope = negation_scope(self.negation_roles[ids]) & (ids != self.spec.padding_idx)
             x = x + scope.unsqueeze(2).to(x.dtype) * self.negation(x)
         return x
 
