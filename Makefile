@@ -24,11 +24,12 @@ demo: setup
 	$(SENTIMENT) evaluate --config $(CONFIG)
 	@echo "Open the report: reports/$$(basename $(CONFIG) .toml)/report.html"
 
-# Transfer between datasets: the IMDB model first (about 30 minutes on 2 cores), then the
-# clothing model started from its first member (configs/clothing-from-imdb.toml).
+# Transfer between datasets: the IMDB sentence models first (configs/imdb-sentences.toml, about
+# 70 minutes on 2 cores), then the default clothing model started from their first member
+# (configs/clothing-from-imdb.toml).
 demo-transfer: setup
-	$(SENTIMENT) prepare --config configs/imdb.toml
-	$(SENTIMENT) train --config configs/imdb.toml
+	$(SENTIMENT) prepare --config configs/imdb-sentences.toml
+	$(SENTIMENT) train --config configs/imdb-sentences.toml
 	$(MAKE) demo CONFIG=configs/clothing-from-imdb.toml
 
 # The whole suite (CI runs this): slow, network and browser tests included.

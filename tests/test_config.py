@@ -52,3 +52,43 @@ def test_saved_config_round_trips():
     assert again == config
     assert again.fingerprint("vocab") == config.fingerprint("vocab")
     assert config.fingerprint("training") != load_config("configs/clothing.toml").fingerprint("training")
+
+
+def _differences(a, b, prefix=""):
+    keys = set(a) | set(b)
+    out = set()
+    for key in keys:
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out |= _differences(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.add(prefix + key)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("variant", "base", "allowed"),
+    [
+        # The transfer experiment trains exactly as the default, from the IMDB sentence models.
+        ("clothing-from-imdb", "clothing", {"name", "model.init_from", "paths.prepared"}),
+        # Its start is configs/imdb.toml plus the default's sentence examples.
+        (
+            "imdb-sentences",
+            "imdb",
+            {"name", "paths.prepared", "training.segments", "training.segment_weight", "training.segment_filter"},
+        ),
+    ],
+)
+def test_derived_configs_change_only_what_they_say(variant, base, allowed):
+    derived = load_config(f"configs/{variant}.toml")
+    original = load_config(f"configs/{base}.toml")
+    assert _differences(derived.to_dict(), original.to_dict()) == allowed
+    assert derived.prepared_dir == original.prepared_dir
+    default = load_config("configs/clothing.toml").training
+    if variant == "imdb-sentences":
+        assert (derived.training.segments, derived.training.segment_weight, derived.training.segment_filter) == (
+            default.segments,
+            default.segment_weight,
+            default.segment_filter,
+        )
+    else:
+        assert derived.model.init_from == "runs/imdb-sentences"
