@@ -205,6 +205,20 @@ class TrainingConfig(Section):
     """Weight of the linguistic regulariser over neighbouring positions (Qian et al. 2017):
     little change at words VADER's lexicon does not rate, a learned drift at rated words, a
     learned flip at negators; needs `target_replication` > 0; 0 for none."""
+    weight_interpolation: list[float] = Field(default_factory=list)
+    """Candidates for alpha in (1 - alpha) * start + alpha * fine-tuned weights, each scored on
+    validation after the best epoch is chosen and the best kept (WiSE-FT, Wortsman et al. 2022;
+    `sentiment.training.interpolation`): for a model whose start is worth keeping, one from
+    `model.init_from` or `pretrain.epochs`. Include 1 to let validation keep the fine-tuned model;
+    [] for none."""
+
+    @field_validator("weight_interpolation")
+    @classmethod
+    def _alphas_in_range(cls, values: list[float]) -> list[float]:
+        outside = [value for value in values if not 0 < value <= 1]
+        if outside:
+            raise ValueError(f"every alpha must be in (0, 1]; {outside[0]:g} is not")
+        return values
 
     @model_validator(mode="after")
     def _threshold_needs_a_decision_metric(self) -> TrainingConfig:
@@ -269,6 +283,15 @@ class ExperimentConfig(Section):
     @classmethod
     def _one_directory(cls, value: str) -> str:
         return check_name(value)
+
+    @model_validator(mode="after")
+    def _interpolation_needs_a_start(self) -> ExperimentConfig:
+        if self.training.weight_interpolation and not (self.model.init_from or self.pretrain.epochs):
+            raise ValueError(
+                "training.weight_interpolation mixes the fine-tuned weights with the model's start, "
+                "and a random start is not worth keeping: set model.init_from or pretrain.epochs too"
+            )
+        return self
 
     # Where each stage reads and writes.
     @property

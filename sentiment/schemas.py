@@ -101,6 +101,14 @@ class MemberRecord(_Record):
     train_seconds: float
 
 
+class WeightInterpolationRecord(_Record):
+    """`training.weight_interpolation`: the fine-tuned weights mixed with the start."""
+
+    alpha: float = Field(gt=0, le=1, description="kept: (1 - alpha) * start + alpha * fine-tuned")
+    validation: Json = Field(description="the kept weights' validation scores")
+    candidates: list[Json] = Field(description="every alpha tried, with its validation scores")
+
+
 class EnsembleRecord(_Record):
     members: list[MemberRecord]
 
@@ -135,6 +143,7 @@ class RunRecord(_TopLevel):
     train_seconds: float | None = None
     seconds_per_epoch: float | None = None
     pretraining: Json | None = None
+    weight_interpolation: WeightInterpolationRecord | None = None
     ensemble: EnsembleRecord | None = None
     device: str | None = None
     packed_sequences: bool | None = None

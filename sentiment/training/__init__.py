@@ -10,5 +10,6 @@ transfer         starting from another run's weights
 pretraining      language-model pretraining of the encoder
 segments         sentences of the training reviews as extra examples
 position_losses  per-position losses (target replication, lexicon regularisation)
+interpolation    the best weights mixed with the start, the mix chosen on validation (WiSE-FT)
 calibration      temperature scaling and the decision threshold, fitted on validation
 """

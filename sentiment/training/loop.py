@@ -27,6 +27,7 @@ from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.progress import progress_bar
 from sentiment.training.distributed import ProcessGroup, rows_for_rank
 from sentiment.training.initialise import TrainingSetup, initialise, member_seeds
+from sentiment.training.interpolation import start_weights
 
 
 @dataclass
@@ -106,6 +107,11 @@ class Trainer:
         self.model, self.forward, self.position_losses = setup.model, setup.forward, setup.position_losses
         self.optimizer, self.examples, self.packed = setup.optimizer, setup.examples, setup.packed
         self.state = TrainingState()
+        # The start that `training.weight_interpolation` mixes back in, copied before a resumed
+        # run restores its checkpoint: initialise builds the same start every time.
+        self.start = start_weights(self.model) if config.training.weight_interpolation else None
+        self.interpolation: dict[str, Any] | None = None
+        """`interpolate_with_start`'s record, once training is over."""
 
     def run_epoch(self, epoch: int) -> EpochResult:
         t = self.config.training
@@ -199,10 +205,14 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         """This model's record: its seed, the selected epoch and its validation scores, timing."""
         s = self.state
+        best = next(line for line in s.history if line["epoch"] == s.best_epoch)
+        if self.interpolation is not None:  # the weights kept are the mixed ones
+            best = {**best, **{f"val_{name}": value for name, value in self.interpolation["validation"].items()}}
         return {
             "seed": self.seed,
             "best_epoch": s.best_epoch,
-            "best_validation": next(line for line in s.history if line["epoch"] == s.best_epoch),
+            "best_validation": best,
+            "weight_interpolation": self.interpolation,
             "epochs_run": s.epoch,
             "stopped_early": s.epoch < self.config.training.max_epochs,
             "train_seconds": round(s.seconds, 1),

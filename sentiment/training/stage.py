@@ -3,6 +3,7 @@
     train(config)
       initialise + train_while_improving, for each model   (sentiment.training.loop)
         each epoch recorded: best weights, metrics.jsonl, the log line, a checkpoint
+        the best weights mixed with the start, where asked    (sentiment.training.interpolation)
       an ensemble's members assembled into one model
       temperature and decision threshold fitted on validation (sentiment.training.calibration)
       the bag-of-words baseline fitted on the same training tokens
@@ -45,6 +46,7 @@ from sentiment.training.initialise import (
     member_seeds,
     resolve_device,
 )
+from sentiment.training.interpolation import FINE_TUNED_WEIGHTS, interpolate_with_start
 from sentiment.training.loop import EpochResult, Trainer, train_while_improving
 from sentiment.training.run import TrainedRun, discard_if_empty, load_run, partial_dir, write_run
 
@@ -63,6 +65,10 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
     if not group.is_main:
         log = _silent
     try:
+        if group.distributed and config.training.weight_interpolation:
+            raise SentimentError(
+                "training.weight_interpolation is not supported in distributed training yet; train in one process"
+            )
         prepared = load_prepared(config.prepared_dir)
         if prepared.manifest.get("fingerprint") != prepare_fingerprint(config):
             raise SentimentError(
@@ -97,6 +103,8 @@ def train(config: ExperimentConfig, resume: bool = False, device: str | None = N
                 _record(trainer, result)
                 save_checkpoint(trainer)
                 group.barrier()
+            if trainer.start is not None:
+                trainer.interpolation = interpolate_with_start(trainer, trainer.start)
             trainers.append(trainer)
         if group.is_main:
             baseline = fit_baseline(prepared, config)
@@ -221,12 +229,14 @@ def finish_run(
                 f"{d['validation']['at_argmax']:.4f} at the argmax -> {d['validation']['at_threshold']:.4f}"
             )
     for trainer in trainers:  # kept for --resume only; run.json has the summary
-        for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY):
+        for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY, FINE_TUNED_WEIGHTS):
             (trainer.work_dir / scratch).unlink(missing_ok=True)
     write_run(work_dir, run_dir, info, config, first.vocab, baseline, history)
     best = info["best_validation"]
     if len(trainers) == 1:
         selected = f"best epoch {info['best_epoch']}"
+        if first.interpolation is not None:
+            selected += f", mixed with its start at alpha {first.interpolation['alpha']:g}"
     else:
         epochs = ", ".join(str(member["best_epoch"]) for member in info["ensemble"]["members"])
         selected = f"ensemble of {len(trainers)} (best epochs {epochs})"
