@@ -374,6 +374,7 @@ class RunSummary(_Record):
     vectors: Json | None = None
     device: str | None = None
     ensemble: EnsembleRecord | None = None
+    weight_interpolation: WeightInterpolationRecord | None = None
 
 
 class Explanation(_Record):

@@ -68,8 +68,12 @@ def _differences(a, b, prefix=""):
 @pytest.mark.parametrize(
     ("variant", "base", "allowed"),
     [
-        # The transfer experiment trains exactly as the default, from the IMDB sentence models.
-        ("clothing-from-imdb", "clothing", {"name", "model.init_from", "paths.prepared"}),
+        # The transfer experiment trains exactly as the default, from the IMDB sentence models, then mixes.
+        (
+            "clothing-from-imdb",
+            "clothing",
+            {"name", "model.init_from", "paths.prepared", "training.weight_interpolation"},
+        ),
         # Its start is configs/imdb.toml plus the default's sentence examples.
         (
             "imdb-sentences",

@@ -9,6 +9,7 @@ import sentiment.training.stage as stage
 from sentiment.config import load_config
 from sentiment.data.prepare import load_prepared
 from sentiment.errors import SentimentError
+from sentiment.evaluation.evaluate import evaluate
 from sentiment.training.interpolation import FINE_TUNED_WEIGHTS, mixed_weights, start_weights
 from sentiment.training.loop import Trainer
 from sentiment.training.run import partial_dir
@@ -53,6 +54,11 @@ def test_the_kept_weights_are_the_start_and_the_fine_tuned_model_mixed_at_the_be
     for name, tensor in mixed.build_model().state_dict().items():
         torch.testing.assert_close(tensor, expected[name], rtol=1e-6, atol=1e-6)
     assert not (mixed.directory / FINE_TUNED_WEIGHTS).exists()
+
+    metrics = evaluate(config, n_resamples=50, log=quiet)  # the report says which weights it read
+    assert metrics.run.weight_interpolation.alpha == record["alpha"]
+    report = (config.report_dir / "report.md").read_text()
+    assert f"its weights mixed with the start at alpha {record['alpha']:g}" in report
 
 
 def test_mixing_is_linear_in_alpha_and_keeps_integer_buffers():

@@ -282,6 +282,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> Ev
                     "vectors",
                     "device",
                     "ensemble",
+                    "weight_interpolation",
                 )
             },
         },

@@ -656,7 +656,15 @@ def _provenance(m: EvaluationMetrics) -> Section:
         ),
         (
             "Selected epoch",
-            f"{run.best_epoch} (best validation {run.select_metric})" if run.best_epoch is not None else None,
+            f"{run.best_epoch} (best validation {run.select_metric})"
+            + (
+                f", its weights mixed with the start at alpha {run.weight_interpolation.alpha:g} "
+                "(training.weight_interpolation)"
+                if run.weight_interpolation is not None
+                else ""
+            )
+            if run.best_epoch is not None
+            else None,
         ),
         ("Ensemble", _ensemble_summary(run.ensemble, run.select_metric)),
         ("Best validation", run.best_validation),
