@@ -554,6 +554,12 @@ def _predictions(y_pred: Any, probs: np.ndarray) -> np.ndarray:
     return y_pred
 
 
+def improves(score: float, best: float | None, select_metric: str) -> bool:
+    """Whether `score` beats `best` (None: nothing yet) on `select_metric`: lower is better for
+    the loss, higher for the others; a tie does not improve."""
+    return best is None or (score < best if select_metric == "loss" else score > best)
+
+
 def validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """What model selection reads after each epoch: cross-entropy, accuracy and macro-F1 of class
     probabilities [n, k] against labels [n]."""

@@ -36,6 +36,7 @@ from sentiment.schemas import (
     Json,
     PairedDifference,
     PassRate,
+    RunSummary,
     SystemMetrics,
     validated,
 )
@@ -654,18 +655,7 @@ def _provenance(m: EvaluationMetrics) -> Section:
             if "vectors" in run.model_fields_set
             else None,
         ),
-        (
-            "Selected epoch",
-            f"{run.best_epoch} (best validation {run.select_metric})"
-            + (
-                f", its weights mixed with the start at alpha {run.weight_interpolation.alpha:g} "
-                "(training.weight_interpolation)"
-                if run.weight_interpolation is not None
-                else ""
-            )
-            if run.best_epoch is not None
-            else None,
-        ),
+        ("Selected epoch", _selected_epoch(run)),
         ("Ensemble", _ensemble_summary(run.ensemble, run.select_metric)),
         ("Best validation", run.best_validation),
         ("Training time", _duration(run.train_seconds)),
@@ -943,6 +933,18 @@ def _mark(passed: bool) -> str:
 
 def _capability_name(capability: str) -> str:
     return capability.replace("_", " ")
+
+
+def _selected_epoch(run: RunSummary) -> str | None:
+    if run.best_epoch is None:  # an ensemble: each member has its own
+        return None
+    text = f"{run.best_epoch} (best validation {run.select_metric})"
+    if run.weight_interpolation is not None:
+        text += (
+            f", its weights mixed with the start at alpha {run.weight_interpolation.alpha:g} "
+            "(training.weight_interpolation)"
+        )
+    return text
 
 
 def _ensemble_summary(ensemble: EnsembleRecord | None, select_metric: str | None) -> str | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sentiment.metrics import improves
 from sentiment.training.checkpoints import BEST_WEIGHTS, save_weights
 
 if TYPE_CHECKING:
@@ -58,18 +59,23 @@ def interpolate_with_start(trainer: Trainer, start: dict[str, torch.Tensor]) -> 
     if not fine_tuned_path.is_file():  # a resumed run mixed once already: its fine-tuned weights wait here
         os.replace(work_dir / BEST_WEIGHTS, fine_tuned_path)
     fine_tuned = load_file(str(fine_tuned_path))
-    trials: list[tuple[float, dict[str, float]]] = []
-    for candidate in sorted(set(t.weight_interpolation), reverse=True):
-        trainer.model.load_state_dict(mixed_weights(start, fine_tuned, candidate))
-        trials.append((candidate, trainer.validate()))
-    sign = -1.0 if t.select_metric == "loss" else 1.0
-    alpha, scores = max(trials, key=lambda trial: sign * trial[1][t.select_metric])  # the first best: the larger alpha
-    candidates = [{"alpha": a, **{f"val_{name}": round(value, 5) for name, value in v.items()}} for a, v in trials]
-    trainer.model.load_state_dict(mixed_weights(start, fine_tuned, alpha))
+    metric = t.select_metric
+    candidates: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, float], dict[str, torch.Tensor]] | None = None
+    for alpha in sorted(set(t.weight_interpolation), reverse=True):  # on a tie the first, larger alpha stays
+        weights = mixed_weights(start, fine_tuned, alpha)
+        trainer.model.load_state_dict(weights)
+        scores = trainer.validate()
+        candidates.append({"alpha": alpha, **{f"val_{name}": round(value, 5) for name, value in scores.items()}})
+        if improves(scores[metric], None if best is None else best[1][metric], metric):
+            best = (alpha, scores, weights)
+    assert best is not None  # the config holds at least one alpha whenever this runs
+    alpha, scores, weights = best
+    trainer.model.load_state_dict(weights)
     save_weights(trainer.model, work_dir / BEST_WEIGHTS)
     trainer.log(
         "weights mixed with the start: "
-        + ", ".join(f"alpha {c['alpha']:g} {c['val_' + t.select_metric]:.4f}" for c in candidates)
+        + ", ".join(f"alpha {c['alpha']:g} {c['val_' + metric]:.4f}" for c in candidates)
         + f"; kept alpha {alpha:g}"
     )
     return {

@@ -22,7 +22,7 @@ from torch import nn
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import PreparedData
 from sentiment.errors import SentimentError
-from sentiment.metrics import validation_scores
+from sentiment.metrics import improves, validation_scores
 from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.progress import progress_bar
 from sentiment.training.distributed import ProcessGroup, rows_for_rank
@@ -64,8 +64,7 @@ class TrainingState:
     def record(self, result: EpochResult, select_metric: str) -> None:
         """Count one finished epoch; marks `result.best` when it beats every earlier one."""
         score = result.validation[select_metric]
-        best = self.best_score
-        if best is None or (score < best if select_metric == "loss" else score > best):
+        if improves(score, self.best_score, select_metric):
             self.best_score, self.best_epoch, self.epochs_without_improvement = score, result.epoch, 0
             result.best = True
         else:
