@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from sentiment.errors import SentimentError
@@ -81,32 +82,156 @@ class Tokenizer:
             else:
                 yield kept, starts
 
-    def id_lookup(self, words: Sequence[str]) -> dict[int, int]:
-        """spaCy's string hash of each word -> its index in `words`, for `pipe_ids`."""
-        return {self._strings.add(word): index for index, word in enumerate(words)}
-
-    def pipe_ids(self, texts: Iterable[str], lookup: dict[int, int], unknown: int) -> Iterator[list[int]]:
-        """`[lookup[w] for w in pipe(texts)]` (`unknown` for words it lacks) without making the
-        strings: spaCy's hashes map straight to ids, and only a word missing from `lookup` is
-        looked up, to drop it if it is whitespace as `pipe` does. A third faster than tokens
-        then ids, which matters where tokenizing and the forward pass share the cores (`score`)."""
-        strings, attribute = self._strings, self._attribute
-        for doc in self._docs(texts):
-            ids = []
-            for key in doc.to_array(attribute).tolist():
-                index = lookup.get(key)
-                if index is None:
-                    if strings[key].isspace():
-                        continue
-                    index = unknown
-                ids.append(index)
-            yield ids
+    def word_ids(self, words: Sequence[str], unknown: int) -> WordIds:
+        """Texts straight to indices in `words` (`unknown` for words it lacks), as `pipe` tokenizes."""
+        return WordIds(self, words, unknown)
 
     def _tokens(self, doc, keep_space: bool = False) -> list[str]:
         # One array of string hashes per doc is about twice as fast as reading Token objects.
         strings = self._strings
         words = [strings[key] for key in doc.to_array(self._attribute).tolist()]
         return words if keep_space else [word for word in words if not word.isspace()]
+
+
+class WordIds:
+    """Texts to vocabulary ids exactly as `Tokenizer.pipe` then a lookup would give them, fast
+    enough that tokenizing no longer holds back `score` (where it shares the cores with the model).
+
+    spaCy tokenizes each whitespace-separated chunk of a text on its own, with one exception: its
+    special cases that hold affix characters (`'bout`, `(:`, `a.m.`) are found by a matcher over
+    the whole text, whose matches may reach across a space (`talkin' 'bout` matches `''` and so
+    loses `'bout`). So this keeps each chunk's ids (chunk -> ids, learnt by one spaCy call per batch
+    of texts, the new chunks one per line), reads a text as a split and dictionary lookups, and
+    sends a text through spaCy whole only where two neighbouring chunks could start such a match
+    (`_CrossChunkCases`). At `max_chunks` entries the memo starts again, which bounds memory.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, words: Sequence[str], unknown: int, max_chunks: int = 200_000):
+        strings = tokenizer._strings
+        # spaCy's string hash of each word -> its index in `words`: ids without making strings.
+        self._lookup = {strings.add(word): index for index, word in enumerate(words)}
+        self._unknown = unknown
+        self._tokenizer = tokenizer
+        self._cases = _CrossChunkCases(tokenizer._tokenizer)
+        self._memo: dict[str, tuple[int, ...]] = {}
+        # The few chunks whose first or last token could be part of a match across a space.
+        self._starts: dict[str, frozenset[str]] = {}
+        self._ends: dict[str, frozenset[str]] = {}
+        self.max_chunks = max_chunks
+
+    def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[list[int]]:
+        memo, starts = self._memo, self._starts
+        texts = iter(texts)
+        while batch := [_chunks(text) for text in islice(texts, batch_size)]:
+            unseen = set(chain.from_iterable(batch)).difference(memo)
+            if len(memo) + len(unseen) > self.max_chunks:
+                for kept in (memo, starts, self._ends):
+                    kept.clear()
+                unseen = set(chain.from_iterable(batch))
+            if unseen:
+                self._learn(list(unseen))
+            for chunks in batch:
+                ids: list[int] = []
+                for chunk in chunks:
+                    ids += memo[chunk]
+                if not starts.keys().isdisjoint(chunks) and self._crossing(chunks):
+                    ids = self._ids(self._tokenizer._tokenizer(" ".join(chunks)))
+                yield ids
+
+    def _crossing(self, chunks: list[str]) -> bool:
+        """Whether a special case could match across one of the spaces between these chunks."""
+        starts, ends, pairs = self._starts, self._ends, self._cases.pairs
+        for before, chunk in zip(chunks, chunks[1:]):
+            firsts, lasts = starts.get(chunk), ends.get(before)
+            if firsts and lasts and any((last, first) in pairs for last in lasts for first in firsts):
+                return True
+        return False
+
+    def _ids(self, doc) -> list[int]:
+        lookup, unknown = self._lookup, self._unknown
+        return [lookup.get(key, unknown) for key in doc.to_array(self._tokenizer._attribute).tolist()]
+
+    def _learn(self, chunks: list[str]) -> None:
+        """Each chunk's ids, from one spaCy call over the chunks one per line (a line break is a
+        token of its own, which no special case reaches across), and the tokens at its edges that
+        could begin or end a special case reaching into a neighbour."""
+        from spacy.attrs import ORTH
+
+        doc = self._tokenizer._tokenizer("\n".join(chunks))
+        ids, orths = self._ids(doc), doc.to_array(ORTH).tolist()
+        strings, cases = self._tokenizer._strings, self._cases
+        begin, last_line = 0, len(chunks) - 1
+        for line, chunk in enumerate(chunks):
+            end = orths.index(cases.newline, begin) if line < last_line else len(orths)
+            self._memo[chunk] = tuple(ids[begin:end])
+            firsts, lasts = cases.starts(chunk, strings[orths[begin]]), cases.ends(chunk, strings[orths[end - 1]])
+            if firsts:
+                self._starts[chunk] = firsts
+            if lasts:
+                self._ends[chunk] = lasts
+            begin = end + 1
+        if begin != len(orths) + 1:  # cannot happen for chunks without whitespace; stay exact anyway
+            raise AssertionError(f"{len(chunks)} chunks did not tokenize into as many lines")
+
+
+class _CrossChunkCases:
+    """spaCy's special cases whose match can span two chunks: the patterns of two or more tokens
+    that its tokenizer hands to a matcher over the whole text (those holding affix characters).
+    A match across a space needs one pattern's consecutive tokens on either side of it: `pairs`."""
+
+    def __init__(self, spacy_tokenizer: Any):
+        from spacy.tokenizer import Tokenizer as SpacyTokenizer
+
+        plain = SpacyTokenizer(  # the affix rules alone: how the matcher sees a special case
+            spacy_tokenizer.vocab,
+            prefix_search=spacy_tokenizer.prefix_search,
+            suffix_search=spacy_tokenizer.suffix_search,
+            infix_finditer=spacy_tokenizer.infix_finditer,
+            token_match=spacy_tokenizer.token_match,
+            url_match=spacy_tokenizer.url_match,
+        )
+        t = spacy_tokenizer
+        patterns = {}
+        for case in t.rules:
+            matched = not t.faster_heuristics or t.find_prefix(case) or t.find_infix(case) or t.find_suffix(case)
+            tokens = [token.text for token in plain(case)] if matched or " " in case else []
+            if len(tokens) > 1:
+                patterns[case] = tokens
+        self.pairs = {pair for tokens in patterns.values() for pair in zip(tokens, tokens[1:])}
+        self._firsts = {first for first, _ in self.pairs}
+        self._seconds = {second for _, second in self.pairs}
+        self._cases = tuple(patterns)
+        # The cases by their first and by their last character, so a chunk is checked against a few.
+        self._by_first: dict[str, list[tuple[str, str]]] = {}
+        self._by_last: dict[str, list[tuple[str, str]]] = {}
+        for case, tokens in patterns.items():
+            self._by_first.setdefault(case[0], []).append((case, tokens[0]))
+            self._by_last.setdefault(case[-1], []).append((case, tokens[-1]))
+        self.newline = spacy_tokenizer.vocab.strings.add("\n")
+
+    def starts(self, chunk: str, first: str) -> frozenset[str]:
+        """What a match could see as this chunk's first token, where that continues a pattern: its
+        first token, or a special case's first pattern token where one begins the chunk."""
+        if not chunk.startswith(self._cases):
+            return frozenset((first,)) if first in self._seconds else _NOTHING
+        seen = {first, *(token for case, token in self._by_first[chunk[0]] if chunk.startswith(case))}
+        return frozenset(seen & self._seconds)
+
+    def ends(self, chunk: str, last: str) -> frozenset[str]:
+        """What a match could see as this chunk's last token, where a pattern goes on from it."""
+        if not chunk.endswith(self._cases):
+            return frozenset((last,)) if last in self._firsts else _NOTHING
+        seen = {last, *(token for case, token in self._by_last[chunk[-1]] if chunk.endswith(case))}
+        return frozenset(seen & self._firsts)
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _chunks(text: str) -> list[str]:
+    """The whitespace-separated chunks of `clean_text(text)` (`" ".join` gives it back): str.split
+    breaks at the characters that the cleaning regex's `\\s` matches."""
+    return (_HTML_BREAK.sub(" ", text) if "<" in text else text).split()
 
 
 WORD, PUNCT, SENTENCE_END, CONNECTIVE = 0, 1, 2, 3

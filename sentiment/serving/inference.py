@@ -38,14 +38,14 @@ class SentimentModel(TextClassifier):
         self.tokenizer = Tokenizer(lowercase=run.config.tokenize.lowercase)
         self.network = run.build_model(device)
         self.decision_threshold = run.decision_threshold
-        self._id_lookup = self.tokenizer.id_lookup(run.vocab.tokens)
+        self._word_ids = self.tokenizer.word_ids(run.vocab.tokens, UNK_ID)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return self.run.vocab.encode(tokens, self.max_len)
 
     def scoring_inputs(self, texts: Iterable[str]) -> Iterable[list[int]]:
-        """Token ids straight from spaCy's hashes (`Tokenizer.pipe_ids`), not yet cut at max_len."""
-        return self.tokenizer.pipe_ids(texts, self._id_lookup, UNK_ID)
+        """Token ids straight from the tokenizer (`sentiment.data.text.WordIds`), not yet cut at max_len."""
+        return self._word_ids.pipe(texts)
 
     def predict_inputs(self, inputs: Sequence[Sequence[int]]) -> np.ndarray:
         empty = next((i for i, ids in enumerate(inputs) if len(ids) == 0), None)
