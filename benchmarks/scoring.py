@@ -267,7 +267,7 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     import torch
 
     from sentiment.model.batching import predict_ids
-    from sentiment.serving.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, default_workers
+    from sentiment.serving.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, chunk_sizes, default_workers
 
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.integers(0, len(texts), n)]
@@ -275,8 +275,13 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     inputs = list(loaded.scoring_inputs(sample))  # what score reads each text into: token ids
     tokenize_rate = n / (time.perf_counter() - started)
     max_len = loaded.max_len
-    chunks = [[ids[:max_len] for ids in inputs[i : i + CHUNK_SIZE]] for i in range(0, n, CHUNK_SIZE)]
     workers = default_workers(loaded)
+    chunks, start = [], 0
+    for size in chunk_sizes(CHUNK_SIZE, workers):  # the scorer's chunks
+        if start >= n:
+            break
+        chunks.append([ids[:max_len] for ids in inputs[start : start + size]])
+        start += size
 
     def forward(ids):
         with torch.inference_mode():

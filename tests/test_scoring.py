@@ -163,12 +163,22 @@ def test_scoring_streams_chunk_by_chunk(model):
             row += 1
             yield Record("endless", row, "love it", ())
 
-    chunks = list(islice(score_records(model, endless(), chunk_size=5, workers=2), 3))
-    assert [[r.row for r in chunk.records] for chunk in chunks] == [
-        [1, 2, 3, 4, 5],
-        [6, 7, 8, 9, 10],
-        [11, 12, 13, 14, 15],
+    chunks = list(islice(score_records(model, endless(), chunk_size=8, workers=2), 5))
+    assert [[r.row for r in chunk.records] for chunk in chunks] == [  # small first chunks: see chunk_sizes
+        [1],
+        [2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11, 12, 13, 14, 15],
+        [16, 17, 18, 19, 20, 21, 22, 23],
     ]
+
+
+def test_chunks_start_small_with_several_workers_and_grow_to_the_chunk_size():
+    from sentiment.serving.scoring import RAMP_UP, chunk_sizes
+
+    assert list(islice(chunk_sizes(8192, workers=1), 3)) == [8192, 8192, 8192]
+    assert list(islice(chunk_sizes(8192, workers=2), 6)) == [8192 // RAMP_UP, 2048, 4096, 8192, 8192, 8192]
+    assert list(islice(chunk_sizes(3, workers=2), 3)) == [1, 2, 3]
 
 
 def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both_are_restored(

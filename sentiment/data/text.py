@@ -138,21 +138,24 @@ class WordIds:
                 self._learn(list(unseen))
             read = []  # the whole batch before the first yield: another pipe may reset the memo
             for chunks in batch:
-                ids: list[int] = []
-                for chunk in chunks:
-                    ids += memo[chunk]
-                if not starts.keys().isdisjoint(chunks) and self._crossing(chunks):
+                ids = list(chain.from_iterable(map(memo.__getitem__, chunks)))
+                edges = starts.keys() & chunks  # chunks that could continue a match from their left
+                if edges and self._crossing(chunks, edges):
                     ids = self._ids(self._tokenizer._tokenizer(" ".join(chunks)))
                 read.append(ids)
             yield from read
 
-    def _crossing(self, chunks: list[str]) -> bool:
-        """Whether a special case could match across one of the spaces between these chunks."""
+    def _crossing(self, chunks: list[str], edges: Iterable[str]) -> bool:
+        """Whether a special case could match across one of the spaces between these chunks: at
+        a chunk in `edges`, from the chunk before it."""
         starts, ends, pairs = self._starts, self._ends, self._cases.pairs
-        for before, chunk in zip(chunks, chunks[1:]):
-            firsts, lasts = starts.get(chunk), ends.get(before)
-            if firsts and lasts and any((last, first) in pairs for last in lasts for first in firsts):
-                return True
+        for chunk in edges:
+            firsts = starts[chunk]
+            at = 0
+            while (at := _index(chunks, chunk, at + 1)) > 0:
+                lasts = ends.get(chunks[at - 1])
+                if lasts and any((last, first) in pairs for last in lasts for first in firsts):
+                    return True
         return False
 
     def _ids(self, doc) -> list[int]:
@@ -234,6 +237,14 @@ class _CrossChunkCases:
 
 
 _NOTHING: frozenset[str] = frozenset()
+
+
+def _index(items: list[str], item: str, start: int) -> int:
+    """`items.index(item, start)`, or -1 where it does not occur from `start` on."""
+    try:
+        return items.index(item, start)
+    except ValueError:
+        return -1
 
 
 WORD, PUNCT, SENTENCE_END, CONNECTIVE = 0, 1, 2, 3

@@ -548,7 +548,8 @@ def score_records(
     if chunk_size < 1:
         raise SentimentError(f"chunk size must be at least 1, got {chunk_size}")
     records = iter(records)
-    chunks = iter(lambda: list(islice(records, chunk_size)), [])
+    sizes = chunk_sizes(chunk_size, workers)
+    chunks = iter(lambda: list(islice(records, next(sizes))), [])
     if workers <= 1:
         for chunk in chunks:
             yield score_chunk(model, chunk, sentences=sentences, min_confidence=min_confidence)
@@ -567,6 +568,21 @@ def score_records(
             yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+RAMP_UP = 8
+"""With several workers the first chunk is `chunk_size // RAMP_UP` rows, and each next one twice the last."""
+
+
+def chunk_sizes(chunk_size: int, workers: int = 1) -> Iterator[int]:
+    """Rows per chunk, in order. With several workers the first chunks are small and grow to
+    `chunk_size`: the first chunk is tokenized before any forward pass can start (with a cold
+    tokenizer, the slowest reading of all), and every other worker waits for it, so a small one
+    sets them all to work sooner."""
+    size = chunk_size if workers <= 1 else max(1, chunk_size // RAMP_UP)
+    while True:
+        yield size
+        size = min(chunk_size, 2 * size)
 
 
 def default_workers(model) -> int:
