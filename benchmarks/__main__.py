@@ -20,13 +20,19 @@ def main() -> None:
         default="local",
         help="scoring: `ray` compares the local engine with `score --engine ray`",
     )
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="scoring: end-to-end / bare forward pairs timed for the ratio (default 3)"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"benchmarks.{name}")
-        (module.run_ray if name == "scoring" and args.engine == "ray" else module.run)(quick=args.quick)
+        if name == "scoring":
+            module.run_ray(quick=args.quick) if args.engine == "ray" else module.run(quick=args.quick, pairs=args.pairs)
+        else:
+            module.run(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -283,9 +283,11 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
         chunks.append([ids[:max_len] for ids in inputs[start : start + size]])
         start += size
 
+    network = loaded.inference_network  # what the scorer runs: traced where that is exact
+
     def forward(ids):
         with torch.inference_mode():
-            return predict_ids(loaded.network, ids, BATCH_SIZE, loaded.device)
+            return predict_ids(network, ids, BATCH_SIZE, loaded.device)
 
     with _one_torch_thread_per_worker(workers), ThreadPoolExecutor(workers) as pool:
         forward(chunks[0][:BATCH_SIZE])  # warm up oneDNN
@@ -309,9 +311,15 @@ if __name__ == "__main__":
         default="local",
         help="ray: the local engine against `--engine ray` on the same reviews",
     )
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="end-to-end / bare forward pairs timed for the ratio (default 3)"
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
     else:
-        (run_ray if args.engine == "ray" else run)(quick=args.quick, model=args.model)
+        if args.engine == "ray":
+            run_ray(quick=args.quick, model=args.model)
+        else:
+            run(quick=args.quick, model=args.model, pairs=args.pairs)

@@ -11,6 +11,7 @@ predictions.labels, predictions.probabilities   # ["positive"], array([[0.03, 0.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
 from sentiment.model.batching import collate, predict_ids
 from sentiment.model.classifier import SentencePrediction, TextClassifier
+from sentiment.model.tracing import traced_for_inference
 
 
 class SentimentModel(TextClassifier):
@@ -39,6 +41,20 @@ class SentimentModel(TextClassifier):
         self.network = run.build_model(device)
         self.decision_threshold = run.decision_threshold
         self._word_ids = self.tokenizer.word_ids(run.vocab.tokens, UNK_ID)
+        self._inference_network: torch.nn.Module | None = None
+        self._tracing = threading.Lock()
+
+    @property
+    def inference_network(self) -> torch.nn.Module:
+        """What predictions run: on the CPU the network traced into TorchScript where the trace is
+        exact (`sentiment.model.tracing`), made on first use; otherwise the network itself."""
+        with self._tracing:  # score's worker threads may ask for it at the same time
+            if self._inference_network is None:
+                on_cpu = str(self.device).startswith("cpu")
+                self._inference_network = (
+                    traced_for_inference(self.network, len(self.run.vocab.tokens)) if on_cpu else self.network
+                )
+            return self._inference_network
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return self.run.vocab.encode(tokens, self.max_len)
@@ -53,7 +69,7 @@ class SentimentModel(TextClassifier):
             raise SentimentError(f"text {empty} has no tokens; the model cannot score an empty review")
         max_len = self.max_len
         ids = inputs if max_len is None else [row[:max_len] for row in inputs]
-        return predict_ids(self.network, ids, self.batch_size, self.device)
+        return predict_ids(self.inference_network, ids, self.batch_size, self.device)
 
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         return self.predict_inputs([self.run.vocab.encode(tokens) for tokens in token_lists])

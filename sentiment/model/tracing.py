@@ -1,0 +1,67 @@
+"""The forward pass traced into TorchScript for scoring on the CPU: one call per batch, run in C++
+with the GIL released.
+
+Eager PyTorch takes the GIL back between its 20-odd operations per batch. `score` runs the
+forward pass in worker threads beside Python work (tokenizing, reading, writing), which holds
+the GIL, so each of those hand-overs waits. Measured here (2 cores, two forward workers beside
+a thread running Python): the eager network kept 44% of its speed alone, the traced one 65%,
+where sharing two cores with a third busy thread leaves two thirds.
+
+A trace records the operations for one example, so it is only exact for networks whose
+operations do not depend on the values they read. That is the pooled head without packed
+sequences (and ensembles of such networks); other networks are returned as they are. Every
+trace is also checked against the eager network on batches of other sizes and lengths, and
+not used where it differs.
+
+PyTorch marks `torch.jit.trace` deprecated in favour of `torch.compile` and `torch.export`; it
+is still supported in the pinned release. `torch.compile`'s generated code calls its kernels
+from Python by default, so it would take the GIL between them as the eager network does.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from sentiment.model.batching import collate
+from sentiment.model.recurrent import recurrent_members
+
+TOLERANCE = 1e-5
+"""Largest difference in output the check allows between the trace and the eager network."""
+
+
+def traceable(network: nn.Module) -> bool:
+    """Whether `network`'s forward pass runs the same operations whatever ids it reads."""
+    members = recurrent_members(network)
+    return all(member.head == "pooled" and not member.packed for member in members)
+
+
+def traced_for_inference(network: nn.Module, vocab_size: int) -> nn.Module:
+    """The network traced for inference, or the network itself where a trace could not be exact."""
+    if not traceable(network):
+        return network
+    generator = torch.Generator().manual_seed(0)
+
+    def batch(rows: int, longest: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = torch.randint(1, longest + 1, (rows,), generator=generator).tolist()
+        lengths[0] = longest
+        return collate([torch.randint(1, vocab_size, (n,), generator=generator).tolist() for n in lengths])
+
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # see the module's docstring
+            traced = torch.jit.trace(network, batch(8, 12), check_trace=False)
+            for rows, longest in ((3, 31), (1, 1), (17, 5)):
+                ids, lengths = batch(rows, longest)
+                if not torch.allclose(traced(ids, lengths), network(ids, lengths), rtol=0.0, atol=TOLERANCE):
+                    return network
+    except RuntimeError:  # a trace that fails on another shape is not exact either
+        return network
+    finally:
+        network.train(was_training)
+    return traced

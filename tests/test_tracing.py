@@ -1,0 +1,77 @@
+"""The traced forward pass that scoring runs: the eager network's outputs, or the eager network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sentiment.model import tracing
+from sentiment.model.batching import predict_ids
+from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier
+from sentiment.model.tracing import traced_for_inference
+
+VOCAB = 40
+
+
+def network(**kwargs: object) -> RecurrentClassifier:
+    torch.manual_seed(0)
+    defaults: dict[str, object] = dict(embedding_dim=8, hidden_size=12, dropout=0.0)
+    return RecurrentClassifier(ModelSpec(VOCAB, 3, **(defaults | kwargs)))
+
+
+def id_lists(n: int, seed: int = 1) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, VOCAB, int(rng.integers(1, 60))).tolist() for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"cell": "gru", "pooling": "last"},
+        {"cell": "rnn", "pooling": "mean", "bidirectional": False},
+        {"num_layers": 2, "negation_scope": True},
+    ],
+)
+def test_the_trace_scores_every_batch_shape_as_the_eager_network(options):
+    eager = network(**options)
+    traced = traced_for_inference(eager, VOCAB)
+    assert isinstance(traced, torch.jit.ScriptModule)
+    texts = id_lists(300)
+    for batch_size in (64, 7):  # batches of every length from 1 to 59, and a short last batch
+        np.testing.assert_allclose(
+            predict_ids(traced, texts, batch_size), predict_ids(eager, texts, batch_size), rtol=0, atol=1e-6
+        )
+
+
+def test_an_ensemble_of_traceable_members_is_traced():
+    ensemble = EnsembleClassifier([network(), network(cell="gru")])
+    traced = traced_for_inference(ensemble, VOCAB)
+    assert isinstance(traced, torch.jit.ScriptModule)
+    texts = id_lists(50)
+    np.testing.assert_allclose(predict_ids(traced, texts), predict_ids(ensemble, texts), rtol=0, atol=1e-6)
+
+
+def test_a_network_whose_operations_depend_on_its_input_is_not_traced():
+    sentences = network(head="sentences")  # counts its sentences in Python: a trace would keep one count
+    assert traced_for_inference(sentences, VOCAB) is sentences
+
+
+def test_a_trace_that_does_not_match_the_network_is_not_used(monkeypatch):
+    """The check on other batch shapes is what guards against a wrong trace, whatever `traceable` says."""
+    sentences = network(head="sentences")
+    monkeypatch.setattr(tracing, "traceable", lambda _: True)
+    assert traced_for_inference(sentences, VOCAB) is sentences
+
+
+def test_scoring_runs_the_traced_network_and_gives_the_eager_probabilities(tiny_trained):
+    from sentiment.serving.inference import load_model
+
+    model = load_model(tiny_trained.run_dir)
+    assert isinstance(model.inference_network, torch.jit.ScriptModule)
+    texts = ["love it", "not bad at all, but the zipper broke", "awful . returned it"] * 5
+    inputs = list(model.scoring_inputs(texts))
+    np.testing.assert_allclose(
+        model.predict_inputs(inputs), predict_ids(model.network, inputs, model.batch_size), rtol=0, atol=1e-6
+    )
