@@ -4,8 +4,8 @@ with the GIL released.
 Eager PyTorch takes the GIL back between its 20-odd operations per batch. `score` runs the
 forward pass in worker threads beside Python work (tokenizing, reading, writing), which holds
 the GIL, so each of those hand-overs waits. Measured here (2 cores, two forward workers beside
-a thread running Python): the eager network kept 44% of its speed alone, the traced one 65%,
-where sharing two cores with a third busy thread leaves two thirds.
+a thread running Python, two runs): the eager network kept 42-44% of its speed alone, the traced
+one 65-66%, where sharing two cores with a third busy thread leaves two thirds.
 
 A trace records the operations for one example, so it is only exact for networks whose
 operations do not depend on the values they read. That is the pooled head without packed
