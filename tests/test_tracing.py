@@ -75,3 +75,16 @@ def test_scoring_runs_the_traced_network_and_gives_the_eager_probabilities(tiny_
     np.testing.assert_allclose(
         model.predict_inputs(inputs), predict_ids(model.network, inputs, model.batch_size), rtol=0, atol=1e-6
     )
+
+
+def test_a_changed_temperature_reaches_the_traced_network(tiny_trained):
+    from sentiment.serving.inference import load_model
+
+    model = load_model(tiny_trained.run_dir)
+    inputs = list(model.scoring_inputs(["love it", "awful"]))
+    before = model.predict_inputs(inputs)
+    model.network.temperature = 0.25
+    np.testing.assert_allclose(
+        model.predict_inputs(inputs), predict_ids(model.network, inputs, model.batch_size), rtol=0, atol=1e-6
+    )
+    assert not np.allclose(model.predict_inputs(inputs), before)

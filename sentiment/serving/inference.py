@@ -42,6 +42,7 @@ class SentimentModel(TextClassifier):
         self.decision_threshold = run.decision_threshold
         self._word_ids = self.tokenizer.word_ids(run.vocab.tokens, UNK_ID)
         self._inference_network: torch.nn.Module | None = None
+        self._traced_at = 1.0
         self._tracing = threading.Lock()
 
     @property
@@ -49,11 +50,14 @@ class SentimentModel(TextClassifier):
         """What predictions run: on the CPU the network traced into TorchScript where the trace is
         exact (`sentiment.model.tracing`), made on first use; otherwise the network itself."""
         with self._tracing:  # score's worker threads may ask for it at the same time
-            if self._inference_network is None:
+            # A trace keeps the temperature it was made with: a new one is traced again.
+            temperature = getattr(self.network, "temperature", 1.0)
+            if self._inference_network is None or self._traced_at != temperature:
                 on_cpu = str(self.device).startswith("cpu")
                 self._inference_network = (
                     traced_for_inference(self.network, len(self.run.vocab.tokens)) if on_cpu else self.network
                 )
+                self._traced_at = temperature
             return self._inference_network
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
