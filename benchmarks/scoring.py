@@ -267,7 +267,7 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     import torch
 
     from sentiment.model.batching import predict_ids
-    from sentiment.serving.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, chunk_sizes, default_workers
+    from sentiment.serving.scoring import CHUNK_SIZE, _one_torch_thread_per_worker, chunked, default_workers
 
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.integers(0, len(texts), n)]
@@ -276,12 +276,7 @@ def _bare_forward(loaded, texts: list[str], n: int) -> dict:
     tokenize_rate = n / (time.perf_counter() - started)
     max_len = loaded.max_len
     workers = default_workers(loaded)
-    chunks, start = [], 0
-    for size in chunk_sizes(CHUNK_SIZE, workers):  # the scorer's chunks
-        if start >= n:
-            break
-        chunks.append([ids[:max_len] for ids in inputs[start : start + size]])
-        start += size
+    chunks = list(chunked((ids[:max_len] for ids in inputs), CHUNK_SIZE, workers))  # the scorer's chunks
 
     network = loaded.inference_network  # what the scorer runs: traced where that is exact
 

@@ -36,7 +36,7 @@ def id_lists(n: int, seed: int = 1) -> list[list[int]]:
 )
 def test_the_trace_scores_every_batch_shape_as_the_eager_network(options):
     eager = network(**options)
-    traced = traced_for_inference(eager, VOCAB)
+    traced = traced_for_inference(eager)
     assert isinstance(traced, torch.jit.ScriptModule)
     texts = id_lists(300)
     for batch_size in (64, 7):  # batches of every length from 1 to 59, and a short last batch
@@ -47,7 +47,7 @@ def test_the_trace_scores_every_batch_shape_as_the_eager_network(options):
 
 def test_an_ensemble_of_traceable_members_is_traced():
     ensemble = EnsembleClassifier([network(), network(cell="gru")])
-    traced = traced_for_inference(ensemble, VOCAB)
+    traced = traced_for_inference(ensemble)
     assert isinstance(traced, torch.jit.ScriptModule)
     texts = id_lists(50)
     np.testing.assert_allclose(predict_ids(traced, texts), predict_ids(ensemble, texts), rtol=0, atol=1e-6)
@@ -55,14 +55,14 @@ def test_an_ensemble_of_traceable_members_is_traced():
 
 def test_a_network_whose_operations_depend_on_its_input_is_not_traced():
     sentences = network(head="sentences")  # counts its sentences in Python: a trace would keep one count
-    assert traced_for_inference(sentences, VOCAB) is sentences
+    assert traced_for_inference(sentences) is sentences
 
 
 def test_a_trace_that_does_not_match_the_network_is_not_used(monkeypatch):
     """The check on other batch shapes is what guards against a wrong trace, whatever `traceable` says."""
     sentences = network(head="sentences")
     monkeypatch.setattr(tracing, "traceable", lambda _: True)
-    assert traced_for_inference(sentences, VOCAB) is sentences
+    assert traced_for_inference(sentences) is sentences
 
 
 def test_scoring_runs_the_traced_network_and_gives_the_eager_probabilities(tiny_trained):

@@ -38,10 +38,11 @@ def traceable(network: nn.Module) -> bool:
     return all(member.head == "pooled" and not member.packed for member in members)
 
 
-def traced_for_inference(network: nn.Module, vocab_size: int) -> nn.Module:
+def traced_for_inference(network: nn.Module) -> nn.Module:
     """The network traced for inference, or the network itself where a trace could not be exact."""
     if not traceable(network):
         return network
+    vocab_size = recurrent_members(network)[0].embedding.num_embeddings
     generator = torch.Generator().manual_seed(0)
 
     def batch(rows: int, longest: int) -> tuple[torch.Tensor, torch.Tensor]:

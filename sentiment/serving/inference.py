@@ -54,9 +54,7 @@ class SentimentModel(TextClassifier):
             temperature = getattr(self.network, "temperature", 1.0)
             if self._inference_network is None or self._traced_at != temperature:
                 on_cpu = str(self.device).startswith("cpu")
-                self._inference_network = (
-                    traced_for_inference(self.network, len(self.run.vocab.tokens)) if on_cpu else self.network
-                )
+                self._inference_network = traced_for_inference(self.network) if on_cpu else self.network
                 self._traced_at = temperature
             return self._inference_network
 

@@ -67,7 +67,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -547,9 +547,7 @@ def score_records(
     """
     if chunk_size < 1:
         raise SentimentError(f"chunk size must be at least 1, got {chunk_size}")
-    records = iter(records)
-    sizes = chunk_sizes(chunk_size, workers)
-    chunks = iter(lambda: list(islice(records, next(sizes))), [])
+    chunks = chunked(records, chunk_size, workers)
     if workers <= 1:
         for chunk in chunks:
             yield score_chunk(model, chunk, sentences=sentences, min_confidence=min_confidence)
@@ -583,6 +581,15 @@ def chunk_sizes(chunk_size: int, workers: int = 1) -> Iterator[int]:
     while True:
         yield size
         size = min(chunk_size, 2 * size)
+
+
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], chunk_size: int, workers: int = 1) -> Iterator[list[T]]:
+    """`items` in lists of `chunk_sizes(chunk_size, workers)` items; the last one may be shorter."""
+    items, sizes = iter(items), chunk_sizes(chunk_size, workers)
+    return iter(lambda: list(islice(items, next(sizes))), [])
 
 
 def default_workers(model) -> int:
