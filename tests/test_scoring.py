@@ -181,6 +181,26 @@ def test_chunks_start_small_with_several_workers_and_grow_to_the_chunk_size():
     assert list(islice(chunk_sizes(3, workers=2), 3)) == [1, 2, 3]
 
 
+def test_the_last_chunk_is_shared_among_the_workers():
+    from sentiment.serving.scoring import chunked
+
+    # sizes 1, 2, 4, 8, 8...: the rows left for the last chunk are cut in two for two workers
+    assert list(chunked(range(20), 8, workers=2)) == [
+        [0],
+        [1, 2],
+        [3, 4, 5, 6],
+        list(range(7, 15)),
+        [15, 16, 17],
+        [18, 19],
+    ]
+    # a last chunk that is full is cut too; with three workers, into three
+    assert list(chunked(range(15), 8, workers=2)) == [[0], [1, 2], [3, 4, 5, 6], [7, 8, 9, 10], [11, 12, 13, 14]]
+    assert list(chunked(range(10), 8, workers=3))[-3:] == [[7], [8], [9]]
+    # one worker: plain chunks; nothing in, nothing out
+    assert list(chunked(range(20), 8)) == [list(range(8)), list(range(8, 16)), [16, 17, 18, 19]]
+    assert list(chunked([], 8, workers=2)) == [] == list(chunked([], 8))
+
+
 def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both_are_restored(
     model, tmp_path, monkeypatch
 ):
