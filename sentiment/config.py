@@ -126,6 +126,11 @@ class ModelConfig(Section):
     """Read each word between a negator ("not", "never", "n't", ... : VADER's list) and the next
     punctuation mark or contrast connective through a learned map of its vector (Pang et al.
     2002's NOT_ scope, as an input feature of the network)."""
+    lexicon_input: Literal["none", "vader"] = "none"
+    """`vader`: read, beside each word's vector, what VADER's lexicon says of the word (its
+    rating / 4, a negator flag, a contrast-connective flag), and give the vocabulary the
+    lexicon's words it lacks, so that a sentiment word the training reviews never use
+    ("worthless") is read by its rating rather than as <unk> (`sentiment.data.lexicon.word_features`)."""
     pooling: Literal["last", "max", "mean", "max+mean"] = "max+mean"
     head: Literal["pooled", "sentences", "clauses"] = "pooled"
     """`pooled`: one classifier over the whole review. `sentences`: a multiple-instance head

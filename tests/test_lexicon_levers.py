@@ -1,6 +1,6 @@
 """Training levers that read VADER's lexicon: sentiment-refined vectors (`model.refine_vectors`),
-target replication and the linguistic regulariser (`sentiment.training.position_losses`), and
-the negation-scope input map (`model.negation_scope`)."""
+target replication and the linguistic regulariser (`sentiment.training.position_losses`), the
+negation-scope input map (`model.negation_scope`) and the lexicon's word features (`model.lexicon_input`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from sentiment.data.lexicon import (
     NEGATES,
     NEGATOR,
     NEUTRAL,
+    WORD_FEATURES,
+    lexicon_words,
     negation_roles,
     token_categories,
     vader_lexicon,
+    word_features,
 )
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
@@ -217,3 +220,51 @@ def test_a_run_with_negation_scope_keeps_its_roles_and_reads_negation_through_th
     np.testing.assert_array_equal(network.negation_roles.numpy(), negation_roles(words, vader_lexicon()))
     assert network.negation.weight.abs().sum() > 0  # the map was trained
     assert not np.array_equal(plain, scoped.predict_proba(texts))
+
+
+def test_word_features_give_the_rating_and_the_negator_and_connective_flags():
+    tokens = ["<pad>", "<unk>", "not", "n't", "terrible", "Perfect", "but", "however", "dress"]
+    features = dict(zip(tokens, word_features(tokens, vader_lexicon()).tolist()))
+    assert WORD_FEATURES == ("valence", "negator", "contrast connective")
+    assert features["<pad>"] == features["<unk>"] == features["dress"] == [0.0, 0.0, 0.0]
+    assert features["not"] == features["n't"] == [0.0, 1.0, 0.0]
+    assert features["terrible"] == pytest.approx([-2.1 / 4, 0.0, 0.0])  # VADER's mean rating
+    assert features["Perfect"] == pytest.approx([2.7 / 4, 0.0, 0.0])  # matched lowercased
+    assert features["but"] == features["however"] == [0.0, 0.0, 1.0]
+    words = lexicon_words(vader_lexicon())
+    assert {"worthless", "useless", "never"} <= set(words) and all(word.isalpha() for word in words)
+
+
+def test_a_dropped_word_keeps_its_lexicon_features():
+    torch.manual_seed(0)
+    spec = ModelSpec(vocab_size=len(SCOPE_TOKENS), num_classes=2, embedding_dim=6, hidden_size=5, word_features=3)
+    model = RecurrentClassifier(spec)
+    features = word_features(SCOPE_TOKENS, vader_lexicon())
+    model.set_word_features(features)
+    assert model.recurrent(0, 0).input_size == 6 + 3
+    ids = torch.tensor([[2, 3, 4, 5, 9]])  # it is n't itchy but
+    model.eval()
+    read = model.input_vectors(ids)[0]
+    torch.testing.assert_close(read[:, :6], model.embedding(ids)[0])
+    torch.testing.assert_close(read[:, 6:], torch.as_tensor(features)[ids[0]])
+    model.train()
+    model.embedding_dropout = 0.999999  # every word vector dropped
+    dropped = model.embed(ids)[0]
+    assert dropped[:, :6].abs().sum() == 0
+    torch.testing.assert_close(dropped[:, 6:], torch.as_tensor(features)[ids[0]])
+    assert check_against_module(model.eval(), ids[0]) < 1e-5  # the gate trace reads the features too
+    with pytest.raises(SentimentError, match="word features of shape"):
+        model.set_word_features(features[:-1])
+
+
+def test_a_run_with_lexicon_input_knows_the_lexicons_words_and_reads_their_ratings(prepared_config):
+    config = prepared_config(*tiny_model(2), "model.lexicon_input=vader", "name=lexicon-input")
+    scorer = load_model(train(config, log=quiet).directory)
+    words = scorer.run.vocab.tokens
+    assert "worthless" in words  # never in the training reviews, given by the lexicon
+    np.testing.assert_array_equal(scorer.network.word_features.numpy(), word_features(words, vader_lexicon()))
+    # The features are the network's input: changing a rating changes the prediction.
+    before = scorer.predict_proba(["worthless"])
+    with torch.no_grad():
+        scorer.network.word_features[words.index("worthless"), 0] = 1.0
+    assert not np.allclose(before, scorer.predict_proba(["worthless"]))

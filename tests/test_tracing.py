@@ -17,7 +17,10 @@ VOCAB = 40
 def network(**kwargs: object) -> RecurrentClassifier:
     torch.manual_seed(0)
     defaults: dict[str, object] = dict(embedding_dim=8, hidden_size=12, dropout=0.0)
-    return RecurrentClassifier(ModelSpec(VOCAB, 3, **(defaults | kwargs)))
+    model = RecurrentClassifier(ModelSpec(VOCAB, 3, **(defaults | kwargs)))
+    if model.spec.word_features:
+        model.set_word_features(torch.rand(VOCAB, model.spec.word_features))
+    return model
 
 
 def id_lists(n: int, seed: int = 1) -> list[list[int]]:
@@ -32,6 +35,7 @@ def id_lists(n: int, seed: int = 1) -> list[list[int]]:
         {"cell": "gru", "pooling": "last"},
         {"cell": "rnn", "pooling": "mean", "bidirectional": False},
         {"num_layers": 2, "negation_scope": True},
+        {"word_features": 3},
     ],
 )
 def test_the_trace_scores_every_batch_shape_as_the_eager_network(options):

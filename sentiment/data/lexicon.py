@@ -10,6 +10,10 @@ Two training levers read it, both opt-in and both on the training side only:
   must change little at a word the lexicon does not rate, move by a learned drift at a rated
   word, and flip by a learned map at a negator (Qian et al. 2017, `sentiment.training.position_losses`).
 
+One more, `model.lexicon_input = "vader"`, gives the network each word's rating, negator and
+connective flags as input features beside its vector (`word_features` here), and the lexicon's
+words the vocabulary lacks (`lexicon_words`).
+
 The negators alone feed one model option, `model.negation_scope` (`negation_roles` here): the
 words after a negator, up to the next punctuation mark or contrast connective, are read through
 a learned map (`sentiment.model.recurrent.negation_scope`).
@@ -93,3 +97,33 @@ def negation_roles(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
     roles = np.where(kinds == WORD, 0, ENDS_SCOPE).astype(np.int64)
     roles[token_categories(tokens, lexicon) == NEGATOR] = NEGATES  # one rule for what a negator is
     return roles
+
+
+WORD_FEATURES = ("valence", "negator", "contrast connective")
+"""What `word_features` gives each vocabulary id, in column order."""
+
+
+def word_features(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
+    """[len(tokens), 3] float32 per vocabulary id: the lexicon's valence / 4 (in [-1, 1]; 0 for a
+    word it does not rate), 1 for a negator, 1 for a contrast connective ("but", "however", ...).
+
+    These are `model.lexicon_input`'s features: read beside a word's vector, they carry the
+    lexicon's knowledge to words the training reviews use rarely or never ("worthless",
+    "useless"), where a word vector alone says little about polarity."""
+    features = np.zeros((len(tokens), len(WORD_FEATURES)), dtype=np.float32)
+    connectives = frozenset(CONTRAST_CONNECTIVES)
+    for index, token in enumerate(tokens):
+        word = token.lower()
+        if word in lexicon.negators:
+            features[index, 1] = 1.0
+        elif (score := lexicon.valence.get(word)) is not None:
+            features[index, 0] = score / 4.0
+        if word in connectives:
+            features[index, 2] = 1.0
+    return features
+
+
+def lexicon_words(lexicon: Lexicon) -> list[str]:
+    """The lexicon's rated words and its negators that spaCy keeps as one token (letters only:
+    not emoticons, not multi-word entries, not "didn't", which it splits), sorted."""
+    return sorted(word for word in set(lexicon.valence) | lexicon.negators if word.isalpha())

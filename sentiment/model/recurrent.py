@@ -132,6 +132,8 @@ class ModelSpec:
     dropout: float = 0.3
     embedding_dropout: float = 0.0
     negation_scope: bool = False
+    word_features: int = 0
+    """Fixed per-word input features read beside each word's vector (`model.lexicon_input`)."""
     pooling: str = "max+mean"
     head: str = "pooled"
     padding_idx: int = 0
@@ -146,6 +148,7 @@ class ModelSpec:
             ("embedding_dim", 1),
             ("hidden_size", 1),
             ("num_layers", 1),
+            ("word_features", 0),
         ]:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -181,6 +184,7 @@ class RecurrentClassifier(nn.Module):
 
     sentence_kinds: torch.Tensor  # a buffer, with the sentence and clause heads
     negation_roles: torch.Tensor  # a buffer, with negation_scope
+    word_features: torch.Tensor  # a buffer [vocab_size, spec.word_features], with lexicon input
 
     def __init__(self, spec: ModelSpec, packed: bool = False) -> None:
         super().__init__()
@@ -206,11 +210,15 @@ class RecurrentClassifier(nn.Module):
             nn.init.zeros_(self.negation.weight)
             nn.init.zeros_(self.negation.bias)
             self.register_buffer("negation_roles", torch.zeros(vocab_size, dtype=torch.long))
+        if spec.word_features:
+            # Fixed features per vocabulary id (the lexicon's rating of the word, ...), set by
+            # `set_word_features` and saved with the weights; read beside the word's vector.
+            self.register_buffer("word_features", torch.zeros(vocab_size, spec.word_features))
         # rnns[layer][direction]: single-layer, unidirectional modules (see module docstring).
         extra: dict[str, Any] = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.rnns = nn.ModuleList()
         for layer in range(num_layers):
-            input_size = embedding_dim if layer == 0 else hidden_size * self.num_directions
+            input_size = embedding_dim + spec.word_features if layer == 0 else hidden_size * self.num_directions
             self.rnns.append(
                 nn.ModuleList(
                     CELLS[cell](input_size, hidden_size, batch_first=True, **extra) for _ in range(self.num_directions)
@@ -237,6 +245,20 @@ class RecurrentClassifier(nn.Module):
     # ---- encoder -------------------------------------------------------------------------
 
     def input_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids -> [B, T, E + F]: what the recurrent stack reads (as in eval mode)."""
+        return self._with_word_features(self._word_vectors(ids), ids)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids -> [B, T, E + F] input vectors; in training, whole word vectors are dropped
+        (not the word features: a dropped word is still read by what the lexicon says of it)."""
+        x = self._word_vectors(ids)
+        if self.training and self.embedding_dropout > 0:
+            keep = 1.0 - self.embedding_dropout
+            word_mask = torch.bernoulli(x.new_full(x.shape[:-1] + (1,), keep))
+            x = x * word_mask / keep
+        return self._with_word_features(x, ids)
+
+    def _word_vectors(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, E]: the word vectors, negated in a negation's scope (`negation_scope`)."""
         x = self.embedding(ids)
         if self.spec.negation_scope:
@@ -244,14 +266,20 @@ class RecurrentClassifier(nn.Module):
             x = x + scope.unsqueeze(2).to(x.dtype) * self.negation(x)
         return x
 
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] ids -> [B, T, E] input vectors; in training, whole word vectors are dropped."""
-        x = self.input_vectors(ids)
-        if self.training and self.embedding_dropout > 0:
-            keep = 1.0 - self.embedding_dropout
-            word_mask = torch.bernoulli(x.new_full(x.shape[:-1] + (1,), keep))
-            x = x * word_mask / keep
-        return x
+    def _with_word_features(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        if not self.spec.word_features:
+            return x
+        return torch.cat([x, self.word_features[ids].to(x.dtype)], dim=2)
+
+    @torch.no_grad()
+    def set_word_features(self, features) -> None:
+        """Per vocabulary id, [vocab_size, F] floats (`sentiment.data.lexicon.word_features`)."""
+        values = torch.as_tensor(features, dtype=self.word_features.dtype)
+        if values.shape != self.word_features.shape:
+            raise SentimentError(
+                f"word features of shape {tuple(values.shape)}, expected {tuple(self.word_features.shape)}"
+            )
+        self.word_features.copy_(values)
 
     def set_negation_roles(self, roles) -> None:
         """Per vocabulary id: a negator, a scope end or neither (`sentiment.data.lexicon.negation_roles`)."""

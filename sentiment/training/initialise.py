@@ -20,7 +20,7 @@ from torch import nn
 
 from sentiment.artifacts import read_json, write_json
 from sentiment.config import ExperimentConfig
-from sentiment.data.lexicon import negation_roles, vader_lexicon
+from sentiment.data.lexicon import WORD_FEATURES, lexicon_words, negation_roles, vader_lexicon, word_features
 from sentiment.data.prepare import PreparedData, sentence_starts, token_ids
 from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_token_kinds
 from sentiment.data.vocab import Vocab
@@ -85,6 +85,7 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
         dropout=m.dropout,
         embedding_dropout=m.embedding_dropout,
         negation_scope=m.negation_scope,
+        word_features=len(WORD_FEATURES) if m.lexicon_input != "none" else 0,
         pooling=m.pooling,
         head=m.head,
     )
@@ -98,12 +99,16 @@ def member_seeds(config: ExperimentConfig) -> list[int]:
 
 
 def model_vocabulary(config: ExperimentConfig, prepared: PreparedData) -> Vocab:
-    """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`)."""
-    if not config.model.vector_words or not config.model.vectors:
-        return prepared.vocab
-    from sentiment.model.embeddings import vector_words
+    """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`)
+    and by the lexicon's words (`model.lexicon_input`)."""
+    extra: list[str] = []
+    if config.model.vector_words and config.model.vectors:
+        from sentiment.model.embeddings import vector_words
 
-    return prepared.vocab.extended(vector_words(config.model.vectors, config.paths.data, config.model.vector_words))
+        extra += vector_words(config.model.vectors, config.paths.data, config.model.vector_words)
+    if config.model.lexicon_input != "none":
+        extra += lexicon_words(vader_lexicon())
+    return prepared.vocab.extended(extra) if extra else prepared.vocab
 
 
 def split_ids(split, vocab: Vocab, prepared: PreparedData, config: ExperimentConfig) -> list[np.ndarray]:
@@ -141,6 +146,8 @@ def initialise(
         model.set_sentence_kinds(sentence_token_kinds(vocab.tokens, connectives))
     if config.model.negation_scope:
         model.set_negation_roles(negation_roles(vocab.tokens, vader_lexicon()))
+    if config.model.lexicon_input != "none":
+        model.set_word_features(word_features(vocab.tokens, vader_lexicon()))
     vectors_summary = _load_vectors(model, config, vocab, seed, log)
     transfer = _transfer(model, config, vocab, labels, log) if config.model.init_from else None
     model.to(device)

@@ -20,9 +20,9 @@ import torch
 
 from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
-from sentiment.model.recurrent import RecurrentClassifier, recurrent_members
+from sentiment.model.recurrent import ModelSpec, RecurrentClassifier, recurrent_members
 
-MATCHING_KEYS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling")
+MATCHING_KEYS = ("cell", "embedding_dim", "word_features", "hidden_size", "num_layers", "bidirectional", "pooling")
 
 
 @torch.no_grad()
@@ -31,7 +31,8 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     from sentiment.training.run import load_run
 
     run = load_run(source)
-    theirs, mine = run.info["model"], model.to_config()
+    # Runs saved before a key existed hold its default.
+    theirs, mine = {**ModelSpec(vocab_size=1, num_classes=2).to_dict(), **run.info["model"]}, model.to_config()
     for key in MATCHING_KEYS:
         if theirs.get(key) != mine[key]:
             raise SentimentError(
@@ -46,8 +47,8 @@ def transfer_weights(model: RecurrentClassifier, vocab: Vocab, labels: list[str]
     weights = recurrent_members(run.build_model())[0].state_dict()
     own = model.state_dict()
     for name, tensor in weights.items():
-        # The embedding goes by word (below); the token kinds and roles belong to the vocabulary.
-        if name in own and name not in ("embedding.weight", "sentence_kinds", "negation_roles"):
+        # The embedding goes by word (below); the token kinds, roles and features belong to the vocabulary.
+        if name in own and name not in ("embedding.weight", "sentence_kinds", "negation_roles", "word_features"):
             own[name].copy_(tensor)
     shared = [(index, run.vocab.index[word]) for index, word in enumerate(vocab.tokens) if word in run.vocab.index]
     rows, source_rows = (list(side) for side in zip(*shared))
