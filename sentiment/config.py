@@ -203,6 +203,11 @@ class TrainingConfig(Section):
     score beyond its neutral band (|compound| >= 0.05); `corpus`: the summed log-odds of the
     polar unigrams and bigrams of the training reviews ("runs small", which VADER does not rate;
     `sentiment.training.segments.corpus_polarity`); `lexicon_or_corpus`: either agrees."""
+    segment_relabel: bool = False
+    """With `segment_filter`: a sentence that every reading of the filter puts on the other side
+    of its review (for `lexicon_or_corpus`, VADER and the corpus n-grams both) is kept as an
+    example of the other class rather than left out: a happy customer's "so sadly i will be
+    returning this." teaches a negative. Binary schemes."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""
@@ -232,6 +237,12 @@ class TrainingConfig(Section):
                 "training.decision_threshold is chosen by the selection metric, and the loss does "
                 "not depend on it: set training.select_metric to macro_f1 or accuracy"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _relabel_needs_a_filter(self) -> TrainingConfig:
+        if self.segment_relabel and self.segment_filter == "none":
+            raise ValueError("training.segment_relabel reads the filter's polarity: set training.segment_filter too")
         return self
 
     @model_validator(mode="after")

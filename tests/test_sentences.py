@@ -290,3 +290,33 @@ def test_the_corpus_filter_reads_the_training_reviews_own_polar_ngrams():
         ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="lexicon_or_corpus"), reviews, names
     )
     assert (lexicon.sentences, either.sentences) == (60, 90)
+
+
+def test_relabelling_keeps_a_sentence_both_readings_put_on_the_other_side_with_that_label():
+    from sentiment.config import TrainingConfig
+
+    # Ten of sixty positive reviews carry a complaint that VADER ("sadly") and the corpus
+    # ("returning", common in the negative reviews) both read as negative.
+    plain_positive = "love it . i ordered it in black .".split()
+    complaining = "love it . sadly i am returning it . i ordered it in black .".split()
+    negative = "awful fit . i am returning it . i ordered it in black .".split()
+    reviews = [plain_positive] * 50 + [complaining] * 10 + [negative] * 30
+    labels = np.array([1] * 60 + [0] * 30)
+    starts = [np.array([0, 3])] * 50 + [np.array([0, 3, 9])] * 10 + [np.array([0, 3, 9])] * 30
+    ids = [np.arange(len(tokens), dtype=np.int32) + 2 for tokens in reviews]
+    names = ["negative", "positive"]
+    config = TrainingConfig(segments="sentences", segment_filter="lexicon_or_corpus", segment_relabel=True)
+    examples = training_examples(ids, starts, labels, 2, config, reviews, names)
+    sentences = [(list(s), int(label)) for s, label in zip(examples.ids[90:], examples.labels[90:])]
+    complaint = list(ids[50][3:9])
+    assert sentences[50:52] == [(list(ids[50][0:3]), 1), (complaint, 0)]  # relabelled
+    assert sentences[-2:] == [(list(ids[89][0:3]), 0), (list(ids[89][3:9]), 0)]  # agree with their review
+    assert examples.relabelled == 10 and examples.summary()["sentences_relabelled"] == 10
+    assert examples.filtered_out == 90  # every "i ordered it in black ." is still left out
+    assert examples.labels[:90].tolist() == labels.tolist()  # the reviews keep their labels
+    unflipped = training_examples(
+        ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="lexicon_or_corpus"), reviews, names
+    )
+    assert unflipped.relabelled == 0 and unflipped.filtered_out == 100 and unflipped.sentences == examples.sentences - 10
+    with pytest.raises(ValueError, match="segment_relabel reads the filter"):
+        TrainingConfig(segments="sentences", segment_relabel=True)

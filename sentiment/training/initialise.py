@@ -186,6 +186,7 @@ def initialise(
                 if examples.filtered_out
                 else ""
             )
+            + (f"; {examples.relabelled:,} relabelled to the other class" if examples.relabelled else "")
             + ")"
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).

@@ -14,8 +14,10 @@ common in negative reviews as in positive ones is pulled towards neither class);
 (Menon et al. 2021; applied by the training loop, from `TrainingExamples.sentence_log_prior`); and
 `segment_filter` keeps only the sentences whose polarity agrees with their review's label:
 `lexicon` reads VADER's score, `corpus` the training reviews' own polar n-grams (VADER reads
-"runs small" as neutral), `lexicon_or_corpus` either. The lexicon and the training reviews are
-training knowledge; no evaluation data is involved.
+"runs small" as neutral), `lexicon_or_corpus` either. With `segment_relabel`, a sentence that every reading of the filter
+puts on the other side of its review ("so sadly i will be returning this." in a 4-star review)
+is kept with the other class's label instead of being left out. The lexicon and the training
+reviews are training knowledge; no evaluation data is involved.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class TrainingExamples:
     """The first `reviews` examples are the whole reviews; the rest are sentences."""
     filtered_out: int = 0
     """Sentences `segment_filter` left out."""
+    relabelled: int = 0
+    """Sentences kept with the other class's label (`segment_relabel`)."""
 
     @property
     def sentences(self) -> int:
@@ -65,6 +69,8 @@ class TrainingExamples:
         }
         if self.filtered_out:
             summary["sentences_filtered_out"] = self.filtered_out
+        if self.relabelled:
+            summary["sentences_relabelled"] = self.relabelled
         if self.weights is not None:
             classes = np.unique(sentence_labels)
             summary["sentence_weight_by_class"] = {
@@ -101,22 +107,19 @@ def _from_spans(
     return [ids[r][b:e] for r, b, e in spans], np.asarray([labels[r] for r, _, _ in spans], dtype=np.int64)
 
 
-def lexicon_agrees(
-    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray, class_names: list[str]
-) -> np.ndarray:
-    """Per sentence span: does VADER's compound score of its tokens have its review's sign, beyond
-    VADER's neutral band? Binary schemes only."""
+def lexicon_signs(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]]) -> np.ndarray:
+    """Per sentence span: the sign of VADER's compound score of its tokens, 0 inside VADER's
+    neutral band."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     from sentiment.model.vader import NEUTRAL_BAND
 
-    _check_binary(class_names)
     analyzer = SentimentIntensityAnalyzer()
-    keep = np.zeros(len(spans), dtype=bool)
+    signs = np.zeros(len(spans), dtype=np.int64)
     for index, (review, begin, end) in enumerate(spans):
         compound = analyzer.polarity_scores(" ".join(tokens[review][begin:end]))["compound"]
-        keep[index] = compound >= NEUTRAL_BAND if labels[review] == 1 else compound <= -NEUTRAL_BAND
-    return keep
+        signs[index] = 1 if compound >= NEUTRAL_BAND else -1 if compound <= -NEUTRAL_BAND else 0
+    return signs
 
 
 CORPUS_MIN_REVIEWS = 20
@@ -156,18 +159,16 @@ def corpus_polarity(tokens: Sequence[Sequence[str]], labels: np.ndarray) -> dict
     return polarity
 
 
-def corpus_agrees(
-    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray, class_names: list[str]
+def corpus_signs(
+    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray
 ) -> np.ndarray:
-    """Per sentence span: does the sum of its polar n-grams' log-odds (`corpus_polarity` of the
-    training reviews) have its review's sign? A sentence without polar n-grams agrees with neither."""
-    _check_binary(class_names)
+    """Per sentence span: the sign of the sum of its polar n-grams' log-odds (`corpus_polarity` of
+    the training reviews); 0 for a sentence without polar n-grams."""
     polarity = corpus_polarity(tokens, labels)
-    keep = np.zeros(len(spans), dtype=bool)
+    signs = np.zeros(len(spans), dtype=np.int64)
     for index, (review, begin, end) in enumerate(spans):
-        score = sum(polarity.get(gram, 0.0) for gram in review_grams(tokens[review][begin:end]))
-        keep[index] = score > 0 if labels[review] == 1 else score < 0
-    return keep
+        signs[index] = np.sign(sum(polarity.get(gram, 0.0) for gram in review_grams(tokens[review][begin:end])))
+    return signs
 
 
 def _check_binary(class_names: list[str]) -> None:
@@ -194,18 +195,26 @@ def training_examples(
         weights = None if class_weights is None else class_weights[labels]
         return TrainingExamples(ids=ids, labels=labels, weights=weights, reviews=len(ids))
     spans = sentence_spans_of_reviews(ids, starts, config.segment_min_tokens)
-    filtered_out = 0
+    filtered_out = relabelled = 0
+    flipped = np.zeros(len(spans), dtype=bool)
     if config.segment_filter != "none":
         if tokens is None or class_names is None:
             raise SentimentError("training.segment_filter needs the training tokens and class names")
-        keep = np.zeros(len(spans), dtype=bool)
+        _check_binary(class_names)
+        review_signs = np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
+        readings = []
         if config.segment_filter in ("lexicon", "lexicon_or_corpus"):
-            keep |= lexicon_agrees(tokens, spans, labels, class_names)
+            readings.append(lexicon_signs(tokens, spans))
         if config.segment_filter in ("corpus", "lexicon_or_corpus"):
-            keep |= corpus_agrees(tokens, spans, labels, class_names)
-        filtered_out = int((~keep).sum())
-        spans = [span for span, kept in zip(spans, keep) if kept]
+            readings.append(corpus_signs(tokens, spans, labels))
+        agrees = np.any([signs == review_signs for signs in readings], axis=0)
+        if config.segment_relabel:
+            flipped = np.all([signs == -review_signs for signs in readings], axis=0)
+        keep = agrees | flipped
+        filtered_out, relabelled = int((~keep).sum()), int(flipped.sum())
+        spans, flipped = [span for span, kept in zip(spans, keep) if kept], flipped[keep]
     sentence_ids, sentence_labels = _from_spans(ids, labels, spans)
+    sentence_labels = np.where(flipped, 1 - sentence_labels, sentence_labels)
     review_weights = np.ones(len(ids)) if class_weights is None else class_weights[labels]
     sentence_weights = np.full(len(sentence_ids), config.segment_weight)
     if config.segment_class_weights and len(sentence_ids):
@@ -216,6 +225,7 @@ def training_examples(
         weights=np.concatenate([review_weights, sentence_weights]),
         reviews=len(ids),
         filtered_out=filtered_out,
+        relabelled=relabelled,
     )
 
 
