@@ -317,6 +317,8 @@ def test_relabelling_keeps_a_sentence_both_readings_put_on_the_other_side_with_t
     unflipped = training_examples(
         ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="lexicon_or_corpus"), reviews, names
     )
-    assert unflipped.relabelled == 0 and unflipped.filtered_out == 100 and unflipped.sentences == examples.sentences - 10
+    assert (
+        unflipped.relabelled == 0 and unflipped.filtered_out == 100 and unflipped.sentences == examples.sentences - 10
+    )
     with pytest.raises(ValueError, match="segment_relabel reads the filter"):
         TrainingConfig(segments="sentences", segment_relabel=True)

@@ -159,9 +159,7 @@ def corpus_polarity(tokens: Sequence[Sequence[str]], labels: np.ndarray) -> dict
     return polarity
 
 
-def corpus_signs(
-    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray
-) -> np.ndarray:
+def corpus_signs(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray) -> np.ndarray:
     """Per sentence span: the sign of the sum of its polar n-grams' log-odds (`corpus_polarity` of
     the training reviews); 0 for a sentence without polar n-grams."""
     polarity = corpus_polarity(tokens, labels)
