@@ -10,13 +10,14 @@ Two training levers read it, both opt-in and both on the training side only:
   must change little at a word the lexicon does not rate, move by a learned drift at a rated
   word, and flip by a learned map at a negator (Qian et al. 2017, `sentiment.training.position_losses`).
 
-One more, `model.lexicon_input = "vader"`, gives the network each word's rating, negator and
-connective flags as input features beside its vector (`word_features` here), and the lexicon's
-words the vocabulary lacks (`lexicon_words`).
+Two model options read it too, so a saved model keeps what they read with its weights:
 
-The negators alone feed one model option, `model.negation_scope` (`negation_roles` here): the
-words after a negator, up to the next punctuation mark or contrast connective, are read through
-a learned map (`sentiment.model.recurrent.negation_scope`).
+* `model.lexicon_input = "vader"`: each word's rating and its negator and connective flags are
+  input features beside its vector (`word_features` here), and the lexicon's words the
+  vocabulary lacks are added to it (`lexicon_words`);
+* `model.negation_scope` (the negators alone, `negation_roles` here): the words after a negator,
+  up to the next punctuation mark or contrast connective, are read through a learned map
+  (`sentiment.model.recurrent.negation_scope`).
 
 Tokens are matched lowercased. spaCy splits "don't" into "do" + "n't", so "n't" counts as a
 negator beside VADER's own list.

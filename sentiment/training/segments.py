@@ -14,10 +14,10 @@ common in negative reviews as in positive ones is pulled towards neither class);
 (Menon et al. 2021; applied by the training loop, from `TrainingExamples.sentence_log_prior`); and
 `segment_filter` keeps only the sentences whose polarity agrees with their review's label:
 `lexicon` reads VADER's score, `corpus` the training reviews' own polar n-grams (VADER reads
-"runs small" as neutral), `lexicon_or_corpus` either. With `segment_relabel`, a sentence that every reading of the filter
-puts on the other side of its review ("so sadly i will be returning this." in a 4-star review)
-is kept with the other class's label instead of being left out. The lexicon and the training
-reviews are training knowledge; no evaluation data is involved.
+"runs small" as neutral), `lexicon_or_corpus` either. With `segment_relabel`, a sentence that
+every reading of the filter puts on the other side of its review ("so sadly i will be returning
+this ." in a 4-star review) is kept with the other class's label instead of being left out. The
+lexicon and the training reviews are training knowledge; no evaluation data is involved.
 """
 
 from __future__ import annotations
