@@ -102,10 +102,12 @@ def negation_scope(roles: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _copy_per_word(buffer: torch.Tensor, values, what: str) -> None:
-    """Fill a per-vocabulary-id buffer, refusing values for another vocabulary size."""
-    values = torch.as_tensor(values, dtype=torch.long)
+    """Fill a per-vocabulary-id buffer (of the buffer's dtype), refusing values of another shape."""
+    values = torch.as_tensor(values, dtype=buffer.dtype)
     if values.shape != buffer.shape:
-        raise SentimentError(f"{what} for {values.numel()} words, the vocabulary has {buffer.numel()}")
+        raise SentimentError(
+            f"{what} of shape {tuple(values.shape)}, expected {tuple(buffer.shape)} (one per vocabulary word)"
+        )
     buffer.copy_(values)
 
 
@@ -271,15 +273,9 @@ class RecurrentClassifier(nn.Module):
             return x
         return torch.cat([x, self.word_features[ids].to(x.dtype)], dim=2)
 
-    @torch.no_grad()
     def set_word_features(self, features) -> None:
         """Per vocabulary id, [vocab_size, F] floats (`sentiment.data.lexicon.word_features`)."""
-        values = torch.as_tensor(features, dtype=self.word_features.dtype)
-        if values.shape != self.word_features.shape:
-            raise SentimentError(
-                f"word features of shape {tuple(values.shape)}, expected {tuple(self.word_features.shape)}"
-            )
-        self.word_features.copy_(values)
+        _copy_per_word(self.word_features, features, "word features")
 
     def set_negation_roles(self, roles) -> None:
         """Per vocabulary id: a negator, a scope end or neither (`sentiment.data.lexicon.negation_roles`)."""
