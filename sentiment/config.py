@@ -179,9 +179,12 @@ class TrainingConfig(Section):
     """Binary schemes: `validation` picks, after temperature scaling, the cut on P(second class)
     that maximises `select_metric` on the validation split; every prediction path then labels by
     it (saved in run.json, `decision`). `none`: the most probable class."""
-    segments: Literal["none", "sentences"] = "none"
+    segments: Literal["none", "sentences", "sentences+clauses"] = "none"
     """`sentences`: each training review's sentences (spaCy's sentencizer, from `prepare`) are
-    extra training examples with the review's label, so the model also learns from short texts."""
+    extra training examples with the review's label, so the model also learns from short texts.
+    `sentences+clauses`: also the clauses of each sentence that a contrast connective ("but",
+    "however", "although", ...) splits, so "but it runs small" is an example of its own; the
+    clauses pass `segment_filter` like the sentences."""
     segment_weight: float = Field(1.0, gt=0)
     """Loss weight of one sentence example relative to one whole review."""
     segment_class_weights: bool = False

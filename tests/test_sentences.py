@@ -322,3 +322,30 @@ def test_relabelling_keeps_a_sentence_both_readings_put_on_the_other_side_with_t
     )
     with pytest.raises(ValueError, match="segment_relabel reads the filter"):
         TrainingConfig(segments="sentences", segment_relabel=True)
+
+
+def test_clause_examples_split_sentences_at_contrast_connectives_and_pass_the_filter():
+    from sentiment.config import TrainingConfig
+
+    # A negative review whose contrast sentence praises first and complains after "but".
+    review = "love the color but the fabric is awful . i ordered it in black .".split()
+    starts = [np.array([0, 9])]
+    ids = [np.arange(len(review), dtype=np.int32) + 2]
+    labels = np.array([0])
+    names = ["negative", "positive"]
+    config = TrainingConfig(segments="sentences+clauses")
+    examples = training_examples(ids, starts, labels, 2, config, tokens=[review], class_names=names)
+    spans = [list(s) for s in examples.ids[1:]]
+    # The two sentences, then the first sentence's two clauses (the connective opens its clause).
+    assert spans == [list(ids[0][0:9]), list(ids[0][9:15]), list(ids[0][0:3]), list(ids[0][3:9])]
+    assert examples.labels[1:].tolist() == [0, 0, 0, 0] and examples.clauses == 2
+    assert examples.summary()["clauses"] == 2
+    # The lexicon filter keeps the negative sentence and its negative clause, and leaves out the
+    # praise ("love the color") and the neutral "i ordered it in black .".
+    filtered = training_examples(
+        ids, starts, labels, 2, TrainingConfig(segments="sentences+clauses", segment_filter="lexicon"), [review], names
+    )
+    assert [list(s) for s in filtered.ids[1:]] == [list(ids[0][0:9]), list(ids[0][3:9])]
+    assert filtered.clauses == 1 and filtered.filtered_out == 2
+    with pytest.raises(SentimentError, match="needs the training tokens"):
+        training_examples(ids, starts, labels, 2, config)

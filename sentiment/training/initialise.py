@@ -173,12 +173,13 @@ def initialise(
     optimizer = torch.optim.AdamW(trained, lr=t.lr, weight_decay=t.weight_decay, fused=True)
     starts = sentence_starts(train) if t.segments != "none" else None
     # A list, not the dataset's lazy column: the filters index it once per sentence.
-    tokens = list(train["tokens"]) if t.segment_filter != "none" else None
+    tokens = list(train["tokens"]) if t.segment_filter != "none" or t.segments == "sentences+clauses" else None
     examples = training_examples(train_ids, starts, train_labels, len(labels), t, tokens=tokens, class_names=labels)
     if examples.sentences:
         log(
             f"training on {examples.reviews:,} reviews and {examples.sentences:,} of their "
-            f"sentences (weight {t.segment_weight:g}"
+            + (f"sentences and clauses ({examples.clauses:,} clauses; " if examples.clauses else "sentences (")
+            + f"weight {t.segment_weight:g}"
             + (", balanced by class" if t.segment_class_weights else "")
             + (f", logit-adjusted with tau {t.segment_logit_adjustment:g}" if t.segment_logit_adjustment else "")
             + (

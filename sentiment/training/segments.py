@@ -18,6 +18,11 @@ common in negative reviews as in positive ones is pulled towards neither class);
 every reading of the filter puts on the other side of its review ("so sadly i will be returning
 this ." in a 4-star review) is kept with the other class's label instead of being left out. The
 lexicon and the training reviews are training knowledge; no evaluation data is involved.
+
+`segments = "sentences+clauses"` adds, for each sentence that a contrast connective splits ("love
+the color but it runs small"), its clauses as examples of their own (the connective opens the
+clause it begins): a short negative clause inside a contrast sentence is a labelled short text
+the sentences alone do not give.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sentiment.config import TrainingConfig
-from sentiment.data.text import sentence_spans
+from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_spans
 from sentiment.errors import SentimentError
 
 
@@ -48,6 +53,8 @@ class TrainingExamples:
     """Sentences `segment_filter` left out."""
     relabelled: int = 0
     """Sentences kept with the other class's label (`segment_relabel`)."""
+    clauses: int = 0
+    """Of the sentence examples, how many are clauses of a sentence (`segments = "sentences+clauses"`)."""
 
     @property
     def sentences(self) -> int:
@@ -71,6 +78,8 @@ class TrainingExamples:
             summary["sentences_filtered_out"] = self.filtered_out
         if self.relabelled:
             summary["sentences_relabelled"] = self.relabelled
+        if self.clauses:
+            summary["clauses"] = self.clauses
         if self.weights is not None:
             classes = np.unique(sentence_labels)
             summary["sentence_weight_by_class"] = {
@@ -98,6 +107,22 @@ def sentence_examples(
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Each review's sentences of at least `min_tokens` tokens, with the review's label."""
     return _from_spans(ids, labels, sentence_spans_of_reviews(ids, starts, min_tokens))
+
+
+def clause_spans(
+    tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], min_tokens: int
+) -> list[tuple[int, int, int]]:
+    """(review, begin, end) of the clauses of each sentence span that a contrast connective splits
+    (`CONTRAST_CONNECTIVES`, lowercased; the connective begins its clause), keeping those of at
+    least `min_tokens` tokens; a sentence without a connective inside adds nothing."""
+    found: list[tuple[int, int, int]] = []
+    for review, begin, end in spans:
+        words = tokens[review]
+        cuts = [i for i in range(begin + 1, end) if words[i].lower() in CONTRAST_CONNECTIVES]
+        bounds = [begin, *cuts, end]
+        if cuts:
+            found.extend((review, a, b) for a, b in zip(bounds, bounds[1:]) if b - a >= min_tokens)
+    return found
 
 
 def _from_spans(
@@ -193,6 +218,12 @@ def training_examples(
         weights = None if class_weights is None else class_weights[labels]
         return TrainingExamples(ids=ids, labels=labels, weights=weights, reviews=len(ids))
     spans = sentence_spans_of_reviews(ids, starts, config.segment_min_tokens)
+    is_clause = np.zeros(len(spans), dtype=bool)
+    if config.segments == "sentences+clauses":
+        if tokens is None:
+            raise SentimentError("training.segments = 'sentences+clauses' needs the training tokens")
+        clauses = clause_spans(tokens, spans, config.segment_min_tokens)
+        spans, is_clause = spans + clauses, np.concatenate([is_clause, np.ones(len(clauses), dtype=bool)])
     filtered_out = relabelled = 0
     flipped = np.zeros(len(spans), dtype=bool)
     if config.segment_filter != "none":
@@ -210,7 +241,7 @@ def training_examples(
             flipped = np.all([signs == -review_signs for signs in readings], axis=0)
         keep = agrees | flipped
         filtered_out, relabelled = int((~keep).sum()), int(flipped.sum())
-        spans, flipped = [span for span, kept in zip(spans, keep) if kept], flipped[keep]
+        spans, flipped, is_clause = [span for span, kept in zip(spans, keep) if kept], flipped[keep], is_clause[keep]
     sentence_ids, sentence_labels = _from_spans(ids, labels, spans)
     sentence_labels = np.where(flipped, 1 - sentence_labels, sentence_labels)
     review_weights = np.ones(len(ids)) if class_weights is None else class_weights[labels]
@@ -224,6 +255,7 @@ def training_examples(
         reviews=len(ids),
         filtered_out=filtered_out,
         relabelled=relabelled,
+        clauses=int(is_clause.sum()),
     )
 
 
