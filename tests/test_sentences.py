@@ -349,3 +349,14 @@ def test_clause_examples_split_sentences_at_contrast_connectives_and_pass_the_fi
     assert filtered.clauses == 1 and filtered.filtered_out == 2
     with pytest.raises(SentimentError, match="needs the training tokens"):
         training_examples(ids, starts, labels, 2, config)
+
+
+def test_the_model_card_counts_the_clause_examples():
+    from sentiment.reporting.model_card import _body
+
+    info = {"model": {"cell": "lstm"}, "training_examples": {"reviews": 10, "sentences": 7, "clauses": 2}}
+    assert "- Trained on 10 reviews and 7 of their sentences (2 of them clauses of contrast sentences)." in _body(
+        info, {}, None
+    )
+    info["training_examples"] = {"reviews": 10, "sentences": 5}
+    assert "- Trained on 10 reviews and 5 of their sentences." in _body(info, {}, None)

@@ -75,7 +75,11 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
     ]
     examples = info.get("training_examples") or {}
     if examples.get("sentences"):
-        lines.append(f"- Trained on {examples['reviews']:,} reviews and {examples['sentences']:,} of their sentences.")
+        clauses = examples.get("clauses", 0)
+        of_them = f" ({clauses:,} of them clauses of contrast sentences)" if clauses else ""
+        lines.append(
+            f"- Trained on {examples['reviews']:,} reviews and {examples['sentences']:,} of their sentences{of_them}."
+        )
     calibration = info.get("calibration")
     if calibration:
         v = calibration["validation"]
