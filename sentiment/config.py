@@ -211,6 +211,13 @@ class TrainingConfig(Section):
     of its review (for `lexicon_or_corpus`, VADER and the corpus n-grams both) is kept as an
     example of the other class rather than left out: a happy customer's "so sadly i will be
     returning this." teaches a negative. Binary schemes."""
+    extra_sentences: str | None = None
+    """The name of another prepared dataset of the same classes (`imdb`: run `sentiment prepare
+    --config configs/imdb.toml` first) whose training reviews' sentences join the sentence
+    examples: a sample of `extra_sentence_count`, drawn with the top-level seed, through
+    `segment_filter`, at `segment_weight` (`sentiment.training.extra_sentences`); their frequent
+    words join the model's vocabulary. Needs `segments`."""
+    extra_sentence_count: int = Field(20_000, ge=1)
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""
@@ -246,6 +253,15 @@ class TrainingConfig(Section):
     def _relabel_needs_a_filter(self) -> TrainingConfig:
         if self.segment_relabel and self.segment_filter == "none":
             raise ValueError("training.segment_relabel reads the filter's polarity: set training.segment_filter too")
+        return self
+
+    @model_validator(mode="after")
+    def _extra_sentences_need_segments(self) -> TrainingConfig:
+        if self.extra_sentences and self.segments == "none":
+            raise ValueError(
+                "training.extra_sentences adds sentence examples, weighed and filtered as the "
+                "experiment's own: set training.segments too"
+            )
         return self
 
     @model_validator(mode="after")

@@ -8,7 +8,8 @@ run              the run directory: written at the end of train, read by every l
 distributed      several processes (torchrun + DDP)
 transfer         starting from another run's weights
 pretraining      language-model pretraining of the encoder
-segments         sentences of the training reviews as extra examples
+segments         sentences (and clauses) of the training reviews as extra examples
+extra_sentences  sentences of another prepared dataset's training reviews as extra examples
 position_losses  per-position losses (target replication, lexicon regularisation)
 interpolation    the best weights mixed with the start, the mix chosen on validation (WiSE-FT)
 calibration      temperature scaling and the decision threshold, fitted on validation

@@ -28,6 +28,7 @@ from sentiment.errors import SentimentError
 from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 from sentiment.training.checkpoints import save_weights
 from sentiment.training.distributed import ProcessGroup
+from sentiment.training.extra_sentences import ExtraSentences, extra_sentences
 from sentiment.training.segments import TrainingExamples, training_examples
 
 PRETRAINED_WEIGHTS = "pretrained.safetensors"
@@ -98,9 +99,12 @@ def member_seeds(config: ExperimentConfig) -> list[int]:
     return [first + k for k in range(config.training.ensemble)]
 
 
-def model_vocabulary(config: ExperimentConfig, prepared: PreparedData) -> Vocab:
-    """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`)
-    and by the lexicon's words (`model.lexicon_input`)."""
+def model_vocabulary(
+    config: ExperimentConfig, prepared: PreparedData, extra_sentences: ExtraSentences | None = None
+) -> Vocab:
+    """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`),
+    by the lexicon's words (`model.lexicon_input`) and by the frequent words of another dataset's
+    sentences (`training.extra_sentences`)."""
     extra: list[str] = []
     if config.model.vector_words and config.model.vectors:
         from sentiment.model.embeddings import vector_words
@@ -108,6 +112,8 @@ def model_vocabulary(config: ExperimentConfig, prepared: PreparedData) -> Vocab:
         extra += vector_words(config.model.vectors, config.paths.data, config.model.vector_words)
     if config.model.lexicon_input != "none":
         extra += lexicon_words(vader_lexicon())
+    if extra_sentences is not None:
+        extra += extra_sentences.frequent_words(config.vocab.min_freq)
     return prepared.vocab.extended(extra) if extra else prepared.vocab
 
 
@@ -136,7 +142,8 @@ def initialise(
     torch.manual_seed(seed)
     labels = prepared.labels
     train, validation = prepared.split("train"), prepared.split("validation")
-    vocab = model_vocabulary(config, prepared)
+    extra = extra_sentences(config, labels, config.seed) if t.extra_sentences else None
+    vocab = model_vocabulary(config, prepared, extra)
     train_ids, train_labels = split_ids(train, vocab, prepared, config), np.asarray(train["label"])
     val_ids, val_labels = split_ids(validation, vocab, prepared, config), np.asarray(validation["label"])
     packed = use_packed(t.packed, device)
@@ -189,6 +196,13 @@ def initialise(
             )
             + (f"; {examples.relabelled:,} relabelled to the other class" if examples.relabelled else "")
             + ")"
+        )
+    if extra is not None:
+        extra_ids = [np.asarray(vocab.encode(sentence), dtype=np.int32) for sentence in extra.tokens]
+        examples = examples.with_extra(extra_ids, extra.labels, t.segment_weight)
+        log(
+            f"and {len(extra_ids):,} sentences of {extra.source}'s training reviews "
+            f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter)"
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (

@@ -55,6 +55,22 @@ class TrainingExamples:
     """Sentences kept with the other class's label (`segment_relabel`)."""
     clauses: int = 0
     """Of the sentence examples, how many are clauses of a sentence (`segments = "sentences+clauses"`)."""
+    extra: int = 0
+    """Of the sentence examples, how many come from another dataset (the last ones; `extra_sentences`)."""
+
+    def with_extra(self, ids: list[np.ndarray], labels: np.ndarray, weight: float) -> TrainingExamples:
+        """These examples followed by `ids` as sentence examples of loss weight `weight`."""
+        weights = np.ones(len(self.ids)) if self.weights is None else self.weights
+        return TrainingExamples(
+            ids=[*self.ids, *ids],
+            labels=np.concatenate([self.labels, labels]),
+            weights=np.concatenate([weights, np.full(len(ids), weight)]),
+            reviews=self.reviews,
+            filtered_out=self.filtered_out,
+            relabelled=self.relabelled,
+            clauses=self.clauses,
+            extra=self.extra + len(ids),
+        )
 
     @property
     def sentences(self) -> int:
@@ -80,6 +96,8 @@ class TrainingExamples:
             summary["sentences_relabelled"] = self.relabelled
         if self.clauses:
             summary["clauses"] = self.clauses
+        if self.extra:
+            summary["extra_sentences"] = self.extra
         if self.weights is not None:
             classes = np.unique(sentence_labels)
             summary["sentence_weight_by_class"] = {

@@ -1,0 +1,98 @@
+"""Sentences of another prepared dataset's training reviews as extra examples (`training.extra_sentences`).
+
+The clothing reviews are 88% positive and the sentences kept from them 90%, so a short text
+with weak evidence falls back to "positive"; and they teach the words of one product domain. A
+second labelled corpus of the same classes (IMDB's balanced movie reviews, prepared by
+`sentiment prepare --config configs/imdb.toml`) gives short texts of both classes in other
+words. Its sentences pass the same `segment_filter` as the experiment's own (the corpus reading
+learns its polar n-grams from the other corpus's reviews), and a seeded sample of
+`extra_sentence_count` of them joins every epoch at `segment_weight`. Only that dataset's
+training split is read: its validation and test splits, and every evaluation set, stay unseen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentiment.config import ExperimentConfig
+from sentiment.data.prepare import load_prepared, sentence_starts
+from sentiment.data.text import sentence_spans
+from sentiment.errors import SentimentError
+from sentiment.training.segments import corpus_signs, lexicon_signs
+
+CANDIDATES_PER_SENTENCE = 2
+"""Sentences drawn before filtering, per sentence wanted: the filter keeps about two in three."""
+POLARITY_REVIEWS = 10_000
+"""Reviews of the other corpus that the corpus reading learns its polar n-grams from (at most)."""
+
+
+@dataclass
+class ExtraSentences:
+    tokens: list[list[str]]
+    labels: np.ndarray
+    source: str
+    """The prepared dataset they come from."""
+    filtered_out: int
+
+    def summary(self) -> dict:
+        return {
+            "source": self.source,
+            "sentences": len(self.tokens),
+            "class_counts": np.bincount(self.labels, minlength=2).tolist(),
+            "filtered_out": self.filtered_out,
+        }
+
+    def frequent_words(self, min_freq: int) -> list[str]:
+        """Their words seen at least `min_freq` times, most frequent first: the vocabulary's extension."""
+        counts = Counter(word for sentence in self.tokens for word in sentence)
+        return [word for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_freq]
+
+
+def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int) -> ExtraSentences:
+    """A seeded sample of `training.extra_sentence_count` sentences of the training reviews of the
+    prepared dataset `training.extra_sentences`, each with its review's label, through the filter."""
+    t = config.training
+    directory = Path(config.paths.data) / "prepared" / str(t.extra_sentences)
+    if not (directory / "manifest.json").is_file():
+        raise SentimentError(
+            f"training.extra_sentences: no prepared dataset at {directory}; run `sentiment prepare` "
+            f"for the experiment {t.extra_sentences!r} first"
+        )
+    prepared = load_prepared(directory)
+    if prepared.labels != class_names:
+        raise SentimentError(
+            f"training.extra_sentences: {directory} has the classes {prepared.labels}, this experiment "
+            f"{class_names}; they must be the same"
+        )
+    train = prepared.split("train")
+    rng = np.random.default_rng(seed)
+    reviews = np.sort(rng.permutation(len(train))[:POLARITY_REVIEWS])
+    chosen = train.select(reviews.tolist())
+    tokens = list(chosen["tokens"])
+    labels = np.asarray(chosen["label"])
+    starts = sentence_starts(train)  # the whole split's, from Arrow (it does not see the selection)
+    spans = [
+        (review, begin, end)
+        for review, index in enumerate(reviews)
+        for begin, end in sentence_spans(starts[index], len(tokens[review]), t.segment_min_tokens)
+    ]
+    wanted = t.extra_sentence_count
+    spans = [spans[i] for i in rng.permutation(len(spans))[: wanted * CANDIDATES_PER_SENTENCE]]
+    review_signs = np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
+    readings = []
+    if t.segment_filter in ("lexicon", "lexicon_or_corpus"):
+        readings.append(lexicon_signs(tokens, spans))
+    if t.segment_filter in ("corpus", "lexicon_or_corpus"):
+        readings.append(corpus_signs(tokens, spans, labels))
+    keep = np.any([signs == review_signs for signs in readings], axis=0) if readings else np.ones(len(spans), bool)
+    kept = [span for span, agrees in zip(spans, keep) if agrees][:wanted]
+    return ExtraSentences(
+        tokens=[tokens[review][begin:end] for review, begin, end in kept],
+        labels=np.asarray([labels[review] for review, _, _ in kept], dtype=np.int64),
+        source=str(directory),
+        filtered_out=int((~keep).sum()),
+    )
