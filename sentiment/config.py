@@ -218,6 +218,8 @@ class TrainingConfig(Section):
     `segment_filter`, at `segment_weight` (`sentiment.training.extra_sentences`); their frequent
     words join the model's vocabulary. Needs `segments`."""
     extra_sentence_count: int = Field(20_000, ge=1)
+    """How many of the other dataset's sentences (`extra_sentences`) join the examples (fewer when
+    the filter leaves out more than it usually does)."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""

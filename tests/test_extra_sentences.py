@@ -61,7 +61,7 @@ def test_extra_sentences_are_a_seeded_filtered_sample_of_the_other_training_revi
         and first.tokens == again.tokens
         and set(map(" ".join, first.tokens)) <= {t for t, _ in expected}
     )
-    assert "film" in extra.frequent_words(2) and extra.summary()["sentences"] == len(extra.tokens)
+    assert "film" in extra.frequent_words(2)
 
 
 def test_training_with_extra_sentences_records_them_and_reads_their_words(other_prepared, prepared_config):

@@ -22,7 +22,7 @@ from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import load_prepared, sentence_starts
 from sentiment.data.text import sentence_spans
 from sentiment.errors import SentimentError
-from sentiment.training.segments import corpus_signs, lexicon_signs
+from sentiment.training.segments import filter_readings, review_signs_of
 
 CANDIDATES_PER_SENTENCE = 2
 """Sentences drawn before filtering, per sentence wanted: the filter keeps about two in three."""
@@ -37,14 +37,7 @@ class ExtraSentences:
     source: str
     """The prepared dataset they come from."""
     filtered_out: int
-
-    def summary(self) -> dict:
-        return {
-            "source": self.source,
-            "sentences": len(self.tokens),
-            "class_counts": np.bincount(self.labels, minlength=2).tolist(),
-            "filtered_out": self.filtered_out,
-        }
+    """Drawn sentences the filter left out."""
 
     def frequent_words(self, min_freq: int) -> list[str]:
         """Their words seen at least `min_freq` times, most frequent first: the vocabulary's extension."""
@@ -82,12 +75,8 @@ def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int)
     ]
     wanted = t.extra_sentence_count
     spans = [spans[i] for i in rng.permutation(len(spans))[: wanted * CANDIDATES_PER_SENTENCE]]
-    review_signs = np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
-    readings = []
-    if t.segment_filter in ("lexicon", "lexicon_or_corpus"):
-        readings.append(lexicon_signs(tokens, spans))
-    if t.segment_filter in ("corpus", "lexicon_or_corpus"):
-        readings.append(corpus_signs(tokens, spans, labels))
+    readings = filter_readings(t.segment_filter, tokens, spans, labels)
+    review_signs = review_signs_of(spans, labels)
     keep = np.any([signs == review_signs for signs in readings], axis=0) if readings else np.ones(len(spans), bool)
     kept = [span for span, agrees in zip(spans, keep) if agrees][:wanted]
     return ExtraSentences(

@@ -212,6 +212,25 @@ def corpus_signs(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, in
     return signs
 
 
+def review_signs_of(spans: list[tuple[int, int, int]], labels: np.ndarray) -> np.ndarray:
+    """Per span: +1 where its review is positive, -1 where negative (binary labels)."""
+    return np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
+
+
+def filter_readings(
+    segment_filter: str, tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray
+) -> list[np.ndarray]:
+    """The polarity signs of the spans by each reading `segment_filter` names: VADER's for
+    `lexicon`, the polar n-grams of the reviews `tokens` for `corpus`, both for
+    `lexicon_or_corpus`."""
+    readings = []
+    if segment_filter in ("lexicon", "lexicon_or_corpus"):
+        readings.append(lexicon_signs(tokens, spans))
+    if segment_filter in ("corpus", "lexicon_or_corpus"):
+        readings.append(corpus_signs(tokens, spans, labels))
+    return readings
+
+
 def _check_binary(class_names: list[str]) -> None:
     if class_names != ["negative", "positive"]:
         raise SentimentError(
@@ -248,12 +267,8 @@ def training_examples(
         if tokens is None or class_names is None:
             raise SentimentError("training.segment_filter needs the training tokens and class names")
         _check_binary(class_names)
-        review_signs = np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
-        readings = []
-        if config.segment_filter in ("lexicon", "lexicon_or_corpus"):
-            readings.append(lexicon_signs(tokens, spans))
-        if config.segment_filter in ("corpus", "lexicon_or_corpus"):
-            readings.append(corpus_signs(tokens, spans, labels))
+        review_signs = review_signs_of(spans, labels)
+        readings = filter_readings(config.segment_filter, tokens, spans, labels)
         agrees = np.any([signs == review_signs for signs in readings], axis=0)
         if config.segment_relabel:
             flipped = np.all([signs == -review_signs for signs in readings], axis=0)
