@@ -227,6 +227,11 @@ class TrainingConfig(Section):
     """Weight of the linguistic regulariser over neighbouring positions (Qian et al. 2017):
     little change at words VADER's lexicon does not rate, a learned drift at rated words, a
     learned flip at negators; needs `target_replication` > 0; 0 for none."""
+    ema_decay: float = Field(0.0, ge=0, lt=1)
+    """Decay of an exponential moving average of the network's weights, updated after every step
+    (Polyak averaging; `torch.optim.swa_utils.AveragedModel`): validation scores the average,
+    model selection picks among averages, and the run keeps the selected one. 0: off; 0.999
+    averages over about the last thousand steps."""
     weight_interpolation: list[float] = Field(default_factory=list)
     """Candidates for alpha in (1 - alpha) * start + alpha * fine-tuned weights, each scored on
     validation after the best epoch is chosen and the best kept (WiSE-FT, Wortsman et al. 2022;
@@ -255,6 +260,15 @@ class TrainingConfig(Section):
     def _relabel_needs_a_filter(self) -> TrainingConfig:
         if self.segment_relabel and self.segment_filter == "none":
             raise ValueError("training.segment_relabel reads the filter's polarity: set training.segment_filter too")
+        return self
+
+    @model_validator(mode="after")
+    def _one_kind_of_weight_mixing(self) -> TrainingConfig:
+        if self.ema_decay > 0 and self.weight_interpolation:
+            raise ValueError(
+                "training.ema_decay and training.weight_interpolation both change the weights the "
+                "run keeps: set one of them"
+            )
         return self
 
     @model_validator(mode="after")

@@ -100,3 +100,10 @@ def test_derived_configs_change_only_what_they_say(variant, base, allowed):
         )
     elif variant == "clothing-from-imdb":
         assert derived.model.init_from == "runs/imdb-sentences"
+
+
+def test_weight_averaging_and_interpolation_are_not_combined():
+    with pytest.raises(SentimentError, match="set one of them"):
+        load_config(None, ["training.ema_decay=0.9", "training.weight_interpolation=[0.5, 1.0]", "pretrain.epochs=1"])
+    with pytest.raises(SentimentError, match="ema_decay"):
+        load_config(None, ["training.ema_decay=1"])

@@ -211,3 +211,37 @@ def test_vector_words_extend_the_vocabulary_after_the_prepared_one(tiny, tmp_pat
     model = load_model(run.directory)
     assert model.encode(["superb"]) == [len(prepared)]
     assert run.build_model().embedding.weight.shape[0] == len(run.vocab)
+
+
+def test_weight_averaging_keeps_the_validated_average_and_resumes_exactly(tiny, monkeypatch):
+    import datasets
+
+    config = tiny("model.dropout=0.2", "training.ema_decay=0.9")
+    uninterrupted = without_timing(metrics_lines(train(config, log=quiet).directory))
+    # What the run keeps is the average that validation scored at the selected epoch: temperature
+    # scaling, fitted on the kept weights' validation probabilities, starts from that epoch's loss.
+    run = load_run(config.run_dir)
+    best = [line for line in uninterrupted if line["best"]][-1]
+    assert run.info["calibration"]["validation"]["nll_before"] == pytest.approx(best["val_loss"], abs=1e-5)
+    validation = datasets.load_from_disk(str(config.prepared_dir / "validation"))
+    probabilities = predict_ids(run.build_model(), validation["ids"])
+    assert np.mean(probabilities.argmax(1) == np.array(validation["label"])) == pytest.approx(best["val_accuracy"])
+    plain = without_timing(metrics_lines(train(tiny("model.dropout=0.2"), log=quiet).directory))
+    # The same steps, another network scored: the average's validation differs from the weights'.
+    assert [line["val_loss"] for line in uninterrupted] != [line["val_loss"] for line in plain]
+
+    original = training_module.Trainer._step
+    calls = {"n": 0}
+
+    def crash_in_epoch_three(self, batch):
+        calls["n"] += 1
+        if self.state.epoch == 2 and calls["n"] > 2 * 9 + 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(training_module.Trainer, "_step", crash_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, log=quiet)
+    monkeypatch.setattr(training_module.Trainer, "_step", original)
+    resumed = train(config, resume=True, log=quiet)
+    assert without_timing(metrics_lines(resumed.directory)) == uninterrupted

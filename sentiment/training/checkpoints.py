@@ -2,7 +2,7 @@
 result an uninterrupted run reaches, in the run's (or ensemble member's) working directory:
 
 ```
-checkpoint/last.safetensors   weights, optimizer moments, every process's RNG state
+checkpoint/last.safetensors   weights (and their running average), optimizer moments, every process's RNG state
 checkpoint/state.json         the loop's state, optimizer settings, config fingerprint
 model.safetensors             the best epoch's weights so far
 ```
@@ -64,6 +64,8 @@ def save_checkpoint(trainer: Trainer) -> None:
     tensors = _cpu_state(trainer.model, "model.")
     if trainer.position_losses is not None:
         tensors.update(_cpu_state(trainer.position_losses, "position_losses."))
+    if trainer.averaged is not None:
+        tensors.update(_cpu_state(trainer.averaged, "averaged."))
     optimizer = trainer.optimizer.state_dict()
     for index, slots in optimizer["state"].items():
         for name, value in slots.items():
@@ -110,6 +112,9 @@ def restore_checkpoint(trainer: Trainer) -> None:
         trainer.position_losses.load_state_dict(
             {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         )
+    if trainer.averaged is not None:
+        prefix = "averaged."
+        trainer.averaged.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):

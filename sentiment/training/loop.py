@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import PreparedData
@@ -105,12 +106,24 @@ class Trainer:
         self.train_ids, self.val_ids, self.val_labels = setup.train_ids, setup.val_ids, setup.val_labels
         self.model, self.forward, self.position_losses = setup.model, setup.forward, setup.position_losses
         self.optimizer, self.examples, self.packed = setup.optimizer, setup.examples, setup.packed
+        self.averaged = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.training.ema_decay))
+            if config.training.ema_decay > 0
+            else None
+        )
+        """The running average of the weights (`training.ema_decay`), updated after every step."""
         self.state = TrainingState()
         # The start that `training.weight_interpolation` mixes back in, copied before a resumed
         # run restores its checkpoint: initialise builds the same start every time.
         self.start = start_weights(self.model) if config.training.weight_interpolation else None
         self.interpolation: dict[str, Any] | None = None
         """`interpolate_with_start`'s record, once training is over."""
+
+    @property
+    def selected(self) -> nn.Module:
+        """The network validation scores and the run keeps: the weights' running average with
+        `training.ema_decay`, else the trained weights themselves."""
+        return self.model if self.averaged is None else self.averaged.module
 
     def run_epoch(self, epoch: int) -> EpochResult:
         t = self.config.training
@@ -192,12 +205,14 @@ class Trainer:
             ) from None
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
         self.optimizer.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
         return float(loss.detach())
 
     def validate(self) -> dict[str, float]:
         """Metrics on the whole validation split (each process scores a share; all see the total)."""
         mine = rows_for_rank(np.arange(len(self.val_ids)), self.group)
-        probabilities = predict_ids(self.model, [self.val_ids[i] for i in mine], batch_size=256, device=self.device)
+        probabilities = predict_ids(self.selected, [self.val_ids[i] for i in mine], batch_size=256, device=self.device)
         probabilities = self.group.gather_rows(probabilities.reshape(len(mine), -1), self.device)
         return validation_scores(probabilities, self.val_labels)
 

@@ -124,7 +124,7 @@ def _record(trainer: Trainer, result: EpochResult) -> None:
     if not trainer.group.is_main:
         return
     if result.best:
-        save_weights(trainer.model, trainer.work_dir / BEST_WEIGHTS)
+        save_weights(trainer.selected, trainer.work_dir / BEST_WEIGHTS)
     payload = "".join(json.dumps(line) + "\n" for line in trainer.state.history).encode()
     write_bytes_atomic(trainer.work_dir / "metrics.jsonl", payload)
     v = result.validation
