@@ -81,13 +81,8 @@ def test_each_epoch_trains_at_the_decayed_learning_rate(tiny, monkeypatch):
     assert seen == {1: {0.01}, 2: {0.005}, 3: {0.0025}, 4: {0.00125}}
 
 
-def test_resume_after_an_interrupted_epoch_reaches_the_same_result(tiny, monkeypatch):
-    # Dropout makes the RNG state part of what must be restored; the decayed learning rate must
-    # come back too.
-    config = tiny("model.dropout=0.2", "training.lr_decay=0.5")
-    uninterrupted = without_timing(metrics_lines(train(config, log=quiet).directory))
-    reference = load_model(config.run_dir).predict_proba(["love it", "awful"])
-
+def _crash_in_epoch_three(config, monkeypatch):
+    """Train `config` until a step early in epoch 3 raises (as Ctrl-C would); returns the real step."""
     original = training_module.Trainer._step
     calls = {"n": 0}
 
@@ -100,6 +95,17 @@ def test_resume_after_an_interrupted_epoch_reaches_the_same_result(tiny, monkeyp
     monkeypatch.setattr(training_module.Trainer, "_step", crash_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         train(config, log=quiet)
+    return original
+
+
+def test_resume_after_an_interrupted_epoch_reaches_the_same_result(tiny, monkeypatch):
+    # Dropout makes the RNG state part of what must be restored; the decayed learning rate must
+    # come back too.
+    config = tiny("model.dropout=0.2", "training.lr_decay=0.5")
+    uninterrupted = without_timing(metrics_lines(train(config, log=quiet).directory))
+    reference = load_model(config.run_dir).predict_proba(["love it", "awful"])
+
+    original = _crash_in_epoch_three(config, monkeypatch)
     # The unfinished run stays apart; the previous finished run is untouched until this one ends.
     assert partial_dir(config.run_dir).is_dir() and load_run(config.run_dir).info["epochs_run"] == 4
     assert len(metrics_lines(partial_dir(config.run_dir))) == 2
@@ -230,18 +236,7 @@ def test_weight_averaging_keeps_the_validated_average_and_resumes_exactly(tiny, 
     # The same steps, another network scored: the average's validation differs from the weights'.
     assert [line["val_loss"] for line in uninterrupted] != [line["val_loss"] for line in plain]
 
-    original = training_module.Trainer._step
-    calls = {"n": 0}
-
-    def crash_in_epoch_three(self, batch):
-        calls["n"] += 1
-        if self.state.epoch == 2 and calls["n"] > 2 * 9 + 3:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(training_module.Trainer, "_step", crash_in_epoch_three)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, log=quiet)
+    original = _crash_in_epoch_three(config, monkeypatch)
     monkeypatch.setattr(training_module.Trainer, "_step", original)
     resumed = train(config, resume=True, log=quiet)
     assert without_timing(metrics_lines(resumed.directory)) == uninterrupted
