@@ -40,6 +40,11 @@ def _cpu_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
     return {f"{prefix}{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
+def _under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under `prefix` (what `_cpu_state(module, prefix)` wrote), without it."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def save_weights(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save
 
@@ -106,15 +111,11 @@ def restore_checkpoint(trainer: Trainer) -> None:
             f"processes; resume it with the same number (now {group.world_size})"
         )
     tensors = load_file(str(work_dir / CHECKPOINT / "last.safetensors"))
-    trainer.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    trainer.model.load_state_dict(_under(tensors, "model."))
     if trainer.position_losses is not None:
-        prefix = "position_losses."
-        trainer.position_losses.load_state_dict(
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        )
+        trainer.position_losses.load_state_dict(_under(tensors, "position_losses."))
     if trainer.averaged is not None:
-        prefix = "averaged."
-        trainer.averaged.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+        trainer.averaged.load_state_dict(_under(tensors, "averaged."))
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):

@@ -22,7 +22,7 @@ from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import load_prepared, sentence_starts
 from sentiment.data.text import sentence_spans
 from sentiment.errors import SentimentError
-from sentiment.training.segments import filter_readings, review_signs_of
+from sentiment.training.segments import filter_verdicts
 
 CANDIDATES_PER_SENTENCE = 2
 """Sentences drawn before filtering, per sentence wanted: the filter keeps about two in three."""
@@ -75,9 +75,7 @@ def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int)
     ]
     wanted = t.extra_sentence_count
     spans = [spans[i] for i in rng.permutation(len(spans))[: wanted * CANDIDATES_PER_SENTENCE]]
-    readings = filter_readings(t.segment_filter, tokens, spans, labels)
-    review_signs = review_signs_of(spans, labels)
-    keep = np.any([signs == review_signs for signs in readings], axis=0) if readings else np.ones(len(spans), bool)
+    keep, _ = filter_verdicts(t.segment_filter, tokens, spans, labels)
     kept = [span for span, agrees in zip(spans, keep) if agrees][:wanted]
     return ExtraSentences(
         tokens=[tokens[review][begin:end] for review, begin, end in kept],

@@ -212,23 +212,24 @@ def corpus_signs(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, in
     return signs
 
 
-def review_signs_of(spans: list[tuple[int, int, int]], labels: np.ndarray) -> np.ndarray:
-    """Per span: +1 where its review is positive, -1 where negative (binary labels)."""
-    return np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
-
-
-def filter_readings(
+def filter_verdicts(
     segment_filter: str, tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray
-) -> list[np.ndarray]:
-    """The polarity signs of the spans by each reading `segment_filter` names: VADER's for
-    `lexicon`, the polar n-grams of the reviews `tokens` for `corpus`, both for
-    `lexicon_or_corpus`."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per span of a binary-labelled review: does any reading `segment_filter` names give it its
+    review's sign (`agrees`), and does every reading give it the other sign (`opposes`)? The
+    readings: VADER's for `lexicon`, the polar n-grams of the reviews `tokens` for `corpus`, both
+    for `lexicon_or_corpus`; `none` has no reading, so every span agrees and none opposes."""
     readings = []
     if segment_filter in ("lexicon", "lexicon_or_corpus"):
         readings.append(lexicon_signs(tokens, spans))
     if segment_filter in ("corpus", "lexicon_or_corpus"):
         readings.append(corpus_signs(tokens, spans, labels))
-    return readings
+    if not readings:
+        return np.ones(len(spans), dtype=bool), np.zeros(len(spans), dtype=bool)
+    review_signs = np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
+    agrees = np.any([signs == review_signs for signs in readings], axis=0)
+    opposes = np.all([signs == -review_signs for signs in readings], axis=0)
+    return agrees, opposes
 
 
 def _check_binary(class_names: list[str]) -> None:
@@ -267,11 +268,9 @@ def training_examples(
         if tokens is None or class_names is None:
             raise SentimentError("training.segment_filter needs the training tokens and class names")
         _check_binary(class_names)
-        review_signs = review_signs_of(spans, labels)
-        readings = filter_readings(config.segment_filter, tokens, spans, labels)
-        agrees = np.any([signs == review_signs for signs in readings], axis=0)
+        agrees, opposes = filter_verdicts(config.segment_filter, tokens, spans, labels)
         if config.segment_relabel:
-            flipped = np.all([signs == -review_signs for signs in readings], axis=0)
+            flipped = opposes
         keep = agrees | flipped
         filtered_out, relabelled = int((~keep).sum()), int(flipped.sum())
         spans, flipped, is_clause = [span for span, kept in zip(spans, keep) if kept], flipped[keep], is_clause[keep]
