@@ -220,6 +220,10 @@ class TrainingConfig(Section):
     extra_sentence_count: int = Field(20_000, ge=1)
     """How many of the other dataset's sentences (`extra_sentences`) join the examples (fewer when
     the filter leaves out more than it usually does)."""
+    extra_sentence_epochs: int = Field(0, ge=0)
+    """How many first epochs the other dataset's sentences (`extra_sentences`) join; the later
+    ones train on the experiment's own examples alone, so the other corpus is a warm start
+    rather than a share of every epoch. 0: every epoch."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""
@@ -227,6 +231,11 @@ class TrainingConfig(Section):
     """Weight of the linguistic regulariser over neighbouring positions (Qian et al. 2017):
     little change at words VADER's lexicon does not rate, a learned drift at rated words, a
     learned flip at negators; needs `target_replication` > 0; 0 for none."""
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    """Label smoothing of the training loss (Szegedy et al. 2016): each example's target puts
+    1 - e on its label and spreads e over all classes, so noisy labels (a neutral sentence
+    carrying its review's) cannot be fitted to certainty. 0: off. Validation loss and temperature
+    scaling read the plain likelihood."""
     ema_decay: float = Field(0.0, ge=0, lt=1)
     """Decay of an exponential moving average of the network's weights, updated after every step
     (Polyak averaging; `torch.optim.swa_utils.AveragedModel`): validation scores the average,
@@ -277,6 +286,11 @@ class TrainingConfig(Section):
             raise ValueError(
                 "training.extra_sentences adds sentence examples, weighed and filtered as the "
                 "experiment's own: set training.segments too"
+            )
+        if self.extra_sentence_epochs and not self.extra_sentences:
+            raise ValueError(
+                "training.extra_sentence_epochs says how many epochs the sentences of "
+                "training.extra_sentences join: set training.extra_sentences too"
             )
         return self
 

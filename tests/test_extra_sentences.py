@@ -75,6 +75,20 @@ def test_training_with_extra_sentences_records_them_and_reads_their_words(other_
     assert {"film", "superb", "dreadful"} <= set(vocab)
 
 
+def test_extra_sentences_join_only_the_first_epochs_asked_for(other_prepared, prepared_config):
+    from sentiment.training.stage import train
+
+    config = prepared_config(
+        *TINY, "training.segments=sentences", "training.extra_sentences=movies", "training.extra_sentence_epochs=1"
+    )
+    run = train(config, log=quiet)
+    counts = json.loads((run.directory / "run.json").read_text())["training_examples"]
+    own = counts["reviews"] + counts["sentences"] - counts["extra_sentences"]
+    history = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
+    assert [line["examples"] for line in history] == [own + counts["extra_sentences"], own, own, own]
+    assert counts["extra_sentences"] == 2 * 32 + 32
+
+
 def test_extra_sentences_need_a_prepared_dataset_of_the_same_classes(
     other_prepared, prepared_config, make_config, tmp_path
 ):
@@ -90,3 +104,5 @@ def test_extra_sentences_need_a_prepared_dataset_of_the_same_classes(
         )
     with pytest.raises(SentimentError, match="set training.segments too"):
         load_config(None, ["training.extra_sentences=movies"])
+    with pytest.raises(SentimentError, match="set training.extra_sentences too"):
+        load_config(None, ["training.extra_sentence_epochs=1"])

@@ -240,3 +240,24 @@ def test_weight_averaging_keeps_the_validated_average_and_resumes_exactly(tiny, 
     monkeypatch.setattr(training_module.Trainer, "_step", original)
     resumed = train(config, resume=True, log=quiet)
     assert without_timing(metrics_lines(resumed.directory)) == uninterrupted
+
+
+def test_label_smoothing_keeps_the_training_reviews_from_certainty(tiny):
+    import datasets
+
+    confidence = {}
+    for smoothing in (0.0, 0.4):
+        config = tiny(
+            f"training.label_smoothing={smoothing}",
+            "training.temperature_scaling=false",
+            "training.max_epochs=15",
+            "training.patience=15",
+            "training.select_metric=loss",
+        )
+        run = train(config, log=quiet)
+        reviews = datasets.load_from_disk(str(config.prepared_dir / "train"))
+        confidence[smoothing] = predict_ids(run.build_model(), reviews["ids"]).max(axis=1)
+    # Fitted to certainty without it (0.9999 here); with e = 0.4 the loss is lowest at 1 - e / 2
+    # = 0.8 for every review (0.84 on average here).
+    assert confidence[0.0].mean() > 0.99
+    assert 0.7 < confidence[0.4].mean() < 0.9

@@ -203,6 +203,7 @@ def initialise(
         log(
             f"and {len(extra_ids):,} sentences of {extra.source}'s training reviews "
             f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter)"
+            + (f", in the first {t.extra_sentence_epochs} epoch(s) only" if t.extra_sentence_epochs else "")
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (

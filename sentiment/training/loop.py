@@ -38,12 +38,15 @@ class EpochResult:
     validation: dict[str, float]
     seconds: float
     examples_per_second: float
+    examples: int
+    """How many examples the epoch trained on (fewer after `training.extra_sentence_epochs`)."""
     best: bool = False
 
     def line(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "train_loss": round(self.train_loss, 5),
+            "examples": self.examples,
             **{f"val_{k}": round(v, 5) for k, v in self.validation.items()},
             "seconds": round(self.seconds, 2),
             "examples_per_second": round(self.examples_per_second, 1),
@@ -131,7 +134,10 @@ class Trainer:
         # and so does every process of a distributed run.
         rng = np.random.default_rng([self.seed, epoch])
         examples = self.examples
-        batches = bucket_batches([len(ids) for ids in examples.ids], t.batch_size, rng)
+        count = len(examples.ids)
+        if t.extra_sentence_epochs and epoch > t.extra_sentence_epochs:
+            count -= examples.extra  # the other dataset's sentences are the last examples
+        batches = bucket_batches([len(ids) for ids in examples.ids[:count]], t.batch_size, rng)
         for group in self.optimizer.param_groups:  # a function of the epoch alone, so resuming needs no state
             group["lr"] = t.lr * t.lr_decay ** (epoch - 1)
         self.model.train()
@@ -140,9 +146,7 @@ class Trainer:
         started = time.perf_counter()
         loss_sum = 0.0
         show = self.group.is_main
-        with progress_bar(
-            total=len(examples.ids), desc=f"epoch {epoch}/{t.max_epochs}", unit="ex", enabled=show
-        ) as bar:
+        with progress_bar(total=count, desc=f"epoch {epoch}/{t.max_epochs}", unit="ex", enabled=show) as bar:
             for done, batch in enumerate(batches, start=1):
                 loss_sum += self._step(batch)
                 bar.update(len(batch))
@@ -157,7 +161,8 @@ class Trainer:
             train_loss=loss_sum / max(len(batches), 1),
             validation=validation,
             seconds=time.perf_counter() - started,
-            examples_per_second=len(examples.ids) / train_seconds,
+            examples_per_second=count / train_seconds,
+            examples=count,
         )
 
     def _step(self, batch: np.ndarray) -> float:
@@ -186,7 +191,9 @@ class Trainer:
             if offset is not None:  # the logit-adjusted loss of the sentence examples
                 is_sentence = torch.as_tensor(rows >= examples.reviews, device=self.device)
                 logits = logits + is_sentence.unsqueeze(1).to(logits.dtype) * offset
-            losses = nn.functional.cross_entropy(logits, targets, reduction="none")
+            losses = nn.functional.cross_entropy(
+                logits, targets, reduction="none", label_smoothing=self.config.training.label_smoothing
+            )
             if self.position_losses is not None:
                 replication, regularisation = self.position_losses(directions, mask, ids, targets)
                 t = self.config.training
