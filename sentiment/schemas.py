@@ -151,6 +151,9 @@ class RunRecord(_TopLevel):
     vectors: Json | None = None
     transfer: Json | None = None
     training_examples: Json | None = None
+    other_validation: Json | None = Field(
+        None, description="with training.extra_sentences: the kept model on that dataset's validation split"
+    )
     prepared: Json | None = None
     versions: dict[str, str] | None = None
     created: str | None = None

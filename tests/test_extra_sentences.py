@@ -73,6 +73,16 @@ def test_training_with_extra_sentences_records_them_and_reads_their_words(other_
     assert info["training_examples"]["extra_sentences"] == 2 * 32 + 32  # every sentence: no filter
     vocab = json.loads((run.directory / "vocab.json").read_text())["tokens"]
     assert {"film", "superb", "dreadful"} <= set(vocab)
+    # The kept model's reading of the other dataset's validation reviews, which training never saw.
+    from sentiment.data.prepare import load_prepared
+    from sentiment.model.batching import predict_ids
+
+    movies = load_prepared(other_prepared.prepared_dir).split("validation")
+    cut = config.tokenize.max_len
+    probabilities = predict_ids(run.build_model(), [run.vocab.encode(tokens[:cut]) for tokens in movies["tokens"]])
+    other = info["other_validation"]
+    assert other["reviews"] == len(movies) > 0
+    assert other["accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == np.asarray(movies["label"])), abs=1e-5)
 
 
 def test_extra_sentences_join_only_the_first_epochs_asked_for(other_prepared, prepared_config):

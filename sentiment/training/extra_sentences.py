@@ -15,13 +15,18 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from sentiment.config import ExperimentConfig
-from sentiment.data.prepare import load_prepared, sentence_starts
+from sentiment.data.prepare import PreparedData, load_prepared, sentence_starts
 from sentiment.data.text import sentence_spans
+from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
+from sentiment.metrics import validation_scores
+from sentiment.model.batching import predict_ids
 from sentiment.training.segments import filter_verdicts
 
 CANDIDATES_PER_SENTENCE = 2
@@ -45,15 +50,14 @@ class ExtraSentences:
         return [word for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_freq]
 
 
-def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int) -> ExtraSentences:
-    """A seeded sample of `training.extra_sentence_count` sentences of the training reviews of the
-    prepared dataset `training.extra_sentences`, each with its review's label, through the filter."""
-    t = config.training
-    directory = Path(config.paths.data) / "prepared" / str(t.extra_sentences)
+def other_dataset(config: ExperimentConfig, class_names: list[str]) -> PreparedData:
+    """The prepared dataset `training.extra_sentences` names, checked: it exists and has these classes."""
+    name = config.training.extra_sentences
+    directory = Path(config.paths.data) / "prepared" / str(name)
     if not (directory / "manifest.json").is_file():
         raise SentimentError(
             f"training.extra_sentences: no prepared dataset at {directory}; run `sentiment prepare` "
-            f"for the experiment {t.extra_sentences!r} first"
+            f"for the experiment {name!r} first"
         )
     prepared = load_prepared(directory)
     if prepared.labels != class_names:
@@ -61,6 +65,15 @@ def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int)
             f"training.extra_sentences: {directory} has the classes {prepared.labels}, this experiment "
             f"{class_names}; they must be the same"
         )
+    return prepared
+
+
+def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int) -> ExtraSentences:
+    """A seeded sample of `training.extra_sentence_count` sentences of the training reviews of the
+    prepared dataset `training.extra_sentences`, each with its review's label, through the filter."""
+    t = config.training
+    prepared = other_dataset(config, class_names)
+    directory = prepared.directory
     train = prepared.split("train")
     rng = np.random.default_rng(seed)
     reviews = np.sort(rng.permutation(len(train))[:POLARITY_REVIEWS])
@@ -83,3 +96,22 @@ def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int)
         source=str(directory),
         filtered_out=int((~keep).sum()),
     )
+
+
+def other_validation(
+    config: ExperimentConfig, class_names: list[str], model: torch.nn.Module, vocab: Vocab, device: torch.device
+) -> dict[str, Any]:
+    """The kept model's scores on the validation split of the dataset `training.extra_sentences`
+    names: validation data of the second domain, which training never reads (only that dataset's
+    training split gives sentences), each review cut at this experiment's `tokenize.max_len`."""
+    prepared = other_dataset(config, class_names)
+    validation = prepared.split("validation")
+    cut = config.tokenize.max_len
+    ids = [np.asarray(vocab.encode(tokens[:cut]), dtype=np.int32) for tokens in validation["tokens"]]
+    probabilities = predict_ids(model, ids, batch_size=256, device=device)
+    scores = validation_scores(probabilities, np.asarray(validation["label"]))
+    return {
+        "dataset": str(prepared.directory),
+        "reviews": len(ids),
+        **{name: round(value, 5) for name, value in scores.items()},
+    }

@@ -228,6 +228,15 @@ def finish_run(
                 f"decision threshold {d['threshold']:.2f} on validation: {t.select_metric} "
                 f"{d['validation']['at_argmax']:.4f} at the argmax -> {d['validation']['at_threshold']:.4f}"
             )
+    if t.extra_sentences:  # how the kept model reads the second domain's held-out reviews
+        from sentiment.training.extra_sentences import other_validation
+
+        model = _selected_model(config, prepared, first, work_dir)
+        info["other_validation"] = other = other_validation(config, prepared.labels, model, first.vocab, first.device)
+        log(
+            f"validation split of {other['dataset']} ({other['reviews']:,} reviews, never trained on): "
+            f"accuracy {other['accuracy']:.4f}, macro-F1 {other['macro_f1']:.4f}"
+        )
     for trainer in trainers:  # kept for --resume only; run.json has the summary
         for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY, FINE_TUNED_WEIGHTS):
             (trainer.work_dir / scratch).unlink(missing_ok=True)
@@ -246,10 +255,8 @@ def finish_run(
     )
 
 
-def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
-    """The selected model's (an ensemble: the averaged one's) validation probabilities, from the
-    weights the run keeps: what the ensemble's scores, temperature scaling and the decision
-    threshold are computed from."""
+def _selected_model(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
+    """The selected model (an ensemble: the averaged one), from the weights the run keeps."""
     from safetensors.torch import load_file
 
     from sentiment.model.recurrent import EnsembleClassifier
@@ -258,7 +265,14 @@ def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, 
     networks = [build_model(config, len(first.vocab), len(prepared.labels), first.packed) for _ in range(members)]
     model = networks[0] if members == 1 else EnsembleClassifier(networks)
     model.load_state_dict(load_file(str(work_dir / BEST_WEIGHTS)))
-    return predict_ids(model.to(first.device), first.val_ids, batch_size=256, device=first.device)
+    return model.to(first.device)
+
+
+def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
+    """The selected model's validation probabilities: what the ensemble's scores, temperature
+    scaling and the decision threshold are computed from."""
+    model = _selected_model(config, prepared, first, work_dir)
+    return predict_ids(model, first.val_ids, batch_size=256, device=first.device)
 
 
 def _assemble_ensemble(
