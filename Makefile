@@ -18,7 +18,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,ray]"
 	touch $@
 
+# The default's training also reads sentences of IMDB's training reviews (training.extra_sentences),
+# so IMDB is prepared first (once: a later prepare finds it up to date).
 demo: setup
+	$(SENTIMENT) prepare --config configs/imdb.toml
 	$(SENTIMENT) prepare --config $(CONFIG)
 	$(SENTIMENT) train --config $(CONFIG)
 	$(SENTIMENT) evaluate --config $(CONFIG)
