@@ -200,10 +200,11 @@ def initialise(
     if extra is not None:
         extra_ids = [np.asarray(vocab.encode(sentence), dtype=np.int32) for sentence in extra.tokens]
         examples = examples.with_extra(extra_ids, extra.labels, t.segment_weight)
+        epochs = t.extra_sentence_epochs
+        when = "" if not epochs else ", in epoch 1 only" if epochs == 1 else f", in the first {epochs} epochs only"
         log(
             f"and {len(extra_ids):,} sentences of {extra.source}'s training reviews "
-            f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter)"
-            + (f", in the first {t.extra_sentence_epochs} epoch(s) only" if t.extra_sentence_epochs else "")
+            f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter){when}"
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (
