@@ -107,7 +107,7 @@ def other_validation(
     prepared = other_dataset(config, class_names)
     validation = prepared.split("validation")
     cut = config.tokenize.max_len
-    ids = [np.asarray(vocab.encode(tokens[:cut]), dtype=np.int32) for tokens in validation["tokens"]]
+    ids = [np.asarray(vocab.encode(tokens, cut), dtype=np.int32) for tokens in validation["tokens"]]
     probabilities = predict_ids(model, ids, batch_size=256, device=device)
     scores = validation_scores(probabilities, np.asarray(validation["label"]))
     return {
