@@ -241,6 +241,12 @@ class TrainingConfig(Section):
     (Polyak averaging; `torch.optim.swa_utils.AveragedModel`): validation scores the average,
     model selection picks among averages, and the run keeps the selected one. 0: off; 0.999
     averages over about the last thousand steps."""
+    soup: int = Field(1, ge=1)
+    """Branches of epoch 2 averaged into one network (a uniform model soup, Wortsman et al. 2022;
+    `sentiment.training.soup`): epoch 1 is trained once, epoch 2 `soup` times from the same point
+    with different batch orders and dropout, and the branches' weights are averaged; validation
+    keeps the better of epoch 1 and the soup, and the run ends after epoch 2. It scores as fast as
+    one model. 1: off (ordinary epochs until `patience` or `max_epochs`)."""
     weight_interpolation: list[float] = Field(default_factory=list)
     """Candidates for alpha in (1 - alpha) * start + alpha * fine-tuned weights, each scored on
     validation after the best epoch is chosen and the best kept (WiSE-FT, Wortsman et al. 2022;
@@ -278,6 +284,14 @@ class TrainingConfig(Section):
                 "training.ema_decay and training.weight_interpolation both change the weights the "
                 "run keeps: set one of them"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _soup_needs_a_second_epoch(self) -> TrainingConfig:
+        if self.soup > 1 and self.max_epochs < 2:
+            raise ValueError("training.soup trains epoch 2 in branches: set training.max_epochs to 2 or more")
+        if self.soup > 1 and self.ema_decay > 0:
+            raise ValueError("training.soup and training.ema_decay both average weights the run keeps: set one of them")
         return self
 
     @model_validator(mode="after")

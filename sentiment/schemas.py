@@ -144,6 +144,9 @@ class RunRecord(_TopLevel):
     seconds_per_epoch: float | None = None
     pretraining: Json | None = None
     weight_interpolation: WeightInterpolationRecord | None = None
+    soup: list[Json] | None = Field(
+        None, description="with training.soup: each branch of epoch 2 (seed, validation scores) before averaging"
+    )
     ensemble: EnsembleRecord | None = None
     device: str | None = None
     packed_sequences: bool | None = None
@@ -378,6 +381,7 @@ class RunSummary(_Record):
     device: str | None = None
     ensemble: EnsembleRecord | None = None
     weight_interpolation: WeightInterpolationRecord | None = None
+    soup: list[Json] | None = None
 
 
 class Explanation(_Record):

@@ -283,6 +283,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> Ev
                     "device",
                     "ensemble",
                     "weight_interpolation",
+                    "soup",
                 )
             },
         },

@@ -944,6 +944,8 @@ def _selected_epoch(run: RunSummary) -> str | None:
             f", its weights mixed with the start at alpha {run.weight_interpolation.alpha:g} "
             "(training.weight_interpolation)"
         )
+    if run.soup and run.best_epoch == run.epochs_run:  # the soup is the last epoch
+        text += f", the weights of its {len(run.soup)} branches averaged (training.soup)"
     return text
 
 

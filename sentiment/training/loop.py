@@ -64,6 +64,8 @@ class TrainingState:
     epochs_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    soup: list[dict[str, Any]] | None = None
+    """Each branch's record once epoch 2 was trained as a soup (`training.soup`)."""
 
     def record(self, result: EpochResult, select_metric: str) -> None:
         """Count one finished epoch; marks `result.best` when it beats every earlier one."""
@@ -128,11 +130,13 @@ class Trainer:
         `training.ema_decay`, else the trained weights themselves."""
         return self.model if self.averaged is None else self.averaged.module
 
-    def run_epoch(self, epoch: int) -> EpochResult:
+    def run_epoch(self, epoch: int, order_seed: int | None = None) -> EpochResult:
+        """Train one epoch and score validation; `order_seed` replaces the seed of the batch order
+        (a soup's branches, `sentiment.training.soup`)."""
         t = self.config.training
         # The batch order depends only on (seed, epoch): a resumed run sees the same batches,
         # and so does every process of a distributed run.
-        rng = np.random.default_rng([self.seed, epoch])
+        rng = np.random.default_rng([self.seed if order_seed is None else order_seed, epoch])
         examples = self.examples
         count = len(examples.ids)
         if t.extra_sentence_epochs and epoch > t.extra_sentence_epochs:
@@ -234,6 +238,7 @@ class Trainer:
             "best_epoch": s.best_epoch,
             "best_validation": best,
             "weight_interpolation": self.interpolation,
+            "soup": s.soup,
             "epochs_run": s.epoch,
             "stopped_early": s.epoch < self.config.training.max_epochs,
             "train_seconds": round(s.seconds, 1),
@@ -244,9 +249,16 @@ class Trainer:
 
 def train_while_improving(trainer: Trainer) -> Iterator[EpochResult]:
     """Epochs until `training.patience` epochs bring no improvement or `max_epochs` is reached,
-    each yielded after the state has counted it (a resumed trainer continues from its state)."""
+    each yielded after the state has counted it (a resumed trainer continues from its state).
+    With `training.soup`, epoch 2 is the soup of its branches and the last epoch."""
+    from sentiment.training.soup import SOUP_EPOCH, train_soup  # the soup builds on this module
+
     t, state = trainer.config.training, trainer.state
-    while state.epoch < t.max_epochs and state.epochs_without_improvement < t.patience:
-        result = trainer.run_epoch(state.epoch + 1)
+    last = SOUP_EPOCH if t.soup > 1 else t.max_epochs
+    while state.epoch < last and state.epochs_without_improvement < t.patience:
+        if t.soup > 1 and state.epoch + 1 == SOUP_EPOCH:
+            result, state.soup = train_soup(trainer, t.soup)
+        else:
+            result = trainer.run_epoch(state.epoch + 1)
         state.record(result, t.select_metric)
         yield result

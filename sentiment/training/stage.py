@@ -49,6 +49,7 @@ from sentiment.training.initialise import (
 from sentiment.training.interpolation import FINE_TUNED_WEIGHTS, interpolate_with_start
 from sentiment.training.loop import EpochResult, Trainer, train_while_improving
 from sentiment.training.run import TrainedRun, discard_if_empty, load_run, partial_dir, write_run
+from sentiment.training.soup import SOUP_EPOCH
 
 MEMBERS = "members"
 BASELINE_C_GRID = (1, 4, 16, 64, 256)
@@ -131,7 +132,13 @@ def _record(trainer: Trainer, result: EpochResult) -> None:
     trainer.log(
         f"epoch {result.epoch:>2}/{trainer.config.training.max_epochs}  loss {result.train_loss:.4f}  "
         f"val loss {v['loss']:.4f}  acc {v['accuracy']:.4f}  macro-F1 {v['macro_f1']:.4f}  "
-        f"{result.seconds:5.1f} s  {result.examples_per_second:,.0f} ex/s" + ("  *best" if result.best else "")
+        f"{result.seconds:5.1f} s  {result.examples_per_second:,.0f} ex/s"
+        + (
+            f"  (soup of {len(trainer.state.soup)} branches)"
+            if trainer.state.soup and result.epoch == SOUP_EPOCH
+            else ""
+        )
+        + ("  *best" if result.best else "")
     )
 
 
