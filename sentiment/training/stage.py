@@ -15,6 +15,7 @@ are trained one after another from consecutive seeds, each in `members/<k>/`.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -215,11 +216,13 @@ def finish_run(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     t = config.training
+    # The kept weights as a network, loaded once for whichever of the records below need it.
+    kept_model = functools.cache(lambda: _selected_model(config, prepared, first, work_dir))
     if t.temperature_scaling or t.decision_threshold != "none":
         from sentiment.training.calibration import calibration_record, rescale, threshold_record
 
         if probabilities is None:
-            probabilities = _validation_probabilities(config, prepared, first, work_dir)
+            probabilities = predict_ids(kept_model(), first.val_ids, batch_size=256, device=first.device)
         if t.temperature_scaling:
             info["calibration"] = calibration_record(probabilities, first.val_labels, prepared.labels)
             v = info["calibration"]["validation"]
@@ -238,8 +241,9 @@ def finish_run(
     if t.extra_sentences:  # how the kept model reads the second domain's held-out reviews
         from sentiment.training.extra_sentences import other_validation
 
-        model = _selected_model(config, prepared, first, work_dir)
-        info["other_validation"] = other = other_validation(config, prepared.labels, model, first.vocab, first.device)
+        info["other_validation"] = other = other_validation(
+            config, prepared.labels, kept_model(), first.vocab, first.device
+        )
         log(
             f"validation split of {other['dataset']} ({other['reviews']:,} reviews, never trained on): "
             f"accuracy {other['accuracy']:.4f}, macro-F1 {other['macro_f1']:.4f}"
@@ -253,6 +257,8 @@ def finish_run(
         selected = f"best epoch {info['best_epoch']}"
         if first.interpolation is not None:
             selected += f", mixed with its start at alpha {first.interpolation['alpha']:g}"
+        if first.state.soup and info["best_epoch"] == SOUP_EPOCH:
+            selected += f", the average of its {len(first.state.soup)} branches"
     else:
         epochs = ", ".join(str(member["best_epoch"]) for member in info["ensemble"]["members"])
         selected = f"ensemble of {len(trainers)} (best epochs {epochs})"
