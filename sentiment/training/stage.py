@@ -19,6 +19,7 @@ import functools
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +189,13 @@ def finish_run(
     """The run's record (an ensemble assembled, calibration fitted), written and moved into place."""
     first = trainers[0]
     probabilities = None  # the selected model's on validation, once someone needs them
+    # The kept weights as a network, loaded once (after an ensemble's are assembled) for whichever
+    # of the records below need it.
+    kept_model = functools.cache(lambda: _selected_model(config, prepared, first, work_dir))
     if len(trainers) == 1:
         record, history = first.summary(), first.state.history
     else:
-        record, probabilities = _assemble_ensemble(config, prepared, trainers, work_dir)
+        record, probabilities = _assemble_ensemble(trainers, work_dir, kept_model)
         history = [
             dict(line, member=number)
             for number, trainer in enumerate(trainers, start=1)
@@ -216,13 +220,11 @@ def finish_run(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     t = config.training
-    # The kept weights as a network, loaded once for whichever of the records below need it.
-    kept_model = functools.cache(lambda: _selected_model(config, prepared, first, work_dir))
     if t.temperature_scaling or t.decision_threshold != "none":
         from sentiment.training.calibration import calibration_record, rescale, threshold_record
 
         if probabilities is None:
-            probabilities = predict_ids(kept_model(), first.val_ids, batch_size=256, device=first.device)
+            probabilities = _validation_probabilities(kept_model(), first)
         if t.temperature_scaling:
             info["calibration"] = calibration_record(probabilities, first.val_labels, prepared.labels)
             v = info["calibration"]["validation"]
@@ -281,18 +283,18 @@ def _selected_model(config: ExperimentConfig, prepared: PreparedData, first: Tra
     return model.to(first.device)
 
 
-def _validation_probabilities(config: ExperimentConfig, prepared: PreparedData, first: Trainer, work_dir: Path):
+def _validation_probabilities(model, first: Trainer) -> np.ndarray:
     """The selected model's validation probabilities: what the ensemble's scores, temperature
     scaling and the decision threshold are computed from."""
-    model = _selected_model(config, prepared, first, work_dir)
     return predict_ids(model, first.val_ids, batch_size=256, device=first.device)
 
 
 def _assemble_ensemble(
-    config: ExperimentConfig, prepared: PreparedData, trainers: list[Trainer], work_dir: Path
+    trainers: list[Trainer], work_dir: Path, kept_model: Callable[[], torch.nn.Module]
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One weights file holding the members' selected epochs (`members.<k>.<name>`), the ensemble's
-    record (its own validation scores, then each member's) and its validation probabilities."""
+    record (its own validation scores, then each member's) and its validation probabilities, from
+    `kept_model`, which loads that file."""
     from safetensors.torch import load_file, save
 
     state = {}
@@ -301,7 +303,7 @@ def _assemble_ensemble(
         state.update({f"members.{index}.{name}": tensor for name, tensor in load_file(str(member_weights)).items()})
     write_bytes_atomic(work_dir / BEST_WEIGHTS, save(state))
     first = trainers[0]
-    probabilities = _validation_probabilities(config, prepared, first, work_dir)
+    probabilities = _validation_probabilities(kept_model(), first)
     scores = validation_scores(probabilities, first.val_labels)
     for trainer in trainers:  # their weights now live in the ensemble's file
         (trainer.work_dir / BEST_WEIGHTS).unlink()
