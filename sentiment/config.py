@@ -247,6 +247,12 @@ class TrainingConfig(Section):
     with different batch orders and dropout, and the branches' weights are averaged; validation
     keeps the better of epoch 1 and the soup, and the run ends after epoch 2. It scores as fast as
     one model. 1: off (ordinary epochs until `patience` or `max_epochs`)."""
+    adversarial: float = Field(0.0, ge=0)
+    """epsilon of adversarial training on the word vectors (Miyato et al. 2017;
+    `sentiment.training.adversarial`): each step also trains on the batch with every example's
+    word vectors moved an L2 distance epsilon (over the whole example) in the direction that
+    raises its loss most, so no single cue word can carry a reading. About twice the cost of a
+    step. GloVe 50-d word vectors have norms of about 4 to 6. 0: off."""
     weight_interpolation: list[float] = Field(default_factory=list)
     """Candidates for alpha in (1 - alpha) * start + alpha * fine-tuned weights, each scored on
     validation after the best epoch is chosen and the best kept (WiSE-FT, Wortsman et al. 2022;

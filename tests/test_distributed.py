@@ -22,8 +22,11 @@ TOLERANCE = 1e-4
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one_process(reviews_csv, make_config, tmp_path):
-    overrides = [*TINY, "training.max_epochs=3", "training.patience=3", "training.batch_size=9"]
+@pytest.mark.parametrize("lever", [[], ["training.adversarial=0.5"]], ids=["plain", "adversarial"])
+def test_torchrun_two_processes_match_one_process(lever, reviews_csv, make_config, tmp_path):
+    # Adversarial training perturbs each process's rows by their own gradient, which the
+    # per-example normalisation makes independent of how the batch is shared out.
+    overrides = [*TINY, "training.max_epochs=3", "training.patience=3", "training.batch_size=9", *lever]
     single = make_config(reviews_csv, *overrides)
     prepare(single, log=quiet)
     single_run = train(single, log=quiet)

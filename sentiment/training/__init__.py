@@ -11,6 +11,7 @@ pretraining      language-model pretraining of the encoder
 segments         sentences (and clauses) of the training reviews as extra examples
 extra_sentences  sentences of another prepared dataset's training reviews as extra examples
 position_losses  per-position losses (target replication, lexicon regularisation)
+adversarial      adversarial training: each batch again with its word vectors moved against it
 interpolation    the best weights mixed with the start, the mix chosen on validation (WiSE-FT)
 soup             epoch 2 trained in branches from one point, their weights averaged (a model soup)
 calibration      temperature scaling and the decision threshold, fitted on validation

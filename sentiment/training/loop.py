@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from sentiment.errors import SentimentError
 from sentiment.metrics import improves, validation_scores
 from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.progress import progress_bar
+from sentiment.training.adversarial import AdversarialEmbeddings
 from sentiment.training.distributed import ProcessGroup, rows_for_rank
 from sentiment.training.initialise import TrainingSetup, initialise, member_seeds
 from sentiment.training.interpolation import start_weights
@@ -117,6 +119,12 @@ class Trainer:
             else None
         )
         """The running average of the weights (`training.ema_decay`), updated after every step."""
+        self.adversary = (
+            AdversarialEmbeddings(self.model.embedding, config.training.adversarial)
+            if config.training.adversarial > 0
+            else None
+        )
+        """Perturbs the word vectors of each batch's second pass (`training.adversarial`)."""
         self.state = TrainingState()
         # The start that `training.weight_interpolation` mixes back in, copied before a resumed
         # run restores its checkpoint: initialise builds the same start every time.
@@ -185,30 +193,31 @@ class Trainer:
         targets = torch.as_tensor(examples.labels[rows], device=self.device)
         # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
         denominator = float(len(batch)) if examples.weights is None else float(examples.weights[batch].sum())
+        adversary = self.adversary
         try:
             ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
-            if self.position_losses is None:
-                logits = self.forward(ids, lengths)
-            else:
-                logits, directions, mask = self.model.forward_with_states(ids, lengths)
-            offset = self.setup.sentence_logit_offset
-            if offset is not None:  # the logit-adjusted loss of the sentence examples
-                is_sentence = torch.as_tensor(rows >= examples.reviews, device=self.device)
-                logits = logits + is_sentence.unsqueeze(1).to(logits.dtype) * offset
-            losses = nn.functional.cross_entropy(
-                logits, targets, reduction="none", label_smoothing=self.config.training.label_smoothing
-            )
+            rows_on_device = torch.as_tensor(rows, device=self.device)
+            with adversary.recording() if adversary is not None else nullcontext():
+                if self.position_losses is None:
+                    logits = self.forward(ids, lengths)
+                else:
+                    logits, directions, mask = self.model.forward_with_states(ids, lengths)
+            losses = self._example_losses(logits, targets, rows_on_device)
             if self.position_losses is not None:
                 replication, regularisation = self.position_losses(directions, mask, ids, targets)
                 t = self.config.training
                 losses = losses + t.target_replication * replication
                 if regularisation is not None:
                     losses = losses + t.lexicon_regularization * regularisation
-            if self.setup.loss_weights is not None:
-                losses = losses * self.setup.loss_weights[torch.as_tensor(rows, device=self.device)]
-            loss = losses.sum() * (weight / denominator)
+            loss = self._weighted(losses, rows_on_device).sum() * (weight / denominator)
             self.optimizer.zero_grad(set_to_none=True)
             (loss * self.group.world_size).backward()
+            if adversary is not None:  # the same batch again, its word vectors moved against it
+                with adversary.perturbing():
+                    adversarial_logits = self.forward(ids, lengths)
+                adversarial_losses = self._example_losses(adversarial_logits, targets, rows_on_device)
+                adversarial_loss = self._weighted(adversarial_losses, rows_on_device).sum() * (weight / denominator)
+                (adversarial_loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:
             raise SentimentError(
                 f"training.batch_size={self.config.training.batch_size} does not fit in "
@@ -219,6 +228,22 @@ class Trainer:
         if self.averaged is not None:
             self.averaged.update_parameters(self.model)
         return float(loss.detach())
+
+    def _example_losses(self, logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Each example's cross-entropy; sentence examples' logits shifted first under
+        `training.segment_logit_adjustment`."""
+        offset = self.setup.sentence_logit_offset
+        if offset is not None:  # the logit-adjusted loss of the sentence examples
+            is_sentence = rows >= self.examples.reviews
+            logits = logits + is_sentence.unsqueeze(1).to(logits.dtype) * offset
+        return nn.functional.cross_entropy(
+            logits, targets, reduction="none", label_smoothing=self.config.training.label_smoothing
+        )
+
+    def _weighted(self, losses: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Per-example losses times their weights (class weights, sentence weights), if any."""
+        weights = self.setup.loss_weights
+        return losses if weights is None else losses * weights[rows]
 
     def validate(self) -> dict[str, float]:
         """Metrics on the whole validation split (each process scores a share; all see the total)."""
