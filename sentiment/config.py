@@ -13,7 +13,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -39,6 +39,20 @@ def check_name(value: str) -> str:
 class Section(BaseModel):
     # allow_inf_nan=False: `training.lr=inf` would train to NaN weights that label every review alike.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_the_choice_none(cls, data: Any) -> Any:
+        # `--set model.lexicon_input=none` parses as null (which `model.vectors=none` means); where
+        # a field's choices include the string "none", null is that choice.
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: "none"
+            if value is None and name in cls.model_fields and "none" in get_args(cls.model_fields[name].annotation)
+            else value
+            for name, value in data.items()
+        }
 
     @field_validator("*")
     @classmethod

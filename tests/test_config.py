@@ -20,6 +20,20 @@ def test_overrides_are_typed_and_dotted():
     assert config.vocab.min_freq == 3 and config.tokenize.lowercase is False and config.model.vectors is None
 
 
+def test_a_bare_none_is_the_choice_none_where_the_choices_have_it():
+    config = load_config(
+        "configs/clothing.toml",
+        ["model.lexicon_input=none", "training.decision_threshold=None", "training.segment_filter=none"],
+    )
+    assert (config.model.lexicon_input, config.training.decision_threshold, config.training.segment_filter) == (
+        "none",
+    ) * 3
+    config = load_config("configs/clothing.toml", ['model.lexicon_input="none"'])  # quoted, as before
+    assert config.model.lexicon_input == "none"
+    with pytest.raises(SentimentError, match="model.cell"):  # where "none" is no choice, null is refused
+        load_config(None, ["model.cell=none"])
+
+
 def test_unknown_key_suggests_the_closest(tmp_path):
     path = tmp_path / "x.toml"
     path.write_text("[vocab]\nmin_frq = 3\n")
