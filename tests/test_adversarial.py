@@ -128,3 +128,14 @@ def test_an_adversarial_run_trains_and_learns_otherwise_than_a_plain_one(prepare
     assert len(adversarial_lines) == len(plain_lines)
     assert adversarial_lines[0]["val_loss"] != plain_lines[0]["val_loss"]
     assert np.isfinite([line["train_loss"] for line in adversarial_lines]).all()
+
+
+def test_the_model_card_says_the_model_was_trained_adversarially():
+    from sentiment.reporting.model_card import _body
+
+    info = {"model": {"cell": "lstm"}}
+    lines = _body(info, {"training": {"adversarial": 1.0}}, None)
+    assert any(
+        line.startswith("- Adversarial training on the word vectors") and "moved 1 (L2)" in line for line in lines
+    )
+    assert not any("Adversarial" in line for line in _body(info, {"training": {"adversarial": 0.0}}, None))
