@@ -4,6 +4,11 @@ Pipeline: one `Trainer._step` per batch (collate, embedding, our bidirectional e
 masked pooling, loss, backward, clipping, AdamW). Kernel: `nn.LSTM`/`nn.GRU(bidirectional=True)`
 forward + backward on random inputs of identical [batch, length, embedding] shapes.
 Target: the pipeline reaches at least 80% of the kernel's examples/s.
+
+The pipeline is timed with `training.adversarial` off, so that both sides run one forward and one
+backward per batch. Where the config trains adversarially (the clothing default), the step it
+really takes (a second forward and backward on perturbed word vectors) is timed against the plain
+step as well, interleaved: `adversarial_step_cost`, the price of that lever (no target).
 """
 
 from __future__ import annotations
@@ -82,12 +87,15 @@ def _interleaved_medians(first, second, repeats: int) -> tuple[float, float]:
 
 
 def measure(config_path: str, device: str, batches_count: int, packed: str) -> dict:
-    config = load_config(config_path, [f"training.device={device}", f"training.packed={packed}"])
+    sets = [f"training.device={device}", f"training.packed={packed}"]
+    config = load_config(config_path, sets)
+    plain_config = load_config(config_path, [*sets, "training.adversarial=0"])
     prepare(config, log=lambda *_: None)
     prepared = load_prepared(config.prepared_dir)
     device_ = resolve_device(device)
+    adversarial_cost = None
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(config, prepared, Path(scratch), device_, log=lambda *_: None)
+        trainer = Trainer(plain_config, prepared, Path(scratch), device_, log=lambda *_: None)
         batches = _batches(trainer, batches_count)
         examples = sum(len(batch) for batch in batches)
         _pipeline(trainer, batches[:5])()  # warm-up: allocator, oneDNN/cuDNN primitives
@@ -95,7 +103,15 @@ def measure(config_path: str, device: str, batches_count: int, packed: str) -> d
             _pipeline(trainer, batches), _kernel(trainer, batches, use_packed(packed, device_)), REPEATS
         )
         pipeline, kernel = examples / pipeline_seconds, examples / kernel_seconds
+        if config.training.adversarial > 0:
+            adversarial = Trainer(config, prepared, Path(scratch) / "adversarial", device_, log=lambda *_: None)
+            _pipeline(adversarial, batches[:5])()
+            plain_seconds, adversarial_seconds = _interleaved_medians(
+                _pipeline(trainer, batches), _pipeline(adversarial, batches), REPEATS
+            )
+            adversarial_cost = round(adversarial_seconds / plain_seconds, 3)
     return {
+        "adversarial_step_cost": adversarial_cost,
         "device": device_.type,
         "packed": use_packed(packed, device_),
         "threads": torch.get_num_threads(),
@@ -121,6 +137,8 @@ def run(quick: bool = False) -> dict:
         rows.append((f"{name}: pipeline", f"{figures['pipeline_examples_per_second']:,.0f} ex/s"))
         rows.append((f"{name}: bare {figures['cell']} fwd+bwd", f"{figures['kernel_examples_per_second']:,.0f} ex/s"))
         rows.append((f"{name}: ratio", f"{figures['ratio']:.2f}  (target >= 0.80)"))
+        if figures["adversarial_step_cost"] is not None:
+            rows.append((f"{name}: adversarial step / plain step", f"{figures['adversarial_step_cost']:.2f}x"))
     print_table(f"training throughput (clothing, {batches} batches, median of {REPEATS}, interleaved)", rows)
     figures = {**results, "target_ratio": 0.8}
     record("training", figures)
