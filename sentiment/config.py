@@ -167,6 +167,10 @@ class TrainingConfig(Section):
     lr: float = Field(2e-3, gt=0)
     lr_decay: float = Field(1.0, gt=0, le=1)
     """Per-epoch decay of the learning rate: epoch k trains at lr * lr_decay ** (k - 1) (1: constant)."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """`linear`: the learning rate falls step by step in a straight line from lr to 0 at the end of
+    `max_epochs` (so set `max_epochs` to the epochs the run should have), and the last epochs
+    anneal instead of going on at full rate; `constant`: every step of an epoch at its rate."""
     weight_decay: float = Field(0.01, ge=0)
     max_epochs: int = Field(8, ge=1)
     patience: int = Field(2, ge=1)
@@ -220,6 +224,16 @@ class TrainingConfig(Section):
     score beyond its neutral band (|compound| >= 0.05); `corpus`: the summed log-odds of the
     polar unigrams and bigrams of the training reviews ("runs small", which VADER does not rate;
     `sentiment.training.segments.corpus_polarity`); `lexicon_or_corpus`: either agrees."""
+    segment_verdict_clause: bool = False
+    """With `segment_filter`: a sentence that "but", "however" or "yet" splits is read through its
+    clause after the last of them, where its verdict is ("beautiful shirt but runs small!" reads as
+    "but runs small!"), so a positive review's mixed sentence does not teach that such a sentence
+    is positive; the clause examples are read as before. Binary schemes."""
+    segment_negation_veto: bool = False
+    """With `segment_filter = "lexicon_or_corpus"`: in a sentence with a negator, the corpus
+    reading does not count where VADER reads the other sign. VADER's rules flip what a negator
+    governs ("this is not the best color" reads negative); the corpus n-grams read "best" alone,
+    so without the veto a positive review's "not the best color" is kept as a positive example."""
     segment_relabel: bool = False
     """With `segment_filter`: a sentence that every reading of the filter puts on the other side
     of its review (for `lexicon_or_corpus`, VADER and the corpus n-grams both) is kept as an
@@ -267,6 +281,11 @@ class TrainingConfig(Section):
     word vectors moved an L2 distance epsilon (over the whole example) in the direction that
     raises its loss most, so no single cue word can carry a reading. About twice the cost of a
     step. GloVe 50-d word vectors have norms of about 4 to 6. 0: off."""
+    adversarial_loss: Literal["label", "consistency"] = "label"
+    """What the perturbed pass of `adversarial` is trained towards: `label`, the example's label
+    (adversarial training); `consistency`, the clean pass's own prediction, KL(p(x) || p(x + r))
+    with p(x) held constant (the loss of virtual adversarial training, at the same direction r),
+    which asks a reading to hold near each example without fitting its label there."""
     weight_interpolation: list[float] = Field(default_factory=list)
     """Candidates for alpha in (1 - alpha) * start + alpha * fine-tuned weights, each scored on
     validation after the best epoch is chosen and the best kept (WiSE-FT, Wortsman et al. 2022;
@@ -295,6 +314,15 @@ class TrainingConfig(Section):
     def _relabel_needs_a_filter(self) -> TrainingConfig:
         if self.segment_relabel and self.segment_filter == "none":
             raise ValueError("training.segment_relabel reads the filter's polarity: set training.segment_filter too")
+        if self.segment_verdict_clause and self.segment_filter == "none":
+            raise ValueError(
+                "training.segment_verdict_clause changes the filter's reading: set training.segment_filter too"
+            )
+        if self.segment_negation_veto and self.segment_filter != "lexicon_or_corpus":
+            raise ValueError(
+                "training.segment_negation_veto weighs VADER's reading against the corpus's: "
+                "set training.segment_filter = 'lexicon_or_corpus'"
+            )
         return self
 
     @model_validator(mode="after")

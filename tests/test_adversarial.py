@@ -84,10 +84,12 @@ def test_perturbing_without_a_recorded_backward_is_refused():
 
 
 @pytest.mark.slow
-def test_a_training_step_is_the_step_on_the_clean_plus_the_perturbed_loss(prepared_config):
+@pytest.mark.parametrize("perturbed_loss", ["label", "consistency"])
+def test_a_training_step_is_the_step_on_the_clean_plus_the_perturbed_loss(prepared_config, perturbed_loss):
     """The trainer's step written out by hand: the gradient of loss(x) + loss(x + r_adv), r_adv
-    from the clean gradient, then the clipped AdamW step."""
-    config = prepared_config(*TINY, f"training.adversarial={EPSILON}")
+    from the clean gradient, then the clipped AdamW step; the perturbed loss is the cross-entropy
+    with the label, or under `consistency` KL(p(x) || p(x + r_adv)) with p(x) held constant."""
+    config = prepared_config(*TINY, f"training.adversarial={EPSILON}", f"training.adversarial_loss={perturbed_loss}")
     trainer = Trainer(config, load_prepared(config.prepared_dir), config.run_dir, torch.device("cpu"), quiet, seed=7)
     reference = copy.deepcopy(trainer.model)
     optimizer = torch.optim.AdamW(
@@ -102,12 +104,20 @@ def test_a_training_step_is_the_step_on_the_clean_plus_the_perturbed_loss(prepar
     vectors = reference.embedding(ids)
     vectors.retain_grad()
     handle = reference.embedding.register_forward_hook(lambda _m, _i, _o: vectors)
-    clean = nn.functional.cross_entropy(reference(ids, lengths), targets)
+    clean_logits = reference(ids, lengths)
+    clean = nn.functional.cross_entropy(clean_logits, targets)
     clean.backward()
     handle.remove()
     r = adversarial_direction(vectors.grad, EPSILON)
     handle = reference.embedding.register_forward_hook(lambda _m, _i, output: output + r)
-    nn.functional.cross_entropy(reference(ids, lengths), targets).backward()
+    perturbed_logits = reference(ids, lengths)
+    if perturbed_loss == "label":
+        nn.functional.cross_entropy(perturbed_logits, targets).backward()
+    else:
+        held = torch.softmax(clean_logits.detach(), dim=-1)
+        kl = (held * (held.log() - torch.log_softmax(perturbed_logits, dim=-1))).sum(-1).mean()
+        assert kl.item() > 0  # the perturbation moves the reading, so there is something to train
+        kl.backward()
     handle.remove()
     nn.utils.clip_grad_norm_(reference.parameters(), config.training.clip_norm)
     optimizer.step()
@@ -139,3 +149,5 @@ def test_the_model_card_says_the_model_was_trained_adversarially():
         line.startswith("- Adversarial training on the word vectors") and "moved 1 (L2)" in line for line in lines
     )
     assert not any("Adversarial" in line for line in _body(info, {"training": {"adversarial": 0.0}}, None))
+    consistency = _body(info, {"training": {"adversarial": 1.0, "adversarial_loss": "consistency"}}, None)
+    assert any("towards the clean pass's own prediction" in line for line in consistency)

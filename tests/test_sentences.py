@@ -351,6 +351,60 @@ def test_clause_examples_split_sentences_at_contrast_connectives_and_pass_the_fi
         training_examples(ids, starts, labels, 2, config)
 
 
+def test_the_verdict_clause_reading_reads_a_but_sentence_by_what_follows_the_last_but():
+    from sentiment.config import TrainingConfig
+    from sentiment.training.segments import verdict_spans
+
+    # A positive review: its first sentence praises and then complains after "but"; its second
+    # complains and then praises after "however". VADER, which does not rate "runs small", reads
+    # both whole sentences as positive.
+    review = "love the color but it runs small . it runs small , however i love it .".split()
+    starts = [np.array([0, 8])]
+    ids = [np.arange(len(review), dtype=np.int32) + 2]
+    labels = np.array([1])
+    names = ["negative", "positive"]
+    assert verdict_spans([review], [(0, 0, 8), (0, 8, 17), (0, 0, 3)]) == [(0, 3, 8), (0, 12, 17), (0, 0, 3)]
+    # A connective with nothing after it opens no verdict clause.
+    assert verdict_spans([["good", "but"]], [(0, 0, 2)]) == [(0, 0, 2)]
+    whole = training_examples(
+        ids, starts, labels, 2, TrainingConfig(segments="sentences", segment_filter="lexicon"), [review], names
+    )
+    assert [list(s) for s in whole.ids[1:]] == [list(ids[0][0:8]), list(ids[0][8:17])]
+    config = TrainingConfig(segments="sentences", segment_filter="lexicon", segment_verdict_clause=True)
+    verdict = training_examples(ids, starts, labels, 2, config, [review], names)
+    # "but it runs small ." does not agree with the positive review, so that sentence is left out.
+    assert [list(s) for s in verdict.ids[1:]] == [list(ids[0][8:17])] and verdict.filtered_out == 1
+    with pytest.raises(ValueError, match="segment_verdict_clause changes the filter"):
+        TrainingConfig(segments="sentences", segment_verdict_clause=True)
+
+
+def test_the_negation_veto_lets_vader_overrule_the_corpus_reading_of_a_negated_sentence():
+    from sentiment.config import TrainingConfig
+
+    # The corpus n-grams read "best" as positive (it is in 60 positive reviews, no negative one),
+    # so they read "this is not the best color ." as positive too; VADER flips "best" after "not".
+    praising = "love it . this is the best dress .".split()
+    doubting = "love it . this is not the best color .".split()
+    negative = "awful fit . i returned it .".split()
+    reviews = [praising] * 60 + [doubting] + [negative] * 30
+    labels = np.array([1] * 61 + [0] * 30)
+    starts = [np.array([0, 3])] * 61 + [np.array([0, 3])] * 30
+    ids = [np.arange(len(tokens), dtype=np.int32) + 2 for tokens in reviews]
+    names = ["negative", "positive"]
+    doubt = list(ids[60][3:10])
+
+    def sentences(**levers):
+        config = TrainingConfig(segments="sentences", segment_filter="lexicon_or_corpus", **levers)
+        examples = training_examples(ids, starts, labels, 2, config, reviews, names)
+        return [list(sentence) for sentence in examples.ids[examples.reviews :]]
+
+    assert doubt in sentences()
+    vetoed = sentences(segment_negation_veto=True)
+    assert doubt not in vetoed and len(vetoed) == len(sentences()) - 1
+    with pytest.raises(ValueError, match="segment_negation_veto weighs"):
+        TrainingConfig(segments="sentences", segment_filter="lexicon", segment_negation_veto=True)
+
+
 def test_the_model_card_counts_the_clause_examples():
     from sentiment.reporting.model_card import _body
 

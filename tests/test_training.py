@@ -81,6 +81,23 @@ def test_each_epoch_trains_at_the_decayed_learning_rate(tiny, monkeypatch):
     assert seen == {1: {0.01}, 2: {0.005}, 3: {0.0025}, 4: {0.00125}}
 
 
+def test_the_linear_schedule_falls_step_by_step_to_zero_at_the_end_of_max_epochs(tiny, monkeypatch):
+    original = training_module.Trainer._step
+    seen: list[tuple[int, float]] = []
+
+    def recording(self, batch):
+        seen.append((self.state.epoch + 1, self.optimizer.param_groups[0]["lr"]))
+        return original(self, batch)
+
+    monkeypatch.setattr(training_module.Trainer, "_step", recording)
+    train(tiny("training.lr=0.01", "training.lr_schedule=linear", "training.max_epochs=2"), log=quiet)
+    steps = len(seen) // 2
+    assert [epoch for epoch, _ in seen] == [1] * steps + [2] * steps
+    expected = [0.01 * (1 - i / (2 * steps)) for i in range(2 * steps)]
+    assert [lr for _, lr in seen] == pytest.approx(expected)  # from lr, one equal fall per step
+    assert seen[-1][1] == pytest.approx(0.01 / (2 * steps))  # the last step's rate is one step above 0
+
+
 def _crash_in_epoch_three(config, monkeypatch):
     """Train `config` until a step early in epoch 3 raises (as Ctrl-C would); returns the real step."""
     original = training_module.Trainer._step

@@ -80,11 +80,18 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
         lines.append(
             f"- Trained on {examples['reviews']:,} reviews and {examples['sentences']:,} of their sentences{of_them}."
         )
-    epsilon = (config.get("training") or {}).get("adversarial") or 0
+    training = config.get("training") or {}
+    epsilon = training.get("adversarial") or 0
     if epsilon:
+        towards = (
+            ", towards the clean pass's own prediction (the consistency loss)"
+            if training.get("adversarial_loss") == "consistency"
+            else ""
+        )
         lines.append(
             f"- Adversarial training on the word vectors (Miyato et al. 2017): each batch also trained "
-            f"with every example's word vectors moved {epsilon:g} (L2) in the direction that raises its loss most."
+            f"with every example's word vectors moved {epsilon:g} (L2) in the direction that raises its loss most"
+            f"{towards}."
         )
     calibration = info.get("calibration")
     if calibration:

@@ -17,6 +17,13 @@ records the word vectors and keeps their gradient (its backward computes it anyw
 weights'), the perturbed pass adds r_adv to them. A step costs about two: two forwards and two
 backwards. The lexicon's word features (`model.lexicon_input`) are read beside the word vectors
 and are not perturbed: they are fixed facts about the word, not learned coordinates.
+
+`training.adversarial_loss = "consistency"` trains the perturbed pass towards the clean pass's own
+prediction instead of the label: KL(p(x) || p(x + r_adv)), p(x) held constant, the loss of
+virtual adversarial training (Miyato et al. 2017, section 3), at the direction above rather than
+at VAT's own (which would cost a third pass). It asks that a reading hold near each example
+without asking that the example's label be fitted there: a sentence example's label is its
+review's and is often wrong for the sentence alone.
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ def adversarial_direction(gradient: torch.Tensor, epsilon: float) -> torch.Tenso
     gradient's direction; a row whose gradient is 0 (a padding-only share) gets 0."""
     norms = gradient.flatten(1).norm(dim=1).clamp(min=1e-12)
     return gradient * (epsilon / norms).view(-1, *([1] * (gradient.dim() - 1)))
+
+
+def consistency_losses(clean_logits: torch.Tensor, perturbed_logits: torch.Tensor) -> torch.Tensor:
+    """[B] KL(softmax(clean) || softmax(perturbed)) per example; `clean_logits` is held constant."""
+    clean = torch.log_softmax(clean_logits.detach(), dim=-1)
+    return nn.functional.kl_div(
+        torch.log_softmax(perturbed_logits, dim=-1), clean, log_target=True, reduction="none"
+    ).sum(-1)
 
 
 class AdversarialEmbeddings:

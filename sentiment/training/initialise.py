@@ -191,6 +191,8 @@ def initialise(
             + (f", logit-adjusted with tau {t.segment_logit_adjustment:g}" if t.segment_logit_adjustment else "")
             + (
                 f"; {examples.filtered_out:,} left out by the {t.segment_filter} filter"
+                + (", contrast sentences read by their verdict clause" if t.segment_verdict_clause else "")
+                + (", VADER vetoing the corpus in negated sentences" if t.segment_negation_veto else "")
                 if examples.filtered_out
                 else ""
             )

@@ -27,7 +27,7 @@ from sentiment.errors import SentimentError
 from sentiment.metrics import improves, validation_scores
 from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.progress import progress_bar
-from sentiment.training.adversarial import AdversarialEmbeddings
+from sentiment.training.adversarial import AdversarialEmbeddings, consistency_losses
 from sentiment.training.distributed import ProcessGroup, rows_for_rank
 from sentiment.training.initialise import TrainingSetup, initialise, member_seeds
 from sentiment.training.interpolation import start_weights
@@ -150,8 +150,9 @@ class Trainer:
         if t.extra_sentence_epochs and epoch > t.extra_sentence_epochs:
             count -= examples.extra  # the other dataset's sentences are the last examples
         batches = bucket_batches([len(ids) for ids in examples.ids[:count]], t.batch_size, rng)
-        for group in self.optimizer.param_groups:  # a function of the epoch alone, so resuming needs no state
-            group["lr"] = t.lr * t.lr_decay ** (epoch - 1)
+        epoch_lr = t.lr * t.lr_decay ** (epoch - 1)  # a function of the epoch alone, so resuming needs no state
+        for group in self.optimizer.param_groups:
+            group["lr"] = epoch_lr
         self.model.train()
         if self.position_losses is not None:
             self.position_losses.train()
@@ -160,6 +161,10 @@ class Trainer:
         show = self.group.is_main
         with progress_bar(total=count, desc=f"epoch {epoch}/{t.max_epochs}", unit="ex", enabled=show) as bar:
             for done, batch in enumerate(batches, start=1):
+                if t.lr_schedule == "linear":  # the share of all `max_epochs` done before this step
+                    remaining = 1 - (epoch - 1 + (done - 1) / len(batches)) / t.max_epochs
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = epoch_lr * remaining
                 loss_sum += self._step(batch)
                 bar.update(len(batch))
                 if done % 20 == 0:
@@ -215,7 +220,10 @@ class Trainer:
             if adversary is not None:  # the same batch again, its word vectors moved against it
                 with adversary.perturbing():
                     adversarial_logits = self.forward(ids, lengths)
-                adversarial_losses = self._example_losses(adversarial_logits, targets, rows_on_device)
+                if self.config.training.adversarial_loss == "consistency":
+                    adversarial_losses = consistency_losses(logits.detach(), adversarial_logits)
+                else:
+                    adversarial_losses = self._example_losses(adversarial_logits, targets, rows_on_device)
                 adversarial_loss = self._weighted(adversarial_losses, rows_on_device).sum() * (weight / denominator)
                 (adversarial_loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:

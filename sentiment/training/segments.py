@@ -212,18 +212,59 @@ def corpus_signs(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, in
     return signs
 
 
+VERDICT_CONNECTIVES = ("but", "however", "yet")
+"""Connectives after which a sentence gives its verdict ("love the color, but it runs small"); the
+concessive ones ("although", "though") open the clause that does not."""
+
+
+def verdict_spans(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Each span, or for a span that a `VERDICT_CONNECTIVES` word splits, its clause from the last
+    such word to the end (when that clause has a word after the connective)."""
+    found = []
+    for review, begin, end in spans:
+        words = tokens[review]
+        cuts = [i for i in range(begin + 1, end - 1) if words[i].lower() in VERDICT_CONNECTIVES]
+        found.append((review, cuts[-1], end) if cuts else (review, begin, end))
+    return found
+
+
+def negated_spans(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]]) -> np.ndarray:
+    """Per span: does it hold one of VADER's negators (or "n't")?"""
+    from sentiment.data.lexicon import vader_lexicon
+
+    negators = vader_lexicon().negators
+    return np.asarray(
+        [any(word.lower() in negators for word in tokens[review][begin:end]) for review, begin, end in spans],
+        dtype=bool,
+    )
+
+
 def filter_verdicts(
-    segment_filter: str, tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray
+    segment_filter: str,
+    tokens: Sequence[Sequence[str]],
+    spans: list[tuple[int, int, int]],
+    labels: np.ndarray,
+    verdict_clause: bool = False,
+    negation_veto: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per span of a binary-labelled review: does any reading `segment_filter` names give it its
     review's sign (`agrees`), and does every reading give it the other sign (`opposes`)? The
     readings: VADER's for `lexicon`, the polar n-grams of the reviews `tokens` for `corpus`, both
-    for `lexicon_or_corpus`; `none` has no reading, so every span agrees and none opposes."""
+    for `lexicon_or_corpus`; `none` has no reading, so every span agrees and none opposes. With
+    `verdict_clause`, a span that "but", "however" or "yet" splits is read by its clause after the
+    last of them (`verdict_spans`). With `negation_veto` (`lexicon_or_corpus`), the corpus reading
+    of a span with a negator does not count where VADER reads the other sign."""
+    if verdict_clause:
+        spans = verdict_spans(tokens, spans)
     readings = []
     if segment_filter in ("lexicon", "lexicon_or_corpus"):
         readings.append(lexicon_signs(tokens, spans))
     if segment_filter in ("corpus", "lexicon_or_corpus"):
         readings.append(corpus_signs(tokens, spans, labels))
+    if negation_veto and len(readings) == 2:
+        lexicon, corpus = readings
+        vetoed = negated_spans(tokens, spans) & (lexicon == -corpus) & (lexicon != 0)
+        readings[1] = np.where(vetoed, 0, corpus)
     if not readings:
         return np.ones(len(spans), dtype=bool), np.zeros(len(spans), dtype=bool)
     review_signs = np.asarray([1 if labels[review] == 1 else -1 for review, _, _ in spans], dtype=np.int64)
@@ -268,7 +309,14 @@ def training_examples(
         if tokens is None or class_names is None:
             raise SentimentError("training.segment_filter needs the training tokens and class names")
         _check_binary(class_names)
-        agrees, opposes = filter_verdicts(config.segment_filter, tokens, spans, labels)
+        agrees, opposes = filter_verdicts(
+            config.segment_filter,
+            tokens,
+            spans,
+            labels,
+            verdict_clause=config.segment_verdict_clause,
+            negation_veto=config.segment_negation_veto,
+        )
         if config.segment_relabel:
             flipped = opposes
         keep = agrees | flipped
