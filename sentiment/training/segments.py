@@ -16,8 +16,11 @@ common in negative reviews as in positive ones is pulled towards neither class);
 `lexicon` reads VADER's score, `corpus` the training reviews' own polar n-grams (VADER reads
 "runs small" as neutral), `lexicon_or_corpus` either. With `segment_relabel`, a sentence that
 every reading of the filter puts on the other side of its review ("so sadly i will be returning
-this ." in a 4-star review) is kept with the other class's label instead of being left out. The
-lexicon and the training reviews are training knowledge; no evaluation data is involved.
+this ." in a 4-star review) is kept with the other class's label instead of being left out.
+`segment_verdict_clause` reads a sentence that "but" splits by its verdict, the clause after it
+("beautiful shirt but runs small !" reads as "but runs small !"), and `segment_negation_veto` lets
+VADER's negation rules overrule the corpus n-grams in a sentence with a negator. The lexicon and the
+training reviews are training knowledge; no evaluation data is involved.
 
 `segments = "sentences+clauses"` adds, for each sentence that a contrast connective splits ("love
 the color but it runs small"), its clauses as examples of their own (the connective opens the
