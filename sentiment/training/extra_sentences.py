@@ -88,14 +88,7 @@ def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int)
     ]
     wanted = t.extra_sentence_count
     spans = [spans[i] for i in rng.permutation(len(spans))[: wanted * CANDIDATES_PER_SENTENCE]]
-    keep, _ = filter_verdicts(
-        t.segment_filter,
-        tokens,
-        spans,
-        labels,
-        verdict_clause=t.segment_verdict_clause,
-        negation_veto=t.segment_negation_veto,
-    )
+    keep, _ = filter_verdicts(t, tokens, spans, labels)
     kept = [span for span, agrees in zip(spans, keep) if agrees][:wanted]
     return ExtraSentences(
         tokens=[tokens[review][begin:end] for review, begin, end in kept],

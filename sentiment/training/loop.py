@@ -221,7 +221,7 @@ class Trainer:
                 with adversary.perturbing():
                     adversarial_logits = self.forward(ids, lengths)
                 if self.config.training.adversarial_loss == "consistency":
-                    adversarial_losses = consistency_losses(logits.detach(), adversarial_logits)
+                    adversarial_losses = consistency_losses(logits, adversarial_logits)
                 else:
                     adversarial_losses = self._example_losses(adversarial_logits, targets, rows_on_device)
                 adversarial_loss = self._weighted(adversarial_losses, rows_on_device).sum() * (weight / denominator)

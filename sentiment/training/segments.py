@@ -243,28 +243,24 @@ def negated_spans(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, i
 
 
 def filter_verdicts(
-    segment_filter: str,
-    tokens: Sequence[Sequence[str]],
-    spans: list[tuple[int, int, int]],
-    labels: np.ndarray,
-    verdict_clause: bool = False,
-    negation_veto: bool = False,
+    settings: TrainingConfig, tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, int]], labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per span of a binary-labelled review: does any reading `segment_filter` names give it its
-    review's sign (`agrees`), and does every reading give it the other sign (`opposes`)? The
+    """Per span of a binary-labelled review: does any reading `settings.segment_filter` names give
+    it its review's sign (`agrees`), and does every reading give it the other sign (`opposes`)? The
     readings: VADER's for `lexicon`, the polar n-grams of the reviews `tokens` for `corpus`, both
     for `lexicon_or_corpus`; `none` has no reading, so every span agrees and none opposes. With
-    `verdict_clause`, a span that "but", "however" or "yet" splits is read by its clause after the
-    last of them (`verdict_spans`). With `negation_veto` (`lexicon_or_corpus`), the corpus reading
-    of a span with a negator does not count where VADER reads the other sign."""
-    if verdict_clause:
+    `segment_verdict_clause`, a span that "but", "however" or "yet" splits is read by its clause
+    after the last of them (`verdict_spans`). With `segment_negation_veto` (`lexicon_or_corpus`),
+    the corpus reading of a span with a negator does not count where VADER reads the other sign."""
+    segment_filter = settings.segment_filter
+    if settings.segment_verdict_clause:
         spans = verdict_spans(tokens, spans)
     readings = []
     if segment_filter in ("lexicon", "lexicon_or_corpus"):
         readings.append(lexicon_signs(tokens, spans))
     if segment_filter in ("corpus", "lexicon_or_corpus"):
         readings.append(corpus_signs(tokens, spans, labels))
-    if negation_veto and len(readings) == 2:
+    if settings.segment_negation_veto:  # TrainingConfig allows it with lexicon_or_corpus only
         lexicon, corpus = readings
         vetoed = negated_spans(tokens, spans) & (lexicon == -corpus) & (lexicon != 0)
         readings[1] = np.where(vetoed, 0, corpus)
@@ -312,14 +308,7 @@ def training_examples(
         if tokens is None or class_names is None:
             raise SentimentError("training.segment_filter needs the training tokens and class names")
         _check_binary(class_names)
-        agrees, opposes = filter_verdicts(
-            config.segment_filter,
-            tokens,
-            spans,
-            labels,
-            verdict_clause=config.segment_verdict_clause,
-            negation_veto=config.segment_negation_veto,
-        )
+        agrees, opposes = filter_verdicts(config, tokens, spans, labels)
         if config.segment_relabel:
             flipped = opposes
         keep = agrees | flipped
