@@ -145,7 +145,10 @@ class ModelConfig(Section):
     rating / 4, a negator flag, a contrast-connective flag), and give the vocabulary the
     lexicon's words it lacks, so that a sentiment word the training reviews never use
     ("worthless") is read by its rating rather than as <unk> (`sentiment.data.lexicon.word_features`)."""
-    pooling: Literal["last", "max", "mean", "max+mean"] = "max+mean"
+    pooling: Literal["last", "max", "mean", "max+mean", "attention", "max+attention"] = "max+mean"
+    """How the recurrent states become one vector: the last state of each direction, their max or
+    mean over the words, or a learned attention over the words (`attention`: one additive scorer
+    per direction), or two of these side by side."""
     head: Literal["pooled", "sentences", "clauses"] = "pooled"
     """`pooled`: one classifier over the whole review. `sentences`: a multiple-instance head
     (MILNET): each sentence encoded and classified on its own, weighed by a learned attention

@@ -232,12 +232,31 @@ def test_embedding_dropout_drops_whole_word_vectors_in_training_only() -> None:
     assert torch.equal(model.eval().embed(ids), clean)
 
 
-@pytest.mark.parametrize("pooling", ["max", "mean", "max+mean"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "max+mean", "attention", "max+attention"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_forward_skips_reordering_without_changing_the_result(pooling: str, num_layers: int) -> None:
-    """forward() leaves the top backward outputs in reading order; max/mean pooling must not notice."""
+    """forward() leaves the top backward outputs in reading order; max/mean pooling and the
+    per-direction attention must not notice."""
     model = small_model(pooling=pooling, num_layers=num_layers).eval()
     ids, lengths = padded_batch([7, 3, 5, 1])
     with torch.no_grad():
         expected = model.classifier(model.pool(*model.encode(ids, lengths)))
         torch.testing.assert_close(model(ids, lengths), expected, rtol=0, atol=1e-6)
+
+
+def test_attention_pooling_weighs_only_real_words_and_sums_to_one() -> None:
+    """Each direction's attention over a review is a distribution over its real words: padding gets
+    exactly 0, and a padded review is weighed as it would be alone."""
+    torch.manual_seed(0)
+    model = small_model(pooling="max+attention").eval()
+    ids, lengths = padded_batch([7, 3, 5, 1])
+    with torch.no_grad():
+        directions, mask = model._encode_directions(model.embed(ids), lengths, ordered=True)
+        weights = model.word_weights(directions, mask)
+        assert len(weights) == 2
+        for w in weights:
+            torch.testing.assert_close(w.sum(dim=1), torch.ones(4))
+            assert torch.all(w[~mask] == 0)
+            assert torch.all(w[mask] > 0)
+        alone_directions, alone_mask = model._encode_directions(model.embed(ids[1:2, :3]), lengths[1:2], ordered=True)
+        torch.testing.assert_close(model.word_weights(alone_directions, alone_mask)[0], weights[0][1:2, :3])

@@ -51,7 +51,7 @@ def write_model_card(
 def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetrics | None) -> list[str]:
     m = info["model"]
     head = {
-        "pooled": "max+mean pooling over the whole review",
+        "pooled": f"{m.get('pooling', 'max+mean')} pooling over the whole review",
         "sentences": "a sentence-attention head (each sentence classified, weighed by attention)",
         "clauses": "a clause-attention head (sentences split at contrast connectives)",
     }.get(m.get("head", "pooled"))
