@@ -136,6 +136,10 @@ class ModelConfig(Section):
     bidirectional: bool = True
     dropout: float = Field(0.3, ge=0, lt=1)
     embedding_dropout: float = Field(0.0, ge=0, lt=1)
+    weight_drop: float = Field(0.0, ge=0, lt=1)
+    """DropConnect on the recurrent (hidden-to-hidden) weights while training (Wan et al. 2013,
+    as in Merity et al. 2018's AWD-LSTM): each batch drops this share of them, one mask for every
+    step of the batch; 0 for none."""
     negation_scope: bool = False
     """Read each word between a negator ("not", "never", "n't", ... : VADER's list) and the next
     punctuation mark or contrast connective through a learned map of its vector (Pang et al.

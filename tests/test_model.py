@@ -260,3 +260,25 @@ def test_attention_pooling_weighs_only_real_words_and_sums_to_one() -> None:
             assert torch.all(w[mask] > 0)
         alone_directions, alone_mask = model._encode_directions(model.embed(ids[1:2, :3]), lengths[1:2], ordered=True)
         torch.testing.assert_close(model.word_weights(alone_directions, alone_mask)[0], weights[0][1:2, :3])
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_weight_drop_drops_recurrent_weights_in_training_only(packed: bool) -> None:
+    """DropConnect: in training a dropped copy of each hidden-to-hidden matrix runs the batch (so
+    outputs change, and gradients still reach the kept weights); in eval the model is the same
+    network as without it."""
+    torch.manual_seed(0)
+    plain = small_model(packed=packed)
+    dropping = small_model(packed=packed, weight_drop=0.5)
+    dropping.load_state_dict(plain.state_dict())
+    ids, lengths = padded_batch(LENGTHS)
+    with torch.no_grad():
+        torch.testing.assert_close(dropping.eval()(ids, lengths), plain.eval()(ids, lengths))
+    dropping.train()
+    torch.manual_seed(1)
+    first = dropping(ids, lengths)
+    assert not torch.allclose(first, plain.train()(ids, lengths))
+    first.sum().backward()
+    grad = dropping.recurrent(0, 0).weight_hh_l0.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert (grad == 0).any()  # the dropped entries got none

@@ -37,6 +37,7 @@ from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentiment.data.lexicon import ENDS_SCOPE, NEGATES  # the roles negation_roles gives
@@ -135,6 +136,8 @@ class ModelSpec:
     bidirectional: bool = True
     dropout: float = 0.3
     embedding_dropout: float = 0.0
+    weight_drop: float = 0.0
+    """DropConnect on the hidden-to-hidden weights while training (`model.weight_drop`)."""
     negation_scope: bool = False
     word_features: int = 0
     """Fixed per-word input features read beside each word's vector (`model.lexicon_input`)."""
@@ -157,7 +160,7 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SentimentError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name in ("dropout", "embedding_dropout"):
+        for name in ("dropout", "embedding_dropout", "weight_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise SentimentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.padding_idx < self.vocab_size:
@@ -167,6 +170,7 @@ class ModelSpec:
         object.__setattr__(self, "negation_scope", bool(self.negation_scope))
         object.__setattr__(self, "dropout", float(self.dropout))
         object.__setattr__(self, "embedding_dropout", float(self.embedding_dropout))
+        object.__setattr__(self, "weight_drop", float(self.weight_drop))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -342,13 +346,21 @@ class RecurrentClassifier(nn.Module):
         """The single-layer, unidirectional module of one layer and direction (0 forward, 1 backward)."""
         return cast(nn.RNNBase, cast(nn.ModuleList, self.rnns[layer])[direction])
 
-    @staticmethod
-    def _run(rnn: nn.RNNBase, x: torch.Tensor, cpu_lengths: torch.Tensor | None) -> torch.Tensor:
-        """One direction of one layer: padded as is, or packed when lengths are given."""
+    def _run(self, rnn: nn.RNNBase, x: torch.Tensor, cpu_lengths: torch.Tensor | None) -> torch.Tensor:
+        """One direction of one layer: padded as is, or packed when lengths are given; in
+        training with `weight_drop`, through a dropped copy of its hidden-to-hidden weights."""
+        if self.training and self.spec.weight_drop > 0:
+            weights = cast(torch.Tensor, rnn.weight_hh_l0)
+            dropped = {"weight_hh_l0": nn.functional.dropout(weights, self.spec.weight_drop)}
+
+            def run(inputs):
+                return functional_call(rnn, dropped, (inputs,))
+        else:
+            run = rnn
         if cpu_lengths is None:
-            return rnn(x)[0]
+            return run(x)[0]
         packed = pack_padded_sequence(x, cpu_lengths, batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.size(1))[0]
+        return pad_packed_sequence(run(packed)[0], batch_first=True, total_length=x.size(1))[0]
 
     # ---- pooling and head ----------------------------------------------------------------
 
