@@ -8,7 +8,9 @@ Target: the pipeline reaches at least 80% of the kernel's examples/s.
 The pipeline is timed with `training.adversarial` off, so that both sides run one forward and one
 backward per batch. Where the config trains adversarially (the clothing default), the step it
 really takes (a second forward and backward on perturbed word vectors) is timed against the plain
-step as well, interleaved: `adversarial_step_cost`, the price of that lever (no target).
+step as well, interleaved: `adversarial_step_cost`, the price of that lever (no target). Where it
+drops recurrent weights (`model.weight_drop`), the plain step is timed against the same step
+without the drop: `weight_drop_step_cost`.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def measure(config_path: str, device: str, batches_count: int, packed: str) -> d
     prepare(config, log=lambda *_: None)
     prepared = load_prepared(config.prepared_dir)
     device_ = resolve_device(device)
-    adversarial_cost = None
+    adversarial_cost = weight_drop_cost = None
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(plain_config, prepared, Path(scratch), device_, log=lambda *_: None)
         batches = _batches(trainer, batches_count)
@@ -110,8 +112,17 @@ def measure(config_path: str, device: str, batches_count: int, packed: str) -> d
                 _pipeline(trainer, batches), _pipeline(adversarial, batches), REPEATS
             )
             adversarial_cost = round(adversarial_seconds / plain_seconds, 3)
+        if config.model.weight_drop > 0:
+            undropped_config = load_config(config_path, [*sets, "training.adversarial=0", "model.weight_drop=0"])
+            undropped = Trainer(undropped_config, prepared, Path(scratch) / "undropped", device_, log=lambda *_: None)
+            _pipeline(undropped, batches[:5])()
+            undropped_seconds, dropped_seconds = _interleaved_medians(
+                _pipeline(undropped, batches), _pipeline(trainer, batches), REPEATS
+            )
+            weight_drop_cost = round(dropped_seconds / undropped_seconds, 3)
     return {
         "adversarial_step_cost": adversarial_cost,
+        "weight_drop_step_cost": weight_drop_cost,
         "device": device_.type,
         "packed": use_packed(packed, device_),
         "threads": torch.get_num_threads(),
@@ -139,6 +150,8 @@ def run(quick: bool = False) -> dict:
         rows.append((f"{name}: ratio", f"{figures['ratio']:.2f}  (target >= 0.80)"))
         if figures["adversarial_step_cost"] is not None:
             rows.append((f"{name}: adversarial step / plain step", f"{figures['adversarial_step_cost']:.2f}x"))
+        if figures["weight_drop_step_cost"] is not None:
+            rows.append((f"{name}: step with weight drop / without", f"{figures['weight_drop_step_cost']:.2f}x"))
     print_table(f"training throughput (clothing, {batches} batches, median of {REPEATS}, interleaved)", rows)
     figures = {**results, "target_ratio": 0.8}
     record("training", figures)
