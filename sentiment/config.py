@@ -140,6 +140,10 @@ class ModelConfig(Section):
     """DropConnect on the recurrent (hidden-to-hidden) weights while training (Wan et al. 2013,
     as in Merity et al. 2018's AWD-LSTM): each batch drops this share of them, one mask for every
     step of the batch; 0 for none."""
+    input_dropout: float = Field(0.0, ge=0, lt=1)
+    """Locked (variational) dropout on the word vectors the recurrent layer reads, while training
+    (Gal & Ghahramani 2016; AWD-LSTM's input dropout): each review drops this share of the vectors'
+    dimensions, the same ones at every word; the lexicon features are kept; 0 for none."""
     negation_scope: bool = False
     """Read each word between a negator ("not", "never", "n't", ... : VADER's list) and the next
     punctuation mark or contrast connective through a learned map of its vector (Pang et al.

@@ -232,6 +232,21 @@ def test_embedding_dropout_drops_whole_word_vectors_in_training_only() -> None:
     assert torch.equal(model.eval().embed(ids), clean)
 
 
+def test_input_dropout_drops_the_same_dimensions_at_every_word_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = small_model(input_dropout=0.5)
+    ids, _ = padded_batch([50, 50, 50], seed=2)
+    clean = model.embedding(ids)
+    dropped = model.train().embed(ids)
+    kept = (dropped != 0).any(dim=1)  # [B, E]: a dimension kept anywhere in the review
+    assert 0 < kept.sum() < kept.numel()  # some dimensions dropped, some kept
+    assert not torch.equal(kept[0], kept[1]) or not torch.equal(kept[1], kept[2])  # a mask per review
+    mask = kept.unsqueeze(1).expand_as(clean)
+    torch.testing.assert_close(dropped[mask], 2 * clean[mask])  # kept ones rescaled by 1/0.5, at every word
+    assert torch.all(dropped[~mask] == 0)
+    assert torch.equal(model.eval().embed(ids), clean)
+
+
 @pytest.mark.parametrize("pooling", ["max", "mean", "max+mean", "attention", "max+attention"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_forward_skips_reordering_without_changing_the_result(pooling: str, num_layers: int) -> None:

@@ -138,6 +138,8 @@ class ModelSpec:
     embedding_dropout: float = 0.0
     weight_drop: float = 0.0
     """DropConnect on the hidden-to-hidden weights while training (`model.weight_drop`)."""
+    input_dropout: float = 0.0
+    """Locked dropout on the word vectors' dimensions while training (`model.input_dropout`)."""
     negation_scope: bool = False
     word_features: int = 0
     """Fixed per-word input features read beside each word's vector (`model.lexicon_input`)."""
@@ -160,7 +162,7 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SentimentError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name in ("dropout", "embedding_dropout", "weight_drop"):
+        for name in ("dropout", "embedding_dropout", "weight_drop", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise SentimentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.padding_idx < self.vocab_size:
@@ -171,6 +173,7 @@ class ModelSpec:
         object.__setattr__(self, "dropout", float(self.dropout))
         object.__setattr__(self, "embedding_dropout", float(self.embedding_dropout))
         object.__setattr__(self, "weight_drop", float(self.weight_drop))
+        object.__setattr__(self, "input_dropout", float(self.input_dropout))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,12 +270,19 @@ class RecurrentClassifier(nn.Module):
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, E + F] input vectors; in training, whole word vectors are dropped
-        (not the word features: a dropped word is still read by what the lexicon says of it)."""
+        (`embedding_dropout`) and so are some dimensions of every word vector of a review, the same
+        ones at each word (`input_dropout`); never the word features: a dropped word is still read
+        by what the lexicon says of it."""
         x = self._word_vectors(ids)
         if self.training and self.embedding_dropout > 0:
             keep = 1.0 - self.embedding_dropout
             word_mask = torch.bernoulli(x.new_full(x.shape[:-1] + (1,), keep))
             x = x * word_mask / keep
+        if self.training and self.spec.input_dropout > 0:
+            # Locked (variational) dropout, Gal & Ghahramani 2016, as AWD-LSTM applies it to its
+            # inputs: one [B, 1, E] mask per batch, so a review loses the same dimensions at every step.
+            keep = 1.0 - self.spec.input_dropout
+            x = x * torch.bernoulli(x.new_full((x.size(0), 1, x.size(2)), keep)) / keep
         return self._with_word_features(x, ids)
 
     def _word_vectors(self, ids: torch.Tensor) -> torch.Tensor:

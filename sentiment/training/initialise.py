@@ -86,6 +86,7 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
         dropout=m.dropout,
         embedding_dropout=m.embedding_dropout,
         weight_drop=m.weight_drop,
+        input_dropout=m.input_dropout,
         negation_scope=m.negation_scope,
         word_features=len(WORD_FEATURES) if m.lexicon_input != "none" else 0,
         pooling=m.pooling,
