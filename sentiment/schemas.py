@@ -227,6 +227,13 @@ class SystemMetrics(_Record):
     confusion_matrix: list[list[int]] = Field(description="rows true, columns predicted")
     ece: float
     reliability: list[ReliabilityBin]
+    ece_if_calibrated: list[float] | None = Field(  # added within schema v2
+        None,
+        min_length=3,
+        max_length=3,
+        description="`sentiment.metrics.calibrated_ece`: the ECE a perfectly calibrated system with these "
+        "confidences shows on this many examples, mean and 95% range",
+    )
     roc_auc: float | None
     pr_auc: float | None
     accuracy_ci: list[float] = Field(min_length=2, max_length=2, description="95% percentile bootstrap")

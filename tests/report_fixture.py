@@ -18,6 +18,7 @@ from sentiment.evaluation.contrast import ContrastSuite
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,
+    calibrated_ece,
     classification_metrics,
     macro_f1,
     metrics_by_length,
@@ -164,6 +165,7 @@ def _system(y_true, probs, labels, lengths) -> dict[str, Any]:
     result["macro_f1_ci"] = list(bootstrap_ci(y_true, preds, macro_f1, n_resamples=300))
     result["by_length"] = metrics_by_length(y_true, preds, lengths)
     result["risk_coverage"] = risk_coverage(y_true, probs)
+    result["ece_if_calibrated"] = list(calibrated_ece(probs, n_draws=300))
     return result
 
 

@@ -12,6 +12,7 @@ from sentiment.errors import SentimentError
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,
+    calibrated_ece,
     classification_metrics,
     macro_f1,
     metrics_by_length,
@@ -81,6 +82,29 @@ def test_ece_and_reliability_by_hand_binning(binary_report: dict) -> None:
     assert table[9]["count"] == 1 and table[11]["count"] == 1 and table[14]["count"] == 2
     assert table[0] == pytest.approx({"lower": 0.0, "upper": 1 / 15, "confidence": None, "accuracy": None, "count": 0})
     assert sum(row["count"] for row in table) == 8
+
+
+def test_calibrated_ece_is_the_noise_a_calibrated_system_shows() -> None:
+    """Labels drawn from the system's own confidences (so it is calibrated by construction) give an
+    ECE above 0 that the returned range holds; the range shrinks as the sample grows; a system far
+    more confident than it is right lies above it; a seed gives the same range again."""
+    rng = np.random.default_rng(3)
+    small, large = [], []
+    for n, into in ((500, small), (20_000, large)):
+        p = rng.uniform(0.5, 1.0, n)
+        probs = np.stack([1 - p, p], axis=1)
+        y_true = (rng.random(n) < p).astype(int)  # class 1 with probability p: calibrated
+        mean, low, high = calibrated_ece(probs, seed=0)
+        ece = classification_metrics(y_true, probs, ["neg", "pos"])["ece"]
+        assert 0 < low < mean < high
+        assert low <= ece <= high
+        into.extend([mean, high - low])
+        overconfident = np.stack([1 - np.sqrt(p), np.sqrt(p)], axis=1)  # the same labels, surer
+        assert classification_metrics(y_true, overconfident, ["neg", "pos"])["ece"] > calibrated_ece(overconfident)[2]
+    assert large[0] < small[0] / 3 and large[1] < small[1] / 3
+    assert calibrated_ece(probs, seed=7) == calibrated_ece(probs, seed=7)
+    with pytest.raises(SentimentError, match="n_draws"):
+        calibrated_ece(probs, n_draws=0)
 
 
 def test_report_is_json_serializable(binary_report: dict) -> None:

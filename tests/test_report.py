@@ -397,3 +397,10 @@ def test_risk_coverage_shows_the_accuracy_each_confidence_leaves(metrics, markdo
     for document in (markdown, page.text):
         section = document[document.index("Risk and coverage") :]
         assert f"{curve[0]['accuracy']:.3f}" in section and f"p ≥ {curve[0]['min_confidence']:.3f}" in section
+
+
+def test_calibration_says_what_ece_a_calibrated_system_would_show_here(metrics, markdown, page):
+    mean, low, high = metrics["model"]["ece_if_calibrated"]
+    for document in (markdown, page.text):
+        section = document[document.index("Expected calibration error") :]
+        assert f"an ECE of {mean:.3f} on average ({low:.3f} to {high:.3f}" in section

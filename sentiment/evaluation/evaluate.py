@@ -22,6 +22,7 @@ from sentiment.errors import SentimentError
 from sentiment.metrics import (
     accuracy,
     bootstrap_ci,
+    calibrated_ece,
     classification_metrics,
     macro_f1,
     metrics_by_length,
@@ -58,6 +59,7 @@ def system_metrics(
         **point_and_interval(y_true, predictions, n_resamples, seed),
         **classification_metrics(y_true, probabilities, labels, y_pred=predictions),
     }
+    result["ece_if_calibrated"] = list(calibrated_ece(probabilities, seed=seed))
     result["by_length"] = metrics_by_length(y_true, predictions, lengths)
     result["risk_coverage"] = risk_coverage(y_true, probabilities, y_pred=predictions)
     return result

@@ -302,6 +302,14 @@ def _calibration(m: EvaluationMetrics, plots: dict[str, str]) -> Section:
             f" The model labels a review {m.data.labels[1]} from a probability of {threshold:.2f}, a "
             "threshold fitted on the validation split (training.decision_threshold), not from 0.5."
         )
+    noise = m.model.ece_if_calibrated
+    if noise is not None:
+        scaled += (
+            f" On {m.model.n_examples:,} reviews, a perfectly calibrated system with the model's confidences "
+            f"would itself show an ECE of {_num(noise[0])} on average ({_num(noise[1])} to {_num(noise[2])} in "
+            "95% of simulated draws), since which reviews it gets right is partly chance: an ECE in that "
+            "range cannot be told from perfect calibration on this split."
+        )
     section.blocks.append(
         Paragraph(
             f"Expected calibration error over {len(m.model.reliability)} equal-width confidence bins: {eces}.{scaled} "
