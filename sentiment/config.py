@@ -250,6 +250,13 @@ class TrainingConfig(Section):
     of its review (for `lexicon_or_corpus`, VADER and the corpus n-grams both) is kept as an
     example of the other class rather than left out: a happy customer's "so sadly i will be
     returning this." teaches a negative. Binary schemes."""
+    teacher: str | None = None
+    """A finished run (its directory) that reads every sentence example before the first epoch:
+    an example's target becomes (1 - `teacher_weight`) times its review's label plus
+    `teacher_weight` times the teacher's probabilities (self-distillation,
+    `sentiment.training.distillation`); whole reviews keep their labels. Needs `segments`."""
+    teacher_weight: float = Field(0.5, gt=0, le=1)
+    """The teacher's share of a sentence example's target (`teacher`)."""
     extra_sentences: str | None = None
     """The name of another prepared dataset of the same classes (`imdb`: run `sentiment prepare
     --config configs/imdb.toml` first) whose training reviews' sentences join the sentence
@@ -334,6 +341,8 @@ class TrainingConfig(Section):
                 "training.segment_negation_veto weighs VADER's reading against the corpus's: "
                 "set training.segment_filter = 'lexicon_or_corpus'"
             )
+        if self.teacher and self.segments == "none":
+            raise ValueError("training.teacher reads the sentence examples: set training.segments too")
         return self
 
     @model_validator(mode="after")

@@ -153,6 +153,7 @@ class RunRecord(_TopLevel):
     threads: int | None = None
     vectors: Json | None = None
     transfer: Json | None = None
+    distillation: Json | None = Field(None, description="with training.teacher: the teacher and its agreement")
     training_examples: Json | None = None
     other_validation: Json | None = Field(
         None, description="with training.extra_sentences: the kept model on that dataset's validation split"

@@ -55,6 +55,9 @@ class TrainingSetup:
     loss_weights: torch.Tensor | None
     sentence_logit_offset: torch.Tensor | None
     """[C], added to the sentence examples' logits in the loss (`training.segment_logit_adjustment`)."""
+    soft_targets: torch.Tensor | None
+    """[N, C] per-example target distributions (`training.teacher`); None: the labels."""
+    distillation: dict[str, Any] | None
     vectors_summary: dict[str, Any] | None
     transfer: dict[str, Any] | None
     pretraining: dict[str, Any] | None
@@ -210,6 +213,16 @@ def initialise(
             f"and {len(extra_ids):,} sentences of {extra.source}'s training reviews "
             f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter){when}"
         )
+    soft_targets, distillation = None, None
+    if t.teacher:
+        from sentiment.training.distillation import teacher_targets
+
+        targets, distillation = teacher_targets(examples, vocab, labels, t.teacher, t.teacher_weight, device)
+        soft_targets = torch.as_tensor(targets, device=device)
+        log(
+            f"sentence targets mixed with {t.teacher}'s reading at weight {t.teacher_weight:g} (it agrees with "
+            f"{distillation['agreement']:.1%} of the sentence labels)"
+        )
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (
         None if examples.weights is None else torch.as_tensor(examples.weights, dtype=torch.float32, device=device)
@@ -237,6 +250,8 @@ def initialise(
         examples=examples,
         loss_weights=loss_weights,
         sentence_logit_offset=sentence_logit_offset,
+        soft_targets=soft_targets,
+        distillation=distillation,
         vectors_summary=vectors_summary,
         transfer=transfer,
         pretraining=pretraining,

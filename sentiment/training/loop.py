@@ -207,7 +207,11 @@ class Trainer:
                     logits = self.forward(ids, lengths)
                 else:
                     logits, directions, mask = self.model.forward_with_states(ids, lengths)
-            losses = self._example_losses(logits, targets, rows_on_device)
+            if self.setup.soft_targets is not None:  # distributions from a teacher (`training.teacher`)
+                targets_in_loss = self.setup.soft_targets[rows_on_device]
+            else:
+                targets_in_loss = targets
+            losses = self._example_losses(logits, targets_in_loss, rows_on_device)
             if self.position_losses is not None:
                 replication, regularisation = self.position_losses(directions, mask, ids, targets)
                 t = self.config.training
@@ -223,7 +227,7 @@ class Trainer:
                 if self.config.training.adversarial_loss == "consistency":
                     adversarial_losses = consistency_losses(logits, adversarial_logits)
                 else:
-                    adversarial_losses = self._example_losses(adversarial_logits, targets, rows_on_device)
+                    adversarial_losses = self._example_losses(adversarial_logits, targets_in_loss, rows_on_device)
                 adversarial_loss = self._weighted(adversarial_losses, rows_on_device).sum() * (weight / denominator)
                 (adversarial_loss * self.group.world_size).backward()
         except torch.OutOfMemoryError:

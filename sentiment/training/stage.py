@@ -214,6 +214,7 @@ def finish_run(
         "threads": torch.get_num_threads(),
         "vectors": first.setup.vectors_summary,
         "transfer": first.setup.transfer,
+        "distillation": first.setup.distillation,
         "training_examples": first.examples.summary(),
         "prepared": {"directory": str(prepared.directory), "fingerprint": prepared.manifest["fingerprint"]},
         "versions": environment_versions(),

@@ -1,0 +1,67 @@
+"""Soft targets for the sentence examples from a finished run (`training.teacher`): self-distillation.
+
+A sentence example carries its review's label, which is right for "love it!" and wrong for "I
+ordered it in black." or for the one complaint in a happy review; the filters
+(`sentiment.training.segments`) leave out what they can read as the other side, not what has no
+side. A teacher, a run trained as the default is, reads every sentence on its own; a sentence's
+target becomes `(1 - teacher_weight)` times its review's label plus `teacher_weight` times the
+teacher's probabilities (Hinton et al. 2015's mixed targets; a student of the teacher's own
+architecture as in Furlanello et al. 2018's born-again networks), so a neutral sentence teaches
+less certainty than a verdict. The whole reviews keep their labels.
+
+The teacher reads the sentences in its own vocabulary (a word it lacks is its `<unk>`), with its
+calibrated probabilities (the temperature fitted on validation), once, before the first epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sentiment.data.vocab import UNK, Vocab
+from sentiment.errors import SentimentError
+from sentiment.model.batching import predict_ids
+from sentiment.training.segments import TrainingExamples
+
+
+def teacher_targets(
+    examples: TrainingExamples,
+    vocab: Vocab,
+    labels: list[str],
+    teacher: str | Path,
+    weight: float,
+    device: torch.device,
+) -> tuple[np.ndarray, dict[str, object]]:
+    """[N, C] float targets for `examples`: one-hot for the reviews, the label mixed with the
+    teacher's reading for the sentence examples; and a summary for the run record."""
+    from sentiment.training.run import load_run
+
+    run = load_run(teacher)
+    if list(run.labels) != list(labels):
+        raise SentimentError(
+            f"training.teacher: {teacher} predicts {', '.join(run.labels)} and this data "
+            f"{', '.join(labels)}; the classes must be the same, in the same order"
+        )
+    unknown = run.vocab.index[UNK]
+    to_teacher = np.asarray([run.vocab.index.get(word, unknown) for word in vocab.tokens], dtype=np.int64)
+    sentences = [to_teacher[ids] for ids in examples.ids[examples.reviews :]]
+    read = (
+        predict_ids(run.build_model(str(device)), sentences, device=device) if sentences else np.zeros((0, len(labels)))
+    )
+    targets = np.eye(len(labels), dtype=np.float32)[examples.labels]
+    targets[examples.reviews :] = (1.0 - weight) * targets[examples.reviews :] + weight * read.astype(np.float32)
+    agree = float((read.argmax(axis=1) == examples.labels[examples.reviews :]).mean()) if sentences else 1.0
+    summary = {
+        "run": str(teacher),
+        "weight": weight,
+        "sentences": len(sentences),
+        "agreement": round(agree, 4),
+        "mean_target_of_label": round(
+            float(targets[examples.reviews :][np.arange(len(sentences)), examples.labels[examples.reviews :]].mean()), 4
+        )
+        if sentences
+        else None,
+    }
+    return targets, summary
