@@ -3,8 +3,8 @@
 A sentence example carries its review's label, which is right for "love it!" and wrong for "I
 ordered it in black." or for the one complaint in a happy review; the filters
 (`sentiment.training.segments`) leave out what they can read as the other side, not what has no
-side. A teacher, a run trained as the default is, reads every sentence on its own; a sentence's
-target becomes `(1 - teacher_weight)` times its review's label plus `teacher_weight` times the
+side. A teacher (a finished run, typically of the same config) reads every sentence on its own; a
+sentence's target becomes `(1 - teacher_weight)` times its review's label plus `teacher_weight` times the
 teacher's probabilities (Hinton et al. 2015's mixed targets; a student of the teacher's own
 architecture as in Furlanello et al. 2018's born-again networks), so a neutral sentence teaches
 less certainty than a verdict. The whole reviews keep their labels.
@@ -47,21 +47,23 @@ def teacher_targets(
     unknown = run.vocab.index[UNK]
     to_teacher = np.asarray([run.vocab.index.get(word, unknown) for word in vocab.tokens], dtype=np.int64)
     sentences = [to_teacher[ids] for ids in examples.ids[examples.reviews :]]
-    read = (
-        predict_ids(run.build_model(str(device)), sentences, device=device) if sentences else np.zeros((0, len(labels)))
-    )
+    own_labels = examples.labels[examples.reviews :]
+    read = np.zeros((0, len(labels)), dtype=np.float32)
+    if sentences:
+        read = predict_ids(run.build_model(str(device)), sentences, device=device).astype(np.float32)
     targets = np.eye(len(labels), dtype=np.float32)[examples.labels]
-    targets[examples.reviews :] = (1.0 - weight) * targets[examples.reviews :] + weight * read.astype(np.float32)
-    agree = float((read.argmax(axis=1) == examples.labels[examples.reviews :]).mean()) if sentences else 1.0
+    targets[examples.reviews :] = (1.0 - weight) * targets[examples.reviews :] + weight * read
     summary = {
         "run": str(teacher),
         "weight": weight,
         "sentences": len(sentences),
-        "agreement": round(agree, 4),
-        "mean_target_of_label": round(
-            float(targets[examples.reviews :][np.arange(len(sentences)), examples.labels[examples.reviews :]].mean()), 4
-        )
-        if sentences
-        else None,
+        # The share of sentence examples the teacher reads as their review's class, and the mean
+        # target those labels keep.
+        "agreement": round(float((read.argmax(axis=1) == own_labels).mean()), 4) if sentences else None,
+        "mean_label_target": (
+            round(float(targets[examples.reviews :][np.arange(len(sentences)), own_labels].mean()), 4)
+            if sentences
+            else None
+        ),
     }
     return targets, summary

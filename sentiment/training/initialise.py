@@ -219,9 +219,10 @@ def initialise(
 
         targets, distillation = teacher_targets(examples, vocab, labels, t.teacher, t.teacher_weight, device)
         soft_targets = torch.as_tensor(targets, device=device)
+        agreement = distillation["agreement"]
         log(
-            f"sentence targets mixed with {t.teacher}'s reading at weight {t.teacher_weight:g} (it agrees with "
-            f"{distillation['agreement']:.1%} of the sentence labels)"
+            f"sentence targets mixed with {t.teacher}'s reading at weight {t.teacher_weight:g}"
+            + ("" if agreement is None else f" (it agrees with {agreement:.1%} of the sentence labels)")
         )
     # The loss's copy, on the device once rather than per step (the model computes in float32).
     loss_weights = (
