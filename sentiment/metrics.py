@@ -269,6 +269,13 @@ def classification_metrics(y_true: Any, probs: Any, labels: Sequence[str], y_pre
     }
 
 
+def _confidence_bins(confidence: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_bins + 1`` equal-width edges over [0, 1] and each confidence's bin index: bin ``i``
+    holds ``edges[i] < x <= edges[i + 1]`` (the first also takes 0)."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return edges, np.digitize(confidence, edges[1:-1], right=True)
+
+
 def _calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = ECE_BINS) -> tuple[float, list[dict[str, Any]]]:
     """Top-label expected calibration error and the per-bin table behind it.
 
@@ -280,9 +287,7 @@ def _calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = ECE_BINS) 
     """
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # right=True puts x into bin i when edges[i] < x <= edges[i + 1].
-    bin_of = np.digitize(confidence, edges[1:-1], right=True)
+    edges, bin_of = _confidence_bins(confidence, n_bins)
     counts = np.bincount(bin_of, minlength=n_bins)
     confidence_sum = np.bincount(bin_of, weights=confidence, minlength=n_bins)
     correct_sum = np.bincount(bin_of, weights=correct, minlength=n_bins)
@@ -316,15 +321,14 @@ def calibrated_ece(
     ECE is biased upwards on a finite sample (Kumar et al. 2019): even a system whose every
     confidence is its true accuracy gets a few predictions in a small bin right or wrong by chance.
     Here each prediction is drawn correct with probability its confidence (the top-label
-    probability), with the same bins as :func:`_calibration`; an ECE inside the returned range
-    cannot be told from perfect calibration on this sample.
+    probability), in the bins :func:`_calibration` uses (:func:`_confidence_bins`); an ECE inside
+    the returned range cannot be told from perfect calibration on this sample.
     """
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise SentimentError(f"n_draws must be a positive integer, got {n_draws!r}")
     confidence = _as_probabilities(probs, len(probs)).max(axis=1)
     n = len(confidence)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bin_of = np.digitize(confidence, edges[1:-1], right=True)
+    _, bin_of = _confidence_bins(confidence, n_bins)
     confidence_sum = np.bincount(bin_of, weights=confidence, minlength=n_bins)
     rng = np.random.default_rng(seed)
     eces = []
