@@ -44,26 +44,20 @@ def teacher_targets(
             f"training.teacher: {teacher} predicts {', '.join(run.labels)} and this data "
             f"{', '.join(labels)}; the classes must be the same, in the same order"
         )
+    targets = np.eye(len(labels), dtype=np.float32)[examples.labels]
+    first = examples.reviews  # the sentence examples follow the reviews
+    summary: dict[str, object] = {"run": str(teacher), "weight": weight, "sentences": examples.sentences}
+    if not examples.sentences:  # the filter may leave none on a tiny dataset
+        return targets, {**summary, "agreement": None, "mean_label_target": None}
     unknown = run.vocab.index[UNK]
     to_teacher = np.asarray([run.vocab.index.get(word, unknown) for word in vocab.tokens], dtype=np.int64)
-    sentences = [to_teacher[ids] for ids in examples.ids[examples.reviews :]]
-    own_labels = examples.labels[examples.reviews :]
-    read = np.zeros((0, len(labels)), dtype=np.float32)
-    if sentences:
-        read = predict_ids(run.build_model(str(device)), sentences, device=device).astype(np.float32)
-    targets = np.eye(len(labels), dtype=np.float32)[examples.labels]
-    targets[examples.reviews :] = (1.0 - weight) * targets[examples.reviews :] + weight * read
-    summary = {
-        "run": str(teacher),
-        "weight": weight,
-        "sentences": len(sentences),
-        # The share of sentence examples the teacher reads as their review's class, and the mean
-        # target those labels keep.
-        "agreement": round(float((read.argmax(axis=1) == own_labels).mean()), 4) if sentences else None,
-        "mean_label_target": (
-            round(float(targets[examples.reviews :][np.arange(len(sentences)), own_labels].mean()), 4)
-            if sentences
-            else None
-        ),
-    }
+    sentences = [to_teacher[ids] for ids in examples.ids[first:]]
+    read = predict_ids(run.build_model(str(device)), sentences, device=device).astype(np.float32)
+    targets[first:] = (1.0 - weight) * targets[first:] + weight * read
+    own = examples.labels[first:]
+    teacher_on_own = read[np.arange(len(own)), own]
+    # The share of sentence examples the teacher reads as their review's class, and the mean target
+    # their labels keep.
+    summary["agreement"] = round(float((read.argmax(axis=1) == own).mean()), 4)
+    summary["mean_label_target"] = round(float(1.0 - weight + weight * teacher_on_own.mean()), 4)
     return targets, summary
