@@ -88,6 +88,19 @@ def _interleaved_medians(first, second, repeats: int) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+def _warm_trainer(config, prepared, directory: Path, device: torch.device, batches: list[np.ndarray]) -> Trainer:
+    """A second trainer on the same data, its pipeline run once over a few batches (warm-up)."""
+    trainer = Trainer(config, prepared, directory, device, log=lambda *_: None)
+    _pipeline(trainer, batches[:5])()
+    return trainer
+
+
+def _step_cost(base: Trainer, variant: Trainer, batches: list[np.ndarray]) -> float:
+    """How many times the base trainer's pipeline time the variant's takes, interleaved."""
+    base_seconds, variant_seconds = _interleaved_medians(_pipeline(base, batches), _pipeline(variant, batches), REPEATS)
+    return round(variant_seconds / base_seconds, 3)
+
+
 def measure(config_path: str, device: str, batches_count: int, packed: str) -> dict:
     sets = [f"training.device={device}", f"training.packed={packed}"]
     config = load_config(config_path, sets)
@@ -105,21 +118,13 @@ def measure(config_path: str, device: str, batches_count: int, packed: str) -> d
             _pipeline(trainer, batches), _kernel(trainer, batches, use_packed(packed, device_)), REPEATS
         )
         pipeline, kernel = examples / pipeline_seconds, examples / kernel_seconds
-        if config.training.adversarial > 0:
-            adversarial = Trainer(config, prepared, Path(scratch) / "adversarial", device_, log=lambda *_: None)
-            _pipeline(adversarial, batches[:5])()
-            plain_seconds, adversarial_seconds = _interleaved_medians(
-                _pipeline(trainer, batches), _pipeline(adversarial, batches), REPEATS
-            )
-            adversarial_cost = round(adversarial_seconds / plain_seconds, 3)
-        if config.model.weight_drop > 0:
+        if config.training.adversarial > 0:  # the default's step against the plain step
+            adversarial = _warm_trainer(config, prepared, Path(scratch) / "adversarial", device_, batches)
+            adversarial_cost = _step_cost(trainer, adversarial, batches)
+        if config.model.weight_drop > 0:  # the plain step against the same step without the drop
             undropped_config = load_config(config_path, [*sets, "training.adversarial=0", "model.weight_drop=0"])
-            undropped = Trainer(undropped_config, prepared, Path(scratch) / "undropped", device_, log=lambda *_: None)
-            _pipeline(undropped, batches[:5])()
-            undropped_seconds, dropped_seconds = _interleaved_medians(
-                _pipeline(undropped, batches), _pipeline(trainer, batches), REPEATS
-            )
-            weight_drop_cost = round(dropped_seconds / undropped_seconds, 3)
+            undropped = _warm_trainer(undropped_config, prepared, Path(scratch) / "undropped", device_, batches)
+            weight_drop_cost = _step_cost(undropped, trainer, batches)
     return {
         "adversarial_step_cost": adversarial_cost,
         "weight_drop_step_cost": weight_drop_cost,
