@@ -183,6 +183,11 @@ class TrainingConfig(Section):
     `max_epochs` (so set `max_epochs` to the epochs the run should have), and the last epochs
     anneal instead of going on at full rate; `constant`: every step of an epoch at its rate."""
     weight_decay: float = Field(0.01, ge=0)
+    embedding_lr_scale: float = Field(1.0, gt=0, le=1)
+    """The word vectors learn at this share of the learning rate, the rest of the network at the
+    whole of it (the discriminative fine-tuning of Howard & Ruder 2018): below 1, pretrained vectors
+    stay nearer the neighbours they had, which the words training never sees keep. 1: one rate for
+    all; for none at all, `model.freeze_embeddings`."""
     max_epochs: int = Field(8, ge=1)
     patience: int = Field(2, ge=1)
     """Epochs without improvement of the selection metric before stopping."""

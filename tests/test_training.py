@@ -81,6 +81,42 @@ def test_each_epoch_trains_at_the_decayed_learning_rate(tiny, monkeypatch):
     assert seen == {1: {0.01}, 2: {0.005}, 3: {0.0025}, 4: {0.00125}}
 
 
+def _word_vector_steps(monkeypatch) -> dict[str, object]:
+    """Patches `Trainer._step` to record each parameter group's rate and the word vectors before
+    the first step and after the last."""
+    original = training_module.Trainer._step
+    seen: dict[str, object] = {"network": set(), "vectors": set()}
+
+    def recording(self, batch):
+        vectors = self.model.embedding.weight
+        for group in self.optimizer.param_groups:
+            seen["vectors" if any(p is vectors for p in group["params"]) else "network"].add(group["lr"])
+        seen.setdefault("first", vectors.detach().clone())
+        loss = original(self, batch)
+        seen["last"] = vectors.detach().clone()
+        return loss
+
+    monkeypatch.setattr(training_module.Trainer, "_step", recording)
+    return seen
+
+
+def test_the_word_vectors_learn_at_their_share_of_the_decayed_rate(tiny, monkeypatch):
+    seen = _word_vector_steps(monkeypatch)
+    train(tiny("training.lr=0.01", "training.lr_decay=0.5", "training.embedding_lr_scale=0.25"), log=quiet)
+    assert seen["network"] == {0.01, 0.005, 0.0025, 0.00125}
+    assert sorted(seen["vectors"]) == pytest.approx([0.0003125, 0.000625, 0.00125, 0.0025])
+
+
+def test_word_vectors_at_a_tenth_of_the_rate_move_less_than_at_the_whole(tiny, monkeypatch):
+    moved = {}
+    for scale in (1.0, 0.1):
+        seen = _word_vector_steps(monkeypatch)
+        train(tiny(f"training.embedding_lr_scale={scale}", f"name=scale{int(scale * 10)}"), log=quiet)
+        moved[scale] = float((seen["last"] - seen["first"]).norm())
+        assert len(seen["vectors"]) == 1  # one rate all through, whichever group holds the vectors
+    assert 0 < moved[0.1] < 0.5 * moved[1.0]
+
+
 def test_the_linear_schedule_falls_step_by_step_to_zero_at_the_end_of_max_epochs(tiny, monkeypatch):
     original = training_module.Trainer._step
     seen: list[tuple[int, float]] = []

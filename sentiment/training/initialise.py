@@ -178,11 +178,7 @@ def initialise(
 
         forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     position_losses = _position_losses(config, vocab, len(labels), device, group) if t.target_replication > 0 else None
-    trained = [p for p in model.parameters() if p.requires_grad]
-    if position_losses is not None:
-        trained += list(position_losses.parameters())
-    # fused=True: one kernel for all parameters (CPU and CUDA), not a dozen ops per tensor.
-    optimizer = torch.optim.AdamW(trained, lr=t.lr, weight_decay=t.weight_decay, fused=True)
+    optimizer = _optimizer(model, position_losses, t)
     starts = sentence_starts(train) if t.segments != "none" else None
     # A list, not the dataset's lazy column: the filters index it once per sentence.
     tokens = list(train["tokens"]) if t.segment_filter != "none" or t.segments == "sentences+clauses" else None
@@ -285,6 +281,23 @@ def _load_vectors(model: RecurrentClassifier, config: ExperimentConfig, vocab: V
     summary = aligned.summary(m.vectors)
     log(f"vectors {m.vectors}: {summary['coverage']:.1%} of the vocabulary found")
     return summary
+
+
+def _optimizer(model: RecurrentClassifier, position_losses: nn.Module | None, t) -> torch.optim.Optimizer:
+    """AdamW over every trained parameter; under `training.embedding_lr_scale` < 1 the word vectors
+    form a group of their own whose `lr_scale` the epoch loop multiplies its rate by."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if position_losses is not None:
+        trained += list(position_losses.parameters())
+    groups: list[dict[str, Any]] = [{"params": trained, "lr_scale": 1.0}]
+    vectors = model.embedding.weight
+    if t.embedding_lr_scale != 1.0 and vectors.requires_grad:
+        groups = [
+            {"params": [p for p in trained if p is not vectors], "lr_scale": 1.0},
+            {"params": [vectors], "lr_scale": t.embedding_lr_scale},
+        ]
+    # fused=True: one kernel for all parameters (CPU and CUDA), not a dozen ops per tensor.
+    return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay, fused=True)
 
 
 def _position_losses(config: ExperimentConfig, vocab: Vocab, num_classes: int, device: torch.device, group):

@@ -151,8 +151,8 @@ class Trainer:
             count -= examples.extra  # the other dataset's sentences are the last examples
         batches = bucket_batches([len(ids) for ids in examples.ids[:count]], t.batch_size, rng)
         epoch_lr = t.lr * t.lr_decay ** (epoch - 1)  # a function of the epoch alone, so resuming needs no state
-        for group in self.optimizer.param_groups:
-            group["lr"] = epoch_lr
+        for group in self.optimizer.param_groups:  # `lr_scale`: the word vectors' share (embedding_lr_scale)
+            group["lr"] = epoch_lr * group.get("lr_scale", 1.0)
         self.model.train()
         if self.position_losses is not None:
             self.position_losses.train()
@@ -164,7 +164,7 @@ class Trainer:
                 if t.lr_schedule == "linear":  # the share of all `max_epochs` done before this step
                     remaining = 1 - (epoch - 1 + (done - 1) / len(batches)) / t.max_epochs
                     for group in self.optimizer.param_groups:
-                        group["lr"] = epoch_lr * remaining
+                        group["lr"] = epoch_lr * group.get("lr_scale", 1.0) * remaining
                 loss_sum += self._step(batch)
                 bar.update(len(batch))
                 if done % 20 == 0:
