@@ -445,6 +445,15 @@ class ExperimentConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _scaled_vectors_are_trained(self) -> ExperimentConfig:
+        if self.training.embedding_lr_scale != 1.0 and self.model.freeze_embeddings:
+            raise ValueError(
+                "training.embedding_lr_scale sets the rate of word vectors that train, and "
+                "model.freeze_embeddings keeps them fixed: set one of the two"
+            )
+        return self
+
     # Where each stage reads and writes.
     @property
     def prepared_dir(self) -> Path:
@@ -535,7 +544,8 @@ def _describe(error: ValidationError) -> str:
         return f"unknown key {key!r}{hint}"
     if problem["type"] == "value_error":  # our validators: the message says it all
         given = problem.get("input")
-        return f"{key}: {problem['ctx']['error']}" + ("" if isinstance(given, dict) else f" (got {given!r})")
+        where = f"{key}: " if key else ""  # a check across sections names its keys itself
+        return f"{where}{problem['ctx']['error']}" + ("" if isinstance(given, dict) else f" (got {given!r})")
     return f"{key}: {problem['msg']} (got {problem.get('input')!r})"
 
 

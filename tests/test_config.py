@@ -149,3 +149,11 @@ def test_weight_averaging_and_interpolation_are_not_combined():
         load_config(None, ["training.ema_decay=0.9", "training.weight_interpolation=[0.5, 1.0]", "pretrain.epochs=1"])
     with pytest.raises(SentimentError, match="ema_decay"):
         load_config(None, ["training.ema_decay=1"])
+
+
+def test_a_rate_for_the_word_vectors_needs_vectors_that_train():
+    with pytest.raises(SentimentError, match="embedding_lr_scale.*freeze_embeddings"):
+        load_config(None, ["training.embedding_lr_scale=0.25", "model.freeze_embeddings=true"])
+    with pytest.raises(SentimentError, match="embedding_lr_scale"):
+        load_config(None, ["training.embedding_lr_scale=0"])
+    assert load_config(None, ["training.embedding_lr_scale=0.25"]).training.embedding_lr_scale == 0.25

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from sentiment.artifacts import read_json, write_json
-from sentiment.config import ExperimentConfig
+from sentiment.config import ExperimentConfig, TrainingConfig
 from sentiment.data.lexicon import WORD_FEATURES, lexicon_words, negation_roles, vader_lexicon, word_features
 from sentiment.data.prepare import PreparedData, sentence_starts, token_ids
 from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_token_kinds
@@ -283,7 +283,9 @@ def _load_vectors(model: RecurrentClassifier, config: ExperimentConfig, vocab: V
     return summary
 
 
-def _optimizer(model: RecurrentClassifier, position_losses: nn.Module | None, t) -> torch.optim.Optimizer:
+def _optimizer(
+    model: RecurrentClassifier, position_losses: nn.Module | None, t: TrainingConfig
+) -> torch.optim.Optimizer:
     """AdamW over every trained parameter; under `training.embedding_lr_scale` < 1 the word vectors
     form a group of their own whose `lr_scale` the epoch loop multiplies its rate by."""
     trained = [p for p in model.parameters() if p.requires_grad]
