@@ -291,13 +291,11 @@ def _optimizer(
     trained = [p for p in model.parameters() if p.requires_grad]
     if position_losses is not None:
         trained += list(position_losses.parameters())
-    groups: list[dict[str, Any]] = [{"params": trained, "lr_scale": 1.0}]
     vectors = model.embedding.weight
-    if t.embedding_lr_scale != 1.0 and vectors.requires_grad:
-        groups = [
-            {"params": [p for p in trained if p is not vectors], "lr_scale": 1.0},
-            {"params": [vectors], "lr_scale": t.embedding_lr_scale},
-        ]
+    scaled = t.embedding_lr_scale != 1.0 and vectors.requires_grad
+    groups: list[dict[str, Any]] = [{"params": [p for p in trained if not (scaled and p is vectors)], "lr_scale": 1.0}]
+    if scaled:
+        groups.append({"params": [vectors], "lr_scale": t.embedding_lr_scale})
     # fused=True: one kernel for all parameters (CPU and CUDA), not a dozen ops per tensor.
     return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay, fused=True)
 

@@ -151,8 +151,7 @@ class Trainer:
             count -= examples.extra  # the other dataset's sentences are the last examples
         batches = bucket_batches([len(ids) for ids in examples.ids[:count]], t.batch_size, rng)
         epoch_lr = t.lr * t.lr_decay ** (epoch - 1)  # a function of the epoch alone, so resuming needs no state
-        for group in self.optimizer.param_groups:  # `lr_scale`: the word vectors' share (embedding_lr_scale)
-            group["lr"] = epoch_lr * group.get("lr_scale", 1.0)
+        self._set_rate(epoch_lr)
         self.model.train()
         if self.position_losses is not None:
             self.position_losses.train()
@@ -163,8 +162,7 @@ class Trainer:
             for done, batch in enumerate(batches, start=1):
                 if t.lr_schedule == "linear":  # the share of all `max_epochs` done before this step
                     remaining = 1 - (epoch - 1 + (done - 1) / len(batches)) / t.max_epochs
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = epoch_lr * group.get("lr_scale", 1.0) * remaining
+                    self._set_rate(epoch_lr * remaining)
                 loss_sum += self._step(batch)
                 bar.update(len(batch))
                 if done % 20 == 0:
@@ -181,6 +179,12 @@ class Trainer:
             examples_per_second=count / train_seconds,
             examples=count,
         )
+
+    def _set_rate(self, rate: float) -> None:
+        """Every parameter group trains at `rate` times its `lr_scale` (the word vectors' share under
+        `training.embedding_lr_scale`; a checkpoint saved before groups had one reads as 1)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate * group.get("lr_scale", 1.0)
 
     def _step(self, batch: np.ndarray) -> float:
         """One optimizer step on `batch`; returns this process's share of the batch's mean loss.
