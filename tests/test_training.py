@@ -91,7 +91,8 @@ def _word_vector_steps(monkeypatch) -> dict[str, object]:
         vectors = self.model.embedding.weight
         for group in self.optimizer.param_groups:
             seen["vectors" if any(p is vectors for p in group["params"]) else "network"].add(group["lr"])
-        seen.setdefault("first", vectors.detach().clone())
+        if "first" not in seen:
+            seen["first"] = vectors.detach().clone()
         loss = original(self, batch)
         seen["last"] = vectors.detach().clone()
         return loss
