@@ -275,6 +275,14 @@ class TrainingConfig(Section):
     """How many first epochs the other dataset's sentences (`extra_sentences`) join; the later
     ones train on the experiment's own examples alone, so the other corpus is a warm start
     rather than a share of every epoch. 0: every epoch."""
+    labelled_sentences: Literal["uci"] | None = None
+    """A set of sentences labelled one by one whose training part joins every epoch's examples at
+    `labelled_sentence_weight` and whose fixed held-out fifth is read after training (`run.json`
+    `sentence_validation`); their frequent words join the model's vocabulary. `uci`: the 3,000
+    Amazon, IMDB and Yelp sentences of Kotzias et al. (2015), fetched from the npm registry, less
+    any text an evaluation set has (`sentiment.data.labelled_sentences`). Classes negative and positive."""
+    labelled_sentence_weight: float = Field(1.0, gt=0)
+    """The loss weight of a labelled sentence (`labelled_sentences`) against a whole review's 1."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""

@@ -158,6 +158,12 @@ class RunRecord(_TopLevel):
     other_validation: Json | None = Field(
         None, description="with training.extra_sentences: the kept model on that dataset's validation split"
     )
+    labelled_sentences: Json | None = Field(
+        None, description="with training.labelled_sentences: the set, its parts and what was left out of it"
+    )
+    sentence_validation: Json | None = Field(
+        None, description="with training.labelled_sentences: the kept model on the set's held-out sentences"
+    )
     prepared: Json | None = None
     versions: dict[str, str] | None = None
     created: str | None = None

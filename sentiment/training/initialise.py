@@ -29,6 +29,7 @@ from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 from sentiment.training.checkpoints import save_weights
 from sentiment.training.distributed import ProcessGroup
 from sentiment.training.extra_sentences import ExtraSentences, extra_sentences
+from sentiment.training.labelled_sentences import LabelledTrainingSentences, encoded, labelled_training_sentences
 from sentiment.training.segments import TrainingExamples, training_examples
 
 PRETRAINED_WEIGHTS = "pretrained.safetensors"
@@ -52,6 +53,8 @@ class TrainingSetup:
     position_losses: nn.Module | None
     optimizer: torch.optim.Optimizer
     examples: TrainingExamples
+    labelled: LabelledTrainingSentences | None
+    """`training.labelled_sentences`, with the held-out part read after training."""
     loss_weights: torch.Tensor | None
     sentence_logit_offset: torch.Tensor | None
     """[C], added to the sentence examples' logits in the loss (`training.segment_logit_adjustment`)."""
@@ -105,11 +108,15 @@ def member_seeds(config: ExperimentConfig) -> list[int]:
 
 
 def model_vocabulary(
-    config: ExperimentConfig, prepared: PreparedData, extra_sentences: ExtraSentences | None = None
+    config: ExperimentConfig,
+    prepared: PreparedData,
+    extra_sentences: ExtraSentences | None = None,
+    labelled: LabelledTrainingSentences | None = None,
 ) -> Vocab:
     """The prepared vocabulary, extended by the vectors' most frequent words (`model.vector_words`),
-    by the lexicon's words (`model.lexicon_input`) and by the frequent words of another dataset's
-    sentences (`training.extra_sentences`)."""
+    by the lexicon's words (`model.lexicon_input`), by the frequent words of the sentences labelled
+    one by one (`training.labelled_sentences`) and by those of another dataset's sentences
+    (`training.extra_sentences`)."""
     extra: list[str] = []
     if config.model.vector_words and config.model.vectors:
         from sentiment.model.embeddings import vector_words
@@ -117,6 +124,8 @@ def model_vocabulary(
         extra += vector_words(config.model.vectors, config.paths.data, config.model.vector_words)
     if config.model.lexicon_input != "none":
         extra += lexicon_words(vader_lexicon())
+    if labelled is not None:
+        extra += labelled.frequent_words(config.vocab.min_freq)
     if extra_sentences is not None:
         extra += extra_sentences.frequent_words(config.vocab.min_freq)
     return prepared.vocab.extended(extra) if extra else prepared.vocab
@@ -147,8 +156,9 @@ def initialise(
     torch.manual_seed(seed)
     labels = prepared.labels
     train, validation = prepared.split("train"), prepared.split("validation")
+    labelled = labelled_training_sentences(config, labels) if t.labelled_sentences else None
     extra = extra_sentences(config, labels, config.seed) if t.extra_sentences else None
-    vocab = model_vocabulary(config, prepared, extra)
+    vocab = model_vocabulary(config, prepared, extra, labelled)
     train_ids, train_labels = split_ids(train, vocab, prepared, config), np.asarray(train["label"])
     val_ids, val_labels = split_ids(validation, vocab, prepared, config), np.asarray(validation["label"])
     packed = use_packed(t.packed, device)
@@ -200,6 +210,15 @@ def initialise(
             + (f"; {examples.relabelled:,} relabelled to the other class" if examples.relabelled else "")
             + ")"
         )
+    if labelled is not None:
+        labelled_ids = encoded(labelled.train, vocab, config.tokenize.max_len)
+        examples = examples.with_labelled(labelled_ids, labelled.train.labels, t.labelled_sentence_weight)
+        summary = labelled.sentences.summary()
+        log(
+            f"and {len(labelled_ids):,} sentences labelled one by one ({summary['name']}, weight "
+            f"{t.labelled_sentence_weight:g}; {summary['held_out']:,} held out, "
+            f"{summary['excluded_as_evaluation_text']:,} left out as texts of an evaluation set)"
+        )
     if extra is not None:
         extra_ids = [np.asarray(vocab.encode(sentence), dtype=np.int32) for sentence in extra.tokens]
         examples = examples.with_extra(extra_ids, extra.labels, t.segment_weight)
@@ -245,6 +264,7 @@ def initialise(
         position_losses=position_losses,
         optimizer=optimizer,
         examples=examples,
+        labelled=labelled,
         loss_weights=loss_weights,
         sentence_logit_offset=sentence_logit_offset,
         soft_targets=soft_targets,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,21 +58,29 @@ class TrainingExamples:
     """Sentences kept with the other class's label (`segment_relabel`)."""
     clauses: int = 0
     """Of the sentence examples, how many are clauses of a sentence (`segments = "sentences+clauses"`)."""
+    labelled: int = 0
+    """Of the sentence examples, how many were labelled one by one (`labelled_sentences`)."""
     extra: int = 0
     """Of the sentence examples, how many come from another dataset (the last ones; `extra_sentences`)."""
 
+    def with_labelled(self, ids: list[np.ndarray], labels: np.ndarray, weight: float) -> TrainingExamples:
+        """These examples followed by sentences labelled one by one, of loss weight `weight`; before
+        any `extra` ones, which must stay last."""
+        if self.extra:
+            raise ValueError("labelled sentences go before the other dataset's sentences")
+        return replace(self._appended(ids, labels, weight), labelled=self.labelled + len(ids))
+
     def with_extra(self, ids: list[np.ndarray], labels: np.ndarray, weight: float) -> TrainingExamples:
         """These examples followed by `ids` as sentence examples of loss weight `weight`."""
+        return replace(self._appended(ids, labels, weight), extra=self.extra + len(ids))
+
+    def _appended(self, ids: list[np.ndarray], labels: np.ndarray, weight: float) -> TrainingExamples:
         weights = np.ones(len(self.ids)) if self.weights is None else self.weights
-        return TrainingExamples(
+        return replace(
+            self,
             ids=[*self.ids, *ids],
             labels=np.concatenate([self.labels, labels]),
             weights=np.concatenate([weights, np.full(len(ids), weight)]),
-            reviews=self.reviews,
-            filtered_out=self.filtered_out,
-            relabelled=self.relabelled,
-            clauses=self.clauses,
-            extra=self.extra + len(ids),
         )
 
     @property
@@ -99,6 +107,8 @@ class TrainingExamples:
             summary["sentences_relabelled"] = self.relabelled
         if self.clauses:
             summary["clauses"] = self.clauses
+        if self.labelled:
+            summary["labelled_sentences"] = self.labelled
         if self.extra:
             summary["extra_sentences"] = self.extra
         if self.weights is not None:

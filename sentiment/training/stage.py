@@ -251,6 +251,18 @@ def finish_run(
             f"validation split of {other['dataset']} ({other['reviews']:,} reviews, never trained on): "
             f"accuracy {other['accuracy']:.4f}, macro-F1 {other['macro_f1']:.4f}"
         )
+    labelled = first.setup.labelled
+    if labelled is not None:  # how the kept model reads short texts labelled one by one
+        from sentiment.training.labelled_sentences import held_out_reading
+
+        info["labelled_sentences"] = labelled.sentences.summary()
+        info["sentence_validation"] = held = held_out_reading(
+            labelled, kept_model(), first.vocab, config.tokenize.max_len, first.device
+        )
+        log(
+            f"held-out {held['set']} sentences ({held['sentences']:,}, never trained on): accuracy "
+            f"{held['accuracy']:.4f}, macro-F1 {held['macro_f1']:.4f}"
+        )
     for trainer in trainers:  # kept for --resume only; run.json has the summary
         for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY, FINE_TUNED_WEIGHTS):
             (trainer.work_dir / scratch).unlink(missing_ok=True)

