@@ -283,6 +283,8 @@ class TrainingConfig(Section):
     any text an evaluation set has (`sentiment.data.labelled_sentences`). Classes negative and positive."""
     labelled_sentence_weight: float = Field(1.0, gt=0)
     """The loss weight of a labelled sentence (`labelled_sentences`) against a whole review's 1."""
+    labelled_sentence_epochs: int = Field(0, ge=0)
+    """How many first epochs the labelled sentences (`labelled_sentences`) join; 0: every epoch."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""
@@ -386,6 +388,15 @@ class TrainingConfig(Section):
             raise ValueError(
                 "training.extra_sentence_epochs says how many epochs the sentences of "
                 "training.extra_sentences join: set training.extra_sentences too"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _labelled_sentence_epochs_need_the_set(self) -> TrainingConfig:
+        if self.labelled_sentence_epochs and not self.labelled_sentences:
+            raise ValueError(
+                "training.labelled_sentence_epochs says how many epochs the sentences of "
+                "training.labelled_sentences join: set training.labelled_sentences too"
             )
         return self
 

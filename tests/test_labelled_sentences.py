@@ -30,7 +30,7 @@ from sentiment.data.labelled_sentences import (
 )
 from sentiment.errors import SentimentError
 
-from conftest import TINY, experiment_sets, quiet, review_rows, write_csv
+from conftest import TINY, experiment_sets, metrics_lines, quiet, review_rows, write_csv
 
 
 def test_normalised_texts_match_across_case_punctuation_and_spacing():
@@ -183,8 +183,9 @@ def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path)
     (tmp_path / "data" / "raw").mkdir(parents=True)
     shutil.copy(uci_data / "raw" / NAMED_SETS["uci"].package.filename, tmp_path / "data" / "raw")
     source = write_csv(tmp_path / "reviews.csv", review_rows())
-    overrides = [*experiment_sets(tmp_path, source), *TINY, "training.max_epochs=1"]
-    config = load_config(None, ["name=tiny", *overrides, "training.labelled_sentences=uci"])
+    overrides = [*experiment_sets(tmp_path, source), *TINY, "training.max_epochs=2", "training.patience=2"]
+    labelled = ["training.labelled_sentences=uci", "training.labelled_sentence_epochs=1"]
+    config = load_config(None, ["name=tiny", *overrides, *labelled])
     prepare(config, log=quiet)
     lines: list[str] = []
     train(config, log=lines.append)
@@ -195,6 +196,9 @@ def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path)
     assert held["set"] == "uci" and held["sentences"] == 589 and 0.0 <= held["accuracy"] <= 1.0
     assert set(held["accuracy_by_source"]) == {"amazon", "imdb", "yelp"}
     assert any("2,358 sentences labelled one by one (uci, weight 1; 589 held out" in line for line in lines)
+    # They join epoch 1 only (`labelled_sentence_epochs = 1`).
+    first, second = (line["examples"] for line in metrics_lines(tmp_path / "runs" / "tiny"))
+    assert first - second == 2358
     # Without the option the vocabulary and the examples are the reviews' alone.
     plain = load_config(None, ["name=plain", "paths.prepared=tiny", *overrides])
     train(plain, log=quiet)
@@ -215,3 +219,30 @@ def test_the_model_card_tells_own_labelled_and_other_sentences_apart():
     assert "- Trained on 10 reviews and 12 of their sentences." in body
     assert "- And 20 sentences labelled one by one, `uci` (held-out accuracy 0.8750 on 8)." in body
     assert "- And 5 sentences of the prepared dataset `imdb`'s training reviews." in body
+
+
+def test_each_kind_of_sentence_leaves_the_epochs_after_its_own_count():
+    import numpy as np
+
+    from sentiment.training.segments import TrainingExamples
+
+    # 4 reviews and 1 sentence of theirs, then 3 labelled sentences, then 2 of another dataset.
+    examples = TrainingExamples(
+        ids=[np.arange(2)] * 10, labels=np.zeros(10, dtype=int), weights=None, reviews=4, labelled=3, extra=2
+    )
+    everything = list(range(10))
+    assert examples.epoch_positions(1, labelled_epochs=1, extra_epochs=1).tolist() == everything
+    assert examples.epoch_positions(2, labelled_epochs=1, extra_epochs=1).tolist() == [0, 1, 2, 3, 4]
+    assert examples.epoch_positions(2, labelled_epochs=0, extra_epochs=1).tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert examples.epoch_positions(2, labelled_epochs=1, extra_epochs=0).tolist() == [0, 1, 2, 3, 4, 8, 9]
+    assert examples.epoch_positions(9).tolist() == everything
+    with pytest.raises(ValueError, match="labelled sentences go before"):
+        examples.with_labelled([np.arange(2)], np.zeros(1, dtype=int), 1.0)
+
+
+def test_labelled_sentence_epochs_without_the_set_is_a_config_error():
+    from sentiment.config import TrainingConfig
+
+    with pytest.raises(ValueError, match="set training.labelled_sentences too"):
+        TrainingConfig(labelled_sentence_epochs=1)
+    assert TrainingConfig(labelled_sentences="uci", labelled_sentence_epochs=1).labelled_sentence_epochs == 1

@@ -218,15 +218,15 @@ def initialise(
             f"and {len(labelled_ids):,} sentences labelled one by one ({summary['name']}, weight "
             f"{t.labelled_sentence_weight:g}; {summary['held_out']:,} held out, "
             f"{summary['excluded_as_evaluation_text']:,} left out as texts of an evaluation set)"
+            f"{_only_in_first(t.labelled_sentence_epochs)}"
         )
     if extra is not None:
         extra_ids = [np.asarray(vocab.encode(sentence), dtype=np.int32) for sentence in extra.tokens]
         examples = examples.with_extra(extra_ids, extra.labels, t.segment_weight)
-        epochs = t.extra_sentence_epochs
-        when = "" if not epochs else ", in epoch 1 only" if epochs == 1 else f", in the first {epochs} epochs only"
         log(
             f"and {len(extra_ids):,} sentences of {extra.source}'s training reviews "
-            f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter){when}"
+            f"({extra.filtered_out:,} drawn ones left out by the {t.segment_filter} filter)"
+            f"{_only_in_first(t.extra_sentence_epochs)}"
         )
     soft_targets, distillation = None, None
     if t.teacher:
@@ -273,6 +273,11 @@ def initialise(
         transfer=transfer,
         pretraining=pretraining,
     )
+
+
+def _only_in_first(epochs: int) -> str:
+    """The log's note on examples that join the first `epochs` epochs only (0: every epoch)."""
+    return "" if not epochs else ", in epoch 1 only" if epochs == 1 else f", in the first {epochs} epochs only"
 
 
 def _load_vectors(model: RecurrentClassifier, config: ExperimentConfig, vocab: Vocab, seed: int, log):

@@ -41,7 +41,8 @@ class EpochResult:
     seconds: float
     examples_per_second: float
     examples: int
-    """How many examples the epoch trained on (fewer after `training.extra_sentence_epochs`)."""
+    """How many examples the epoch trained on (fewer after `training.extra_sentence_epochs` or
+    `training.labelled_sentence_epochs`)."""
     best: bool = False
 
     def line(self) -> dict[str, Any]:
@@ -146,10 +147,11 @@ class Trainer:
         # and so does every process of a distributed run.
         rng = np.random.default_rng([self.seed if order_seed is None else order_seed, epoch])
         examples = self.examples
-        count = len(examples.ids)
-        if t.extra_sentence_epochs and epoch > t.extra_sentence_epochs:
-            count -= examples.extra  # the other dataset's sentences are the last examples
-        batches = bucket_batches([len(ids) for ids in examples.ids[:count]], t.batch_size, rng)
+        positions = examples.epoch_positions(epoch, t.labelled_sentence_epochs, t.extra_sentence_epochs)
+        count = len(positions)
+        batches = [
+            positions[batch] for batch in bucket_batches([len(examples.ids[i]) for i in positions], t.batch_size, rng)
+        ]
         epoch_lr = t.lr * t.lr_decay ** (epoch - 1)  # a function of the epoch alone, so resuming needs no state
         self._set_rate(epoch_lr)
         self.model.train()

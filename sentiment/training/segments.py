@@ -74,6 +74,17 @@ class TrainingExamples:
         """These examples followed by `ids` as sentence examples of loss weight `weight`."""
         return replace(self._appended(ids, labels, weight), extra=self.extra + len(ids))
 
+    def epoch_positions(self, epoch: int, labelled_epochs: int = 0, extra_epochs: int = 0) -> np.ndarray:
+        """Positions of the examples epoch `epoch` (from 1) trains on: all of them, less the labelled
+        sentences after `labelled_epochs` and the other dataset's after `extra_epochs` (0: never)."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        end_of_labelled = len(self.ids) - self.extra
+        if extra_epochs and epoch > extra_epochs:
+            keep[end_of_labelled:] = False
+        if labelled_epochs and epoch > labelled_epochs:
+            keep[end_of_labelled - self.labelled : end_of_labelled] = False
+        return np.flatnonzero(keep)
+
     def _appended(self, ids: list[np.ndarray], labels: np.ndarray, weight: float) -> TrainingExamples:
         weights = np.ones(len(self.ids)) if self.weights is None else self.weights
         return replace(
