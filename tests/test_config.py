@@ -113,6 +113,7 @@ cap); it leaves them out."""
         # The comparison experiments change one thing each.
         ("clothing-gru", "clothing", {"name", "model.cell", "paths.prepared"}),
         ("clothing-ensemble", "clothing", {"name", "training.ensemble", "paths.prepared"}),
+        ("clothing-short-texts", "clothing", {"name", "training.labelled_sentences", "paths.prepared"}),
         # Its start is configs/imdb.toml plus the default's sentence examples, as it was then.
         (
             "imdb-sentences",
