@@ -285,6 +285,11 @@ class TrainingConfig(Section):
     """The loss weight of a labelled sentence (`labelled_sentences`) against a whole review's 1."""
     labelled_sentence_epochs: int = Field(0, ge=0)
     """How many first epochs the labelled sentences (`labelled_sentences`) join; 0: every epoch."""
+    sentence_validation: Literal["uci"] | None = None
+    """A set of sentences labelled one by one (`labelled_sentences` has the names) whose fixed
+    held-out fifth the kept model reads after training, whether or not the set's training part
+    trains: a validation reading of short texts (`run.json` `sentence_validation`). With
+    `labelled_sentences` its own set is read anyway."""
     target_replication: float = Field(0.0, ge=0)
     """Weight of a loss that trains the recurrent state at every position, in each direction,
     on the example's label (Lipton et al. 2016; `sentiment.training.position_losses`); 0 for none."""
@@ -388,6 +393,15 @@ class TrainingConfig(Section):
             raise ValueError(
                 "training.extra_sentence_epochs says how many epochs the sentences of "
                 "training.extra_sentences join: set training.extra_sentences too"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_set_of_labelled_sentences(self) -> TrainingConfig:
+        if self.labelled_sentences and self.sentence_validation not in (None, self.labelled_sentences):
+            raise ValueError(
+                "training.sentence_validation reads the held-out part of training.labelled_sentences' "
+                "set when that is set: leave it out or name the same set"
             )
         return self
 

@@ -162,7 +162,9 @@ class RunRecord(_TopLevel):
         None, description="with training.labelled_sentences: the set, its parts and what was left out of it"
     )
     sentence_validation: Json | None = Field(
-        None, description="with training.labelled_sentences: the kept model on the set's held-out sentences"
+        None,
+        description="with training.labelled_sentences or training.sentence_validation: the kept model on the "
+        "set's held-out sentences",
     )
     prepared: Json | None = None
     versions: dict[str, str] | None = None

@@ -199,11 +199,14 @@ def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path)
     # They join epoch 1 only (`labelled_sentence_epochs = 1`).
     first, second = (line["examples"] for line in metrics_lines(tmp_path / "runs" / "tiny"))
     assert first - second == 2358
-    # Without the option the vocabulary and the examples are the reviews' alone.
-    plain = load_config(None, ["name=plain", "paths.prepared=tiny", *overrides])
+    assert held["trained_on_the_rest"] is True
+    # `sentence_validation` alone: the same held-out reading, and the examples are the reviews' alone.
+    plain = load_config(None, ["name=plain", "paths.prepared=tiny", *overrides, "training.sentence_validation=uci"])
     train(plain, log=quiet)
     plain_run = json.loads((tmp_path / "runs" / "plain" / "run.json").read_text())
-    assert "sentence_validation" not in plain_run or plain_run["sentence_validation"] is None
+    assert plain_run["sentence_validation"]["sentences"] == 589
+    assert plain_run["sentence_validation"]["trained_on_the_rest"] is False
+    assert plain_run.get("labelled_sentences") is None and "labelled_sentences" not in plain_run["training_examples"]
     assert run["training_examples"]["reviews"] == plain_run["training_examples"]["reviews"]
 
 
@@ -242,6 +245,8 @@ def test_each_kind_of_sentence_leaves_the_epochs_after_its_own_count():
 
 def test_labelled_sentence_epochs_without_the_set_is_a_config_error():
     from sentiment.config import TrainingConfig
+
+    assert TrainingConfig(labelled_sentences="uci", sentence_validation="uci").sentence_validation == "uci"
 
     with pytest.raises(ValueError, match="set training.labelled_sentences too"):
         TrainingConfig(labelled_sentence_epochs=1)

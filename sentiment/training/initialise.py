@@ -54,7 +54,9 @@ class TrainingSetup:
     optimizer: torch.optim.Optimizer
     examples: TrainingExamples
     labelled: LabelledTrainingSentences | None
-    """`training.labelled_sentences`, with the held-out part read after training."""
+    """`training.labelled_sentences`: the set whose training part trains."""
+    read_after: LabelledTrainingSentences | None
+    """The set whose held-out part the kept model reads (`labelled`, or `training.sentence_validation`'s)."""
     loss_weights: torch.Tensor | None
     sentence_logit_offset: torch.Tensor | None
     """[C], added to the sentence examples' logits in the loss (`training.segment_logit_adjustment`)."""
@@ -157,6 +159,9 @@ def initialise(
     labels = prepared.labels
     train, validation = prepared.split("train"), prepared.split("validation")
     labelled = labelled_training_sentences(config, labels) if t.labelled_sentences else None
+    read_after = labelled
+    if read_after is None and t.sentence_validation:  # fetched now, so that a fetch failure costs no training
+        read_after = labelled_training_sentences(config, labels, key="sentence_validation")
     extra = extra_sentences(config, labels, config.seed) if t.extra_sentences else None
     vocab = model_vocabulary(config, prepared, extra, labelled)
     train_ids, train_labels = split_ids(train, vocab, prepared, config), np.asarray(train["label"])
@@ -265,6 +270,7 @@ def initialise(
         optimizer=optimizer,
         examples=examples,
         labelled=labelled,
+        read_after=read_after,
         loss_weights=loss_weights,
         sentence_logit_offset=sentence_logit_offset,
         soft_targets=soft_targets,

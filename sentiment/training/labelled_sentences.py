@@ -8,7 +8,8 @@ Its training part joins every epoch, after the experiment's own examples and bef
 dataset's sentences (`extra_sentences`, which the loop drops after their epochs). Its fixed
 held-out part never trains: the kept model's accuracy on it, overall and by source, goes to
 `run.json` as `sentence_validation`, a validation reading of short texts that the evaluation
-sets (which only report) do not give.
+sets (which only report) do not give. `training.sentence_validation` asks for that reading
+without training on the set.
 """
 
 from __future__ import annotations
@@ -50,14 +51,17 @@ class LabelledTrainingSentences:
         return [word for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_freq]
 
 
-def labelled_training_sentences(config: ExperimentConfig, class_names: list[str]) -> LabelledTrainingSentences:
-    """The set `training.labelled_sentences` names, tokenized as `prepare` tokenizes reviews, its
-    labels as indices into `class_names` (which must hold both of its classes)."""
-    name = str(config.training.labelled_sentences)
+def labelled_training_sentences(
+    config: ExperimentConfig, class_names: list[str], key: str = "labelled_sentences"
+) -> LabelledTrainingSentences:
+    """The set `training.<key>` names (`labelled_sentences` or `sentence_validation`), tokenized as
+    `prepare` tokenizes reviews, its labels as indices into `class_names` (which must hold both of
+    its classes)."""
+    name = str(getattr(config.training, key))
     missing = [label for label in LABELS if label not in class_names]
     if missing:
         raise SentimentError(
-            f"training.labelled_sentences: the set {name!r} is labelled {' / '.join(LABELS)}, and this "
+            f"training.{key}: the set {name!r} is labelled {' / '.join(LABELS)}, and this "
             f"experiment's classes {class_names} lack {', '.join(missing)}; use a binary label scheme"
         )
     sentences = load_labelled_sentences(name, config.paths.data)
@@ -80,7 +84,8 @@ def encoded(part: TokenizedSentences, vocab: Vocab, max_len: int) -> list[np.nda
 def held_out_reading(
     labelled: LabelledTrainingSentences, model: torch.nn.Module, vocab: Vocab, max_len: int, device: torch.device
 ) -> dict[str, Any]:
-    """The kept model on the held-out sentences: accuracy, macro-F1 and loss, and accuracy by source."""
+    """The kept model on the held-out sentences: accuracy, macro-F1 and loss, and accuracy by source.
+    Their words the model's vocabulary lacks read as <unk> (the vocabulary is the model's own)."""
     part = labelled.held_out
     probabilities = predict_ids(model, encoded(part, vocab, max_len), batch_size=256, device=device)
     scores = validation_scores(probabilities, part.labels)

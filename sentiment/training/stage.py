@@ -251,14 +251,15 @@ def finish_run(
             f"validation split of {other['dataset']} ({other['reviews']:,} reviews, never trained on): "
             f"accuracy {other['accuracy']:.4f}, macro-F1 {other['macro_f1']:.4f}"
         )
-    labelled = first.setup.labelled
-    if labelled is not None:  # how the kept model reads short texts labelled one by one
+    if first.setup.labelled is not None:
+        info["labelled_sentences"] = first.setup.labelled.sentences.summary()
+    if first.setup.read_after is not None:  # how the kept model reads short texts labelled one by one
         from sentiment.training.labelled_sentences import held_out_reading
 
-        info["labelled_sentences"] = labelled.sentences.summary()
         info["sentence_validation"] = held = held_out_reading(
-            labelled, kept_model(), first.vocab, config.tokenize.max_len, first.device
+            first.setup.read_after, kept_model(), first.vocab, config.tokenize.max_len, first.device
         )
+        held["trained_on_the_rest"] = first.setup.labelled is not None
         log(
             f"held-out {held['set']} sentences ({held['sentences']:,}, never trained on): accuracy "
             f"{held['accuracy']:.4f}, macro-F1 {held['macro_f1']:.4f}"
