@@ -3,19 +3,13 @@ evaluation texts left out, the fixed held-out split, and a training run that rea
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import io
 import json
 import shutil
-import tarfile
-import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-import sentiment.data.fetch as fetch
 from sentiment.artifacts import file_sha256
 from sentiment.config import load_config
 from sentiment.data.labelled_sentences import (
@@ -67,66 +61,6 @@ def test_the_held_out_split_is_fixed_disjoint_and_stratified():
     assert len(train) + len(held_out) == len(sentences)
     groups = Counter((s.source, s.label) for s in held_out)
     assert set(groups.values()) == {round(50 * HELD_OUT)}
-
-
-def _package_bytes(members: dict[str, object]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in members.items():
-            data = json.dumps(content).encode("utf-8")
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def local_registry(monkeypatch):
-    """An npm registry on localhost that serves one tarball (bytes set by the test), or 404."""
-    served: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = served.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.end_headers()
-            if body is not None:
-                self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(fetch, "NPM_REGISTRY", f"http://127.0.0.1:{server.server_address[1]}")
-    yield served
-    server.shutdown()
-
-
-def test_an_npm_package_is_downloaded_once_verified_and_cached(local_registry, tmp_path):
-    body = _package_bytes({"package/data.json": [{"text": "ok", "class": 1}]})
-    local_registry["/demo/-/demo-1.0.0.tgz"] = body
-    sha = hashlib.sha256(body).hexdigest()
-    spec = fetch.NpmPackage("demo", "1.0.0", sha, "demo.tgz")
-    path = fetch.fetch_npm_package(spec, tmp_path)
-    assert path == tmp_path / "demo.tgz" and file_sha256(path) == sha
-    local_registry.clear()  # a second fetch reads the cache and never asks the registry
-    assert fetch.fetch_npm_package(spec, tmp_path) == path
-
-
-def test_a_wrong_hash_or_a_missing_package_is_refused_and_nothing_is_cached(local_registry, tmp_path):
-    local_registry["/demo/-/demo-1.0.0.tgz"] = _package_bytes({"package/data.json": []})
-    with pytest.raises(SentimentError, match=r"demo.tgz from demo@1.0.0 \(npm\) has sha256 .*refusing to use it"):
-        fetch.fetch_npm_package(fetch.NpmPackage("demo", "1.0.0", "0" * 64, "demo.tgz"), tmp_path)
-    with pytest.raises(SentimentError, match=r"could not download demo@2.0.0 \(npm\): .* answered 404"):
-        fetch.fetch_npm_package(fetch.NpmPackage("demo", "2.0.0", "0" * 64, "demo.tgz"), tmp_path)
-    assert not (tmp_path / "demo.tgz").exists() and not list(tmp_path.glob(".fetch.*"))
-
-
-def test_an_unreachable_registry_fails_fast_with_one_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(fetch, "NPM_REGISTRY", "http://127.0.0.1:9")  # the discard port: nothing listens
-    with pytest.raises(SentimentError, match=r"^could not download demo@1.0.0 \(npm\) from http://127.0.0.1:9: "):
-        fetch.fetch_npm_package(fetch.NpmPackage("demo", "1.0.0", "0" * 64, "demo.tgz"), tmp_path)
 
 
 def test_an_unknown_set_or_a_scheme_without_both_classes_is_refused(tmp_path, reviews_csv, make_config):

