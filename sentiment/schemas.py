@@ -398,6 +398,7 @@ class RunSummary(_Record):
     ensemble: EnsembleRecord | None = None
     weight_interpolation: WeightInterpolationRecord | None = None
     soup: list[Json] | None = None
+    sentence_validation: Json | None = None
 
 
 class Explanation(_Record):

@@ -297,6 +297,13 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
             "train_seconds": 183.4,
             "vectors": {"vectors": "glove-6b-50d", "coverage": 0.93},
             "device": "cpu",
+            "sentence_validation": {
+                "set": "uci",
+                "sentences": 589,
+                "accuracy": 0.83192,
+                "accuracy_by_source": {"amazon": 0.83854, "imdb": 0.86364, "yelp": 0.79397},
+                "trained_on_the_rest": False,
+            },
         },
         "model": model,
         "baseline": baseline,

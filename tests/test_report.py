@@ -404,3 +404,12 @@ def test_calibration_says_what_ece_a_calibrated_system_would_show_here(metrics, 
     for document in (markdown, page.text):
         section = document[document.index("Expected calibration error") :]
         assert f"an ECE of {mean:.3f} on average ({low:.3f} to {high:.3f}" in section
+
+
+def test_provenance_gives_the_held_out_sentence_reading(markdown, page):
+    expected = (
+        "uci: 589 sentences labelled one by one, never trained on (nothing of the set trained); "
+        "accuracy 0.832 (amazon 0.839, imdb 0.864, yelp 0.794)"
+    )
+    assert "Held-out sentences" in markdown and expected in markdown
+    assert expected in page.text

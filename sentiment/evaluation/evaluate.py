@@ -286,6 +286,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> Ev
                     "ensemble",
                     "weight_interpolation",
                     "soup",
+                    "sentence_validation",
                 )
             },
         },

@@ -666,6 +666,7 @@ def _provenance(m: EvaluationMetrics) -> Section:
         ("Selected epoch", _selected_epoch(run)),
         ("Ensemble", _ensemble_summary(run.ensemble, run.select_metric)),
         ("Best validation", run.best_validation),
+        ("Held-out sentences", _sentence_validation(run.sentence_validation)),
         ("Training time", _duration(run.train_seconds)),
         ("Device", run.device),
         (
@@ -955,6 +956,20 @@ def _selected_epoch(run: RunSummary) -> str | None:
     if run.soup and run.best_epoch == run.epochs_run:  # the soup is the last epoch
         text += f", the weights of its {len(run.soup)} branches averaged (training.soup)"
     return text
+
+
+def _sentence_validation(reading: dict[str, Any] | None) -> str | None:
+    """run.json's `sentence_validation`: the held-out sentences labelled one by one, read after training."""
+    if not reading:
+        return None
+    by_source = ", ".join(
+        f"{source} {_num(value, 3)}" for source, value in reading.get("accuracy_by_source", {}).items()
+    )
+    trained = "the rest of the set trained" if reading.get("trained_on_the_rest") else "nothing of the set trained"
+    return (
+        f"{reading.get('set')}: {reading.get('sentences'):,} sentences labelled one by one, never trained on ({trained}); "
+        f"accuracy {_num(reading.get('accuracy'), 3)}" + (f" ({by_source})" if by_source else "")
+    )
 
 
 def _ensemble_summary(ensemble: EnsembleRecord | None, select_metric: str | None) -> str | None:
