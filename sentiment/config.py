@@ -285,6 +285,10 @@ class TrainingConfig(Section):
     """The loss weight of a labelled sentence (`labelled_sentences`) against a whole review's 1."""
     labelled_sentence_epochs: int = Field(0, ge=0)
     """How many first epochs the labelled sentences (`labelled_sentences`) join; 0: every epoch."""
+    labelled_sentences_train_vectors: bool = True
+    """Whether the labelled sentences' loss trains the word vectors too; false: it trains the
+    recurrent layers and the classifier only (their rows read the vectors detached), so sentences
+    of other domains do not move this domain's words."""
     sentence_validation: Literal["uci"] | None = None
     """A set of sentences labelled one by one (`labelled_sentences` has the names) whose fixed
     held-out fifth the kept model reads after training, whether or not the set's training part
@@ -407,6 +411,11 @@ class TrainingConfig(Section):
 
     @model_validator(mode="after")
     def _labelled_sentence_epochs_need_the_set(self) -> TrainingConfig:
+        if not self.labelled_sentences_train_vectors and not self.labelled_sentences:
+            raise ValueError(
+                "training.labelled_sentences_train_vectors says what the sentences of "
+                "training.labelled_sentences train: set training.labelled_sentences too"
+            )
         if self.labelled_sentence_epochs and not self.labelled_sentences:
             raise ValueError(
                 "training.labelled_sentence_epochs says how many epochs the sentences of "

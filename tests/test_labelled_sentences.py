@@ -117,7 +117,12 @@ def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path)
     shutil.copy(uci_data / "raw" / NAMED_SETS["uci"].package.filename, tmp_path / "data" / "raw")
     source = write_csv(tmp_path / "reviews.csv", review_rows())
     overrides = [*experiment_sets(tmp_path, source), *TINY, "training.max_epochs=2", "training.patience=2"]
-    labelled = ["training.labelled_sentences=uci", "training.labelled_sentence_epochs=1"]
+    labelled = [
+        "training.labelled_sentences=uci",
+        "training.labelled_sentence_epochs=1",
+        "training.labelled_sentences_train_vectors=false",
+        "training.adversarial=1.0",  # the detached rows inside adversarial training's hooks
+    ]
     config = load_config(None, ["name=tiny", *overrides, *labelled])
     prepare(config, log=quiet)
     lines: list[str] = []
@@ -184,3 +189,39 @@ def test_labelled_sentence_epochs_without_the_set_is_a_config_error():
     with pytest.raises(ValueError, match="set training.labelled_sentences too"):
         TrainingConfig(labelled_sentence_epochs=1)
     assert TrainingConfig(labelled_sentences="uci", labelled_sentence_epochs=1).labelled_sentence_epochs == 1
+
+
+def test_detached_rows_train_everything_but_the_word_vectors():
+    import torch
+
+    from sentiment.config import load_config
+    from sentiment.training.initialise import build_model
+    from sentiment.training.labelled_sentences import vectors_detached
+
+    overrides = ["name=tiny", "model.vectors=none", "model.embedding_dim=8", "model.hidden_size=8", "model.dropout=0"]
+    config = load_config(None, overrides)
+    model = build_model(config, vocab_size=12, num_classes=2, packed=False)
+    ids = torch.tensor([[2, 3, 4], [5, 6, 7]])
+    lengths = torch.tensor([3, 3])
+
+    def grads(rows: list[bool], loss_of_row: int):
+        model.zero_grad(set_to_none=True)
+        with vectors_detached(model, torch.tensor(rows)):
+            logits = model(ids, lengths)
+        logits[loss_of_row].sum().backward()
+        return model.embedding.weight.grad, next(p for n, p in model.named_parameters() if "classifier" in n).grad
+
+    vectors, classifier = grads([True, False], loss_of_row=0)  # the marked row: no gradient reaches the vectors
+    assert (vectors is None or not vectors.abs().sum()) and classifier.abs().sum() > 0
+    vectors, _ = grads([True, False], loss_of_row=1)  # the other row trains its words' vectors
+    assert vectors[5:8].abs().sum() > 0 and not vectors[2:5].abs().sum()
+    assert not model.embedding._forward_hooks  # the hook is gone after the block
+
+
+def test_sparing_the_vectors_needs_the_labelled_sentences():
+    from sentiment.config import TrainingConfig
+
+    with pytest.raises(
+        ValueError, match="labelled_sentences_train_vectors says .* set training.labelled_sentences too"
+    ):
+        TrainingConfig(labelled_sentences_train_vectors=False)

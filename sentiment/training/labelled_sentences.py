@@ -15,6 +15,8 @@ without training on the set.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from sentiment.data.vocab import Vocab
 from sentiment.errors import SentimentError
 from sentiment.metrics import validation_scores
 from sentiment.model.batching import predict_ids
+from sentiment.model.recurrent import RecurrentClassifier
 
 
 @dataclass
@@ -99,3 +102,24 @@ def held_out_reading(
             source: round(float(correct[sources == source].mean()), 5) for source in dict.fromkeys(part.sources)
         },
     }
+
+
+@contextmanager
+def vectors_detached(model: RecurrentClassifier, rows: torch.Tensor) -> Iterator[None]:
+    """Forward passes inside read the word vectors of the batch rows `rows` marks detached from the
+    embedding table (`training.labelled_sentences_train_vectors = false`): those rows' loss trains
+    the recurrent layers and the classifier, not the vectors, so sentences of other products do not
+    move the clothing words' vectors. Entered before adversarial training's hooks, so their
+    adversarial direction is still taken (it is a gradient of the vectors read, not of the table)."""
+    if not bool(rows.any()):
+        yield
+        return
+
+    def detach(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        return torch.where(rows[:, None, None], output.detach(), output)
+
+    handle = model.embedding.register_forward_hook(detach)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -31,6 +31,7 @@ from sentiment.training.adversarial import AdversarialEmbeddings, consistency_lo
 from sentiment.training.distributed import ProcessGroup, rows_for_rank
 from sentiment.training.initialise import TrainingSetup, initialise, member_seeds
 from sentiment.training.interpolation import start_weights
+from sentiment.training.labelled_sentences import vectors_detached
 
 
 @dataclass
@@ -114,6 +115,10 @@ class Trainer:
         self.train_ids, self.val_ids, self.val_labels = setup.train_ids, setup.val_ids, setup.val_labels
         self.model, self.forward, self.position_losses = setup.model, setup.forward, setup.position_losses
         self.optimizer, self.examples, self.packed = setup.optimizer, setup.examples, setup.packed
+        self._labelled_rows: tuple[int, int] | None = None
+        if self.examples.labelled and not config.training.labelled_sentences_train_vectors:
+            end = len(self.examples.ids) - self.examples.extra  # the labelled sentences come before the extra ones
+            self._labelled_rows = (end - self.examples.labelled, end)
         self.averaged = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.training.ema_decay))
             if config.training.ema_decay > 0
@@ -205,47 +210,57 @@ class Trainer:
         # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
         denominator = float(len(batch)) if examples.weights is None else float(examples.weights[batch].sum())
         adversary = self.adversary
-        try:
-            ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
-            rows_on_device = torch.as_tensor(rows, device=self.device)
-            with adversary.recording() if adversary is not None else nullcontext():
-                if self.position_losses is None:
-                    logits = self.forward(ids, lengths)
+        with self._vectors_detached_for_labelled(rows):
+            try:
+                ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
+                rows_on_device = torch.as_tensor(rows, device=self.device)
+                with adversary.recording() if adversary is not None else nullcontext():
+                    if self.position_losses is None:
+                        logits = self.forward(ids, lengths)
+                    else:
+                        logits, directions, mask = self.model.forward_with_states(ids, lengths)
+                if self.setup.soft_targets is not None:  # distributions from a teacher (`training.teacher`)
+                    targets_in_loss = self.setup.soft_targets[rows_on_device]
                 else:
-                    logits, directions, mask = self.model.forward_with_states(ids, lengths)
-            if self.setup.soft_targets is not None:  # distributions from a teacher (`training.teacher`)
-                targets_in_loss = self.setup.soft_targets[rows_on_device]
-            else:
-                targets_in_loss = targets
-            losses = self._example_losses(logits, targets_in_loss, rows_on_device)
-            if self.position_losses is not None:
-                replication, regularisation = self.position_losses(directions, mask, ids, targets)
-                t = self.config.training
-                losses = losses + t.target_replication * replication
-                if regularisation is not None:
-                    losses = losses + t.lexicon_regularization * regularisation
-            loss = self._weighted(losses, rows_on_device).sum() * (weight / denominator)
-            self.optimizer.zero_grad(set_to_none=True)
-            (loss * self.group.world_size).backward()
-            if adversary is not None:  # the same batch again, its word vectors moved against it
-                with adversary.perturbing():
-                    adversarial_logits = self.forward(ids, lengths)
-                if self.config.training.adversarial_loss == "consistency":
-                    adversarial_losses = consistency_losses(logits, adversarial_logits)
-                else:
-                    adversarial_losses = self._example_losses(adversarial_logits, targets_in_loss, rows_on_device)
-                adversarial_loss = self._weighted(adversarial_losses, rows_on_device).sum() * (weight / denominator)
-                (adversarial_loss * self.group.world_size).backward()
-        except torch.OutOfMemoryError:
-            raise SentimentError(
-                f"training.batch_size={self.config.training.batch_size} does not fit in "
-                f"{self.device.type} memory; lower it (for example --set training.batch_size=32)"
-            ) from None
+                    targets_in_loss = targets
+                losses = self._example_losses(logits, targets_in_loss, rows_on_device)
+                if self.position_losses is not None:
+                    replication, regularisation = self.position_losses(directions, mask, ids, targets)
+                    t = self.config.training
+                    losses = losses + t.target_replication * replication
+                    if regularisation is not None:
+                        losses = losses + t.lexicon_regularization * regularisation
+                loss = self._weighted(losses, rows_on_device).sum() * (weight / denominator)
+                self.optimizer.zero_grad(set_to_none=True)
+                (loss * self.group.world_size).backward()
+                if adversary is not None:  # the same batch again, its word vectors moved against it
+                    with adversary.perturbing():
+                        adversarial_logits = self.forward(ids, lengths)
+                    if self.config.training.adversarial_loss == "consistency":
+                        adversarial_losses = consistency_losses(logits, adversarial_logits)
+                    else:
+                        adversarial_losses = self._example_losses(adversarial_logits, targets_in_loss, rows_on_device)
+                    adversarial_loss = self._weighted(adversarial_losses, rows_on_device).sum() * (weight / denominator)
+                    (adversarial_loss * self.group.world_size).backward()
+            except torch.OutOfMemoryError:
+                raise SentimentError(
+                    f"training.batch_size={self.config.training.batch_size} does not fit in "
+                    f"{self.device.type} memory; lower it (for example --set training.batch_size=32)"
+                ) from None
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
         self.optimizer.step()
         if self.averaged is not None:
             self.averaged.update_parameters(self.model)
         return float(loss.detach())
+
+    def _vectors_detached_for_labelled(self, rows: np.ndarray):
+        """With `training.labelled_sentences_train_vectors = false`: the batch's labelled sentences
+        read their word vectors detached, so their loss trains everything but the vectors."""
+        if self._labelled_rows is None:
+            return nullcontext()
+        start, end = self._labelled_rows
+        mask = (rows >= start) & (rows < end)
+        return vectors_detached(self.model, torch.as_tensor(mask, device=self.device))
 
     def _example_losses(self, logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Each example's cross-entropy; sentence examples' logits shifted first under
