@@ -10,11 +10,24 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from sentiment.artifacts import read_json, write_json
 from sentiment.errors import SentimentError
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
+
+
+def frequent_words(token_lists: Iterable[Sequence[str]], min_freq: int = 1) -> list[str]:
+    """The words seen at least `min_freq` times, most frequent first (ties alphabetical, so the
+    result is deterministic); `<pad>` and `<unk>` are not words."""
+    counts: Counter[str] = Counter()
+    for tokens in token_lists:
+        counts.update(tokens)
+    counts.pop(PAD, None)
+    counts.pop(UNK, None)
+    return sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
 
 
 class Vocab:
@@ -29,12 +42,7 @@ class Vocab:
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
         """Most frequent first (ties alphabetical, so the result is deterministic)."""
-        counts: Counter[str] = Counter()
-        for tokens in token_lists:
-            counts.update(tokens)
-        counts.pop(PAD, None)
-        counts.pop(UNK, None)
-        kept = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        kept = frequent_words(token_lists, min_freq)
         if max_size is not None:
             kept = kept[:max_size]
         return cls([PAD, UNK, *kept])
@@ -50,6 +58,10 @@ class Vocab:
     def encode(self, tokens: Sequence[str], max_len: int | None = None) -> list[int]:
         ids = [self.index.get(token, UNK_ID) for token in tokens]
         return ids if max_len is None else ids[:max_len]
+
+    def encode_arrays(self, token_lists: Iterable[Sequence[str]], max_len: int | None = None) -> list[np.ndarray]:
+        """`encode` of each token list, as the int32 arrays the model's batches are built from."""
+        return [np.asarray(self.encode(tokens, max_len), dtype=np.int32) for tokens in token_lists]
 
     def save(self, path: str | Path) -> None:
         write_json(path, {"tokens": self.tokens})

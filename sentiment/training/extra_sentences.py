@@ -12,7 +12,6 @@ training split is read: its validation and test splits, and every evaluation set
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from sentiment.config import ExperimentConfig
 from sentiment.data.prepare import PreparedData, load_prepared, sentence_starts
 from sentiment.data.text import sentence_spans
-from sentiment.data.vocab import Vocab
+from sentiment.data.vocab import Vocab, frequent_words
 from sentiment.errors import SentimentError
 from sentiment.metrics import validation_scores
 from sentiment.model.batching import predict_ids
@@ -46,8 +45,7 @@ class ExtraSentences:
 
     def frequent_words(self, min_freq: int) -> list[str]:
         """Their words seen at least `min_freq` times, most frequent first: the vocabulary's extension."""
-        counts = Counter(word for sentence in self.tokens for word in sentence)
-        return [word for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_freq]
+        return frequent_words(self.tokens, min_freq)
 
 
 def other_dataset(config: ExperimentConfig, class_names: list[str]) -> PreparedData:
@@ -107,7 +105,7 @@ def other_validation(
     prepared = other_dataset(config, class_names)
     validation = prepared.split("validation")
     cut = config.tokenize.max_len
-    ids = [np.asarray(vocab.encode(tokens, cut), dtype=np.int32) for tokens in validation["tokens"]]
+    ids = vocab.encode_arrays(validation["tokens"], cut)
     probabilities = predict_ids(model, ids, batch_size=256, device=device)
     scores = validation_scores(probabilities, np.asarray(validation["label"]))
     return {

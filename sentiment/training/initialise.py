@@ -29,7 +29,7 @@ from sentiment.model.recurrent import ModelSpec, RecurrentClassifier
 from sentiment.training.checkpoints import save_weights
 from sentiment.training.distributed import ProcessGroup
 from sentiment.training.extra_sentences import ExtraSentences, extra_sentences
-from sentiment.training.labelled_sentences import LabelledTrainingSentences, encoded, labelled_training_sentences
+from sentiment.training.labelled_sentences import LabelledTrainingSentences, labelled_training_sentences
 from sentiment.training.segments import TrainingExamples, training_examples
 
 PRETRAINED_WEIGHTS = "pretrained.safetensors"
@@ -139,7 +139,7 @@ def split_ids(split, vocab: Vocab, prepared: PreparedData, config: ExperimentCon
     if vocab is prepared.vocab:
         return token_ids(split)
     max_len = config.tokenize.max_len
-    return [np.asarray(vocab.encode(tokens, max_len), dtype=np.int32) for tokens in split["tokens"]]
+    return vocab.encode_arrays(split["tokens"], max_len)
 
 
 def initialise(
@@ -216,7 +216,7 @@ def initialise(
             + ")"
         )
     if labelled is not None:
-        labelled_ids = encoded(labelled.train, vocab, config.tokenize.max_len)
+        labelled_ids = vocab.encode_arrays(labelled.train.tokens, config.tokenize.max_len)
         examples = examples.with_labelled(labelled_ids, labelled.train.labels, t.labelled_sentence_weight)
         summary = labelled.sentences.summary()
         log(
@@ -226,7 +226,7 @@ def initialise(
             f"{_only_in_first(t.labelled_sentence_epochs)}"
         )
     if extra is not None:
-        extra_ids = [np.asarray(vocab.encode(sentence), dtype=np.int32) for sentence in extra.tokens]
+        extra_ids = vocab.encode_arrays(extra.tokens)
         examples = examples.with_extra(extra_ids, extra.labels, t.segment_weight)
         log(
             f"and {len(extra_ids):,} sentences of {extra.source}'s training reviews "

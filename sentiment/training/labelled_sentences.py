@@ -14,7 +14,6 @@ without training on the set.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import torch
 from sentiment.config import ExperimentConfig
 from sentiment.data.labelled_sentences import LABELS, LabelledSentence, LabelledSentences, load_labelled_sentences
 from sentiment.data.text import Tokenizer
-from sentiment.data.vocab import Vocab
+from sentiment.data.vocab import Vocab, frequent_words
 from sentiment.errors import SentimentError
 from sentiment.metrics import validation_scores
 from sentiment.model.batching import predict_ids
@@ -50,8 +49,7 @@ class LabelledTrainingSentences:
     def frequent_words(self, min_freq: int) -> list[str]:
         """The training part's words seen at least `min_freq` times, most frequent first: the
         vocabulary's extension (the held-out part does not choose words)."""
-        counts = Counter(word for sentence in self.train.tokens for word in sentence)
-        return [word for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_freq]
+        return frequent_words(self.train.tokens, min_freq)
 
 
 def labelled_training_sentences(
@@ -80,17 +78,13 @@ def labelled_training_sentences(
     return LabelledTrainingSentences(sentences, tokenized(sentences.train), tokenized(sentences.held_out))
 
 
-def encoded(part: TokenizedSentences, vocab: Vocab, max_len: int) -> list[np.ndarray]:
-    return [np.asarray(vocab.encode(tokens, max_len), dtype=np.int32) for tokens in part.tokens]
-
-
 def held_out_reading(
     labelled: LabelledTrainingSentences, model: torch.nn.Module, vocab: Vocab, max_len: int, device: torch.device
 ) -> dict[str, Any]:
     """The kept model on the held-out sentences: accuracy, macro-F1 and loss, and accuracy by source.
     Their words the model's vocabulary lacks read as <unk> (the vocabulary is the model's own)."""
     part = labelled.held_out
-    probabilities = predict_ids(model, encoded(part, vocab, max_len), batch_size=256, device=device)
+    probabilities = predict_ids(model, vocab.encode_arrays(part.tokens, max_len), batch_size=256, device=device)
     scores = validation_scores(probabilities, part.labels)
     correct = probabilities.argmax(axis=1) == part.labels
     sources = np.asarray(part.sources)
