@@ -598,10 +598,14 @@ def improves(score: float, best: float | None, select_metric: str) -> bool:
     return best is None or (score < best if select_metric == "loss" else score > best)
 
 
-def validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def validation_scores(
+    probabilities: np.ndarray, labels: np.ndarray, predictions: np.ndarray | None = None
+) -> dict[str, float]:
     """What model selection reads after each epoch: cross-entropy, accuracy and macro-F1 of class
-    probabilities [n, k] against labels [n]."""
-    predictions = probabilities.argmax(axis=1)
+    probabilities [n, k] against labels [n]; the predictions are the most probable classes unless
+    given (a decision threshold's)."""
+    if predictions is None:
+        predictions = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(labels)), labels]
     return {
         "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),

@@ -156,7 +156,9 @@ class RunRecord(_TopLevel):
     distillation: Json | None = Field(None, description="with training.teacher: the teacher and its agreement")
     training_examples: Json | None = None
     other_validation: Json | None = Field(
-        None, description="with training.extra_sentences: the kept model on that dataset's validation split"
+        None,
+        description="with training.extra_sentences: the kept model on that dataset's validation split, read as "
+        "shipped (its temperature and decision threshold)",
     )
     labelled_sentences: Json | None = Field(
         None, description="with training.labelled_sentences: the set, its parts and what was left out of it"
@@ -164,7 +166,7 @@ class RunRecord(_TopLevel):
     sentence_validation: Json | None = Field(
         None,
         description="with training.labelled_sentences or training.sentence_validation: the kept model on the "
-        "set's held-out sentences",
+        "set's held-out sentences, read as shipped (its temperature and decision threshold)",
     )
     prepared: Json | None = None
     versions: dict[str, str] | None = None

@@ -8,14 +8,17 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sentiment.artifacts import file_sha256
 from sentiment.config import load_config
 from sentiment.data.labelled_sentences import (
     HELD_OUT,
+    LABELS,
     NAMED_SETS,
     LabelledSentence,
+    LabelledSentences,
     _split,
     load_labelled_sentences,
     normalised,
@@ -111,6 +114,7 @@ def test_the_real_set_leaves_out_every_evaluation_text_and_nothing_else(uci_data
 @pytest.mark.slow
 def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path):
     from sentiment.data.prepare import prepare
+    from sentiment.serving.inference import load_model
     from sentiment.training.stage import train
 
     (tmp_path / "data" / "raw").mkdir(parents=True)
@@ -139,10 +143,26 @@ def test_training_reads_the_set_and_scores_its_held_out_part(uci_data, tmp_path)
     assert first - second == 2358
     assert held["trained_on_the_rest"] is True
     # `sentence_validation` alone: the same held-out reading, and the examples are the reviews' alone.
-    plain = load_config(None, ["name=plain", "paths.prepared=tiny", *overrides, "training.sentence_validation=uci"])
+    # With a decision threshold the reading is the shipped model's: its temperature, labelled by its cut.
+    plain = load_config(
+        None,
+        [
+            "name=plain",
+            "paths.prepared=tiny",
+            *overrides,
+            "training.sentence_validation=uci",
+            "training.decision_threshold=validation",
+        ],
+    )
     train(plain, log=quiet)
     plain_run = json.loads((tmp_path / "runs" / "plain" / "run.json").read_text())
     assert plain_run["sentence_validation"]["sentences"] == 589
+    held_out = load_labelled_sentences("uci", tmp_path / "data").held_out
+    shipped = load_model(tmp_path / "runs" / "plain")
+    assert shipped.decision_threshold == plain_run["decision"]["threshold"]
+    predicted = shipped.predict([s.text for s in held_out]).labels
+    correct = np.mean([label == LABELS[s.label] for label, s in zip(predicted, held_out)])
+    assert plain_run["sentence_validation"]["accuracy"] == pytest.approx(correct, abs=1e-5)
     assert plain_run["sentence_validation"]["trained_on_the_rest"] is False
     assert plain_run.get("labelled_sentences") is None and "labelled_sentences" not in plain_run["training_examples"]
     assert run["training_examples"]["reviews"] == plain_run["training_examples"]["reviews"]
@@ -225,3 +245,39 @@ def test_sparing_the_vectors_needs_the_labelled_sentences():
         ValueError, match="labelled_sentences_train_vectors says .* set training.labelled_sentences too"
     ):
         TrainingConfig(labelled_sentences_train_vectors=False)
+
+
+def test_the_held_out_reading_is_the_shipped_models_temperature_and_cut():
+    import torch
+
+    from sentiment.data.vocab import Vocab
+    from sentiment.model.batching import predict_ids
+    from sentiment.training.calibration import rescale
+    from sentiment.training.initialise import build_model
+    from sentiment.training.labelled_sentences import (
+        LabelledTrainingSentences,
+        TokenizedSentences,
+        held_out_reading,
+    )
+
+    torch.manual_seed(0)
+    config = load_config(None, ["name=tiny", "model.vectors=none", "model.embedding_dim=8", "model.hidden_size=8"])
+    tokens = [["good", "dress"], ["bad", "zip"], ["not", "good"], ["nice"], ["awful", "fit"], ["love", "it"]]
+    vocab = Vocab.build(tokens)
+    model = build_model(config, vocab_size=len(vocab), num_classes=2, packed=False).eval()
+    labels = np.asarray([1, 0, 0, 1, 0, 1])
+    part = TokenizedSentences(tokens=tokens, labels=labels, sources=["amazon", "imdb", "yelp"] * 2)
+    sentences = LabelledSentences(name="uci", train=[], held_out=[], excluded=0, duplicates=0)
+    labelled = LabelledTrainingSentences(sentences, train=part, held_out=part)
+
+    raw = predict_ids(model, vocab.encode_arrays(tokens, 16), batch_size=8, device=torch.device("cpu"))
+    scaled = rescale(raw, 1 / 2.0)
+    cut = float(np.sort(scaled[:, 1])[3])  # a cut between the sentences: argmax and cut disagree somewhere
+    shipped = {"calibration": {"temperature": 2.0}, "decision": {"threshold": cut}}
+    read = held_out_reading(labelled, model, vocab, 16, torch.device("cpu"), shipped)
+    expected = (scaled[:, 1] >= cut).astype(int) == labels
+    assert read["accuracy"] == pytest.approx(expected.mean(), abs=1e-5)
+    assert read["accuracy_by_source"]["amazon"] == pytest.approx(expected[[0, 3]].mean(), abs=1e-5)
+    plain = held_out_reading(labelled, model, vocab, 16, torch.device("cpu"), {})  # no temperature, no cut
+    assert plain["accuracy"] == pytest.approx((raw.argmax(axis=1) == labels).mean(), abs=1e-5)
+    assert read["loss"] != pytest.approx(plain["loss"])  # the temperature reaches the loss too

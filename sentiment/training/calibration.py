@@ -95,3 +95,13 @@ def calibration_record(probabilities: np.ndarray, labels: np.ndarray, class_name
             "ece_after": round(after, 5),
         },
     }
+
+
+def as_shipped(probabilities: np.ndarray, run_info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A kept model's raw probabilities and the classes they give as every prediction path reads
+    them: divided by the temperature of `run_info["calibration"]` and labelled by the cut of
+    `run_info["decision"]`, each where the run fitted one (else as they are, by the argmax)."""
+    calibration, decision = run_info.get("calibration"), run_info.get("decision")
+    if calibration is not None:
+        probabilities = rescale(probabilities, 1.0 / calibration["temperature"])
+    return probabilities, decide(probabilities, decision["threshold"] if decision is not None else None)

@@ -26,6 +26,7 @@ from sentiment.data.vocab import Vocab, frequent_words
 from sentiment.errors import SentimentError
 from sentiment.metrics import validation_scores
 from sentiment.model.batching import predict_ids
+from sentiment.training.calibration import as_shipped
 from sentiment.training.segments import filter_verdicts
 
 CANDIDATES_PER_SENTENCE = 2
@@ -97,17 +98,23 @@ def extra_sentences(config: ExperimentConfig, class_names: list[str], seed: int)
 
 
 def other_validation(
-    config: ExperimentConfig, class_names: list[str], model: torch.nn.Module, vocab: Vocab, device: torch.device
+    config: ExperimentConfig,
+    class_names: list[str],
+    model: torch.nn.Module,
+    vocab: Vocab,
+    device: torch.device,
+    run_info: dict[str, Any],
 ) -> dict[str, Any]:
     """The kept model's scores on the validation split of the dataset `training.extra_sentences`
     names: validation data of the second domain, which training never reads (only that dataset's
-    training split gives sentences), each review cut at this experiment's `tokenize.max_len`."""
+    training split gives sentences), each review cut at this experiment's `tokenize.max_len`, read
+    as the run ships the model (its temperature and decision threshold, where `run_info` has them)."""
     prepared = other_dataset(config, class_names)
     validation = prepared.split("validation")
     cut = config.tokenize.max_len
     ids = vocab.encode_arrays(validation["tokens"], cut)
-    probabilities = predict_ids(model, ids, batch_size=256, device=device)
-    scores = validation_scores(probabilities, np.asarray(validation["label"]))
+    probabilities, predictions = as_shipped(predict_ids(model, ids, batch_size=256, device=device), run_info)
+    scores = validation_scores(probabilities, np.asarray(validation["label"]), predictions)
     return {
         "dataset": str(prepared.directory),
         "reviews": len(ids),

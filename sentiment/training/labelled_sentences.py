@@ -30,6 +30,7 @@ from sentiment.errors import SentimentError
 from sentiment.metrics import validation_scores
 from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import RecurrentClassifier
+from sentiment.training.calibration import as_shipped
 
 
 @dataclass
@@ -79,14 +80,21 @@ def labelled_training_sentences(
 
 
 def held_out_reading(
-    labelled: LabelledTrainingSentences, model: torch.nn.Module, vocab: Vocab, max_len: int, device: torch.device
+    labelled: LabelledTrainingSentences,
+    model: torch.nn.Module,
+    vocab: Vocab,
+    max_len: int,
+    device: torch.device,
+    run_info: dict[str, Any],
 ) -> dict[str, Any]:
-    """The kept model on the held-out sentences: accuracy, macro-F1 and loss, and accuracy by source.
-    Their words the model's vocabulary lacks read as <unk> (the vocabulary is the model's own)."""
+    """The kept model on the held-out sentences, read as the run ships it (its temperature and
+    decision threshold, where `run_info` has them): accuracy, macro-F1 and loss, and accuracy by
+    source. Their words the model's vocabulary lacks read as <unk> (the vocabulary is the model's own)."""
     part = labelled.held_out
-    probabilities = predict_ids(model, vocab.encode_arrays(part.tokens, max_len), batch_size=256, device=device)
-    scores = validation_scores(probabilities, part.labels)
-    correct = probabilities.argmax(axis=1) == part.labels
+    raw = predict_ids(model, vocab.encode_arrays(part.tokens, max_len), batch_size=256, device=device)
+    probabilities, predictions = as_shipped(raw, run_info)
+    scores = validation_scores(probabilities, part.labels, predictions)
+    correct = predictions == part.labels
     sources = np.asarray(part.sources)
     return {
         "set": labelled.sentences.name,

@@ -246,7 +246,7 @@ def finish_run(
         from sentiment.training.extra_sentences import other_validation
 
         info["other_validation"] = other = other_validation(
-            config, prepared.labels, kept_model(), first.vocab, first.device
+            config, prepared.labels, kept_model(), first.vocab, first.device, info
         )
         log(
             f"validation split of {other['dataset']} ({other['reviews']:,} reviews, never trained on): "
@@ -258,7 +258,7 @@ def finish_run(
         from sentiment.training.labelled_sentences import held_out_reading
 
         info["sentence_validation"] = held = held_out_reading(
-            first.setup.read_after, kept_model(), first.vocab, config.tokenize.max_len, first.device
+            first.setup.read_after, kept_model(), first.vocab, config.tokenize.max_len, first.device, info
         )
         held["trained_on_the_rest"] = first.setup.labelled is not None
         log(
