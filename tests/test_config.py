@@ -23,7 +23,12 @@ def test_overrides_are_typed_and_dotted():
 def test_a_bare_none_is_the_choice_none_where_the_choices_have_it():
     config = load_config(
         "configs/clothing.toml",
-        ["model.lexicon_input=none", "training.decision_threshold=None", "training.segment_filter=none"],
+        [
+            "model.lexicon_input=none",
+            "training.decision_threshold=None",
+            "training.segment_filter=none",
+            "training.segment_negation_veto=false",
+        ],
     )
     assert (config.model.lexicon_input, config.training.decision_threshold, config.training.segment_filter) == (
         "none",
@@ -90,10 +95,11 @@ LATER_LEVERS = (
     "training.labelled_sentences",
     "training.labelled_sentences_train_vectors",
     "training.decision_threshold",
+    "training.segment_negation_veto",
 )
 """What the default gained after the transfer experiment was measured (the warm start on IMDB
 sentences, the lexicon as input, adversarial training with patience 1, weight drop, the three-epoch
-cap, the sentences labelled one by one with a fitted cut); it leaves them out."""
+cap, the sentences labelled one by one with a fitted cut, the negation veto); it leaves them out."""
 
 
 @pytest.mark.parametrize(
