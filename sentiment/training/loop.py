@@ -115,10 +115,9 @@ class Trainer:
         self.train_ids, self.val_ids, self.val_labels = setup.train_ids, setup.val_ids, setup.val_labels
         self.model, self.forward, self.position_losses = setup.model, setup.forward, setup.position_losses
         self.optimizer, self.examples, self.packed = setup.optimizer, setup.examples, setup.packed
-        self._labelled_rows: tuple[int, int] | None = None
+        self._detached_rows: range | None = None
         if self.examples.labelled and not config.training.labelled_sentences_train_vectors:
-            end = len(self.examples.ids) - self.examples.extra  # the labelled sentences come before the extra ones
-            self._labelled_rows = (end - self.examples.labelled, end)
+            self._detached_rows = self.examples.labelled_rows
         self.averaged = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.training.ema_decay))
             if config.training.ema_decay > 0
@@ -256,10 +255,9 @@ class Trainer:
     def _vectors_detached_for_labelled(self, rows: np.ndarray):
         """With `training.labelled_sentences_train_vectors = false`: the batch's labelled sentences
         read their word vectors detached, so their loss trains everything but the vectors."""
-        if self._labelled_rows is None:
+        if self._detached_rows is None:
             return nullcontext()
-        start, end = self._labelled_rows
-        mask = (rows >= start) & (rows < end)
+        mask = (rows >= self._detached_rows.start) & (rows < self._detached_rows.stop)
         return vectors_detached(self.model, torch.as_tensor(mask, device=self.device))
 
     def _example_losses(self, logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

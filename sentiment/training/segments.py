@@ -74,15 +74,21 @@ class TrainingExamples:
         """These examples followed by `ids` as sentence examples of loss weight `weight`."""
         return replace(self._appended(ids, labels, weight), extra=self.extra + len(ids))
 
+    @property
+    def labelled_rows(self) -> range:
+        """Positions of the sentences labelled one by one: just before the other dataset's, which are last."""
+        end = len(self.ids) - self.extra
+        return range(end - self.labelled, end)
+
     def epoch_positions(self, epoch: int, labelled_epochs: int = 0, extra_epochs: int = 0) -> np.ndarray:
         """Positions of the examples epoch `epoch` (from 1) trains on: all of them, less the labelled
         sentences after `labelled_epochs` and the other dataset's after `extra_epochs` (0: never)."""
         keep = np.ones(len(self.ids), dtype=bool)
-        end_of_labelled = len(self.ids) - self.extra
+        labelled = self.labelled_rows
         if extra_epochs and epoch > extra_epochs:
-            keep[end_of_labelled:] = False
+            keep[labelled.stop :] = False
         if labelled_epochs and epoch > labelled_epochs:
-            keep[end_of_labelled - self.labelled : end_of_labelled] = False
+            keep[labelled.start : labelled.stop] = False
         return np.flatnonzero(keep)
 
     def _appended(self, ids: list[np.ndarray], labels: np.ndarray, weight: float) -> TrainingExamples:
