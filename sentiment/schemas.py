@@ -122,7 +122,11 @@ class CalibrationRecord(_Record):
 
 class DecisionRecord(_Record):
     threshold: float = Field(gt=0, lt=1, description="the cut on P(positive) that every prediction path applies")
-    validation: Json
+    validation: Json = Field(
+        description="the validation score at the argmax, at the cut, and cross-fitted (each of five stratified "
+        "folds labelled by the cut fitted on the other four; absent in runs made before it, null where a class "
+        "has fewer than two validation reviews)"
+    )
 
 
 class RunRecord(_TopLevel):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sentiment.config import load_config
 from sentiment.errors import SentimentError
 from sentiment.model.classifier import decide
-from sentiment.training.calibration import THRESHOLDS, threshold_record
+from sentiment.training.calibration import THRESHOLDS, cross_fitted_score, threshold_record
 
 from conftest import TINY_CONFIG, experiment_sets, quiet, tiny_model
 
@@ -31,6 +31,27 @@ def test_threshold_is_the_validation_best_and_ties_go_to_the_argmax():
     # Separable at 0.5 as well: every cut in (0.2, 0.7] ties; the one nearest 0.5 is kept.
     p = np.array([0.1, 0.2, 0.7, 0.9])
     assert threshold_record(np.stack([1 - p, p], axis=1), np.array([0, 0, 1, 1]), "accuracy")["threshold"] == 0.5
+
+
+def test_the_cross_fitted_score_reads_each_fold_by_a_cut_fitted_without_it():
+    rng = np.random.default_rng(0)
+    # Scores that say nothing of the labels: the cut fitted on them finds a macro-F1 that is luck,
+    # and a cut fitted on other folds does not keep it.
+    p = rng.uniform(size=400)
+    probabilities, labels = np.stack([1 - p, p], axis=1), rng.integers(0, 2, size=400)
+    record = threshold_record(probabilities, labels, "macro_f1")["validation"]
+    assert record["cross_fitted"] < record["at_threshold"] - 0.02
+    assert record["cross_fitted"] == round(cross_fitted_score(probabilities, labels, "macro_f1"), 5)
+    # Separated by any cut in (0.2, 0.3]: every fold's cut separates the fold it did not see.
+    p = np.concatenate([rng.uniform(0.05, 0.2, size=50), rng.uniform(0.3, 0.45, size=50)])
+    separable = np.stack([1 - p, p], axis=1), np.repeat([0, 1], 50)
+    assert cross_fitted_score(*separable, "accuracy") == 1.0
+    # One review of a class: no fold split leaves it on both sides, so there is no honest reading.
+    assert cross_fitted_score(np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]), np.array([0, 1, 1]), "accuracy") is None
+    assert (
+        threshold_record(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]), "accuracy")["validation"]["cross_fitted"]
+        is None
+    )
 
 
 def test_decide_follows_the_threshold_and_needs_two_classes():
@@ -68,6 +89,7 @@ def test_every_prediction_path_labels_by_the_runs_threshold(tmp_path):
     decision = run.info["decision"]
     assert decision["fitted_on"] == "validation" and decision["threshold"] in THRESHOLDS
     assert decision["validation"]["at_threshold"] >= decision["validation"]["at_argmax"]
+    assert 0.0 <= decision["validation"]["cross_fitted"] <= 1.0  # its own test above
 
     texts = ["love this dress", "the zipper broke", "it is a dress", "ok then", "great but small"]
     p_positive = load_model(run.directory).predict_proba(texts)[:, 1]

@@ -112,7 +112,8 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
         v = decision["validation"]
         lines.append(
             f"- Decision threshold on validation: P({info['labels'][1]}) >= {decision['threshold']:.2f}, "
-            f"{decision['metric']} {v['at_argmax']:.4f} -> {v['at_threshold']:.4f}."
+            f"{decision['metric']} {v['at_argmax']:.4f} -> {v['at_threshold']:.4f}"
+            + (f" ({v['cross_fitted']:.4f} cross-fitted)." if v.get("cross_fitted") is not None else ".")
         )
     lines += ["", "## Evaluation", ""]
     if metrics is None:

@@ -241,6 +241,7 @@ def finish_run(
             log(
                 f"decision threshold {d['threshold']:.2f} on validation: {t.select_metric} "
                 f"{d['validation']['at_argmax']:.4f} at the argmax -> {d['validation']['at_threshold']:.4f}"
+                + _cross_fitted_note(d["validation"]["cross_fitted"])
             )
     if t.extra_sentences:  # how the kept model reads the second domain's held-out reviews
         from sentiment.training.extra_sentences import other_validation
@@ -335,3 +336,7 @@ def _assemble_ensemble(
         "ensemble": {"members": members},
     }
     return record, probabilities
+
+
+def _cross_fitted_note(score: float | None) -> str:
+    return "" if score is None else f" ({score:.4f} cross-fitted)"
