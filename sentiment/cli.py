@@ -351,8 +351,6 @@ def score(
         require_ray()
         if output is None:
             raise SentimentError("--engine ray writes a directory of files: give it with -o DIR")
-        if sentences:
-            raise SentimentError("--sentences is not available with --engine ray; score with the local engine")
         ray_summary = score_with_ray(
             model_path,
             inputs,
@@ -368,6 +366,7 @@ def score(
             num_gpus=num_gpus,
             preserve_order=preserve_order,
             min_confidence=min_confidence,
+            sentences=sentences,
         )
         click.echo(
             f"scored {ray_summary.rows:,} rows on Ray in {ray_summary.seconds:.1f} s "

@@ -75,6 +75,42 @@ def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, tiny_trai
     assert list(zip(theirs["source"], theirs["row"])) == list(zip(ours["source"], ours["row"]))
 
 
+@pytest.mark.slow
+def test_ray_writes_the_sentence_readings_the_local_engine_writes(local_ray, tiny_trained, tmp_path):
+    trained = tiny_trained.run_dir
+    reviews = tmp_path / "r.txt"
+    reviews.write_text("Love the color. But it runs small!\n\nSoft and warm.\n" * 5, encoding="utf-8")
+    local = tmp_path / "local.parquet"
+    score_files(trained, [str(reviews)], local, sentences=True)
+    ours = pd.read_parquet(local)
+    for output_format in ("parquet", "jsonl", "csv"):
+        output = tmp_path / f"ray-{output_format}"
+        score_with_ray(
+            str(trained), [str(reviews)], output, output_format=output_format, sentences=True, preserve_order=True
+        )
+        if output_format == "parquet":
+            theirs = pd.concat([pd.read_parquet(path) for path in sorted(output.glob("*.parquet"))])
+            readings = [None if cell is None else [dict(s) for s in cell] for cell in theirs["sentences"]]
+        elif output_format == "jsonl":
+            lines = [
+                json.loads(line) for path in sorted(output.glob("*.json")) for line in path.read_text().splitlines()
+            ]
+            readings = [line["sentences"] for line in lines]
+        else:
+            theirs = pd.concat([pd.read_csv(path, keep_default_na=False) for path in sorted(output.glob("*.csv"))])
+            readings = [json.loads(cell) if cell else None for cell in theirs["sentences"]]
+        expected = [None if cell is None else [dict(s) for s in cell] for cell in ours["sentences"]]
+        assert len(readings) == len(expected) == 15, output_format
+        for got, want in zip(readings, expected):
+            assert (got is None) == (want is None), output_format
+            if want is not None:
+                assert [s["text"] for s in got] == [s["text"] for s in want] and len(want) in (1, 2)
+                assert [s["label"] for s in got] == [s["label"] for s in want]
+                np.testing.assert_allclose(
+                    [s["prob_positive"] for s in got], [s["prob_positive"] for s in want], atol=1e-6
+                )
+
+
 def test_the_batch_scorer_takes_arrow_pandas_and_plain_columns(tiny_trained):
     trained = tiny_trained.run_dir
     import pyarrow as pa
@@ -87,3 +123,13 @@ def test_the_batch_scorer_takes_arrow_pandas_and_plain_columns(tiny_trained):
     table = scorer(pa.Table.from_pandas(frame))
     assert table.column("prob_positive").to_pylist()[0] == pytest.approx(out["prob_positive"][0])
     assert scorer({"text": ["love it"]})["label"] == [out["label"][0]]
+
+    # Sentence readings: nested (typed even when no row of the batch is scored), or JSON text for CSV.
+    nested = BatchScorer(str(trained), sentences=True)
+    table = nested(pa.table({"text": ["love it. but small", ""]}))
+    assert table.column_names[-1] == "sentences"
+    first, empty = table.column("sentences").to_pylist()
+    assert [s["text"] for s in first] == ["love it.", "but small"] and empty is None
+    assert nested(pa.table({"text": [""]})).schema.field("sentences").type == table.schema.field("sentences").type
+    as_json = BatchScorer(str(trained), sentences=True, nested=False)({"text": ["love it. but small"]})
+    assert json.loads(as_json["sentences"][0]) == first

@@ -8,17 +8,20 @@ the same kind with `score`'s output columns (source, row, label, prob_<class>...
 batch's other columns, passed through), computed by the same `sentiment.serving.scoring.score_chunk` as
 the local engine, so the two cannot drift. Without `source` and `row` columns the rows are
 numbered from 1 within the batch. An `error` column in the batch (a reading error, as
-`read_records` gives them) is kept and the row not scored.
+`read_records` gives them) is kept and the row not scored. With `sentences=True` a `sentences`
+column follows (`score --sentences`): each row's sentence readings as a nested list, or as JSON
+text with `nested=False` (for CSV, which holds no nested values).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from sentiment.data.text import text_value
-from sentiment.serving.scoring import Record, score_chunk
+from sentiment.serving.scoring import Record, score_chunk, sentence_readings_type
 
 TEXT = "text"
 
@@ -32,6 +35,8 @@ class BatchScorer:
         batch_size: int = 64,
         min_confidence: float | None = None,
         keep_text: bool = False,
+        sentences: bool = False,
+        nested: bool = True,
     ):
         import torch
 
@@ -42,6 +47,7 @@ class BatchScorer:
         self.classes = list(self.model.classes)
         self.text_column, self.keep_text = text_column, keep_text
         self.min_confidence = min_confidence
+        self.sentences, self.nested = sentences, nested
 
     def __call__(self, batch):
         columns, kind = _as_columns(batch)
@@ -53,7 +59,7 @@ class BatchScorer:
         for source, row, value, reading_error in zip(sources, rows, values, columns.get("error", [None] * n)):
             text, problem = text_value(value)
             records.append(Record(str(source), int(row), text, (), reading_error or problem))
-        scored = score_chunk(self.model, records, min_confidence=self.min_confidence)
+        scored = score_chunk(self.model, records, sentences=self.sentences, min_confidence=self.min_confidence)
         out: dict[str, Any] = {
             "source": [r.source for r in records],
             "row": [r.row for r in records],
@@ -64,6 +70,8 @@ class BatchScorer:
         out["error"] = scored.errors
         if scored.abstained is not None:
             out["abstained"] = scored.abstained
+        if scored.sentences is not None:
+            out["sentences"] = self._sentence_column(scored.sentences, kind)
         if self.keep_text:
             out["text"] = [r.text for r in records]
         for column, column_values in columns.items():
@@ -71,6 +79,15 @@ class BatchScorer:
                 continue
             out[column if column not in out else f"input_{column}"] = list(column_values)
         return _from_columns(out, kind)
+
+    def _sentence_column(self, readings: list[list[dict] | None], kind: str):
+        if not self.nested:
+            return [None if row is None else json.dumps(row) for row in readings]
+        if kind == "arrow":  # typed, so that a batch without a scored row has the same schema
+            import pyarrow as pa
+
+            return pa.array(readings, type=sentence_readings_type(self.classes))
+        return readings
 
 
 def _as_columns(batch) -> tuple[dict[str, list], str]:
@@ -86,12 +103,12 @@ def _from_columns(columns: dict[str, Any], kind: str):
     if kind == "arrow":
         import pyarrow as pa
 
-        return pa.table(
-            {
-                k: pa.array(v) if not isinstance(v, np.ndarray) else pa.array(v, mask=np.isnan(v))
-                for k, v in columns.items()
-            }
-        )
+        def array(values):
+            if isinstance(values, pa.Array):
+                return values
+            return pa.array(values, mask=np.isnan(values)) if isinstance(values, np.ndarray) else pa.array(values)
+
+        return pa.table({k: array(v) for k, v in columns.items()})
     if kind == "pandas":
         import pandas as pd
 

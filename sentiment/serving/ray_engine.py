@@ -67,8 +67,10 @@ def score_with_ray(
     batch_size: int = 1024,
     preserve_order: bool = False,
     min_confidence: float | None = None,
+    sentences: bool = False,
 ) -> RayScoringSummary:
-    """Score `inputs` with the run at `model_path` on Ray Data into the directory `output_dir`."""
+    """Score `inputs` with the run at `model_path` on Ray Data into the directory `output_dir`;
+    with `sentences`, a `sentences` column as `score --sentences` writes it (JSON text in CSV)."""
     from sentiment.serving.inference import load_model
     from sentiment.serving.scoring import check_columns, resolve_inputs
 
@@ -125,6 +127,8 @@ def score_with_ray(
             "text_column": text_column,
             "min_confidence": min_confidence,
             "keep_text": keep_text,
+            "sentences": sentences,
+            "nested": output_format != "csv",
             "device": "cuda" if num_gpus else "cpu",
         },
         batch_size=batch_size,

@@ -513,6 +513,23 @@ def sentence_cell(sentence, classes: Sequence[str]) -> dict:
     }
 
 
+def sentence_readings_type(classes: Sequence[str]):
+    """The Arrow type of a nested `sentences` column (Parquet, and the Ray engine's batches): a
+    list of {text, label, prob_<class>..., weight}, as `sentence_cell` makes them."""
+    import pyarrow as pa
+
+    return pa.list_(
+        pa.struct(
+            [
+                pa.field("text", pa.string()),
+                pa.field("label", pa.string()),
+                *(pa.field(f"prob_{c}", pa.float64()) for c in classes),
+                pa.field("weight", pa.float64()),
+            ]
+        )
+    )
+
+
 def score_chunk(
     model,
     records: list[Record],
@@ -813,18 +830,7 @@ class _ParquetWriter:
             types.append(pa.bool_())
         if self.sentences:
             probabilities = [name for name in columns if name.startswith("prob_")][:n_classes]
-            types.append(
-                pa.list_(
-                    pa.struct(
-                        [
-                            pa.field("text", pa.string()),
-                            pa.field("label", pa.string()),
-                            *(pa.field(name, pa.float64()) for name in probabilities),
-                            pa.field("weight", pa.float64()),
-                        ]
-                    )
-                )
-            )
+            types.append(sentence_readings_type([name.removeprefix("prob_") for name in probabilities]))
         if keep_text:
             types.append(pa.string())
         self.schema = pa.schema([pa.field(name, kind) for name, kind in zip(columns, [*types, *extra_types])])
