@@ -376,8 +376,10 @@ def score(
         click.echo(f"output: {ray_summary.output}", err=True)
         return
     from sentiment.serving.inference import load_model
-    from sentiment.serving.scoring import check_output_is_not_an_input, resolve_inputs, score_files
-    from sentiment.serving.scoring import output_format as format_of_output
+    from sentiment.serving.input_files import resolve_inputs
+    from sentiment.serving.output_files import check_output_is_not_an_input
+    from sentiment.serving.output_files import output_format as format_of_output
+    from sentiment.serving.scoring import score_files
 
     format_of_output(output)  # a wrong extension or a missing input fails before the model loads
     check_output_is_not_an_input(output, resolve_inputs(inputs, input_format))

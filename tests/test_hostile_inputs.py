@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from sentiment import load_model
 from sentiment.cli import cli
+from sentiment.data.text import ERRORS
 from sentiment.errors import SentimentError
-from sentiment.serving.scoring import ERRORS, score_files
+from sentiment.serving.scoring import score_files
 
 from conftest import one_line_error
 

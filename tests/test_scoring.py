@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 from sentiment import load_model
 from sentiment.cli import cli
+from sentiment.data.text import ERRORS
 from sentiment.model.batching import predict_ids
-from sentiment.serving.scoring import ERRORS, Record, score_files, score_records
+from sentiment.serving.input_files import Record
+from sentiment.serving.scoring import score_files, score_records
 
 from conftest import one_line_error, write_csv
 

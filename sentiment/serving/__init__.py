@@ -1,7 +1,9 @@
 """Using a trained run: the Python API, batch scoring of files, the Ray engine and the HTTP server.
 
 inference     load_model and the SentimentModel API (predict, predict_tokens, sentence readings)
-scoring       score: input files in, one output row per input row (CSV / JSONL / Parquet)
+scoring       score: input files in, one output row per input row, chunk by chunk on worker threads
+input_files   reading those files: one record per row of .txt, .csv, .tsv, .jsonl, .parquet or stdin
+output_files  writing the scored rows: CSV, JSON lines or Parquet, renamed into place when complete
 batch_scorer  the engine-neutral batch function that score and the Ray engine share
 ray_engine    score --engine ray: map_batches over a Ray cluster
 server        serve: the FastAPI app under uvicorn

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from sentiment.data.text import text_value
-from sentiment.serving.scoring import Record, score_chunk, sentence_readings_type
+from sentiment.serving.input_files import Record
+from sentiment.serving.output_files import sentence_readings_type
+from sentiment.serving.scoring import score_chunk
 
 TEXT = "text"
 

@@ -72,7 +72,7 @@ def score_with_ray(
     """Score `inputs` with the run at `model_path` on Ray Data into the directory `output_dir`;
     with `sentences`, a `sentences` column as `score --sentences` writes it (JSON text in CSV)."""
     from sentiment.serving.inference import load_model
-    from sentiment.serving.scoring import check_columns, resolve_inputs
+    from sentiment.serving.input_files import check_columns, resolve_inputs
 
     ray = require_ray()
     if output_format not in OUTPUT_FORMATS:
@@ -158,7 +158,7 @@ def _file_batches(files, text_column: str, keep_columns: list[str]):
 
     import pyarrow as pa
 
-    from sentiment.serving.scoring import InputFile, read_records
+    from sentiment.serving.input_files import InputFile, read_records
 
     for path, file_format in zip(files.column("path").to_pylist(), files.column("format").to_pylist()):
         records = read_records(InputFile(path, file_format), text_column, keep_columns)

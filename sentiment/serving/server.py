@@ -234,7 +234,8 @@ def predict_rows(
     """One result per text, in order, scored by `score`'s own `score_chunk`: the same error reasons,
     truncation flag and sentence readings as a scored file."""
     from sentiment.data.text import text_value
-    from sentiment.serving.scoring import Record, score_chunk
+    from sentiment.serving.input_files import Record
+    from sentiment.serving.scoring import score_chunk
 
     records = []
     for number, value in enumerate(texts, start=1):
