@@ -172,6 +172,11 @@ class RunRecord(_TopLevel):
         description="with training.labelled_sentences or training.sentence_validation: the kept model on the "
         "set's held-out sentences, read as shipped (its temperature and decision threshold)",
     )
+    title_validation: Json | None = Field(
+        None,
+        description="with titles in the prepared data (data.title_column): the kept model on the validation "
+        "reviews' titles, each alone and labelled by its review, read as shipped",
+    )
     prepared: Json | None = None
     versions: dict[str, str] | None = None
     created: str | None = None
@@ -405,6 +410,7 @@ class RunSummary(_Record):
     weight_interpolation: WeightInterpolationRecord | None = None
     soup: list[Json] | None = None
     sentence_validation: Json | None = None
+    title_validation: Json | None = None
 
 
 class Explanation(_Record):

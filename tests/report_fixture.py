@@ -304,6 +304,13 @@ def example_metrics(scheme: str = "binary", n: int = 600, seed: int = 7) -> dict
                 "accuracy_by_source": {"amazon": 0.83854, "imdb": 0.86364, "yelp": 0.79397},
                 "trained_on_the_rest": False,
             },
+            "title_validation": {
+                "titles": 1719,
+                "class_counts": {"negative": 198, "positive": 1521},
+                "accuracy": 0.93484,
+                "macro_f1": 0.84434,
+                "recall": {"negative": 0.74747, "positive": 0.95924},
+            },
         },
         "model": model,
         "baseline": baseline,

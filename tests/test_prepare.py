@@ -26,7 +26,7 @@ def test_prepare_writes_splits_vocab_and_manifest(reviews_csv, make_config):
     assert manifest["config"]["data"]["source"] == str(reviews_csv)
     assert manifest["source"]["sha256"] and manifest["versions"]["spacy"]
     train = prepared.split("train")
-    assert set(train.column_names) == {"text", "tokens", "ids", "sentences", "label"}
+    assert set(train.column_names) == {"text", "title", "tokens", "ids", "sentences", "label"}
     row = train[0]
     assert prepared.vocab.encode(row["tokens"]) == row["ids"]
     # The vocabulary comes from the training split only.

@@ -1,8 +1,9 @@
 """The `prepare` stage: reviews -> labels -> spaCy tokens -> splits -> vocabulary -> token ids.
 
 Output, `data/prepared/<experiment>/`: one Arrow dataset per split (`train`, `validation`,
-`test`; columns `text`, `tokens`, `ids`, `label`, and `sentences`: the index of each sentence's
-first token, from spaCy's sentencizer), `vocab.json` and `manifest.json`, which
+`test`; columns `text`, `tokens`, `ids`, `label`, `sentences`: the index of each sentence's
+first token, from spaCy's sentencizer, and `title`: the title that begins the text, with
+`data.title_column`, else empty), `vocab.json` and `manifest.json`, which
 records where the data came from, what was dropped and why, the counts and the config. The
 directory is written atomically and reused while the config and the source are unchanged.
 """
@@ -29,8 +30,8 @@ from sentiment.progress import progress_bar
 from sentiment.schemas import PreparedManifest, read_record, write_record
 
 SPLITS = ("train", "validation", "test")
-FORMAT_VERSION = 2
-"""2: the `sentences` column."""
+FORMAT_VERSION = 3
+"""2: the `sentences` column. 3: the `title` column."""
 PREPARE_SECTIONS = ("seed", "data", "tokenize", "split", "vocab")
 
 
@@ -86,20 +87,20 @@ def prepare(config: ExperimentConfig, force: bool = False, log=print) -> Prepare
     dropped = Counter(source.dropped)
     counts_raw = {name: len(split.texts) for name, split in source.splits.items()}
     rows = {name: _labelled_rows(split, config.data.label_scheme, dropped) for name, split in source.splits.items()}
-    if not any(texts for texts, _ in rows.values()):
+    if not any(row["text"] for row in rows.values()):
         raise SentimentError(f"{config.data.source}: every text is empty or was dropped; nothing to prepare")
 
     tokenizer = Tokenizer(lowercase=config.tokenize.lowercase)
     tokenized = {}
-    total = sum(len(texts) for texts, _ in rows.values())
+    total = sum(len(row["text"]) for row in rows.values())
     with progress_bar(total=total, desc="tokenizing", unit="review") as bar:
-        for name, (texts, label_ids) in rows.items():
+        for name, columns in rows.items():
             tokens, sentences = [], []
-            for token_list, starts in tokenizer.pipe_with_sentences(texts):
+            for token_list, starts in tokenizer.pipe_with_sentences(columns["text"]):
                 tokens.append(token_list)
                 sentences.append(starts)
                 bar.update(1)
-            tokenized[name] = _drop_tokenless(texts, tokens, sentences, label_ids, dropped)
+            tokenized[name] = _drop_tokenless({**columns, "tokens": tokens, "sentences": sentences}, dropped)
     tokenize_seconds = time.perf_counter() - started
 
     splits = _split(tokenized, config, labels)
@@ -157,32 +158,30 @@ def _is_current(directory: Path, fingerprint: str) -> bool:
         return False
 
 
-def _labelled_rows(split: RawSplit, scheme: str, dropped: Counter) -> tuple[list[str], list[int]]:
-    """Texts and class ids, counting (never silently losing) rows without text or class."""
+def _labelled_rows(split: RawSplit, scheme: str, dropped: Counter) -> dict[str, list]:
+    """The columns `text`, `title` and `label` (class ids) of the rows that have a text and a class,
+    counting (never silently losing) the others."""
     label_ids, dropped_by_value = map_labels(split.labels, scheme)
     for value, count in dropped_by_value.items():
         dropped[f"label_{value}_not_in_{scheme}_scheme"] += count
-    texts, kept_labels = [], []
-    for text, label in zip(split.texts, label_ids):
+    titles = split.titles if split.titles is not None else [""] * len(split.texts)
+    columns: dict[str, list] = {"text": [], "title": [], "label": []}
+    for text, title, label in zip(split.texts, titles, label_ids):
         if label is None:
             continue
         if not text:
             dropped["empty_text"] += 1
             continue
-        texts.append(text)
-        kept_labels.append(label)
-    return texts, kept_labels
+        columns["text"].append(text)
+        columns["title"].append(title)
+        columns["label"].append(label)
+    return columns
 
 
-def _drop_tokenless(texts, tokens, sentences, label_ids, dropped: Counter) -> dict[str, list]:
-    keep = [i for i, token_list in enumerate(tokens) if token_list]
-    dropped["no_tokens"] += len(tokens) - len(keep)
-    return {
-        "text": [texts[i] for i in keep],
-        "tokens": [tokens[i] for i in keep],
-        "sentences": [sentences[i] for i in keep],
-        "label": [label_ids[i] for i in keep],
-    }
+def _drop_tokenless(columns: dict[str, list], dropped: Counter) -> dict[str, list]:
+    keep = [i for i, token_list in enumerate(columns["tokens"]) if token_list]
+    dropped["no_tokens"] += len(columns["tokens"]) - len(keep)
+    return {name: [values[i] for i in keep] for name, values in columns.items()}
 
 
 def _split(tokenized: dict[str, dict], config: ExperimentConfig, labels: list[str]) -> dict[str, dict]:
@@ -263,6 +262,7 @@ def _save(directory: Path, splits: dict[str, dict], vocab: Vocab, manifest: dict
             "ids": datasets.Sequence(datasets.Value("int32")),
             "sentences": datasets.Sequence(datasets.Value("int32")),
             "label": datasets.Value("int64"),
+            "title": datasets.Value("string"),
         }
     )
     with atomic_directory(directory) as staging:

@@ -70,6 +70,9 @@ class RawSplit:
     texts: list[str]
     """Cleaned texts; an empty string where the row had none."""
     labels: list[Any]
+    titles: list[str] | None = None
+    """With `data.title_column`: each row's cleaned title, which also begins its text; an empty
+    string where the row has none."""
 
 
 @dataclass
@@ -245,10 +248,12 @@ def _columns_to_split(table, text_column: str, label_column: str, title_column: 
     if len(table) == 0:
         raise SentimentError(f"{where}: the file has no rows")
     texts = [clean_text(text) if isinstance(text, str) else "" for text in table[text_column]]
-    if title_column:
-        titles = [clean_text(title) if isinstance(title, str) else "" for title in table[title_column]]
-        texts = [_with_title(title, text) for title, text in zip(titles, texts)]
-    return RawSplit(texts=texts, labels=list(table[label_column]))
+    if not title_column:
+        return RawSplit(texts=texts, labels=list(table[label_column]))
+    titles = [clean_text(title) if isinstance(title, str) else "" for title in table[title_column]]
+    titles = [title if text else "" for title, text in zip(titles, texts)]  # a title alone is no review
+    texts = [_with_title(title, text) for title, text in zip(titles, texts)]
+    return RawSplit(texts=texts, labels=list(table[label_column]), titles=titles)
 
 
 def _with_title(title: str, text: str) -> str:
@@ -260,14 +265,17 @@ def _with_title(title: str, text: str) -> str:
 
 def _drop_exact_duplicates(split: RawSplit) -> tuple[RawSplit, int]:
     seen: set[str] = set()
-    texts, labels = [], []
-    for text, label in zip(split.texts, split.labels):
-        if text in seen:
-            continue
-        seen.add(text)
-        texts.append(text)
-        labels.append(label)
-    return RawSplit(texts=texts, labels=labels), len(split.texts) - len(texts)
+    keep = []
+    for row, text in enumerate(split.texts):
+        if text not in seen:
+            seen.add(text)
+            keep.append(row)
+    kept = RawSplit(
+        texts=[split.texts[row] for row in keep],
+        labels=[split.labels[row] for row in keep],
+        titles=None if split.titles is None else [split.titles[row] for row in keep],
+    )
+    return kept, len(split.texts) - len(keep)
 
 
 def _go_offline() -> None:

@@ -287,6 +287,7 @@ def evaluate(config: ExperimentConfig, n_resamples: int = 1000, log=print) -> Ev
                     "weight_interpolation",
                     "soup",
                     "sentence_validation",
+                    "title_validation",
                 )
             },
         },

@@ -73,6 +73,12 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
         f"- Model selection on the validation split by {info.get('select_metric')}: validation macro-F1 "
         f"{best.get('val_macro_f1', float('nan')):.4f}, accuracy {best.get('val_accuracy', float('nan')):.4f}.",
     ]
+    titles = info.get("title_validation") or {}
+    if "macro_f1" in titles:
+        lines.append(
+            f"- The validation reviews' {titles['titles']:,} titles, each read alone (short texts of this domain, "
+            f"labelled by their review): macro-F1 {titles['macro_f1']:.4f}, accuracy {titles['accuracy']:.4f}."
+        )
     examples = info.get("training_examples") or {}
     labelled, extra = examples.get("labelled_sentences", 0), examples.get("extra_sentences", 0)
     own = examples.get("sentences", 0) - labelled - extra

@@ -667,6 +667,7 @@ def _provenance(m: EvaluationMetrics) -> Section:
         ("Ensemble", _ensemble_summary(run.ensemble, run.select_metric)),
         ("Best validation", run.best_validation),
         ("Held-out sentences", _sentence_validation(run.sentence_validation)),
+        ("Validation titles", _title_validation(run.title_validation)),
         ("Training time", _duration(run.train_seconds)),
         ("Device", run.device),
         (
@@ -969,6 +970,18 @@ def _sentence_validation(reading: dict[str, Any] | None) -> str | None:
     return (
         f"{reading.get('set')}: {reading.get('sentences'):,} sentences labelled one by one, never trained on ({trained}); "
         f"accuracy {_num(reading.get('accuracy'), 3)}" + (f" ({by_source})" if by_source else "")
+    )
+
+
+def _title_validation(reading: dict[str, Any] | None) -> str | None:
+    """run.json's `title_validation`: the validation reviews' titles, each read alone, after training."""
+    if not reading:
+        return None
+    recall = ", ".join(f"{name} {_num(value, 3)}" for name, value in reading.get("recall", {}).items())
+    return (
+        f"{reading.get('titles'):,} titles of validation reviews, each read alone and labelled by its review; "
+        f"accuracy {_num(reading.get('accuracy'), 3)}, macro-F1 {_num(reading.get('macro_f1'), 3)}"
+        + (f" (recall: {recall})" if recall else "")
     )
 
 

@@ -52,6 +52,7 @@ from sentiment.training.interpolation import FINE_TUNED_WEIGHTS, interpolate_wit
 from sentiment.training.loop import EpochResult, Trainer, train_while_improving
 from sentiment.training.run import TrainedRun, discard_if_empty, load_run, partial_dir, write_run
 from sentiment.training.soup import SOUP_EPOCH
+from sentiment.training.titles import title_reading
 
 MEMBERS = "members"
 BASELINE_C_GRID = (1, 4, 16, 64, 256)
@@ -265,6 +266,15 @@ def finish_run(
         log(
             f"held-out {held['set']} sentences ({held['sentences']:,}, never trained on): accuracy "
             f"{held['accuracy']:.4f}, macro-F1 {held['macro_f1']:.4f}"
+        )
+    titles = title_reading(  # how the kept model reads the validation titles alone
+        prepared, kept_model(), first.vocab, config.tokenize.lowercase, config.tokenize.max_len, first.device, info
+    )
+    if titles is not None:
+        info["title_validation"] = titles
+        log(
+            f"validation titles read alone ({titles['titles']:,}, each labelled by its review): accuracy "
+            f"{titles['accuracy']:.4f}, macro-F1 {titles['macro_f1']:.4f}"
         )
     for trainer in trainers:  # kept for --resume only; run.json has the summary
         for scratch in (PRETRAINED_WEIGHTS, PRETRAINING_SUMMARY, FINE_TUNED_WEIGHTS):
