@@ -16,4 +16,5 @@ adversarial         adversarial training: each batch again with its word vectors
 interpolation       the best weights mixed with the start, the mix chosen on validation (WiSE-FT)
 soup                epoch 2 trained in branches from one point, their weights averaged (a model soup)
 calibration         temperature scaling and the decision threshold, fitted on validation
+titles              the validation reviews' titles read alone after training (short in-domain texts)
 """
