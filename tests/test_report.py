@@ -406,19 +406,21 @@ def test_calibration_says_what_ece_a_calibrated_system_would_show_here(metrics, 
         assert f"an ECE of {mean:.3f} on average ({low:.3f} to {high:.3f}" in section
 
 
-def test_provenance_gives_the_held_out_sentence_reading(markdown, page):
-    expected = (
-        "uci: 589 sentences labelled one by one, never trained on (nothing of the set trained); "
-        "accuracy 0.832 (amazon 0.839, imdb 0.864, yelp 0.794)"
-    )
-    assert "Held-out sentences" in markdown and expected in markdown
-    assert expected in page.text
-
-
-def test_provenance_gives_the_validation_titles_reading(markdown, page):
-    expected = (
-        "1,719 titles of validation reviews, each read alone and labelled by its review; "
-        "accuracy 0.935, macro-F1 0.844 (recall: negative 0.747, positive 0.959)"
-    )
-    assert "Validation titles" in markdown and expected in markdown
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        (
+            "Held-out sentences",
+            "uci: 589 sentences labelled one by one, never trained on (nothing of the set trained); "
+            "accuracy 0.832 (amazon 0.839, imdb 0.864, yelp 0.794)",
+        ),
+        (
+            "Validation titles",
+            "1,719 titles of validation reviews, each read alone and labelled by its review; "
+            "accuracy 0.935, macro-F1 0.844 (recall: negative 0.747, positive 0.959)",
+        ),
+    ],
+)
+def test_provenance_gives_the_short_text_readings(markdown, page, row, expected):
+    assert f"| {row} | {expected}" in markdown
     assert expected in page.text
