@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from sentiment.errors import SentimentError
-from sentiment.metrics import accuracy, classification_metrics, macro_f1
+from sentiment.metrics import accuracy, classification_metrics, macro_f1, validation_scores
+from sentiment.model.batching import predict_ids
 from sentiment.model.classifier import decide
 
 BOUNDS = (0.05, 20.0)
@@ -143,3 +145,14 @@ def as_shipped(probabilities: np.ndarray, run_info: dict[str, Any]) -> tuple[np.
     if calibration is not None:
         probabilities = rescale(probabilities, 1.0 / calibration["temperature"])
     return probabilities, decide(probabilities, decision["threshold"] if decision is not None else None)
+
+
+def read_as_shipped(
+    model: torch.nn.Module, ids: list[np.ndarray], labels: np.ndarray, device: torch.device, run_info: dict[str, Any]
+) -> tuple[dict[str, float], np.ndarray]:
+    """A kept model's validation scores (`validation_scores`, rounded to 5 places) on these token
+    ids and labels, and the classes it gives them, read `as_shipped`: what each reading of short or
+    other-domain validation texts after training reports."""
+    probabilities, predictions = as_shipped(predict_ids(model, ids, batch_size=256, device=device), run_info)
+    scores = validation_scores(probabilities, labels, predictions)
+    return {name: round(value, 5) for name, value in scores.items()}, predictions

@@ -24,9 +24,7 @@ from sentiment.data.prepare import PreparedData, load_prepared, sentence_starts
 from sentiment.data.text import sentence_spans
 from sentiment.data.vocab import Vocab, frequent_words
 from sentiment.errors import SentimentError
-from sentiment.metrics import validation_scores
-from sentiment.model.batching import predict_ids
-from sentiment.training.calibration import as_shipped
+from sentiment.training.calibration import read_as_shipped
 from sentiment.training.segments import filter_verdicts
 
 CANDIDATES_PER_SENTENCE = 2
@@ -113,10 +111,5 @@ def other_validation(
     validation = prepared.split("validation")
     cut = config.tokenize.max_len
     ids = vocab.encode_arrays(validation["tokens"], cut)
-    probabilities, predictions = as_shipped(predict_ids(model, ids, batch_size=256, device=device), run_info)
-    scores = validation_scores(probabilities, np.asarray(validation["label"]), predictions)
-    return {
-        "dataset": str(prepared.directory),
-        "reviews": len(ids),
-        **{name: round(value, 5) for name, value in scores.items()},
-    }
+    scores, _ = read_as_shipped(model, ids, np.asarray(validation["label"]), device, run_info)
+    return {"dataset": str(prepared.directory), "reviews": len(ids), **scores}

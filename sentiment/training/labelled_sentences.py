@@ -27,10 +27,8 @@ from sentiment.data.labelled_sentences import LABELS, LabelledSentence, Labelled
 from sentiment.data.text import Tokenizer
 from sentiment.data.vocab import Vocab, frequent_words
 from sentiment.errors import SentimentError
-from sentiment.metrics import validation_scores
-from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import RecurrentClassifier
-from sentiment.training.calibration import as_shipped
+from sentiment.training.calibration import read_as_shipped
 
 
 @dataclass
@@ -91,15 +89,15 @@ def held_out_reading(
     decision threshold, where `run_info` has them): accuracy, macro-F1 and loss, and accuracy by
     source. Their words the model's vocabulary lacks read as <unk> (the vocabulary is the model's own)."""
     part = labelled.held_out
-    raw = predict_ids(model, vocab.encode_arrays(part.tokens, max_len), batch_size=256, device=device)
-    probabilities, predictions = as_shipped(raw, run_info)
-    scores = validation_scores(probabilities, part.labels, predictions)
+    scores, predictions = read_as_shipped(
+        model, vocab.encode_arrays(part.tokens, max_len), part.labels, device, run_info
+    )
     correct = predictions == part.labels
     sources = np.asarray(part.sources)
     return {
         "set": labelled.sentences.name,
         "sentences": len(part.tokens),
-        **{name: round(value, 5) for name, value in scores.items()},
+        **scores,
         "accuracy_by_source": {
             source: round(float(correct[sources == source].mean()), 5) for source in dict.fromkeys(part.sources)
         },

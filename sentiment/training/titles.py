@@ -21,9 +21,7 @@ import torch
 from sentiment.data.prepare import PreparedData
 from sentiment.data.text import Tokenizer
 from sentiment.data.vocab import Vocab
-from sentiment.metrics import validation_scores
-from sentiment.model.batching import predict_ids
-from sentiment.training.calibration import as_shipped
+from sentiment.training.calibration import read_as_shipped
 
 
 def validation_titles(prepared: PreparedData) -> tuple[list[str], np.ndarray]:
@@ -51,14 +49,12 @@ def title_reading(
     if not titles:
         return None
     tokens = list(Tokenizer(lowercase=lowercase).pipe(titles))
-    raw = predict_ids(model, vocab.encode_arrays(tokens, max_len), batch_size=256, device=device)
-    probabilities, predictions = as_shipped(raw, run_info)
-    scores = validation_scores(probabilities, labels, predictions)
+    scores, predictions = read_as_shipped(model, vocab.encode_arrays(tokens, max_len), labels, device, run_info)
     class_names = prepared.labels
     return {
         "titles": len(titles),
         "class_counts": {name: int((labels == k).sum()) for k, name in enumerate(class_names)},
-        **{name: round(value, 5) for name, value in scores.items()},
+        **scores,
         "recall": {
             name: round(float((predictions[labels == k] == k).mean()), 5)
             for k, name in enumerate(class_names)
