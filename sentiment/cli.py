@@ -427,6 +427,15 @@ def score(
     metavar="A,B",
     help="Also compare directions, e.g. bi,uni (default: the config's model.bidirectional only).",
 )
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="A,B|A-B",
+    help="Train every cell once per seed (training.seed, e.g. 13,14,15 or 13-17) and give the mean and "
+    "standard deviation over them, each seed's figures, and on how many seeds one cell beat another "
+    "(default: the config's seed only). One seed cannot tell apart differences smaller than the "
+    "seed-to-seed spread.",
+)
 @click.option("--epochs", type=click.IntRange(1), default=None, help="training.max_epochs for every cell.")
 @click.option(
     "--resamples",
@@ -446,22 +455,26 @@ def compare(
     overrides: tuple[str, ...],
     cells: str,
     directions: str | None,
+    seeds: str | None,
     epochs: int | None,
     resamples: int,
     device: str | None,
 ) -> None:
     """Train and evaluate one model per cell type (RNN, GRU, LSTM) with otherwise identical settings.
 
-    Each cell is an experiment of its own, `<experiment>-<cell>` (runs/, reports/), reading the
-    experiment's prepared data; finished runs are reused, interrupted ones resumed. Writes
-    reports/<experiment>-compare/: compare.html (self-contained), compare.md, compare.json and
-    convergence / training-loss plots. --epochs and --set apply to every cell alike.
+    Each cell is an experiment of its own, `<experiment>-<cell>` (runs/, reports/; `-seed<N>` after it
+    for each --seeds seed other than the config's), reading the experiment's prepared data; finished
+    runs are reused, interrupted ones resumed. Writes reports/<experiment>-compare/: compare.html
+    (self-contained), compare.md, compare.json and convergence / training-loss plots. --epochs and
+    --set apply to every cell alike.
     """
-    from sentiment.evaluation.compare import CELL_CHOICES, DIRECTION_CHOICES, compare_dir, parse_list, summary_table
+    from sentiment.evaluation.compare import CELL_CHOICES, DIRECTION_CHOICES, compare_dir, parse_list, parse_seeds
     from sentiment.evaluation.compare import compare as run_compare
+    from sentiment.reporting.compare_page import summary_table
 
     cell_list = parse_list("--cells", cells, CELL_CHOICES)
     direction_list = parse_list("--directions", directions, list(DIRECTION_CHOICES)) if directions else None
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     config = _load(config_path, (*overrides, *([f"training.max_epochs={epochs}"] if epochs else [])))
     result = run_compare(
         config,
@@ -470,6 +483,7 @@ def compare(
         n_resamples=resamples,
         device=device,
         log=lambda line: click.echo(line, err=True),
+        seeds=seed_list,
     )
     click.echo(summary_table(result))
     click.echo(f"report: {compare_dir(config) / 'compare.html'}")

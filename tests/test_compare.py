@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,12 @@ from click.testing import CliRunner
 from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.evaluation import evaluate as evaluation
-from sentiment.evaluation.compare import compare, compare_dir, ensure_trained, finished_run, variants
+from sentiment.evaluation.compare import compare, compare_dir, ensure_trained, finished_run, parse_seeds, variants
 from sentiment.training import stage as training
 from sentiment.training.checkpoints import CHECKPOINT
 from sentiment.training.run import partial_dir
 
+from browser import check_screenshot, needs_chromium, render_in_chromium
 from conftest import TINY_CONFIG, experiment_sets, quiet, review_rows, tiny_model, write_csv, write_rated_sentences
 
 pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
@@ -152,9 +154,100 @@ def test_cli_reuses_the_runs_and_prints_the_table(setup):
         (["--cells", "rnn,transformer"], "--cells: unknown value 'transformer'"),
         (["--cells", "gru,gru"], "names a value twice"),
         (["--directions", "sideways"], "--directions: unknown value 'sideways'"),
+        (["--seeds", "13,x"], "--seeds: 'x' is not a seed or a range of seeds"),
+        (["--seeds", "15-13"], "--seeds: '15-13' is not a seed or a range"),
+        (["--seeds", "13-15,14"], "--seeds: '13-15,14' names a seed twice"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(option, pattern):
     result = CliRunner().invoke(cli, ["compare", "--config", str(CONFIG), *option])
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and re.search(pattern, result.output), result.output
+
+
+def test_seeds_are_lists_and_ranges():
+    assert parse_seeds("13-15,20") == [13, 14, 15, 20]
+    assert parse_seeds(" 7 ") == [7]
+
+
+@pytest.fixture(scope="module")
+def seeded(setup):
+    """The same experiment compared over seeds 13 (the config's: its runs are reused) and 14."""
+    _, base, _ = setup
+    messages: list[str] = []
+    result = compare(base, ["rnn", "gru"], n_resamples=100, log=messages.append, seeds=[13, 14])
+    return base, result, messages
+
+
+def test_each_seed_is_a_run_of_its_own_and_the_configs_own_seed_is_reused(seeded):
+    base, result, messages = seeded
+    runs = Path(base.paths.runs)
+    assert {"tiny-rnn-seed14", "tiny-gru-seed14"} <= {p.name for p in runs.iterdir()}
+    for cell in ("rnn", "gru"):
+        plain = json.loads((runs / f"tiny-{cell}" / "config.json").read_text())
+        seeded_config = json.loads((runs / f"tiny-{cell}-seed14" / "config.json").read_text())
+        assert seeded_config["training"]["seed"] == 14 and plain["training"]["seed"] is None
+        seeded_config["training"]["seed"], seeded_config["name"] = None, plain["name"]
+        assert seeded_config == plain  # only the training seed (and the name) differ
+        assert json.loads((runs / f"tiny-{cell}-seed14" / "run.json").read_text())["seed"] == 14
+    assert sum("not retraining" in m for m in messages) == 2  # tiny-rnn and tiny-gru, seed 13
+    assert [[seed["trained_now"] for seed in row["seed_rows"]] for row in result["rows"][:2]] == [[False, True]] * 2
+
+
+def test_a_row_over_seeds_is_the_mean_and_sd_of_each_seeds_report(seeded):
+    base, result, _ = seeded
+    saved = json.loads((compare_dir(base) / "compare.json").read_text())
+    assert saved["seeds"] == [13, 14] and saved["varied"] == ["model.cell", "training.seed"]
+    rows = {row["name"]: row for row in saved["rows"]}
+    assert list(rows) == ["rnn", "gru", "baseline", "VADER"]
+    (ood_set,) = saved["out_of_domain_sets"]
+    for cell in ("rnn", "gru"):
+        row = rows[cell]
+        reports = [json.loads((Path(seed["report"]) / "metrics.json").read_text()) for seed in row["seed_rows"]]
+        assert [seed["seed"] for seed in row["seed_rows"]] == [13, 14]
+        test_f1 = [report["model"]["macro_f1"] for report in reports]
+        assert row["macro_f1"] == pytest.approx(statistics.fmean(test_f1))
+        assert row["macro_f1_sd"] == pytest.approx(statistics.stdev(test_f1))
+        assert row["macro_f1_ci"] is None  # an interval belongs to one run; each seed's report has its own
+        validation = [seed["best_val_macro_f1"] for seed in row["seed_rows"]]
+        assert row["best_val_macro_f1"] == pytest.approx(statistics.fmean(validation))
+        ood = [seed["out_of_domain"][ood_set]["accuracy"] for seed in row["seed_rows"]]
+        assert row["out_of_domain"][ood_set]["accuracy"] == pytest.approx(statistics.fmean(ood))
+    assert rows["baseline"]["accuracy_ci"] is not None  # a reference is one fit, with its interval
+    assert set(saved["histories"]) == {"rnn seed 13", "rnn seed 14", "gru seed 13", "gru seed 14"}
+
+
+def test_the_page_over_seeds_reads_the_spread_and_each_seed(seeded):
+    base, result, _ = seeded
+    directory = compare_dir(base)
+    markdown = (directory / "compare.md").read_text()
+    assert "| system | seeds | validation macro-F1 | test accuracy | test macro-F1 |" in markdown
+    gru = result["rows"][1]
+    assert f"| gru | 2 | {gru['best_val_macro_f1']:.4f} ± {gru['best_val_macro_f1_sd']:.4f} |" in markdown
+    each_seed = markdown.split("## Each seed", 1)[1].split("##", 1)[0]
+    assert len(re.findall(r"^\| (rnn|gru) \| 1[34] \|", each_seed, flags=re.M)) == 4
+    assert "Highest mean validation macro-F1" in markdown and "of 2 seeds" in markdown
+    assert "tiny-gru-seed14" in markdown  # each run's own report is named
+    page = (directory / "compare.html").read_text()
+    assert "<h2>Each seed</h2>" in page and "±" in page
+
+
+def test_cli_compares_over_seeds(seeded, setup):
+    sets, _, _ = setup
+    args = ["compare", "--config", str(CONFIG), *[a for s in sets for a in ("--set", s)], "--resamples", "100"]
+    result = CliRunner().invoke(cli, [*args, "--cells", "rnn,gru", "--seeds", "13-14"])
+    assert result.exit_code == 0, result.output
+    assert "| system | seeds |" in result.output and result.output.count("not retraining") == 4
+
+
+@needs_chromium
+@pytest.mark.browser
+@pytest.mark.parametrize(("width", "height"), [(412, 915), (1366, 900)], ids=["phone", "desktop"])
+def test_the_page_over_seeds_renders_cleanly_in_chromium(seeded, tmp_path, width, height):
+    base, _, _ = seeded
+    page = (compare_dir(base) / "compare.html").read_text(encoding="utf-8")
+    found, stderr, screenshot = render_in_chromium(page, tmp_path, width, height)
+    assert found.get("images-loaded") == "2/2" and json.loads(found["errors"]) == []
+    assert found["overflow"] == "0", "the page scrolls sideways; only its tables may"
+    assert [line for line in stderr.splitlines() if "CONSOLE" in line] == []
+    check_screenshot(screenshot, width, height)

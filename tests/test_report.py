@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import copy
-import html
 import json
-import os
 import re
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,11 +21,11 @@ from sentiment.reporting.report import (
     write_report,
 )
 
+from browser import check_screenshot, needs_chromium, render_in_chromium
 from report_fixture import example_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCRIPT = "<script>alert('x')</script> & <b>bold</b>"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
 
 class _Page(HTMLParser):
@@ -262,88 +259,21 @@ def test_explain_images_are_inlined_and_missing_ones_named(metrics, report, tmp_
 # In a real browser
 # --------------------------------------------------------------------------- #
 
-# Injected into a copy of the page: records load errors (capture phase also sees failed <img>),
-# uncaught exceptions and console.error calls, then on load writes what it found onto <html>.
-PROBE = """<script>(function () {
-  var errors = [];
-  addEventListener("error", function (e) {
-    errors.push(e.message || "failed to load " + (e.target && (e.target.currentSrc || e.target.src)));
-  }, true);
-  var consoleError = console.error;
-  console.error = function () { errors.push([].join.call(arguments, " ")); consoleError.apply(console, arguments); };
-  addEventListener("load", function () {
-    var images = [].slice.call(document.images), root = document.documentElement;
-    root.dataset.imagesLoaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length
-      + "/" + images.length;
-    root.dataset.errors = JSON.stringify(errors);
-    root.dataset.overflow = String(root.scrollWidth - root.clientWidth);
-  });
-})();</script>"""
 
-browser = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"headless Chromium not found at {CHROMIUM} (`make test` installs it: apt-get install chromium)",
-)
-
-
-def _render_in_chromium(page_html: str, directory: Path, width: int, height: int) -> tuple[dict, str, Path]:
-    """Load the page with the probe in headless Chromium; returns the probe's findings, stderr, screenshot."""
-    head = page_html.index("<head>") + len("<head>")
-    page = directory / "page.html"
-    page.write_text(page_html[:head] + PROBE + page_html[head:], encoding="utf-8")
-    screenshot = directory / f"screenshot-{width}x{height}.png"
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        f"--user-data-dir={directory / 'chromium-profile'}",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--virtual-time-budget=5000",
-        f"--window-size={width},{height}",
-        f"--screenshot={screenshot}",
-        "--dump-dom",
-        page.as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    root = re.search(r"<html[^>]*>", done.stdout)
-    assert root, f"no DOM dumped: {done.stdout[:500]!r}"
-    found = {key: html.unescape(value) for key, value in re.findall(r'data-([a-z-]+)="([^"]*)"', root.group(0))}
-    return found, done.stderr, screenshot
-
-
-def _check_screenshot(path: Path, width: int, height: int) -> None:
-    import matplotlib.image
-
-    assert path.exists() and path.stat().st_size > 20_000
-    pixels = matplotlib.image.imread(path)
-    assert pixels.shape[:2] == (height, width)
-    assert pixels[..., :3].std() > 0.05  # text, tables and plots, not a blank page
-
-
-@browser
+@needs_chromium
 @pytest.mark.browser
 @pytest.mark.parametrize(("width", "height"), [(412, 915), (1366, 900)], ids=["phone", "desktop"])
 def test_report_renders_cleanly_in_chromium(report, tmp_path, width, height):
-    found, stderr, screenshot = _render_in_chromium(report["html"].read_text(encoding="utf-8"), tmp_path, width, height)
+    found, stderr, screenshot = render_in_chromium(report["html"].read_text(encoding="utf-8"), tmp_path, width, height)
     assert found.get("images-loaded") == f"{len(PLOT_FILES)}/{len(PLOT_FILES)}"
     assert json.loads(found["errors"]) == []
     assert found["overflow"] == "0", "the page scrolls sideways; only tables may"
     # The report has no scripts, so any console line at all (errors, "Uncaught ...") is a problem.
     assert [line for line in stderr.splitlines() if "CONSOLE" in line] == []
-    _check_screenshot(screenshot, width, height)
+    check_screenshot(screenshot, width, height)
 
 
-@browser
+@needs_chromium
 @pytest.mark.browser
 def test_browser_probe_catches_a_broken_page(tmp_path):
     broken = (
@@ -351,7 +281,7 @@ def test_browser_probe_catches_a_broken_page(tmp_path):
         '<img src="data:image/png;base64,AAAA"><div style="width:3000px">wide</div>'
         "<script>undefinedFunction();</script></body></html>"
     )
-    found, stderr, _ = _render_in_chromium(broken, tmp_path, 412, 915)
+    found, stderr, _ = render_in_chromium(broken, tmp_path, 412, 915)
     assert found["images-loaded"] == "0/1"
     errors = json.loads(found["errors"])
     assert any("undefinedFunction" in e for e in errors) and any("failed to load" in e for e in errors)

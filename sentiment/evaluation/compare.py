@@ -1,11 +1,19 @@
 """`sentiment compare`: one experiment trained once per recurrent cell (RNN, GRU, LSTM), side by side.
 
 Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment>-<cell>-uni` for a
-unidirectional model, e.g. with `--directions bi,uni`), trained by `sentiment.training.stage.train` into
+unidirectional model, e.g. with `--directions bi,uni`; `-seed<N>` after it for each training seed other
+than the experiment's own, with `--seeds`), trained by `sentiment.training.stage.train` into
 `runs/<name>/` and evaluated by `sentiment.evaluation.evaluate.evaluate` into `reports/<name>/`. Every variant
 reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
 identical; only `model.cell` (and `model.bidirectional`) change, and each variant is one model
 (`training.ensemble = 1`) even when the experiment averages several.
+
+One seed reads a difference between cells no better than the seed-to-seed spread allows (the default
+experiment's validation macro-F1 moves by a standard deviation of about 0.005 between seeds, more than
+many differences between settings). With several seeds (`seeds`, each a `training.seed`, so the split
+stays the one prepared), every variant is trained once per seed; its row gives the mean and standard
+deviation over the seeds and each seed's figures, and the reading counts on how many seeds one
+variant beat another.
 
 Reruns are cheap: a variant whose finished run was made with exactly this config is not retrained
 (nor re-evaluated while its report is newer than the run), an interrupted one resumes from its
@@ -16,27 +24,23 @@ figures (validation macro-F1 and training loss per epoch).
 
 from __future__ import annotations
 
-import html
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentiment.artifacts import atomic_directory, environment_versions, read_json, write_bytes_atomic, write_json
+from sentiment.artifacts import environment_versions, read_json
 from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
-from sentiment.reporting.html_page import html_page
+from sentiment.reporting.compare_page import write_comparison
 from sentiment.schemas import EvaluationMetrics, SetScores, SystemMetrics, read_record
 from sentiment.training.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
 DIRECTION_CHOICES = {"bi": True, "uni": False}
-FIGURES = {
-    "convergence.png": ("val_macro_f1", "validation macro-F1", "convergence"),
-    "training_loss.png": ("train_loss", "training loss (cross-entropy)", "training loss"),
-}
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Variant:
     cell: str
     bidirectional: bool
     config: ExperimentConfig
+    seed: int
 
 
 def parse_list(option: str, text: str, choices: Sequence[str]) -> list[str]:
@@ -61,26 +66,55 @@ def parse_list(option: str, text: str, choices: Sequence[str]) -> list[str]:
     return values
 
 
-def variants(base: ExperimentConfig, cells: Sequence[str], directions: Sequence[str] | None = None) -> list[Variant]:
-    """One config per cell (and direction), identical to `base` apart from name, cell and direction
-    (and a single model per variant: `training.ensemble = 1`).
+def parse_seeds(text: str) -> list[int]:
+    """`"13,14,15"` or `"13-17"` (or both, `"13-15,20"`) -> the seeds, refusing anything else with one clear error."""
+    seeds: list[int] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        first, dash, last = part.partition("-")
+        if not (first.isdigit() and (not dash or last.isdigit())) or (dash and int(last) < int(first)):
+            raise SentimentError(f"--seeds: {part!r} is not a seed or a range of seeds; give e.g. 13,14,15 or 13-17")
+        seeds += range(int(first), int(last) + 1) if dash else [int(first)]
+    if len(set(seeds)) != len(seeds):
+        raise SentimentError(f"--seeds: {text!r} names a seed twice")
+    return seeds
 
-    Names: `<experiment>-<cell>` for a bidirectional model, `<experiment>-<cell>-uni` for a unidirectional one.
+
+def training_seed(config: ExperimentConfig) -> int:
+    """The seed a run of `config` starts from: `training.seed`, or the top-level seed without one."""
+    return config.training.seed if config.training.seed is not None else config.seed
+
+
+def variants(
+    base: ExperimentConfig,
+    cells: Sequence[str],
+    directions: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[Variant]:
+    """One config per cell (and direction, and seed), identical to `base` apart from name, cell,
+    direction and seed (and a single model per variant: `training.ensemble = 1`).
+
+    Names: `<experiment>-<cell>` for a bidirectional model, `<experiment>-<cell>-uni` for a unidirectional one,
+    each followed by `-seed<N>` for a seed other than the experiment's own.
     """
+    own_seed = training_seed(base)
     found = []
     for cell in cells:
         for direction in list(directions) if directions else [None]:
-            bidirectional = base.model.bidirectional if direction is None else DIRECTION_CHOICES[direction]
-            # Named by what the run is, so `--directions bi,uni` reuses the runs of a plain (bi) compare.
-            label = cell if bidirectional else f"{cell}-uni"
-            data = base.to_dict()
-            data["name"] = f"{base.name}-{label}"
-            # Every variant reads the base experiment's prepared data instead of preparing its own copy.
-            data["paths"]["prepared"] = base.paths.prepared or base.name
-            data["model"]["cell"] = cell
-            data["model"]["bidirectional"] = bidirectional
-            data["training"]["ensemble"] = 1  # cells are compared as single models, not seed averages
-            found.append(Variant(label, cell, bidirectional, config_from_dict(data, origin=f"{base.name} ({label})")))
+            for seed in list(seeds) if seeds else [own_seed]:
+                bidirectional = base.model.bidirectional if direction is None else DIRECTION_CHOICES[direction]
+                # Named by what the run is, so `--directions bi,uni` and `--seeds` reuse the runs of a plain compare.
+                label = cell if bidirectional else f"{cell}-uni"
+                data = base.to_dict()
+                data["name"] = f"{base.name}-{label}" + ("" if seed == own_seed else f"-seed{seed}")
+                if seed != own_seed:  # the training seed only: the top-level one drew the split all variants share
+                    data["training"]["seed"] = seed
+                # Every variant reads the base experiment's prepared data instead of preparing its own copy.
+                data["paths"]["prepared"] = base.paths.prepared or base.name
+                data["model"]["cell"] = cell
+                data["model"]["bidirectional"] = bidirectional
+                data["training"]["ensemble"] = 1  # cells are compared as single models, not seed averages
+                config = config_from_dict(data, origin=f"{base.name} ({label}, seed {seed})")
+                found.append(Variant(label, cell, bidirectional, config, seed))
     return found
 
 
@@ -95,31 +129,42 @@ def compare(
     n_resamples: int = 1000,
     device: str | None = None,
     log=print,
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Prepare (cached), train and evaluate each variant; write `reports/<experiment>-compare/`."""
+    """Prepare (cached), train and evaluate each variant (once per seed of `seeds`, by default the
+    experiment's own training seed); write `reports/<experiment>-compare/`."""
     from sentiment.data.prepare import prepare
 
     started = time.perf_counter()
+    seed_list = list(seeds) if seeds else [training_seed(base)]
+    several = len(seed_list) > 1
     prepare(base, log=log)
-    rows, histories = [], {}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    histories, groups = {}, {}
     references: list[dict[str, Any]] = []
-    for variant in variants(base, cells, directions):
-        variant_log = tagged(log, variant.label)
+    for variant in variants(base, cells, directions, seed_list):
+        name = f"{variant.label} seed {variant.seed}" if several else variant.label
+        variant_log = tagged(log, name)
         run, trained = ensure_trained(variant.config, device, variant_log)
         metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
-        rows.append(_variant_row(variant, run, metrics, trained, evaluated))
-        histories[variant.label] = run.history()
+        runs.setdefault(variant.label, []).append(_variant_row(variant, run, metrics, trained, evaluated))
+        histories[name], groups[name] = run.history(), variant.label
         references = references or _reference_rows(run, metrics)
+    rows = [over_seeds(seed_rows) if several else seed_rows[0] for seed_rows in runs.values()]
     result = {
         "experiment": base.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "prepared": str(base.prepared_dir),
-        "varied": ["model.cell"] + (["model.bidirectional"] if directions else []),
+        "varied": ["model.cell"]
+        + (["model.bidirectional"] if directions else [])
+        + (["training.seed"] if several else []),
+        "seeds": seed_list,
         "settings_fingerprint": base.fingerprint(),
         "test_examples": rows[0]["test_examples"],
         "rows": [*rows, *references],
         "out_of_domain_sets": rows[0]["out_of_domain_sets"],
         "histories": histories,
+        "groups": groups,
         "versions": environment_versions(),
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -210,6 +255,7 @@ def _variant_row(
         "name": variant.label,
         "cell": variant.cell,
         "bidirectional": variant.bidirectional,
+        "seed": variant.seed,
         **_scores(metrics.model),
         "contrast_pass_rate": _contrast_rate(metrics, "model"),
         "out_of_domain": _out_of_domain(metrics, "model"),
@@ -226,6 +272,43 @@ def _variant_row(
         "trained_now": trained,
         "evaluated_now": evaluated,
     }
+
+
+AVERAGED = ("accuracy", "macro_f1", "best_val_macro_f1", "contrast_pass_rate", "seconds_per_epoch")
+
+
+def _mean_and_sd(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation; None for both when any seed lacks the figure."""
+    if any(value is None for value in values):
+        return None, None
+    numbers = [float(value) for value in values if value is not None]
+    return statistics.fmean(numbers), statistics.stdev(numbers)
+
+
+def over_seeds(seed_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's row over several seeds: the mean and sample standard deviation (`<key>_sd`) of each
+    figure, out of domain too; every seed's own row under `seed_rows`. Test intervals belong to one run,
+    so the averaged row has none (`<key>_ci` is None); each seed's report has its own."""
+    first = seed_rows[0]
+    row = {key: first[key] for key in ("name", "cell", "bidirectional", "parameters", "test_examples")}
+    row.update(reference=False, seed=None, accuracy_ci=None, macro_f1_ci=None)
+    row["out_of_domain_sets"] = first["out_of_domain_sets"]
+    for key in AVERAGED:
+        row[key], row[f"{key}_sd"] = _mean_and_sd([seed[key] for seed in seed_rows])
+    row["out_of_domain"] = {}
+    for name in first["out_of_domain"]:
+        scores = [seed["out_of_domain"].get(name) for seed in seed_rows]
+        if any(score is None for score in scores):
+            continue
+        summary: dict[str, Any] = {"accuracy_ci": None, "macro_f1_ci": None}
+        for key in ("accuracy", "macro_f1"):
+            summary[key], summary[f"{key}_sd"] = _mean_and_sd([score[key] for score in scores if score])
+        row["out_of_domain"][name] = summary
+    row.update(best_epoch=None, epochs_run=None, run=None, report=None)
+    row["trained_now"] = any(seed["trained_now"] for seed in seed_rows)
+    row["evaluated_now"] = any(seed["evaluated_now"] for seed in seed_rows)
+    row["seed_rows"] = seed_rows
+    return row
 
 
 def _reference_rows(run: TrainedRun, metrics: EvaluationMetrics) -> list[dict[str, Any]]:
@@ -281,200 +364,3 @@ def _baseline_parameters(directory: Path) -> int | None:
             return total
     except Exception:  # an unreadable or older baseline only loses this one number
         return None
-
-
-# ---- the report --------------------------------------------------------------------------------
-
-
-def write_comparison(result: dict[str, Any], directory: Path) -> None:
-    """compare.json, compare.md, compare.html (figures inlined) and the figures, written atomically."""
-    from sentiment.reporting.plots import plot_curves_by_run, png_data_uri
-
-    with atomic_directory(directory) as staging:
-        write_json(staging / "compare.json", result)
-        for filename, (key, ylabel, title) in FIGURES.items():
-            plot_curves_by_run(result["histories"], key, staging / filename, ylabel=ylabel, title=title)
-        write_bytes_atomic(staging / "compare.md", render_markdown(result).encode("utf-8"))
-        images = {filename: png_data_uri(staging / filename) for filename in FIGURES}
-        write_bytes_atomic(staging / "compare.html", render_html(result, images).encode("utf-8"))
-
-
-OUT_OF_DOMAIN_NOTE = (
-    "Sentences from outside the training data, rated by people (Hutto & Gilbert 2014); "
-    "they only report, never train or select. Each variant's report has the details."
-)
-COLUMNS = (
-    "system",
-    "test accuracy [95% CI]",
-    "test macro-F1 [95% CI]",
-    "contrast pass rate",
-    "parameters",
-    "s / epoch",
-    "best epoch / run",
-)
-
-
-def table_cells(row: dict[str, Any]) -> list[str]:
-    def score(key: str) -> str:
-        low, high = row[f"{key}_ci"]
-        return f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
-
-    def maybe(value, fmt: str) -> str:
-        return "—" if value is None else format(value, fmt)
-
-    seconds = row["seconds_per_epoch"]
-
-    name = row["name"] + (" (reference)" if row.get("reference") else "")
-    epochs = "—" if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
-    return [
-        name,
-        score("accuracy"),
-        score("macro_f1"),
-        maybe(row["contrast_pass_rate"], ".1%"),
-        maybe(row["parameters"], ","),
-        maybe(seconds, ".1f" if seconds and seconds >= 1 else ".2f"),
-        epochs,
-    ]
-
-
-def summary_table(result: dict[str, Any]) -> str:
-    """The comparison as a Markdown table (also what the CLI prints)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(table_cells(row)) + " |" for row in result["rows"]]
-    return "\n".join(lines)
-
-
-def out_of_domain_columns(result: dict[str, Any]) -> list[str]:
-    return ["system", *(f"{name} accuracy [95% CI]" for name in result.get("out_of_domain_sets", []))]
-
-
-def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str]:
-    cells = [row["name"] + (" (reference)" if row.get("reference") else "")]
-    for name in sets:
-        scores = row.get("out_of_domain", {}).get(name)
-        cells.append(
-            "—"
-            if scores is None
-            else f"{scores['accuracy']:.3f} [{scores['accuracy_ci'][0]:.3f}, {scores['accuracy_ci'][1]:.3f}]"
-        )
-    return cells
-
-
-def out_of_domain_table(result: dict[str, Any]) -> str:
-    """Accuracy on each out-of-domain sentence set, one row per system (empty without sets)."""
-    sets = result.get("out_of_domain_sets", [])
-    if not sets:
-        return ""
-    columns = out_of_domain_columns(result)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(out_of_domain_cells(row, sets)) + " |" for row in result["rows"]]
-    return "\n".join(lines)
-
-
-def reading(result: dict[str, Any]) -> list[str]:
-    """Plain sentences: the best variant by test macro-F1 and which others its interval cannot tell apart."""
-    variants_ = [row for row in result["rows"] if not row.get("reference")]
-    best = max(variants_, key=lambda row: row["macro_f1"])
-    low, high = best["macro_f1_ci"]
-    close = [row["name"] for row in variants_ if row is not best and row["macro_f1_ci"][1] >= low]
-    sentences = [f"Highest test macro-F1: {best['name']} ({best['macro_f1']:.3f}, 95% CI {low:.3f}-{high:.3f})."]
-    if close:
-        sentences.append(
-            f"Intervals overlapping it: {', '.join(close)}; on this test set those differences may be noise."
-        )
-    baseline = next(row for row in result["rows"] if row["name"] == "baseline")
-    beaten = [row["name"] for row in variants_ if row["macro_f1"] > baseline["macro_f1"]]
-    sentences.append(
-        f"Above the bag-of-words baseline's macro-F1 ({baseline['macro_f1']:.3f}): "
-        f"{', '.join(beaten) if beaten else 'none'}."
-    )
-    return sentences
-
-
-def _intro(result: dict[str, Any]) -> str:
-    varied = " and ".join(f"`{key}`" for key in result["varied"])
-    verb = "changes" if len(result["varied"]) == 1 else "change"
-    return (
-        f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} {verb}. "
-        f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
-        "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
-    )
-
-
-def render_markdown(result: dict[str, Any]) -> str:
-    names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
-    ood = out_of_domain_table(result)
-    parts = [
-        f"# {result['experiment']}: {names}",
-        "",
-        _intro(result),
-        "",
-        summary_table(result),
-        "",
-        " ".join(reading(result)),
-        "",
-        *(["## Out of domain", "", ood, "", OUT_OF_DOMAIN_NOTE, ""] if ood else []),
-        "## Convergence",
-        "",
-        "![validation macro-F1 per epoch](convergence.png)",
-        "",
-        "## Training loss",
-        "",
-        "![training loss per epoch](training_loss.png)",
-        "",
-        "Each variant's own report (test details, contrast cases, errors): "
-        + ", ".join(f"`{row['report']}`" for row in result["rows"] if row["report"]),
-        "",
-    ]
-    return "\n".join(parts)
-
-
-def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
-    names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
-    title = f"{result['experiment']}: {names}"
-    header = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
-    body = "".join(
-        "<tr"
-        + (' class="ref"' if row.get("reference") else "")
-        + ">"
-        + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(row))
-        + "</tr>"
-        for row in result["rows"]
-    )
-    sets = result.get("out_of_domain_sets", [])
-    ood = ""
-    if sets:
-        ood_header = "".join(f"<th>{html.escape(column)}</th>" for column in out_of_domain_columns(result))
-        ood_body = "".join(
-            "<tr"
-            + (' class="ref"' if row.get("reference") else "")
-            + ">"
-            + "".join(f"<td>{html.escape(cell)}</td>" for cell in out_of_domain_cells(row, sets))
-            + "</tr>"
-            for row in result["rows"]
-        )
-        ood = (
-            f'<h2>Out of domain</h2>\n<div class="scroll"><table><thead><tr>{ood_header}</tr></thead>'
-            f"<tbody>{ood_body}</tbody></table></div>\n<p>{html.escape(OUT_OF_DOMAIN_NOTE)}</p>\n"
-        )
-    intro = html.escape(_intro(result)).replace("`", "")
-    figures = "".join(
-        f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
-        f'alt="{html.escape(FIGURES[name][1])} per epoch">'
-        for name, uri in images.items()
-    )
-    page_body = (
-        f"<p>{intro}</p>\n"
-        f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>\n'
-        f"<p>{html.escape(' '.join(reading(result)))}</p>\n{ood}{figures}"
-    )
-    return html_page(title, page_body, _CSS)
-
-
-_CSS = """
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.92em; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
-tr.ref td { color: #555; font-style: italic; }
-"""

@@ -1,6 +1,7 @@
 """Rendering: the evaluation report, the compare and explain pages, the figures and the model card.
 
 report       the evaluation report (HTML and Markdown) from metrics.json
+compare_page the page of `sentiment compare` (JSON, Markdown, HTML), one seed or several
 html_page    the shared HTML page shell
 plots        the figures (training curves, reliability, risk-coverage, gates)
 model_card   the run's README.md in the Hugging Face model-card format

@@ -239,15 +239,28 @@ def plot_risk_coverage(curves: dict[str, list[RiskCoveragePoint]], path: str | P
 
 # Comparing runs (sentiment.evaluation.compare): one line per run over epochs, the same colour per run in every figure.
 def plot_curves_by_run(
-    histories: dict[str, list[dict[str, Any]]], key: str, path: str | Path, ylabel: str, title: str
+    histories: dict[str, list[dict[str, Any]]],
+    key: str,
+    path: str | Path,
+    ylabel: str,
+    title: str,
+    groups: dict[str, str] | None = None,
 ) -> None:
-    """`key` (a metrics.jsonl field) per epoch, one line per run; each run's selected epoch starred."""
+    """`key` (a metrics.jsonl field) per epoch, one line per run; each run's selected epoch starred.
+    `groups` (run name -> group name, e.g. the seeds of one cell): a group's runs share a colour and
+    one legend entry."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 3.8))
-    for index, (name, history) in enumerate(histories.items()):
+    group_of = groups or {name: name for name in histories}
+    colours = {group: f"C{index}" for index, group in enumerate(dict.fromkeys(group_of[name] for name in histories))}
+    labelled: set[str] = set()
+    for name, history in histories.items():
         epochs = [line["epoch"] for line in history]
-        colour = f"C{index}"
-        axis.plot(epochs, [line[key] for line in history], marker="o", markersize=4, color=colour, label=name)
+        group = group_of[name]
+        colour = colours[group]
+        label = None if group in labelled else group
+        labelled.add(group)
+        axis.plot(epochs, [line[key] for line in history], marker="o", markersize=4, color=colour, label=label)
         best = [line for line in history if line.get("best")]
         if best:  # the last improvement is the epoch the run kept
             axis.plot(

@@ -1,0 +1,351 @@
+"""The page of `sentiment compare`: `compare.json`, `compare.md`, `compare.html` and two figures, from
+the result dictionary `sentiment.evaluation.compare.compare` builds.
+
+One row per variant and one per reference system (the bag-of-words baseline, VADER). A variant trained
+on one seed shows its test figures with 95% bootstrap intervals; a variant trained on several shows the
+mean and standard deviation over its seeds, with a second table giving each seed's figures, and the
+reading counts on how many seeds one variant beat another (the seeds pair the variants: the same
+seed starts every cell).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from sentiment.artifacts import atomic_directory, write_bytes_atomic, write_json
+from sentiment.reporting.html_page import html_page
+
+__all__ = ["FIGURES", "reading", "render_html", "render_markdown", "summary_table", "write_comparison"]
+
+FIGURES = {
+    "convergence.png": ("val_macro_f1", "validation macro-F1", "convergence"),
+    "training_loss.png": ("train_loss", "training loss (cross-entropy)", "training loss"),
+}
+OUT_OF_DOMAIN_NOTE = (
+    "Sentences from outside the training data, rated by people (Hutto & Gilbert 2014); "
+    "they only report, never train or select. Each variant's report has the details."
+)
+ONE_SEED_COLUMNS = (
+    "system",
+    "test accuracy [95% CI]",
+    "test macro-F1 [95% CI]",
+    "contrast pass rate",
+    "parameters",
+    "s / epoch",
+    "best epoch / run",
+)
+SEEDS_COLUMNS = (
+    "system",
+    "seeds",
+    "validation macro-F1",
+    "test accuracy",
+    "test macro-F1",
+    "contrast pass rate",
+    "parameters",
+    "s / epoch",
+    "best epoch / run",
+)
+EACH_SEED_COLUMNS = ("variant", "seed", "validation macro-F1", "test accuracy", "test macro-F1", "contrast pass rate")
+
+
+def write_comparison(result: dict[str, Any], directory: Path) -> None:
+    """compare.json, compare.md, compare.html (figures inlined) and the figures, written atomically."""
+    from sentiment.reporting.plots import plot_curves_by_run, png_data_uri
+
+    with atomic_directory(directory) as staging:
+        write_json(staging / "compare.json", result)
+        for filename, (key, ylabel, title) in FIGURES.items():
+            plot_curves_by_run(
+                result["histories"], key, staging / filename, ylabel=ylabel, title=title, groups=result.get("groups")
+            )
+        write_bytes_atomic(staging / "compare.md", render_markdown(result).encode("utf-8"))
+        images = {filename: png_data_uri(staging / filename) for filename in FIGURES}
+        write_bytes_atomic(staging / "compare.html", render_html(result, images).encode("utf-8"))
+
+
+# ---- cells -------------------------------------------------------------------------------------
+
+
+def several_seeds(result: dict[str, Any]) -> bool:
+    return len(result.get("seeds") or []) > 1
+
+
+def _maybe(value, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _with_interval(row: dict[str, Any], key: str) -> str:
+    low, high = row[f"{key}_ci"]
+    return f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _mean_sd(row: dict[str, Any], key: str, digits: int = 3) -> str:
+    if row.get(key) is None:
+        return "—"
+    if row.get(f"{key}_sd") is None:  # a reference row: one fit, its interval
+        return _with_interval(row, key) if row.get(f"{key}_ci") else f"{row[key]:.{digits}f}"
+    return f"{row[key]:.{digits}f} ± {row[f'{key}_sd']:.{digits}f}"
+
+
+def _seconds(value: float | None) -> str:
+    return _maybe(value, ".1f" if value and value >= 1 else ".2f")
+
+
+def _name(row: dict[str, Any]) -> str:
+    return row["name"] + (" (reference)" if row.get("reference") else "")
+
+
+def _epochs(row: dict[str, Any]) -> str:
+    if row.get("seed_rows"):
+        return ", ".join(f"{seed['best_epoch']} / {seed['epochs_run']}" for seed in row["seed_rows"])
+    return "—" if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
+
+
+def _contrast(row: dict[str, Any]) -> str:
+    rate, spread = row["contrast_pass_rate"], row.get("contrast_pass_rate_sd")
+    if rate is None:
+        return "—"
+    return f"{rate:.1%}" if spread is None else f"{rate:.1%} ± {100 * spread:.1f} pp"
+
+
+def columns(result: dict[str, Any]) -> tuple[str, ...]:
+    return SEEDS_COLUMNS if several_seeds(result) else ONE_SEED_COLUMNS
+
+
+def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    if not several_seeds(result):
+        return [
+            _name(row),
+            _with_interval(row, "accuracy"),
+            _with_interval(row, "macro_f1"),
+            _contrast(row),
+            _maybe(row["parameters"], ","),
+            _seconds(row["seconds_per_epoch"]),
+            _epochs(row),
+        ]
+    return [
+        _name(row),
+        "—" if row.get("reference") else str(len(row["seed_rows"])),
+        _mean_sd(row, "best_val_macro_f1", 4),
+        _mean_sd(row, "accuracy"),
+        _mean_sd(row, "macro_f1"),
+        _contrast(row),
+        _maybe(row["parameters"], ","),
+        _seconds(row["seconds_per_epoch"]),
+        _epochs(row),
+    ]
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """The comparison as a Markdown table (also what the CLI prints)."""
+    return _markdown_table(columns(result), [table_cells(row, result) for row in result["rows"]])
+
+
+def each_seed_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One line per trained run of a comparison over several seeds (empty for one seed)."""
+    if not several_seeds(result):
+        return []
+    return [
+        [
+            row["name"],
+            str(seed["seed"]),
+            f"{seed['best_val_macro_f1']:.4f}",
+            f"{seed['accuracy']:.3f}",
+            f"{seed['macro_f1']:.3f}",
+            _maybe(seed["contrast_pass_rate"], ".1%"),
+        ]
+        for row in result["rows"]
+        if not row.get("reference")
+        for seed in row["seed_rows"]
+    ]
+
+
+def out_of_domain_columns(result: dict[str, Any]) -> list[str]:
+    shown = "mean ± sd" if several_seeds(result) else "[95% CI]"
+    return ["system", *(f"{name} accuracy {shown}" for name in result.get("out_of_domain_sets", []))]
+
+
+def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str]:
+    cells = [_name(row)]
+    for name in sets:
+        scores = row.get("out_of_domain", {}).get(name)
+        cells.append("—" if scores is None else _mean_sd(scores, "accuracy"))
+    return cells
+
+
+def _markdown_table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def out_of_domain_table(result: dict[str, Any]) -> str:
+    """Accuracy on each out-of-domain sentence set, one row per system (empty without sets)."""
+    sets = result.get("out_of_domain_sets", [])
+    if not sets:
+        return ""
+    return _markdown_table(out_of_domain_columns(result), [out_of_domain_cells(row, sets) for row in result["rows"]])
+
+
+# ---- the reading -------------------------------------------------------------------------------
+
+
+def reading(result: dict[str, Any]) -> list[str]:
+    """Plain sentences on what the table shows (and, for several seeds, what the seeds allow it to show)."""
+    variants_ = [row for row in result["rows"] if not row.get("reference")]
+    baseline = next(row for row in result["rows"] if row["name"] == "baseline")
+    if several_seeds(result):
+        return _reading_over_seeds(variants_, baseline, len(result["seeds"]))
+    best = max(variants_, key=lambda row: row["macro_f1"])
+    low, high = best["macro_f1_ci"]
+    close = [row["name"] for row in variants_ if row is not best and row["macro_f1_ci"][1] >= low]
+    sentences = [f"Highest test macro-F1: {best['name']} ({best['macro_f1']:.3f}, 95% CI {low:.3f}-{high:.3f})."]
+    if close:
+        sentences.append(
+            f"Intervals overlapping it: {', '.join(close)}; on this test set those differences may be noise."
+        )
+    beaten = [row["name"] for row in variants_ if row["macro_f1"] > baseline["macro_f1"]]
+    sentences.append(
+        f"Above the bag-of-words baseline's macro-F1 ({baseline['macro_f1']:.3f}): "
+        f"{', '.join(beaten) if beaten else 'none'}."
+    )
+    return sentences
+
+
+def _reading_over_seeds(variants_: list[dict[str, Any]], baseline: dict[str, Any], seeds: int) -> list[str]:
+    """Choose on validation, paired by seed; then say where test puts each variant against the baseline."""
+    best = max(variants_, key=lambda row: row["best_val_macro_f1"])
+    by_seed = {seed["seed"]: seed for seed in best["seed_rows"]}
+    sentences = [
+        f"Highest mean validation macro-F1, which is what a choice should rest on: {best['name']} "
+        f"({best['best_val_macro_f1']:.4f} ± {best['best_val_macro_f1_sd']:.4f} over {seeds} seeds)."
+    ]
+    for row in variants_:
+        if row is best:
+            continue
+        wins = sum(seed["best_val_macro_f1"] > by_seed[seed["seed"]]["best_val_macro_f1"] for seed in row["seed_rows"])
+        gap = best["best_val_macro_f1"] - row["best_val_macro_f1"]
+        spread = max(best["best_val_macro_f1_sd"], row["best_val_macro_f1_sd"])
+        if gap == 0:
+            difference = "the same on average"
+        else:
+            verdict = "within the seed-to-seed spread" if gap <= spread else "more than the seed-to-seed spread"
+            difference = f"{gap:.4f} lower on average ({verdict}, sd up to {spread:.4f})"
+        sentences.append(f"{row['name']}: {difference}, higher on {wins} of {len(row['seed_rows'])} seeds.")
+    for row in variants_:
+        above = sum(seed["macro_f1"] > baseline["macro_f1"] for seed in row["seed_rows"])
+        sentences.append(
+            f"Test macro-F1 of {row['name']} above the bag-of-words baseline's ({baseline['macro_f1']:.3f}) "
+            f"on {above} of {len(row['seed_rows'])} seeds."
+        )
+    return sentences
+
+
+# ---- Markdown and HTML -------------------------------------------------------------------------
+
+
+def _intro(result: dict[str, Any]) -> str:
+    keys = [key for key in result["varied"] if key != "training.seed"]
+    varied = " and ".join(f"`{key}`" for key in keys)
+    verb = "changes" if len(keys) == 1 else "change"
+    if several_seeds(result):
+        seeds = ", ".join(str(seed) for seed in result["seeds"])
+        return (
+            f"Same prepared data (`{result['prepared']}`) and settings; only {varied} {verb} between variants, "
+            f"each trained once per seed ({seeds}: `training.seed`). Variants: mean ± standard deviation over "
+            f"the seeds; the references are one fit each, with 95% bootstrap intervals. Test split: "
+            f"{result['test_examples']:,} reviews. Contrast pass rate: share of the contrast suite's labelled "
+            "cases predicted right."
+        )
+    return (
+        f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} {verb}. "
+        f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
+        "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
+    )
+
+
+def _title(result: dict[str, Any]) -> str:
+    names = " vs ".join(row["name"] for row in result["rows"] if not row.get("reference"))
+    return f"{result['experiment']}: {names}"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    ood = out_of_domain_table(result)
+    seeds = each_seed_rows(result)
+    parts = [
+        f"# {_title(result)}",
+        "",
+        _intro(result),
+        "",
+        summary_table(result),
+        "",
+        " ".join(reading(result)),
+        "",
+        *(["## Each seed", "", _markdown_table(EACH_SEED_COLUMNS, seeds), ""] if seeds else []),
+        *(["## Out of domain", "", ood, "", OUT_OF_DOMAIN_NOTE, ""] if ood else []),
+        "## Convergence",
+        "",
+        "![validation macro-F1 per epoch](convergence.png)",
+        "",
+        "## Training loss",
+        "",
+        "![training loss per epoch](training_loss.png)",
+        "",
+        "Each run's own report (test details, contrast cases, errors): "
+        + ", ".join(f"`{path}`" for path in _reports(result)),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _reports(result: dict[str, Any]) -> list[str]:
+    found = []
+    for row in result["rows"]:
+        found += [seed["report"] for seed in row.get("seed_rows") or []] or ([row["report"]] if row["report"] else [])
+    return found
+
+
+def _html_table(header: tuple[str, ...] | list[str], rows: list[list[str]], references: list[bool]) -> str:
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in header)
+    body = "".join(
+        "<tr"
+        + (' class="ref"' if reference else "")
+        + ">"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+        + "</tr>"
+        for cells, reference in zip(rows, references, strict=True)
+    )
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>\n'
+
+
+def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
+    references = [bool(row.get("reference")) for row in result["rows"]]
+    table = _html_table(columns(result), [table_cells(row, result) for row in result["rows"]], references)
+    seeds = each_seed_rows(result)
+    each_seed = f"<h2>Each seed</h2>\n{_html_table(EACH_SEED_COLUMNS, seeds, [False] * len(seeds))}" if seeds else ""
+    sets = result.get("out_of_domain_sets", [])
+    ood = ""
+    if sets:
+        cells = [out_of_domain_cells(row, sets) for row in result["rows"]]
+        ood = (
+            f"<h2>Out of domain</h2>\n{_html_table(out_of_domain_columns(result), cells, references)}"
+            f"<p>{html.escape(OUT_OF_DOMAIN_NOTE)}</p>\n"
+        )
+    intro = html.escape(_intro(result)).replace("`", "")
+    figures = "".join(
+        f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
+        f'alt="{html.escape(FIGURES[name][1])} per epoch">'
+        for name, uri in images.items()
+    )
+    page_body = f"<p>{intro}</p>\n{table}<p>{html.escape(' '.join(reading(result)))}</p>\n{each_seed}{ood}{figures}"
+    return html_page(_title(result), page_body, _CSS)
+
+
+_CSS = """
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.92em; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+tr.ref td { color: #555; font-style: italic; }
+"""
