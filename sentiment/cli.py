@@ -534,13 +534,8 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
     Example:
       sentiment explain -m runs/clothing "not perfect, but pretty good" -o explain.png
     """
-    from sentiment.evaluation.explain import (
-        explain_texts,
-        format_explanation,
-        load_explainable_model,
-        read_texts,
-        write_explanations,
-    )
+    from sentiment.evaluation.explain import explain_texts, load_explainable_model, read_texts
+    from sentiment.reporting.explain_page import format_explanation, write_explanations
 
     chosen = [*texts, *(read_texts(text_file) if text_file else [])]
     if output is not None and not output.lower().endswith((".png", ".html")):

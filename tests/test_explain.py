@@ -15,15 +15,8 @@ from sentiment.cli import cli
 from sentiment.config import load_config
 from sentiment.data.prepare import prepare
 from sentiment.errors import SentimentError
-from sentiment.evaluation.explain import (
-    explain_text,
-    explain_texts,
-    format_explanation,
-    load_explainable_model,
-    render_explanations_html,
-    worst_contrast_failure,
-    write_explanations,
-)
+from sentiment.evaluation.explain import explain_text, explain_texts, load_explainable_model, worst_contrast_failure
+from sentiment.reporting.explain_page import format_explanation, render_explanations_html, write_explanations
 from sentiment.training.stage import train
 
 from conftest import experiment_sets, one_line_error, quiet, review_rows, tiny_model, write_csv

@@ -2,6 +2,7 @@
 
 report       the evaluation report (HTML and Markdown) from metrics.json
 compare_page the page of `sentiment compare` (JSON, Markdown, HTML), one seed or several
+explain_page the outputs of `sentiment explain`: terminal view, figures, one HTML page
 html_page    the shared HTML page shell
 plots        the figures (training curves, reliability, risk-coverage, gates)
 model_card   the run's README.md in the Hugging Face model-card format
