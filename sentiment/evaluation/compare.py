@@ -36,7 +36,7 @@ from sentiment.config import ExperimentConfig, config_from_dict
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.compare_page import write_comparison
-from sentiment.schemas import EvaluationMetrics, SetScores, SystemMetrics, read_record
+from sentiment.schemas import EvaluationMetrics, RunRecord, SetScores, SystemMetrics, read_record
 from sentiment.training.run import TrainedRun, load_run, partial_dir
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
@@ -275,7 +275,7 @@ def _variant_row(
     }
 
 
-def _cross_fitted(record) -> float | None:
+def _cross_fitted(record: RunRecord) -> float | None:
     """Validation macro-F1 through a cut fitted on validation, each fifth labelled by the cut the other
     four chose (`run.json` `decision.validation.cross_fitted`): how a run that ships such a cut reads
     validation without flattering itself. None without a cut or for another selection metric."""
