@@ -124,28 +124,12 @@ def columns(result: dict[str, Any]) -> tuple[str, ...]:
 
 
 def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    tail = [_contrast(row), _maybe(row["parameters"], ","), _seconds(row["seconds_per_epoch"]), _epochs(row)]
     if not several_seeds(result):
-        return [
-            _name(row),
-            _with_interval(row, "accuracy"),
-            _with_interval(row, "macro_f1"),
-            _contrast(row),
-            _maybe(row["parameters"], ","),
-            _seconds(row["seconds_per_epoch"]),
-            _epochs(row),
-        ]
-    return [
-        _name(row),
-        "—" if row.get("reference") else str(len(row["seed_rows"])),
-        _mean_sd(row, "best_val_macro_f1", 4),
-        _mean_sd(row, "cut_val_macro_f1", 4),
-        _mean_sd(row, "accuracy"),
-        _mean_sd(row, "macro_f1"),
-        _contrast(row),
-        _maybe(row["parameters"], ","),
-        _seconds(row["seconds_per_epoch"]),
-        _epochs(row),
-    ]
+        return [_name(row), _with_interval(row, "accuracy"), _with_interval(row, "macro_f1"), *tail]
+    seeds = "—" if row.get("reference") else str(len(row["seed_rows"]))
+    validation = [_mean_sd(row, "best_val_macro_f1", 4), _mean_sd(row, "cut_val_macro_f1", 4)]
+    return [_name(row), seeds, *validation, _mean_sd(row, "accuracy"), _mean_sd(row, "macro_f1"), *tail]
 
 
 def summary_table(result: dict[str, Any]) -> str:
