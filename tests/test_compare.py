@@ -200,6 +200,8 @@ def test_each_seed_is_a_run_of_its_own_and_the_configs_own_seed_is_reused(seeded
         assert seeded_config == plain  # only the training seed (and the name) differ
         assert json.loads((runs / f"tiny-{cell}-seed14" / "run.json").read_text())["seed"] == 14
     assert sum("not retraining" in m for m in messages) == 2  # tiny-rnn and tiny-gru, seed 13
+    tags = list(dict.fromkeys(m.split("]")[0] + "]" for m in messages if m.startswith("[")))
+    assert tags == ["[rnn seed 13, 1/4]", "[rnn seed 14, 2/4]", "[gru seed 13, 3/4]", "[gru seed 14, 4/4]"]
     assert [[seed["trained_now"] for seed in row["seed_rows"]] for row in result["rows"][:2]] == [[False, True]] * 2
 
 

@@ -142,9 +142,10 @@ def compare(
     runs: dict[str, list[dict[str, Any]]] = {}
     histories, groups = {}, {}
     references: list[dict[str, Any]] = []
-    for variant in variants(base, cells, directions, seed_list):
+    planned = variants(base, cells, directions, seed_list)
+    for number, variant in enumerate(planned, start=1):
         name = f"{variant.label} seed {variant.seed}" if several else variant.label
-        variant_log = tagged(log, name)
+        variant_log = tagged(log, f"{name}, {number}/{len(planned)}")  # which run, and how far the comparison is
         run, trained = ensure_trained(variant.config, device, variant_log)
         metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
         runs.setdefault(variant.label, []).append(_variant_row(variant, run, metrics, trained, evaluated))
