@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import recall_score
 
 from sentiment.data.prepare import PreparedData
 from sentiment.data.text import Tokenizer
@@ -51,13 +52,11 @@ def title_reading(
     tokens = list(Tokenizer(lowercase=lowercase).pipe(titles))
     scores, predictions = read_as_shipped(model, vocab.encode_arrays(tokens, max_len), labels, device, run_info)
     class_names = prepared.labels
+    present = [k for k in range(len(class_names)) if (labels == k).any()]
+    recalls = recall_score(labels, predictions, labels=present, average=None, zero_division=0)
     return {
         "titles": len(titles),
         "class_counts": {name: int((labels == k).sum()) for k, name in enumerate(class_names)},
         **scores,
-        "recall": {
-            name: round(float((predictions[labels == k] == k).mean()), 5)
-            for k, name in enumerate(class_names)
-            if (labels == k).any()
-        },
+        "recall": {class_names[k]: round(float(recall), 5) for k, recall in zip(present, recalls)},
     }
