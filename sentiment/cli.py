@@ -436,6 +436,18 @@ def score(
     "(default: the config's seed only). One seed cannot tell apart differences smaller than the "
     "seed-to-seed spread.",
 )
+@click.option(
+    "--variant",
+    "variant_settings",
+    type=(str, str),
+    multiple=True,
+    metavar="NAME KEY=VALUE",
+    help="Also train every cell (and seed) with KEY set to VALUE, as an arm of its own named NAME, beside the "
+    "config as it is, e.g. --variant attention model.pooling=max+attention; repeat the name for a second "
+    "setting, or give other names for more arms. Runs: <experiment>-<cell>-<NAME>[-seed<N>]. With --seeds "
+    "the reading pairs each arm with the config seed by seed. Settings that change the prepared data "
+    "(seed, data, tokenize, split, vocab) or that compare sets itself are refused.",
+)
 @click.option("--epochs", type=click.IntRange(1), default=None, help="training.max_epochs for every cell.")
 @click.option(
     "--resamples",
@@ -456,25 +468,34 @@ def compare(
     cells: str,
     directions: str | None,
     seeds: str | None,
+    variant_settings: tuple[tuple[str, str], ...],
     epochs: int | None,
     resamples: int,
     device: str | None,
 ) -> None:
     """Train and evaluate one model per cell type (RNN, GRU, LSTM) with otherwise identical settings.
 
-    Each cell is an experiment of its own, `<experiment>-<cell>` (runs/, reports/; `-seed<N>` after it
-    for each --seeds seed other than the config's), reading the experiment's prepared data; finished
-    runs are reused, interrupted ones resumed. Writes reports/<experiment>-compare/: compare.html
-    (self-contained), compare.md, compare.json and convergence / training-loss plots. --epochs and
-    --set apply to every cell alike.
+    Each cell is an experiment of its own, `<experiment>-<cell>` (runs/, reports/; `-<NAME>` after it for
+    a --variant arm, `-seed<N>` for each --seeds seed other than the config's), reading the experiment's
+    prepared data; finished runs are reused, interrupted ones resumed. Writes
+    reports/<experiment>-compare/: compare.html (self-contained), compare.md, compare.json and
+    convergence / training-loss plots. --epochs and --set apply to every cell and arm alike.
     """
-    from sentiment.evaluation.compare import CELL_CHOICES, DIRECTION_CHOICES, compare_dir, parse_list, parse_seeds
+    from sentiment.evaluation.compare import (
+        CELL_CHOICES,
+        DIRECTION_CHOICES,
+        compare_dir,
+        parse_arms,
+        parse_list,
+        parse_seeds,
+    )
     from sentiment.evaluation.compare import compare as run_compare
     from sentiment.reporting.compare_page import summary_table
 
     cell_list = parse_list("--cells", cells, CELL_CHOICES)
     direction_list = parse_list("--directions", directions, list(DIRECTION_CHOICES)) if directions else None
     seed_list = parse_seeds(seeds) if seeds is not None else None
+    arms = parse_arms(variant_settings)
     config = _load(config_path, (*overrides, *([f"training.max_epochs={epochs}"] if epochs else [])))
     result = run_compare(
         config,
@@ -484,6 +505,7 @@ def compare(
         device=device,
         log=lambda line: click.echo(line, err=True),
         seeds=seed_list,
+        arms=arms,
     )
     click.echo(summary_table(result))
     click.echo(f"report: {compare_dir(config) / 'compare.html'}")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -533,10 +534,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise SentimentError(f"{path}: not valid TOML: {error}") from None
         data.setdefault("name", path.stem)
-    for override in overrides:
-        key, value = _parse_override(override)
-        _set_dotted(data, key, value)
+    apply_overrides(data, overrides)
     return config_from_dict(data, origin=str(path) if path else "config")
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Set each `key=value` override (a dotted key, a TOML literal value) in the plain config dict `data`."""
+    for override in overrides:
+        key, value = parse_override(override)
+        _set_dotted(data, key, value)
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "config") -> ExperimentConfig:
@@ -547,7 +553,7 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Experiment
         raise SentimentError(f"{origin}: {_describe(error)}") from None
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:

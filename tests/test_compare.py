@@ -269,7 +269,7 @@ def _seed_row(name: str, seed: int, argmax: float, cut: float | None, test_f1: f
         "name": name, "cell": name, "bidirectional": True, "parameters": 1, "test_examples": 10, "seed": seed,
         "accuracy": 0.9, "macro_f1": test_f1, "best_val_macro_f1": argmax, "cut_val_macro_f1": cut,
         "contrast_pass_rate": 0.8, "seconds_per_epoch": 1.0, "out_of_domain": {}, "out_of_domain_sets": [],
-        "best_epoch": 1, "epochs_run": 1, "trained_now": False, "evaluated_now": False,
+        "best_epoch": 1, "epochs_run": 1, "trained_now": False, "evaluated_now": False, "arm": None, "settings": [],
     }  # fmt: skip
 
 
@@ -289,3 +289,94 @@ def test_the_reading_over_seeds_rests_on_the_cut_when_the_runs_ship_one():
     rows[0]["seed_rows"][0]["cut_val_macro_f1"] = None  # one run without a cut: all are read at the argmax
     rows[0]["cut_val_macro_f1"] = None
     assert "Highest mean validation macro-F1, which is what a choice should rest on: gru" in " ".join(reading(result))
+
+
+# ---- arms: the config with a few settings changed, beside it ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def armed(seeded):
+    """rnn over seeds 13 and 14 as the config has it (reused from `seeded`) and with `model.dropout=0.1`."""
+    base, _, _ = seeded
+    messages: list[str] = []
+    arms = {"drop": ["model.dropout=0.1"]}
+    result = compare(base, ["rnn"], n_resamples=100, log=messages.append, seeds=[13, 14], arms=arms)
+    return base, result, messages
+
+
+def test_an_arm_is_the_config_with_its_settings_changed_on_the_same_seeds(armed):
+    base, result, messages = armed
+    runs = Path(base.paths.runs)
+    plain = json.loads((runs / "tiny-rnn-seed14" / "config.json").read_text())
+    arm = json.loads((runs / "tiny-rnn-drop-seed14" / "config.json").read_text())
+    assert arm["model"]["dropout"] == 0.1 != plain["model"]["dropout"]
+    arm["model"]["dropout"], arm["name"] = plain["model"]["dropout"], plain["name"]
+    assert arm == plain  # the arm's setting and the name are all that differ
+    assert (runs / "tiny-rnn-drop" / "run.json").is_file()  # the config's own seed: no suffix
+    assert sum("not retraining" in m for m in messages) == 2  # the config's rnn runs of seeds 13 and 14
+    assert [row["name"] for row in result["rows"]] == ["rnn", "rnn+drop", "baseline", "VADER"]
+    assert result["varied"] == ["model.cell", "model.dropout", "training.seed"]
+    assert result["arms"] == {"drop": ["model.dropout=0.1"]}
+    assert result["rows"][1]["arm"] == "drop" and result["rows"][0]["arm"] is None
+
+
+def test_the_reading_pairs_an_arm_with_the_config_seed_by_seed(armed):
+    base, result, _ = armed
+    plain, arm = result["rows"][:2]
+    differences = [
+        a["best_val_macro_f1"] - p["best_val_macro_f1"] for a, p in zip(arm["seed_rows"], plain["seed_rows"])
+    ]
+    text = " ".join(reading(result))
+    assert (
+        f"rnn+drop against rnn (`model.dropout=0.1`), seed by seed: {statistics.fmean(differences):+.4f} on average "
+        f"(sd of the differences {statistics.stdev(differences):.4f}" in text
+    )
+    markdown = (compare_dir(base) / "compare.md").read_text()
+    assert "each arm's settings (drop: `model.dropout=0.1`)" in markdown and "| rnn+drop | 2 |" in markdown
+    assert "tiny-rnn-drop-seed14" in markdown  # each run's report is named
+    page = (compare_dir(base) / "compare.html").read_text()
+    assert "rnn+drop against rnn (model.dropout=0.1)" in page and "`" not in page.split("<body", 1)[1]
+
+
+def test_an_arms_reading_counts_its_wins_and_spread():
+    baseline = {"name": "baseline", "reference": True, "macro_f1": 0.85}
+    plain = [_seed_row("lstm", seed, 0.90, cut, 0.88) for seed, cut in ((13, 0.910), (14, 0.900), (15, 0.905))]
+    lever = [_seed_row("lstm+att", seed, 0.90, cut, 0.88) for seed, cut in ((13, 0.914), (14, 0.899), (15, 0.911))]
+    for row in lever:
+        row.update(cell="lstm", arm="att", settings=["model.pooling=max+attention"])
+    for row in plain:
+        row.update(cell="lstm", arm=None, settings=[])
+    result = {"seeds": [13, 14, 15], "rows": [over_seeds(plain), over_seeds(lever), baseline]}
+    text = " ".join(reading(result))
+    # differences +0.004, -0.001, +0.006: mean +0.0030, sd 0.0036, standard error 0.0021
+    assert (
+        "lstm+att against lstm (`model.pooling=max+attention`), seed by seed: +0.0030 on average "
+        "(sd of the differences 0.0036, standard error 0.0021), higher on 2 of 3 seeds." in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "pattern"),
+    [
+        (["--variant", "uni", "model.dropout=0.2"], "--variant: 'uni' cannot name an arm"),
+        (["--variant", "a-seed14", "model.dropout=0.2"], "--variant: 'a-seed14' cannot name an arm"),
+        (["--variant", "Att", "model.dropout=0.2"], "--variant: 'Att' cannot name an arm"),
+        (["--variant", "att", "pooling"], "--variant att: expects KEY=VALUE after the name, got 'pooling'"),
+        (["--variant", "att", "vocab.min_freq=3"], "--variant att: vocab.min_freq would change the prepared data"),
+        (["--variant", "att", "seed=3"], "--variant att: seed would change the prepared data"),
+        (["--variant", "att", "model.cell=gru"], "--variant att: compare sets model.cell itself"),
+        (["--variant", "att", "training.seed=3"], "--variant att: compare sets training.seed itself"),
+        (["--variant", "att", "paths.runs=x"], "--variant att: compare sets paths.runs itself"),
+        (
+            ["--variant", "att", "model.dropout=0.2", "--variant", "att", "model.dropout=0.1"],
+            "--variant att: sets model.dropout twice",
+        ),
+        (["--variant", "att", "model.poolin=max"], "unknown key 'model.poolin'; did you mean 'model.pooling'"),
+    ],
+)
+def test_cli_refuses_an_arm_in_one_line_with_exit_2(option, pattern, tmp_path):
+    args = ["compare", "--config", str(CONFIG), "--set", f"paths.data={tmp_path}/data", *option]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and re.search(re.escape(pattern), result.output), result.output
+    assert not (tmp_path / "data").exists()  # refused before anything was prepared

@@ -1,12 +1,18 @@
 """`sentiment compare`: one experiment trained once per recurrent cell (RNN, GRU, LSTM), side by side.
 
 Each variant is an ordinary experiment named `<experiment>-<cell>` (`<experiment>-<cell>-uni` for a
-unidirectional model, e.g. with `--directions bi,uni`; `-seed<N>` after it for each training seed other
-than the experiment's own, with `--seeds`), trained by `sentiment.training.stage.train` into
-`runs/<name>/` and evaluated by `sentiment.evaluation.evaluate.evaluate` into `reports/<name>/`. Every variant
-reads the base experiment's prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are
-identical; only `model.cell` (and `model.bidirectional`) change, and each variant is one model
+unidirectional model, e.g. with `--directions bi,uni`; `-<arm>` after it for a named arm of settings,
+with `--variant`; `-seed<N>` last for each training seed other than the experiment's own, with
+`--seeds`), trained by `sentiment.training.stage.train` into `runs/<name>/` and evaluated by
+`sentiment.evaluation.evaluate.evaluate` into `reports/<name>/`. Every variant reads the base experiment's
+prepared data (`paths.prepared`), so data, vocabulary, seed and every other setting are identical; only
+`model.cell` (and `model.bidirectional`, and an arm's own settings) change, and each variant is one model
 (`training.ensemble = 1`) even when the experiment averages several.
+
+An arm (`arms`, from `--variant NAME KEY=VALUE`) is the experiment with a few settings changed, trained
+beside the experiment as it is for every cell, direction and seed: a lever judged on the seeds that
+pair it with the config, in one command. Its settings may not touch what compare varies itself or the
+prepared data that every run shares (`PREPARE_SECTIONS`).
 
 One seed reads a difference between cells no better than the seed-to-seed spread allows (the default
 experiment's validation macro-F1 moves by a standard deviation of about 0.005 between seeds, more than
@@ -24,6 +30,8 @@ figures (validation macro-F1 and training loss per epoch).
 
 from __future__ import annotations
 
+import itertools
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -32,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import environment_versions, read_json
-from sentiment.config import ExperimentConfig, config_from_dict
+from sentiment.config import ExperimentConfig, apply_overrides, config_from_dict, parse_override
+from sentiment.data.prepare import PREPARE_SECTIONS
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.compare_page import write_comparison
@@ -43,15 +52,23 @@ CELL_CHOICES = ("rnn", "gru", "lstm")
 DIRECTION_CHOICES = {"bi": True, "uni": False}
 
 
+ARM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+SET_BY_COMPARE = ("name", "paths", "model.cell", "model.bidirectional", "training.seed", "training.ensemble")
+"""Settings compare chooses for every run itself; an arm may not set them (nor the prepared data's)."""
+
+
 @dataclass
 class Variant:
-    """One arm of the comparison: a label for tables ("gru", "gru-uni") and its full experiment config."""
+    """One run of the comparison: a label for tables ("gru", "gru-uni", "lstm+attention"), its full
+    experiment config, and the arm of settings it belongs to (None: the config as it is)."""
 
     label: str
     cell: str
     bidirectional: bool
     config: ExperimentConfig
     seed: int
+    arm: str | None = None
+    settings: tuple[str, ...] = ()
 
 
 def parse_list(option: str, text: str, choices: Sequence[str]) -> list[str]:
@@ -79,6 +96,38 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def parse_arms(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """`--variant NAME KEY=VALUE` pairs -> {name: its settings}, in the order given (a name given twice
+    collects both settings), refusing with one clear error: a name compare's run names could not
+    carry or would confuse (`uni`, `seed<N>`), a setting that is not KEY=VALUE, one that compare sets
+    itself (`SET_BY_COMPARE`), one that would change the prepared data every run shares, and a key
+    set twice in one arm."""
+    arms: dict[str, list[str]] = {}
+    for name, setting in pairs:
+        # A run's name is <experiment>-<cell>[-uni][-<arm>][-seed<N>]: a part "uni" or "seed<N>" would read as ours.
+        reserved = any(part == "uni" or re.fullmatch(r"seed\d+", part) for part in name.split("-"))
+        if not ARM_NAME.fullmatch(name) or reserved:
+            raise SentimentError(
+                f"--variant: {name!r} cannot name an arm; use lowercase letters, digits, - and _ "
+                "(no part 'uni' or 'seed<N>' between dashes: those name compare's own runs)"
+            )
+        try:
+            key, _ = parse_override(setting)
+        except SentimentError:
+            raise SentimentError(f"--variant {name}: expects KEY=VALUE after the name, got {setting!r}") from None
+        if key.split(".")[0] in PREPARE_SECTIONS:
+            raise SentimentError(
+                f"--variant {name}: {key} would change the prepared data, which every run of a comparison "
+                "shares; compare such settings as two experiments"
+            )
+        if any(key == fixed or key.startswith(f"{fixed}.") for fixed in SET_BY_COMPARE):
+            raise SentimentError(f"--variant {name}: compare sets {key} itself (--cells, --directions, --seeds)")
+        if key in (parse_override(earlier)[0] for earlier in arms.get(name, [])):
+            raise SentimentError(f"--variant {name}: sets {key} twice")
+        arms.setdefault(name, []).append(setting)
+    return arms
+
+
 def training_seed(config: ExperimentConfig) -> int:
     """The seed a run of `config` starts from: `training.seed`, or the top-level seed without one."""
     return config.training.seed if config.training.seed is not None else config.seed
@@ -89,32 +138,37 @@ def variants(
     cells: Sequence[str],
     directions: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
+    arms: dict[str, list[str]] | None = None,
 ) -> list[Variant]:
-    """One config per cell (and direction, and seed), identical to `base` apart from name, cell,
-    direction and seed (and a single model per variant: `training.ensemble = 1`).
+    """One config per cell (and direction, and arm, and seed), identical to `base` apart from name, cell,
+    direction, the arm's settings and seed (and a single model per variant: `training.ensemble = 1`).
 
     Names: `<experiment>-<cell>` for a bidirectional model, `<experiment>-<cell>-uni` for a unidirectional one,
-    each followed by `-seed<N>` for a seed other than the experiment's own.
+    each followed by `-<arm>` for an arm of `arms` and by `-seed<N>` for a seed other than the experiment's own.
     """
     own_seed = training_seed(base)
+    arms = arms or {}
     found = []
-    for cell in cells:
-        for direction in list(directions) if directions else [None]:
-            for seed in list(seeds) if seeds else [own_seed]:
-                bidirectional = base.model.bidirectional if direction is None else DIRECTION_CHOICES[direction]
-                # Named by what the run is, so `--directions bi,uni` and `--seeds` reuse the runs of a plain compare.
-                label = cell if bidirectional else f"{cell}-uni"
-                data = base.to_dict()
-                data["name"] = f"{base.name}-{label}" + ("" if seed == own_seed else f"-seed{seed}")
-                if seed != own_seed:  # the training seed only: the top-level one drew the split all variants share
-                    data["training"]["seed"] = seed
-                # Every variant reads the base experiment's prepared data instead of preparing its own copy.
-                data["paths"]["prepared"] = base.paths.prepared or base.name
-                data["model"]["cell"] = cell
-                data["model"]["bidirectional"] = bidirectional
-                data["training"]["ensemble"] = 1  # cells are compared as single models, not seed averages
-                config = config_from_dict(data, origin=f"{base.name} ({label}, seed {seed})")
-                found.append(Variant(label, cell, bidirectional, config, seed))
+    # Cells, then directions, then arms, then seeds: the order the tables list them in.
+    for cell, direction, arm, seed in itertools.product(
+        cells, list(directions) if directions else [None], [None, *arms], list(seeds) if seeds else [own_seed]
+    ):
+        bidirectional = base.model.bidirectional if direction is None else DIRECTION_CHOICES[direction]
+        settings = tuple(arms[arm]) if arm else ()
+        # Named by what the run is, so `--directions`, `--variant` and `--seeds` reuse a plain compare's runs.
+        label = (cell if bidirectional else f"{cell}-uni") + (f"+{arm}" if arm else "")
+        data = base.to_dict()
+        apply_overrides(data, settings)
+        data["name"] = f"{base.name}-{label.replace('+', '-')}" + ("" if seed == own_seed else f"-seed{seed}")
+        if seed != own_seed:  # the training seed only: the top-level one drew the split all variants share
+            data["training"]["seed"] = seed
+        # Every variant reads the base experiment's prepared data instead of preparing its own copy.
+        data["paths"]["prepared"] = base.paths.prepared or base.name
+        data["model"]["cell"] = cell
+        data["model"]["bidirectional"] = bidirectional
+        data["training"]["ensemble"] = 1  # cells are compared as single models, not seed averages
+        config = config_from_dict(data, origin=f"{base.name} ({label}, seed {seed})")
+        found.append(Variant(label, cell, bidirectional, config, seed, arm, settings))
     return found
 
 
@@ -130,19 +184,21 @@ def compare(
     device: str | None = None,
     log=print,
     seeds: Sequence[int] | None = None,
+    arms: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Prepare (cached), train and evaluate each variant (once per seed of `seeds`, by default the
-    experiment's own training seed); write `reports/<experiment>-compare/`."""
+    experiment's own training seed, and once more per arm of `arms`); write
+    `reports/<experiment>-compare/`."""
     from sentiment.data.prepare import prepare
 
     started = time.perf_counter()
     seed_list = list(seeds) if seeds else [training_seed(base)]
     several = len(seed_list) > 1
+    planned = variants(base, cells, directions, seed_list, arms)  # a bad arm setting fails before any work
     prepare(base, log=log)
     runs: dict[str, list[dict[str, Any]]] = {}
     histories, groups = {}, {}
     references: list[dict[str, Any]] = []
-    planned = variants(base, cells, directions, seed_list)
     for number, variant in enumerate(planned, start=1):
         name = f"{variant.label} seed {variant.seed}" if several else variant.label
         variant_log = tagged(log, f"{name}, {number}/{len(planned)}")  # which run, and how far the comparison is
@@ -158,8 +214,10 @@ def compare(
         "prepared": str(base.prepared_dir),
         "varied": ["model.cell"]
         + (["model.bidirectional"] if directions else [])
+        + list(dict.fromkeys(parse_override(setting)[0] for settings in (arms or {}).values() for setting in settings))
         + (["training.seed"] if several else []),
         "seeds": seed_list,
+        "arms": dict(arms or {}),
         "settings_fingerprint": base.fingerprint(),
         "test_examples": rows[0]["test_examples"],
         "rows": [*rows, *references],
@@ -256,6 +314,8 @@ def _variant_row(
         "name": variant.label,
         "cell": variant.cell,
         "bidirectional": variant.bidirectional,
+        "arm": variant.arm,
+        "settings": list(variant.settings),
         "seed": variant.seed,
         **_scores(metrics.model),
         "contrast_pass_rate": _contrast_rate(metrics, "model"),
@@ -308,7 +368,9 @@ def over_seeds(seed_rows: list[dict[str, Any]]) -> dict[str, Any]:
     figure, out of domain too; every seed's own row under `seed_rows`. Test intervals belong to one run,
     so the averaged row has none (`<key>_ci` is None); each seed's report has its own."""
     first = seed_rows[0]
-    row = {key: first[key] for key in ("name", "cell", "bidirectional", "parameters", "test_examples")}
+    row = {
+        key: first[key] for key in ("name", "cell", "bidirectional", "arm", "settings", "parameters", "test_examples")
+    }
     row.update(reference=False, seed=None, accuracy_ci=None, macro_f1_ci=None)
     row["out_of_domain_sets"] = first["out_of_domain_sets"]
     for key in AVERAGED:
@@ -345,6 +407,8 @@ def _reference_rows(run: TrainedRun, metrics: EvaluationMetrics) -> list[dict[st
                 "name": name,
                 "cell": None,
                 "bidirectional": None,
+                "arm": None,
+                "settings": [],
                 "reference": True,
                 **_scores(scores),
                 "contrast_pass_rate": _contrast_rate(metrics, system),

@@ -11,6 +11,8 @@ seed starts every cell).
 from __future__ import annotations
 
 import html
+import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +237,7 @@ def _reading_over_seeds(variants_: list[dict[str, Any]], baseline: dict[str, Any
             verdict = "within the seed-to-seed spread" if gap <= spread else "more than the seed-to-seed spread"
             difference = f"{gap:.4f} lower on average ({verdict}, sd up to {spread:.4f})"
         sentences.append(f"{row['name']}: {difference}, higher on {wins} of {len(row['seed_rows'])} seeds.")
+    sentences += [_against_the_config(row, variants_, key) for row in variants_ if row.get("arm")]
     if seeds < 5:
         sentences.append(
             f"With {seeds} seeds the standard deviations are themselves rough; more seeds (e.g. --seeds 13-22) "
@@ -249,12 +252,33 @@ def _reading_over_seeds(variants_: list[dict[str, Any]], baseline: dict[str, Any
     return sentences
 
 
+def _against_the_config(row: dict[str, Any], variants_: list[dict[str, Any]], key: str) -> str:
+    """An arm read against the config's own run of the same cell and direction, seed by seed: the mean
+    of the paired differences, their spread and its standard error, and on how many seeds it was higher."""
+    plain = next(
+        other
+        for other in variants_
+        if not other.get("arm") and (other["cell"], other["bidirectional"]) == (row["cell"], row["bidirectional"])
+    )
+    by_seed = {seed["seed"]: seed[key] for seed in plain["seed_rows"]}
+    differences = [seed[key] - by_seed[seed["seed"]] for seed in row["seed_rows"]]
+    spread = statistics.stdev(differences)
+    wins = sum(difference > 0 for difference in differences)
+    return (
+        f"{row['name']} against {plain['name']} ({', '.join(f'`{setting}`' for setting in row['settings'])}), "
+        f"seed by seed: {statistics.fmean(differences):+.4f} on average (sd of the differences {spread:.4f}, "
+        f"standard error {spread / math.sqrt(len(differences)):.4f}), higher on {wins} of {len(differences)} seeds."
+    )
+
+
 # ---- Markdown and HTML -------------------------------------------------------------------------
 
 
 def _intro(result: dict[str, Any]) -> str:
-    keys = [key for key in result["varied"] if key != "training.seed"]
-    varied = " and ".join(f"`{key}`" for key in keys)
+    arms = result.get("arms") or {}
+    keys = ["`model.cell`"] + ["`model.bidirectional`"] * ("model.bidirectional" in result["varied"])
+    keys += [f"each arm's settings ({_arms(arms)})"] if arms else []
+    varied = " and ".join(keys)
     verb = "changes" if len(keys) == 1 else "change"
     if several_seeds(result):
         seeds = ", ".join(str(seed) for seed in result["seeds"])
@@ -272,6 +296,11 @@ def _intro(result: dict[str, Any]) -> str:
         f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
         "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
     )
+
+
+def _arms(arms: dict[str, list[str]]) -> str:
+    """`attention`: `model.pooling=max+attention`; ... as the intro names them."""
+    return "; ".join(f"{name}: {', '.join(f'`{setting}`' for setting in settings)}" for name, settings in arms.items())
 
 
 def _title(result: dict[str, Any]) -> str:
@@ -347,7 +376,8 @@ def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
         f'alt="{html.escape(FIGURES[name][1])} per epoch">'
         for name, uri in images.items()
     )
-    page_body = f"<p>{intro}</p>\n{table}<p>{html.escape(' '.join(reading(result)))}</p>\n{each_seed}{ood}{figures}"
+    read = html.escape(" ".join(reading(result))).replace("`", "")
+    page_body = f"<p>{intro}</p>\n{table}<p>{read}</p>\n{each_seed}{ood}{figures}"
     return html_page(_title(result), page_body, _CSS)
 
 
