@@ -314,6 +314,7 @@ def test_an_arm_is_the_config_with_its_settings_changed_on_the_same_seeds(armed)
     assert arm == plain  # the arm's setting and the name are all that differ
     assert (runs / "tiny-rnn-drop" / "run.json").is_file()  # the config's own seed: no suffix
     assert sum("not retraining" in m for m in messages) == 2  # the config's rnn runs of seeds 13 and 14
+    assert "compare: 4 runs planned, 2 already finished with their config (reused), 2 to train" in messages
     assert [row["name"] for row in result["rows"]] == ["rnn", "rnn+drop", "baseline", "VADER"]
     assert result["varied"] == ["model.cell", "model.dropout", "training.seed"]
     assert result["arms"] == {"drop": ["model.dropout=0.1"]}

@@ -196,6 +196,11 @@ def compare(
     several = len(seed_list) > 1
     planned = variants(base, cells, directions, seed_list, arms)  # a bad arm setting fails before any work
     prepare(base, log=log)
+    finished = sum(finished_run(variant.config) is not None for variant in planned)
+    log(
+        f"compare: {len(planned)} runs planned, {finished} already finished with their config (reused), "
+        f"{len(planned) - finished} to train"
+    )
     runs: dict[str, list[dict[str, Any]]] = {}
     histories, groups = {}, {}
     references: list[dict[str, Any]] = []
