@@ -41,7 +41,7 @@ from typing import Any
 
 from sentiment.artifacts import environment_versions, read_json
 from sentiment.config import ExperimentConfig, apply_overrides, config_from_dict, parse_override
-from sentiment.data.prepare import PREPARE_SECTIONS
+from sentiment.data.prepare import PREPARE_SECTIONS, prepare
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.compare_page import write_comparison
@@ -189,8 +189,6 @@ def compare(
     """Prepare (cached), train and evaluate each variant (once per seed of `seeds`, by default the
     experiment's own training seed, and once more per arm of `arms`); write
     `reports/<experiment>-compare/`."""
-    from sentiment.data.prepare import prepare
-
     started = time.perf_counter()
     seed_list = list(seeds) if seeds else [training_seed(base)]
     several = len(seed_list) > 1
