@@ -174,6 +174,20 @@ def test_cli_errors_are_one_line_and_exit_2(option, pattern):
     assert len(result.output.strip().splitlines()) == 1 and re.search(pattern, result.output), result.output
 
 
+def test_arms_name_their_runs_after_the_cell_and_direction_and_before_the_seed():
+    base = load_config(None, ["name=x"])
+    arms = {"att": ["model.pooling=max+attention", "model.dropout=0.2"]}
+    found = variants(base, ["gru"], ["bi", "uni"], [13, 14], arms)
+    assert [v.config.name for v in found] == [
+        "x-gru", "x-gru-seed14", "x-gru-att", "x-gru-att-seed14",
+        "x-gru-uni", "x-gru-uni-seed14", "x-gru-uni-att", "x-gru-uni-att-seed14",
+    ]  # fmt: skip
+    assert [v.label for v in found[::2]] == ["gru", "gru+att", "gru-uni", "gru-uni+att"]
+    armed = found[2].config
+    assert (armed.model.pooling, armed.model.dropout) == ("max+attention", 0.2)
+    assert (found[0].config.model.pooling, found[0].config.model.dropout) == (base.model.pooling, base.model.dropout)
+
+
 def test_seeds_are_lists_and_ranges():
     assert parse_seeds("13-15,20") == [13, 14, 15, 20]
     assert parse_seeds(" 7 ") == [7]
