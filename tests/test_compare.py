@@ -126,6 +126,22 @@ def test_a_changed_setting_means_the_run_is_not_finished(setup):
     assert longer.config.run_dir == variant.config.run_dir and finished_run(longer.config) is None
 
 
+def test_a_run_trained_on_data_prepared_before_is_not_finished(setup):
+    """Evaluation refuses a run whose data was prepared again since it was trained, so compare trains it again."""
+    _, base, _ = setup
+    [variant] = variants(base, ["gru"])
+    record = variant.config.run_dir / "run.json"
+    saved = record.read_text()
+    try:
+        info = json.loads(saved)
+        info["prepared"]["fingerprint"] = "v0-an-older-preparation"
+        record.write_text(json.dumps(info))
+        assert finished_run(variant.config) is None
+    finally:
+        record.write_text(saved)
+    assert finished_run(variant.config) is not None
+
+
 def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
     _, base, _ = setup
     moved = base.model_copy(update={"paths": base.paths.model_copy(update={"runs": str(tmp_path)})})

@@ -253,12 +253,18 @@ def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[T
 
 
 def finished_run(config: ExperimentConfig) -> TrainedRun | None:
-    """The run in `config.run_dir` when it is complete and was trained with exactly `config`."""
+    """The run in `config.run_dir` when it is complete, was trained with exactly `config`, and on the
+    prepared data as it is now: `evaluate` refuses a run whose data was prepared again since it was
+    trained (a newer version of the prepared format, say), so such a run is trained again rather than
+    reused."""
     try:
         run = load_run(config.run_dir)
+        prepared = read_json(config.prepared_dir / "manifest.json", "prepared data manifest")
     except SentimentError:
         return None
-    return run if run.config.fingerprint() == config.fingerprint() else None
+    if run.config.fingerprint() != config.fingerprint():
+        return None
+    return run if run.info.get("prepared", {}).get("fingerprint") == prepared.get("fingerprint") else None
 
 
 def _checkpoint_fingerprint(path: Path) -> str | None:
