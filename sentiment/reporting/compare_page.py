@@ -265,7 +265,7 @@ def _against_the_config(row: dict[str, Any], variants_: list[dict[str, Any]], ke
     spread = statistics.stdev(differences)
     wins = sum(difference > 0 for difference in differences)
     return (
-        f"{row['name']} against {plain['name']} ({', '.join(f'`{setting}`' for setting in row['settings'])}), "
+        f"{row['name']} against {plain['name']} ({_settings(row['settings'])}), "
         f"seed by seed: {statistics.fmean(differences):+.4f} on average (sd of the differences {spread:.4f}, "
         f"standard error {spread / math.sqrt(len(differences)):.4f}), higher on {wins} of {len(differences)} seeds."
     )
@@ -299,8 +299,12 @@ def _intro(result: dict[str, Any]) -> str:
 
 
 def _arms(arms: dict[str, list[str]]) -> str:
-    """`attention`: `model.pooling=max+attention`; ... as the intro names them."""
-    return "; ".join(f"{name}: {', '.join(f'`{setting}`' for setting in settings)}" for name, settings in arms.items())
+    """`att: `model.pooling=max+attention`; drop: ...`, as the intro names the arms."""
+    return "; ".join(f"{name}: {_settings(settings)}" for name, settings in arms.items())
+
+
+def _settings(settings: list[str]) -> str:
+    return ", ".join(f"`{setting}`" for setting in settings)
 
 
 def _title(result: dict[str, Any]) -> str:
