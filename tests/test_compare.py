@@ -148,13 +148,17 @@ def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
     [variant] = variants(moved, ["gru"])
     checkpoint = partial_dir(variant.config.run_dir) / CHECKPOINT
     checkpoint.mkdir(parents=True)
-    (checkpoint / "state.json").write_text(json.dumps({"config_fingerprint": variant.config.fingerprint()}))
+    prepared = json.loads((variant.config.prepared_dir / "manifest.json").read_text())["fingerprint"]
+    state = {"config_fingerprint": variant.config.fingerprint(), "prepared_fingerprint": prepared}
+    (checkpoint / "state.json").write_text(json.dumps(state))
     calls = []
     monkeypatch.setattr(training, "train", lambda config, resume, device, log: calls.append(resume) or "run")
     assert ensure_trained(variant.config, None, quiet) == ("run", True)
-    (checkpoint / "state.json").write_text(json.dumps({"config_fingerprint": "another config"}))
+    (checkpoint / "state.json").write_text(json.dumps({**state, "config_fingerprint": "another config"}))
     ensure_trained(variant.config, None, quiet)
-    assert calls == [True, False]
+    (checkpoint / "state.json").write_text(json.dumps({**state, "prepared_fingerprint": "an older preparation"}))
+    ensure_trained(variant.config, None, quiet)
+    assert calls == [True, False, False]
 
 
 def test_directions_name_unidirectional_runs_apart():

@@ -9,10 +9,12 @@ import torch
 from click.testing import CliRunner
 
 from sentiment.cli import cli
+from sentiment.errors import SentimentError
 from sentiment.model.batching import predict_ids
 from sentiment.model.recurrent import RecurrentClassifier
 from sentiment.serving.inference import load_model
 from sentiment.training import loop as training_module
+from sentiment.training.checkpoints import checkpoint_state
 from sentiment.training.run import load_run, partial_dir
 from sentiment.training.stage import train
 
@@ -169,6 +171,19 @@ def test_resume_after_an_interrupted_epoch_reaches_the_same_result(tiny, monkeyp
     assert any("resuming after epoch 2" in m for m in messages)
     assert without_timing(metrics_lines(resumed.directory)) == uninterrupted
     np.testing.assert_array_equal(load_model(config.run_dir).predict_proba(["love it", "awful"]), reference)
+
+
+def test_a_checkpoint_made_on_data_prepared_before_is_not_resumed(tiny, monkeypatch):
+    config = tiny()
+    _crash_in_epoch_three(config, monkeypatch)
+    state = checkpoint_state(partial_dir(config.run_dir))
+    saved = json.loads(state.read_text())
+    assert (
+        saved["prepared_fingerprint"] == json.loads((config.prepared_dir / "manifest.json").read_text())["fingerprint"]
+    )
+    state.write_text(json.dumps({**saved, "prepared_fingerprint": "an older preparation"}))
+    with pytest.raises(SentimentError, match="made on data prepared before the current preparation"):
+        train(config, resume=True, log=quiet)
 
 
 def test_pretrained_vectors_from_a_text_file(tiny, tmp_path):

@@ -247,7 +247,10 @@ def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[T
         log(f"{config.run_dir} is finished with this config; not retraining")
         return finished, False
     checkpoint = checkpoint_state(partial_dir(config.run_dir))
-    resume = checkpoint.is_file() and _checkpoint_fingerprint(checkpoint) == config.fingerprint()
+    resume = checkpoint.is_file() and _checkpoint_fingerprints(checkpoint) == (
+        config.fingerprint(),
+        _prepared_fingerprint(config),
+    )
     log(f"{'resuming' if resume else 'training'} {config.run_dir}")
     return train(config, resume=resume, device=device, log=log), True
 
@@ -259,19 +262,28 @@ def finished_run(config: ExperimentConfig) -> TrainedRun | None:
     reused."""
     try:
         run = load_run(config.run_dir)
-        prepared = read_json(config.prepared_dir / "manifest.json", "prepared data manifest")
     except SentimentError:
         return None
     if run.config.fingerprint() != config.fingerprint():
         return None
-    return run if run.info.get("prepared", {}).get("fingerprint") == prepared.get("fingerprint") else None
+    return run if run.info.get("prepared", {}).get("fingerprint") == _prepared_fingerprint(config) else None
 
 
-def _checkpoint_fingerprint(path: Path) -> str | None:
+def _prepared_fingerprint(config: ExperimentConfig) -> str | None:
+    """The fingerprint of the experiment's prepared data as it is now (None without any)."""
     try:
-        return read_json(path).get("config_fingerprint")
+        return read_json(config.prepared_dir / "manifest.json").get("fingerprint")
     except (SentimentError, AttributeError):
         return None
+
+
+def _checkpoint_fingerprints(path: Path) -> tuple[str | None, str | None]:
+    """The config's and the prepared data's fingerprints an interrupted run's checkpoint was made with."""
+    try:
+        saved = read_json(path)
+        return saved.get("config_fingerprint"), saved.get("prepared_fingerprint")
+    except (SentimentError, AttributeError):
+        return None, None
 
 
 def ensure_evaluated(

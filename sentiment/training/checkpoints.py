@@ -87,6 +87,7 @@ def save_checkpoint(trainer: Trainer) -> None:
             "state": trainer.state.__dict__,
             "optimizer_param_groups": optimizer["param_groups"],
             "config_fingerprint": trainer.config.fingerprint(),
+            "prepared_fingerprint": trainer.prepared_fingerprint,
             "vectors": trainer.setup.vectors_summary,
             "world_size": group.world_size,
         },
@@ -104,6 +105,11 @@ def restore_checkpoint(trainer: Trainer) -> None:
     if saved["config_fingerprint"] != trainer.config.fingerprint():
         raise SentimentError(
             f"the checkpoint in {work_dir} was made with a different config; train without --resume to start over"
+        )
+    if saved.get("prepared_fingerprint", trainer.prepared_fingerprint) != trainer.prepared_fingerprint:
+        raise SentimentError(
+            f"the checkpoint in {work_dir} was made on data prepared before the current preparation; "
+            "train without --resume to start over"
         )
     if saved.get("world_size", 1) != group.world_size:
         raise SentimentError(

@@ -107,6 +107,7 @@ class Trainer:
         seed: int | None = None,
     ):
         self.config, self.work_dir, self.device, self.log = config, work_dir, device, log
+        self.prepared_fingerprint: str = prepared.manifest["fingerprint"]
         self.group = group or ProcessGroup()
         seed = member_seeds(config)[0] if seed is None else seed
         setup: TrainingSetup = initialise(config, prepared, work_dir, device, log, self.group, seed)
