@@ -116,14 +116,19 @@ def test_a_second_compare_trains_and_evaluates_nothing(setup, monkeypatch):
     assert after == before
 
 
+def _prepared(base) -> str:
+    """The fingerprint of the experiment's prepared data as `prepare` wrote it."""
+    return json.loads((base.prepared_dir / "manifest.json").read_text())["fingerprint"]
+
+
 def test_a_changed_setting_means_the_run_is_not_finished(setup):
     _, base, _ = setup
     [variant] = variants(base, ["gru"])
-    assert finished_run(variant.config) is not None
+    assert finished_run(variant.config, _prepared(base)) is not None
     [longer] = variants(
         base.model_copy(update={"training": base.training.model_copy(update={"max_epochs": 3})}), ["gru"]
     )
-    assert longer.config.run_dir == variant.config.run_dir and finished_run(longer.config) is None
+    assert longer.config.run_dir == variant.config.run_dir and finished_run(longer.config, _prepared(base)) is None
 
 
 def test_a_run_trained_on_data_prepared_before_is_not_finished(setup):
@@ -136,10 +141,10 @@ def test_a_run_trained_on_data_prepared_before_is_not_finished(setup):
         info = json.loads(saved)
         info["prepared"]["fingerprint"] = "v0-an-older-preparation"
         record.write_text(json.dumps(info))
-        assert finished_run(variant.config) is None
+        assert finished_run(variant.config, _prepared(base)) is None
     finally:
         record.write_text(saved)
-    assert finished_run(variant.config) is not None
+    assert finished_run(variant.config, _prepared(base)) is not None
 
 
 def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
@@ -148,16 +153,16 @@ def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
     [variant] = variants(moved, ["gru"])
     checkpoint = partial_dir(variant.config.run_dir) / CHECKPOINT
     checkpoint.mkdir(parents=True)
-    prepared = json.loads((variant.config.prepared_dir / "manifest.json").read_text())["fingerprint"]
+    prepared = _prepared(base)
     state = {"config_fingerprint": variant.config.fingerprint(), "prepared_fingerprint": prepared}
     (checkpoint / "state.json").write_text(json.dumps(state))
     calls = []
     monkeypatch.setattr(training, "train", lambda config, resume, device, log: calls.append(resume) or "run")
-    assert ensure_trained(variant.config, None, quiet) == ("run", True)
+    assert ensure_trained(variant.config, None, prepared, None, quiet) == ("run", True)
     (checkpoint / "state.json").write_text(json.dumps({**state, "config_fingerprint": "another config"}))
-    ensure_trained(variant.config, None, quiet)
+    ensure_trained(variant.config, None, prepared, None, quiet)
     (checkpoint / "state.json").write_text(json.dumps({**state, "prepared_fingerprint": "an older preparation"}))
-    ensure_trained(variant.config, None, quiet)
+    ensure_trained(variant.config, None, prepared, None, quiet)
     assert calls == [True, False, False]
 
 

@@ -193,19 +193,20 @@ def compare(
     seed_list = list(seeds) if seeds else [training_seed(base)]
     several = len(seed_list) > 1
     planned = variants(base, cells, directions, seed_list, arms)  # a bad arm setting fails before any work
-    prepare(base, log=log)
-    finished = sum(finished_run(variant.config) is not None for variant in planned)
+    prepared = prepare(base, log=log).manifest["fingerprint"]
+    finished = [finished_run(variant.config, prepared) for variant in planned]
+    reused = sum(run is not None for run in finished)
     log(
-        f"compare: {len(planned)} runs planned, {finished} already finished with their config (reused), "
-        f"{len(planned) - finished} to train"
+        f"compare: {len(planned)} runs planned, {reused} already finished with their config (reused), "
+        f"{len(planned) - reused} to train"
     )
     runs: dict[str, list[dict[str, Any]]] = {}
     histories, groups = {}, {}
     references: list[dict[str, Any]] = []
-    for number, variant in enumerate(planned, start=1):
+    for number, (variant, done) in enumerate(zip(planned, finished, strict=True), start=1):
         name = f"{variant.label} seed {variant.seed}" if several else variant.label
         variant_log = tagged(log, f"{name}, {number}/{len(planned)}")  # which run, and how far the comparison is
-        run, trained = ensure_trained(variant.config, device, variant_log)
+        run, trained = ensure_trained(variant.config, done, prepared, device, variant_log)
         metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
         runs.setdefault(variant.label, []).append(_variant_row(variant, run, metrics, trained, evaluated))
         histories[name], groups[name] = run.history(), variant.label
@@ -237,44 +238,36 @@ def compare(
 # ---- one variant: train unless finished, evaluate unless the report is current -----------------
 
 
-def ensure_trained(config: ExperimentConfig, device: str | None, log) -> tuple[TrainedRun, bool]:
-    """The variant's finished run, training (or resuming) it only when needed; True when it trained."""
+def ensure_trained(
+    config: ExperimentConfig, finished: TrainedRun | None, prepared: str, device: str | None, log
+) -> tuple[TrainedRun, bool]:
+    """The variant's run: `finished` (its `finished_run`) when there is one, else trained, or resumed
+    when its checkpoint was made with this config on the data prepared now (fingerprint `prepared`);
+    True when it trained."""
     from sentiment.training.checkpoints import checkpoint_state
     from sentiment.training.stage import train
 
-    finished = finished_run(config)
     if finished is not None:
         log(f"{config.run_dir} is finished with this config; not retraining")
         return finished, False
     checkpoint = checkpoint_state(partial_dir(config.run_dir))
-    resume = checkpoint.is_file() and _checkpoint_fingerprints(checkpoint) == (
-        config.fingerprint(),
-        _prepared_fingerprint(config),
-    )
+    resume = checkpoint.is_file() and _checkpoint_fingerprints(checkpoint) == (config.fingerprint(), prepared)
     log(f"{'resuming' if resume else 'training'} {config.run_dir}")
     return train(config, resume=resume, device=device, log=log), True
 
 
-def finished_run(config: ExperimentConfig) -> TrainedRun | None:
+def finished_run(config: ExperimentConfig, prepared: str) -> TrainedRun | None:
     """The run in `config.run_dir` when it is complete, was trained with exactly `config`, and on the
-    prepared data as it is now: `evaluate` refuses a run whose data was prepared again since it was
-    trained (a newer version of the prepared format, say), so such a run is trained again rather than
-    reused."""
+    prepared data as it is now (manifest fingerprint `prepared`): `evaluate` refuses a run whose data
+    was prepared again since it was trained (a newer version of the prepared format, say), so such a
+    run is trained again rather than reused."""
     try:
         run = load_run(config.run_dir)
     except SentimentError:
         return None
     if run.config.fingerprint() != config.fingerprint():
         return None
-    return run if run.info.get("prepared", {}).get("fingerprint") == _prepared_fingerprint(config) else None
-
-
-def _prepared_fingerprint(config: ExperimentConfig) -> str | None:
-    """The fingerprint of the experiment's prepared data as it is now (None without any)."""
-    try:
-        return read_json(config.prepared_dir / "manifest.json").get("fingerprint")
-    except (SentimentError, AttributeError):
-        return None
+    return run if run.info.get("prepared", {}).get("fingerprint") == prepared else None
 
 
 def _checkpoint_fingerprints(path: Path) -> tuple[str | None, str | None]:
