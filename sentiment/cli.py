@@ -462,6 +462,12 @@ def score(
     default=None,
     help="Where to train (default: training.device from the config).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the runs the comparison would make, each marked reuse (finished with its config), resume "
+    "(an interrupted run's checkpoint) or train, and stop: nothing is prepared, trained or evaluated.",
+)
 def compare(
     config_path: str,
     overrides: tuple[str, ...],
@@ -472,6 +478,7 @@ def compare(
     epochs: int | None,
     resamples: int,
     device: str | None,
+    dry_run: bool,
 ) -> None:
     """Train and evaluate one model per cell type (RNN, GRU, LSTM) with otherwise identical settings.
 
@@ -488,6 +495,8 @@ def compare(
         parse_arms,
         parse_list,
         parse_seeds,
+        plan,
+        plan_summary,
     )
     from sentiment.evaluation.compare import compare as run_compare
     from sentiment.reporting.compare_page import summary_table
@@ -497,6 +506,12 @@ def compare(
     seed_list = parse_seeds(seeds) if seeds is not None else None
     arms = parse_arms(variant_settings)
     config = _load(config_path, (*overrides, *([f"training.max_epochs={epochs}"] if epochs else [])))
+    if dry_run:
+        steps = plan(config, cell_list, direction_list, seed_list, arms)
+        click.echo(f"{plan_summary(steps)}; nothing was prepared, trained or evaluated (--dry-run)")
+        for step in steps:
+            click.echo(f"  {step.action:<6}  {step.variant.config.run_dir}")
+        return
     result = run_compare(
         config,
         cell_list,

@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from sentiment.cli import cli
 from sentiment.config import load_config
+from sentiment.data import prepare as preparation
+from sentiment.evaluation import compare as compare_module
 from sentiment.evaluation import evaluate as evaluation
 from sentiment.evaluation.compare import (
     compare,
@@ -20,6 +22,7 @@ from sentiment.evaluation.compare import (
     finished_run,
     over_seeds,
     parse_seeds,
+    plan,
     variants,
 )
 from sentiment.reporting.compare_page import reading
@@ -164,6 +167,77 @@ def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
     (checkpoint / "state.json").write_text(json.dumps({**state, "prepared_fingerprint": "an older preparation"}))
     ensure_trained(variant.config, None, prepared, None, quiet)
     assert calls == [True, False, False]
+
+
+def _refuse_work(monkeypatch) -> None:
+    """Preparing, training or evaluating from here on fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run prepared, trained or evaluated")
+
+    for module, name in (
+        (preparation, "prepare"),
+        (compare_module, "prepare"),
+        (training, "train"),
+        (evaluation, "evaluate"),
+    ):
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_a_plan_marks_each_run_reuse_resume_or_train_and_does_none_of_it(setup, monkeypatch, tmp_path):
+    _, base, _ = setup
+    _refuse_work(monkeypatch)
+    runs_before = sorted(p.name for p in Path(base.paths.runs).iterdir())
+    steps = plan(base, ["rnn", "gru"], seeds=[13, 99])
+    assert [(step.variant.config.name, step.action) for step in steps] == [
+        ("tiny-rnn", "reuse"),
+        ("tiny-rnn-seed99", "train"),
+        ("tiny-gru", "reuse"),
+        ("tiny-gru-seed99", "train"),
+    ]
+    assert steps[0].finished is not None and steps[0].finished.directory == steps[0].variant.config.run_dir
+    assert sorted(p.name for p in Path(base.paths.runs).iterdir()) == runs_before
+
+    # An interrupted run is planned as resumed only when its checkpoint matches its config and the data.
+    moved = base.model_copy(update={"paths": base.paths.model_copy(update={"runs": str(tmp_path)})})
+    [variant] = variants(moved, ["gru"])
+    checkpoint = partial_dir(variant.config.run_dir) / CHECKPOINT
+    checkpoint.mkdir(parents=True)
+    state = {"config_fingerprint": variant.config.fingerprint(), "prepared_fingerprint": _prepared(base)}
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    assert [step.action for step in plan(moved, ["gru", "lstm"])] == ["resume", "train"]
+    (checkpoint / "state.json").write_text(json.dumps({**state, "prepared_fingerprint": "an older preparation"}))
+    assert [step.action for step in plan(moved, ["gru"])] == ["train"]
+
+
+def test_a_plan_on_data_not_yet_prepared_trains_everything_and_prepares_nothing(setup, monkeypatch, tmp_path):
+    _, base, _ = setup
+    _refuse_work(monkeypatch)
+    elsewhere = base.model_copy(
+        update={"paths": base.paths.model_copy(update={"data": str(tmp_path / "data"), "runs": str(tmp_path / "runs")})}
+    )
+    assert [step.action for step in plan(elsewhere, CELLS)] == ["train"] * 3
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_cli_dry_run_lists_the_plan_and_stops(setup, monkeypatch):
+    sets, base, _ = setup
+    _refuse_work(monkeypatch)
+    args = ["compare", "--config", str(CONFIG), *[a for s in sets for a in ("--set", s)], "--dry-run"]
+    arm = ["--variant", "wide", "model.hidden_size=16"]
+    result = CliRunner().invoke(cli, [*args, "--cells", "gru", "--seeds", "13,99", *arm])
+    assert result.exit_code == 0, result.output
+    runs = Path(base.paths.runs)
+    assert result.output.splitlines() == [
+        "4 runs planned: 1 already finished with their config (reused), 0 resumed from a checkpoint, 3 to train; "
+        "nothing was prepared, trained or evaluated (--dry-run)",
+        f"  reuse   {runs / 'tiny-gru'}",
+        f"  train   {runs / 'tiny-gru-seed99'}",
+        f"  train   {runs / 'tiny-gru-wide'}",
+        f"  train   {runs / 'tiny-gru-wide-seed99'}",
+    ]
+    assert not (runs / "tiny-gru-seed99").exists() and not (runs / "tiny-gru-wide").exists()
+    assert not (Path(base.paths.reports) / "tiny-gru-wide").exists()
 
 
 def test_directions_name_unidirectional_runs_apart():
@@ -353,7 +427,10 @@ def test_an_arm_is_the_config_with_its_settings_changed_on_the_same_seeds(armed)
     assert arm == plain  # the arm's setting and the name are all that differ
     assert (runs / "tiny-rnn-drop" / "run.json").is_file()  # the config's own seed: no suffix
     assert sum("not retraining" in m for m in messages) == 2  # the config's rnn runs of seeds 13 and 14
-    assert "compare: 4 runs planned, 2 already finished with their config (reused), 2 to train" in messages
+    assert (
+        "compare: 4 runs planned: 2 already finished with their config (reused), 0 resumed from a checkpoint, 2 to train"
+        in messages
+    )
     assert [row["name"] for row in result["rows"]] == ["rnn", "rnn+drop", "baseline", "VADER"]
     assert result["varied"] == ["model.cell", "model.dropout", "training.seed"]
     assert result["arms"] == {"drop": ["model.dropout=0.1"]}

@@ -23,7 +23,8 @@ variant beat another.
 
 Reruns are cheap: a variant whose finished run was made with exactly this config is not retrained
 (nor re-evaluated while its report is newer than the run), an interrupted one resumes from its
-checkpoint, anything else is trained from scratch. The comparison goes to
+checkpoint, anything else is trained from scratch; `plan` says which, run by run, without doing any
+of it (`sentiment compare --dry-run`). The comparison goes to
 `reports/<experiment>-compare/`: compare.json, compare.md, compare.html (self-contained) and two
 figures (validation macro-F1 and training loss per epoch).
 """
@@ -41,7 +42,7 @@ from typing import Any
 
 from sentiment.artifacts import environment_versions, read_json
 from sentiment.config import ExperimentConfig, apply_overrides, config_from_dict, parse_override
-from sentiment.data.prepare import PREPARE_SECTIONS, prepare
+from sentiment.data.prepare import PREPARE_SECTIONS, prepare, prepare_fingerprint
 from sentiment.errors import SentimentError
 from sentiment.progress import tagged
 from sentiment.reporting.compare_page import write_comparison
@@ -69,6 +70,20 @@ class Variant:
     seed: int
     arm: str | None = None
     settings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run of the comparison and what compare does with it: reuse its finished run, resume its
+    interrupted one, or train it."""
+
+    variant: Variant
+    finished: TrainedRun | None
+    resumable: bool
+
+    @property
+    def action(self) -> str:
+        return "reuse" if self.finished is not None else "resume" if self.resumable else "train"
 
 
 def parse_list(option: str, text: str, choices: Sequence[str]) -> list[str]:
@@ -172,6 +187,37 @@ def variants(
     return found
 
 
+def plan(
+    base: ExperimentConfig,
+    cells: Sequence[str] = CELL_CHOICES,
+    directions: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    arms: dict[str, list[str]] | None = None,
+) -> list[PlannedRun]:
+    """What `compare` would do with each of its runs, found without preparing, training or evaluating
+    anything: finished runs are checked against the fingerprint the prepared data has (or will have)."""
+    planned = variants(base, cells, directions, list(seeds) if seeds else [training_seed(base)], arms)
+    return plan_runs(planned, prepare_fingerprint(base))
+
+
+def plan_runs(planned: Sequence[Variant], prepared: str) -> list[PlannedRun]:
+    """Each variant's finished run (`finished_run`) and, without one, whether its checkpoint can be resumed."""
+    steps = []
+    for variant in planned:
+        finished = finished_run(variant.config, prepared)
+        steps.append(PlannedRun(variant, finished, finished is None and resumable(variant.config, prepared)))
+    return steps
+
+
+def plan_summary(steps: Sequence[PlannedRun]) -> str:
+    """The plan in a line: how many runs are reused, resumed and trained."""
+    count = {action: sum(step.action == action for step in steps) for action in ("reuse", "resume", "train")}
+    return (
+        f"{len(steps)} runs planned: {count['reuse']} already finished with their config (reused), "
+        f"{count['resume']} resumed from a checkpoint, {count['train']} to train"
+    )
+
+
 def compare_dir(base: ExperimentConfig) -> Path:
     return Path(base.paths.reports) / f"{base.name}-compare"
 
@@ -194,19 +240,16 @@ def compare(
     several = len(seed_list) > 1
     planned = variants(base, cells, directions, seed_list, arms)  # a bad arm setting fails before any work
     prepared = prepare(base, log=log).manifest["fingerprint"]
-    finished = [finished_run(variant.config, prepared) for variant in planned]
-    reused = sum(run is not None for run in finished)
-    log(
-        f"compare: {len(planned)} runs planned, {reused} already finished with their config (reused), "
-        f"{len(planned) - reused} to train"
-    )
+    steps = plan_runs(planned, prepared)
+    log(f"compare: {plan_summary(steps)}")
     runs: dict[str, list[dict[str, Any]]] = {}
     histories, groups = {}, {}
     references: list[dict[str, Any]] = []
-    for number, (variant, done) in enumerate(zip(planned, finished, strict=True), start=1):
+    for number, step in enumerate(steps, start=1):
+        variant = step.variant
         name = f"{variant.label} seed {variant.seed}" if several else variant.label
         variant_log = tagged(log, f"{name}, {number}/{len(planned)}")  # which run, and how far the comparison is
-        run, trained = ensure_trained(variant.config, done, prepared, device, variant_log)
+        run, trained = ensure_trained(variant.config, step.finished, prepared, device, variant_log)
         metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
         runs.setdefault(variant.label, []).append(_variant_row(variant, run, metrics, trained, evaluated))
         histories[name], groups[name] = run.history(), variant.label
@@ -244,16 +287,23 @@ def ensure_trained(
     """The variant's run: `finished` (its `finished_run`) when there is one, else trained, or resumed
     when its checkpoint was made with this config on the data prepared now (fingerprint `prepared`);
     True when it trained."""
-    from sentiment.training.checkpoints import checkpoint_state
     from sentiment.training.stage import train
 
     if finished is not None:
         log(f"{config.run_dir} is finished with this config; not retraining")
         return finished, False
-    checkpoint = checkpoint_state(partial_dir(config.run_dir))
-    resume = checkpoint.is_file() and _checkpoint_fingerprints(checkpoint) == (config.fingerprint(), prepared)
+    resume = resumable(config, prepared)
     log(f"{'resuming' if resume else 'training'} {config.run_dir}")
     return train(config, resume=resume, device=device, log=log), True
+
+
+def resumable(config: ExperimentConfig, prepared: str) -> bool:
+    """Does the run have a checkpoint made with exactly `config` on the data prepared now (fingerprint
+    `prepared`)? Anything else starts afresh."""
+    from sentiment.training.checkpoints import checkpoint_state
+
+    checkpoint = checkpoint_state(partial_dir(config.run_dir))
+    return checkpoint.is_file() and _checkpoint_fingerprints(checkpoint) == (config.fingerprint(), prepared)
 
 
 def finished_run(config: ExperimentConfig, prepared: str) -> TrainedRun | None:
