@@ -1,11 +1,12 @@
 """The evaluation report: metrics.json rendered as PNG plots, Markdown and one self-contained HTML file.
 
 ``sentiment.evaluation.evaluate`` computes the numbers and calls :func:`write_report`;
-:func:`summary_table` is the terminal version of the headline. Markdown and HTML are
-both rendered from one list of sections (:func:`report_sections`), so they always show
-the same numbers in the same order: headline, confusion matrices, calibration, contrast
-suite, then the detail (per-class scores, length buckets, every failing contrast case,
-the most confident errors, any explanations) and how the run was made.
+:func:`summary_table` is the terminal version of the headline. What the report says is one
+list of sections (:func:`report_sections`): headline, confusion matrices, calibration, contrast
+suite, then the detail (per-class scores, length buckets, every failing contrast case, the most
+confident errors, any explanations) and how the run was made. `sentiment.reporting.document`
+lays those sections out as Markdown and as HTML, so the two always show the same numbers in the
+same order.
 
 Everything here reads `metrics.json` as its typed record, the pydantic model
 `sentiment.schemas.EvaluationMetrics` (its JSON Schema: `docs/schemas.json`); the entry points
@@ -14,18 +15,14 @@ also take the dictionary and check it first.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import jinja2
-from markupsafe import Markup, escape
-
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.reporting import plots as figures
+from sentiment.reporting.document import Cell, Image, Paragraph, Section, Table, html_document, markdown_document
 from sentiment.schemas import (
     CaseOutcome,
     CheckOutcome,
@@ -101,55 +98,8 @@ def write_plots(metrics: Metrics, directory: str | Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- #
-# What the report shows: sections of paragraphs, tables and images
+# What the report says: sections of paragraphs, tables and images
 # --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    note: str = ""  # a second, smaller line: an interval, a probability, an id
-    tone: str = ""  # "good" or "bad": colour in HTML; the text itself always says it too
-    span: int = 1
-
-
-@dataclass(frozen=True)
-class Table:
-    columns: list[str]
-    rows: list[list[Cell]]
-    numeric: frozenset[int] = frozenset()  # right-aligned columns
-    wide: frozenset[int] = frozenset()  # free-text columns that wrap
-    caption: str = ""
-    stack: bool = False  # on a phone, show each row as a block of "column: value" lines
-    groups: frozenset[int] = frozenset()  # indices of rows that head a group of rows
-    kind: str = "table"
-
-    @property
-    def has_header(self) -> bool:
-        return any(self.columns)
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-    style: str = ""  # "", "verdict" or "note"
-    kind: str = "paragraph"
-
-
-@dataclass(frozen=True)
-class Image:
-    file: str
-    alt: str
-    caption: str = ""
-    kind: str = "image"
-
-
-@dataclass
-class Section:
-    id: str
-    title: str
-    blocks: list[Table | Paragraph | Image] = field(default_factory=list)
-    level: int = 2
 
 
 def report_sections(metrics: Metrics, plots: dict[str, str]) -> list[Section]:
@@ -727,70 +677,15 @@ def _provenance(m: EvaluationMetrics) -> Section:
 
 
 def render_markdown(metrics: Metrics, plots: dict[str, str]) -> str:
-    """GitHub-flavoured Markdown; images are linked by file name, next to report.md."""
+    """The report as GitHub-flavoured Markdown; images are linked by file name, next to report.md."""
     m = _record(metrics)
-    out = [f"# Evaluation report: {_md(m.experiment)}", "", _md(_subtitle(m)), ""]
-    for section in report_sections(m, plots):
-        out += ["#" * section.level + " " + _md(section.title), ""]
-        for block in section.blocks:
-            if isinstance(block, Paragraph):
-                text = _md(block.text)
-                out.append({"verdict": f"**{text}**", "note": f"*{text}*"}.get(block.style, text))
-            elif isinstance(block, Image):
-                out.append(f"![{_md(block.alt)}]({block.file.replace(' ', '%20')})")
-                if block.caption:
-                    out += ["", f"*{_md(block.caption)}*"]
-            else:
-                out += _markdown_table(block)
-            out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _markdown_table(table: Table) -> list[str]:
-    lines = [f"**{_md(table.caption)}**", ""] if table.caption else []
-
-    def cell(c: Cell, strong: bool) -> str:
-        text = "<br>".join(_md(line) for line in c.text.split("\n"))
-        text = f"**{text}**" if strong else text
-        return f"{text} ({_md(c.note)})" if c.note else text
-
-    lines.append("| " + " | ".join(_md(c) for c in table.columns) + " |")
-    lines.append("|" + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.columns))) + "|")
-    for index, row in enumerate(table.rows):
-        cells = []
-        for position, c in enumerate(row):
-            cells += [cell(c, index in table.groups and position == 0)] + [""] * (c.span - 1)
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return markdown_document(f"Evaluation report: {m.experiment}", _subtitle(m), report_sections(m, plots))
 
 
 def render_html(metrics: Metrics, plots: dict[str, str], directory: str | Path) -> str:
-    """One self-contained HTML page: CSS inline, every PNG from ``directory`` inlined as a data URI."""
+    """The report as one self-contained HTML page: CSS inline, every PNG from ``directory`` inlined."""
     m = _record(metrics)
-    directory = Path(directory)
-    sections = report_sections(m, plots)
-    images = {}
-    for block in (b for s in sections for b in s.blocks if isinstance(b, Image)):
-        path = directory / block.file
-        if path.is_file():
-            payload = path.read_bytes()
-            images[block.file] = {"src": figures.png_data_uri(payload), "size": _png_size(payload)}
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    # Line breaks inside a cell ("\n") become <br>; the text itself stays escaped.
-    environment.filters["lines"] = lambda text: Markup("<br>").join(escape(line) for line in str(text).split("\n"))
-    template = environment.get_template("report.html.j2")
-    return template.render(
-        title=f"Evaluation report: {m.experiment}",
-        subtitle=_subtitle(m),
-        sections=sections,
-        images=images,
-    )
+    return html_document(f"Evaluation report: {m.experiment}", _subtitle(m), report_sections(m, plots), directory)
 
 
 def write_report(metrics: Metrics, directory: str | Path) -> dict[str, Path]:
@@ -1018,33 +913,3 @@ def _plain(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_plain(v) for v in value)
     return str(value)
-
-
-_MARKDOWN_ESCAPES = str.maketrans(
-    {
-        "&": "&amp;",
-        "<": "&lt;",
-        ">": "&gt;",
-        "|": "\\|",
-        "\\": "\\\\",
-        "`": "\\`",
-        "*": "\\*",
-        "_": "\\_",
-        "[": "\\[",
-        "]": "\\]",
-        "\n": " ",
-        "\r": " ",
-    }
-)
-
-
-def _md(text: Any) -> str:
-    """Text that Markdown shows literally: no HTML, no emphasis or links, no broken table cells."""
-    return str(text).translate(_MARKDOWN_ESCAPES)
-
-
-def _png_size(payload: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG's IHDR chunk, so the page reserves the space before decoding."""
-    if payload[:8] != b"\x89PNG\r\n\x1a\n" or payload[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", payload[16:24])

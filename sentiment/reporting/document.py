@@ -1,0 +1,157 @@
+"""The evaluation report's document: sections of paragraphs, tables and images, and their two renderings.
+
+`sentiment.reporting.report` decides what the report says, as a list of `Section`s; this module lays
+such a list out, as GitHub-flavoured Markdown (`markdown_document`) and as one self-contained HTML
+page (`html_document`, from `templates/report.html.j2`: CSS inline, every PNG inlined as a data URI).
+Both take the same sections, so the two files always show the same numbers in the same order. Text
+is escaped here, in each format's own way: nothing a report quotes (a review, an experiment name)
+can become markup.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from sentiment.reporting import plots as figures
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    note: str = ""  # a second, smaller line: an interval, a probability, an id
+    tone: str = ""  # "good" or "bad": colour in HTML; the text itself always says it too
+    span: int = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[Cell]]
+    numeric: frozenset[int] = frozenset()  # right-aligned columns
+    wide: frozenset[int] = frozenset()  # free-text columns that wrap
+    caption: str = ""
+    stack: bool = False  # on a phone, show each row as a block of "column: value" lines
+    groups: frozenset[int] = frozenset()  # indices of rows that head a group of rows
+    kind: str = "table"
+
+    @property
+    def has_header(self) -> bool:
+        return any(self.columns)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    style: str = ""  # "", "verdict" or "note"
+    kind: str = "paragraph"
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str
+    alt: str
+    caption: str = ""
+    kind: str = "image"
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list[Table | Paragraph | Image] = field(default_factory=list)
+    level: int = 2
+
+
+def markdown_document(title: str, subtitle: str, sections: list[Section]) -> str:
+    """GitHub-flavoured Markdown; images are linked by file name, so they sit next to the .md file."""
+    out = [f"# {_md(title)}", "", _md(subtitle), ""]
+    for section in sections:
+        out += ["#" * section.level + " " + _md(section.title), ""]
+        for block in section.blocks:
+            if isinstance(block, Paragraph):
+                text = _md(block.text)
+                out.append({"verdict": f"**{text}**", "note": f"*{text}*"}.get(block.style, text))
+            elif isinstance(block, Image):
+                out.append(f"![{_md(block.alt)}]({block.file.replace(' ', '%20')})")
+                if block.caption:
+                    out += ["", f"*{_md(block.caption)}*"]
+            else:
+                out += _markdown_table(block)
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _markdown_table(table: Table) -> list[str]:
+    lines = [f"**{_md(table.caption)}**", ""] if table.caption else []
+
+    def cell(c: Cell, strong: bool) -> str:
+        text = "<br>".join(_md(line) for line in c.text.split("\n"))
+        text = f"**{text}**" if strong else text
+        return f"{text} ({_md(c.note)})" if c.note else text
+
+    lines.append("| " + " | ".join(_md(c) for c in table.columns) + " |")
+    lines.append("|" + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.columns))) + "|")
+    for index, row in enumerate(table.rows):
+        cells = []
+        for position, c in enumerate(row):
+            cells += [cell(c, index in table.groups and position == 0)] + [""] * (c.span - 1)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def html_document(title: str, subtitle: str, sections: list[Section], directory: str | Path) -> str:
+    """One self-contained HTML page; each image's PNG is read from ``directory`` and inlined."""
+    directory = Path(directory)
+    images = {}
+    for block in (b for s in sections for b in s.blocks if isinstance(b, Image)):
+        path = directory / block.file
+        if path.is_file():
+            payload = path.read_bytes()
+            images[block.file] = {"src": figures.png_data_uri(payload), "size": _png_size(payload)}
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Line breaks inside a cell ("\n") become <br>; the text itself stays escaped.
+    environment.filters["lines"] = lambda text: Markup("<br>").join(escape(line) for line in str(text).split("\n"))
+    template = environment.get_template("report.html.j2")
+    return template.render(title=title, subtitle=subtitle, sections=sections, images=images)
+
+
+_MARKDOWN_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "|": "\\|",
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "[": "\\[",
+        "]": "\\]",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+
+
+def _md(text: Any) -> str:
+    """Text that Markdown shows literally: no HTML, no emphasis or links, no broken table cells."""
+    return str(text).translate(_MARKDOWN_ESCAPES)
+
+
+def _png_size(payload: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk, so the page reserves the space before decoding."""
+    if payload[:8] != b"\x89PNG\r\n\x1a\n" or payload[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", payload[16:24])
