@@ -23,6 +23,7 @@ from sentiment.evaluation.compare import (
     over_seeds,
     parse_seeds,
     plan,
+    plan_runs,
     variants,
 )
 from sentiment.reporting.compare_page import reading
@@ -161,11 +162,11 @@ def test_an_interrupted_run_is_resumed(setup, monkeypatch, tmp_path):
     (checkpoint / "state.json").write_text(json.dumps(state))
     calls = []
     monkeypatch.setattr(training, "train", lambda config, resume, device, log: calls.append(resume) or "run")
-    assert ensure_trained(variant.config, None, prepared, None, quiet) == ("run", True)
+    assert ensure_trained(plan_runs([variant], prepared)[0], None, quiet) == ("run", True)
     (checkpoint / "state.json").write_text(json.dumps({**state, "config_fingerprint": "another config"}))
-    ensure_trained(variant.config, None, prepared, None, quiet)
+    ensure_trained(plan_runs([variant], prepared)[0], None, quiet)
     (checkpoint / "state.json").write_text(json.dumps({**state, "prepared_fingerprint": "an older preparation"}))
-    ensure_trained(variant.config, None, prepared, None, quiet)
+    ensure_trained(plan_runs([variant], prepared)[0], None, quiet)
     assert calls == [True, False, False]
 
 

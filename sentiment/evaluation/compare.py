@@ -196,8 +196,7 @@ def plan(
 ) -> list[PlannedRun]:
     """What `compare` would do with each of its runs, found without preparing, training or evaluating
     anything: finished runs are checked against the fingerprint the prepared data has (or will have)."""
-    planned = variants(base, cells, directions, list(seeds) if seeds else [training_seed(base)], arms)
-    return plan_runs(planned, prepare_fingerprint(base))
+    return plan_runs(variants(base, cells, directions, seeds, arms), prepare_fingerprint(base))
 
 
 def plan_runs(planned: Sequence[Variant], prepared: str) -> list[PlannedRun]:
@@ -249,7 +248,7 @@ def compare(
         variant = step.variant
         name = f"{variant.label} seed {variant.seed}" if several else variant.label
         variant_log = tagged(log, f"{name}, {number}/{len(planned)}")  # which run, and how far the comparison is
-        run, trained = ensure_trained(variant.config, step.finished, prepared, device, variant_log)
+        run, trained = ensure_trained(step, device, variant_log)
         metrics, evaluated = ensure_evaluated(variant.config, run, n_resamples, variant_log)
         runs.setdefault(variant.label, []).append(_variant_row(variant, run, metrics, trained, evaluated))
         histories[name], groups[name] = run.history(), variant.label
@@ -281,20 +280,17 @@ def compare(
 # ---- one variant: train unless finished, evaluate unless the report is current -----------------
 
 
-def ensure_trained(
-    config: ExperimentConfig, finished: TrainedRun | None, prepared: str, device: str | None, log
-) -> tuple[TrainedRun, bool]:
-    """The variant's run: `finished` (its `finished_run`) when there is one, else trained, or resumed
-    when its checkpoint was made with this config on the data prepared now (fingerprint `prepared`);
-    True when it trained."""
+def ensure_trained(step: PlannedRun, device: str | None, log) -> tuple[TrainedRun, bool]:
+    """The run as `step` planned it: its finished run reused, or its checkpoint resumed, or trained
+    afresh; True when it trained."""
     from sentiment.training.stage import train
 
-    if finished is not None:
+    config = step.variant.config
+    if step.finished is not None:
         log(f"{config.run_dir} is finished with this config; not retraining")
-        return finished, False
-    resume = resumable(config, prepared)
-    log(f"{'resuming' if resume else 'training'} {config.run_dir}")
-    return train(config, resume=resume, device=device, log=log), True
+        return step.finished, False
+    log(f"{'resuming' if step.resumable else 'training'} {config.run_dir}")
+    return train(config, resume=step.resumable, device=device, log=log), True
 
 
 def resumable(config: ExperimentConfig, prepared: str) -> bool:
