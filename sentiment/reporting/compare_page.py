@@ -5,21 +5,30 @@ One row per variant and one per reference system (the bag-of-words baseline, VAD
 on one seed shows its test figures with 95% bootstrap intervals; a variant trained on several shows the
 mean and standard deviation over its seeds, with a second table giving each seed's figures, and the
 reading counts on how many seeds one variant beat another (the seeds pair the variants: the same
-seed starts every cell).
+seed starts every cell). The page is a list of `sentiment.reporting.document` sections, rendered as
+Markdown and as one HTML page by the same functions as the evaluation report.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import atomic_directory, write_bytes_atomic, write_json
-from sentiment.reporting.html_page import html_page
+from sentiment.reporting.document import (
+    Cell,
+    Image,
+    Paragraph,
+    Section,
+    Table,
+    html_document,
+    markdown_document,
+    text_table,
+)
 
-__all__ = ["FIGURES", "reading", "render_html", "render_markdown", "summary_table", "write_comparison"]
+__all__ = ["FIGURES", "page_sections", "reading", "render_html", "render_markdown", "summary_table", "write_comparison"]
 
 FIGURES = {
     "convergence.png": ("val_macro_f1", "validation macro-F1", "convergence"),
@@ -63,7 +72,7 @@ EACH_SEED_COLUMNS = (
 
 def write_comparison(result: dict[str, Any], directory: Path) -> None:
     """compare.json, compare.md, compare.html (figures inlined) and the figures, written atomically."""
-    from sentiment.reporting.plots import plot_curves_by_run, png_data_uri
+    from sentiment.reporting.plots import plot_curves_by_run
 
     with atomic_directory(directory) as staging:
         write_json(staging / "compare.json", result)
@@ -72,8 +81,7 @@ def write_comparison(result: dict[str, Any], directory: Path) -> None:
                 result["histories"], key, staging / filename, ylabel=ylabel, title=title, groups=result.get("groups")
             )
         write_bytes_atomic(staging / "compare.md", render_markdown(result).encode("utf-8"))
-        images = {filename: png_data_uri(staging / filename) for filename in FIGURES}
-        write_bytes_atomic(staging / "compare.html", render_html(result, images).encode("utf-8"))
+        write_bytes_atomic(staging / "compare.html", render_html(result, staging).encode("utf-8"))
 
 
 # ---- cells -------------------------------------------------------------------------------------
@@ -134,9 +142,19 @@ def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str]:
     return [_name(row), seeds, *validation, _mean_sd(row, "accuracy"), _mean_sd(row, "macro_f1"), *tail]
 
 
+def summary(result: dict[str, Any]) -> Table:
+    """The comparison's main table: one row per variant, then the references, shown muted."""
+    rows = result["rows"]
+    return _table(
+        columns(result),
+        [table_cells(row, result) for row in rows],
+        muted=frozenset(i for i, row in enumerate(rows) if row.get("reference")),
+    )
+
+
 def summary_table(result: dict[str, Any]) -> str:
-    """The comparison as a Markdown table (also what the CLI prints)."""
-    return _markdown_table(columns(result), [table_cells(row, result) for row in result["rows"]])
+    """The comparison's main table for a terminal (what the CLI prints)."""
+    return text_table(summary(result))
 
 
 def each_seed_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -172,17 +190,11 @@ def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str]:
     return cells
 
 
-def _markdown_table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
-
-
-def out_of_domain_table(result: dict[str, Any]) -> str:
-    """Accuracy on each out-of-domain sentence set, one row per system (empty without sets)."""
-    sets = result.get("out_of_domain_sets", [])
-    if not sets:
-        return ""
-    return _markdown_table(out_of_domain_columns(result), [out_of_domain_cells(row, sets) for row in result["rows"]])
+def _table(header: tuple[str, ...] | list[str], rows: list[list[str]], muted: frozenset[int] = frozenset()) -> Table:
+    """Every column after the first holds figures (right-aligned); on a phone each row becomes a block."""
+    numeric = frozenset(range(1, len(header)))
+    cells = [[Cell(text) for text in row] for row in rows]
+    return Table(list(header), cells, numeric=numeric, muted=muted, stack=True)
 
 
 # ---- the reading -------------------------------------------------------------------------------
@@ -271,20 +283,20 @@ def _against_the_config(row: dict[str, Any], variants_: list[dict[str, Any]], ke
     )
 
 
-# ---- Markdown and HTML -------------------------------------------------------------------------
+# ---- the page ----------------------------------------------------------------------------------
 
 
 def _intro(result: dict[str, Any]) -> str:
     arms = result.get("arms") or {}
-    keys = ["`model.cell`"] + ["`model.bidirectional`"] * ("model.bidirectional" in result["varied"])
+    keys = ["model.cell"] + ["model.bidirectional"] * ("model.bidirectional" in result["varied"])
     keys += [f"each arm's settings ({_arms(arms)})"] if arms else []
     varied = " and ".join(keys)
     verb = "changes" if len(keys) == 1 else "change"
     if several_seeds(result):
         seeds = ", ".join(str(seed) for seed in result["seeds"])
         return (
-            f"Same prepared data (`{result['prepared']}`) and settings; only {varied} {verb} between variants, "
-            f"each trained once per seed ({seeds}: `training.seed`). Variants: mean ± standard deviation over "
+            f"Same prepared data ({result['prepared']}) and settings; only {varied} {verb} between variants, "
+            f"each trained once per seed ({seeds}: training.seed). Variants: mean ± standard deviation over "
             f"the seeds; the references are one fit each, with 95% bootstrap intervals. Validation macro-F1: the "
             "selected epoch's at the argmax; through the cut: with the cut on P(positive) fitted on validation, "
             "each fifth labelled by the cut the other four chose (runs that ship such a cut). Test split: "
@@ -292,19 +304,19 @@ def _intro(result: dict[str, Any]) -> str:
             "cases predicted right."
         )
     return (
-        f"Same prepared data (`{result['prepared']}`), seed and settings; only {varied} {verb}. "
+        f"Same prepared data ({result['prepared']}), seed and settings; only {varied} {verb}. "
         f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
         "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
     )
 
 
 def _arms(arms: dict[str, list[str]]) -> str:
-    """`att: `model.pooling=max+attention`; drop: ...`, as the intro names the arms."""
+    """`att: model.pooling=max+attention; drop: ...`, as the intro names the arms."""
     return "; ".join(f"{name}: {_settings(settings)}" for name, settings in arms.items())
 
 
 def _settings(settings: list[str]) -> str:
-    return ", ".join(f"`{setting}`" for setting in settings)
+    return ", ".join(settings)
 
 
 def _title(result: dict[str, Any]) -> str:
@@ -312,33 +324,42 @@ def _title(result: dict[str, Any]) -> str:
     return f"{result['experiment']}: {names}"
 
 
-def render_markdown(result: dict[str, Any]) -> str:
-    ood = out_of_domain_table(result)
-    seeds = each_seed_rows(result)
-    parts = [
-        f"# {_title(result)}",
-        "",
-        _intro(result),
-        "",
-        summary_table(result),
-        "",
-        " ".join(reading(result)),
-        "",
-        *(["## Each seed", "", _markdown_table(EACH_SEED_COLUMNS, seeds), ""] if seeds else []),
-        *(["## Out of domain", "", ood, "", OUT_OF_DOMAIN_NOTE, ""] if ood else []),
-        "## Convergence",
-        "",
-        "![validation macro-F1 per epoch](convergence.png)",
-        "",
-        "## Training loss",
-        "",
-        "![training loss per epoch](training_loss.png)",
-        "",
-        "Each run's own report (test details, contrast cases, errors): "
-        + ", ".join(f"`{path}`" for path in _reports(result)),
-        "",
+def _subtitle(result: dict[str, Any]) -> str:
+    seeds = result.get("seeds") or []
+    over = f"{len(seeds)} seeds" if len(seeds) > 1 else "one seed"
+    return f"sentiment compare · {over} · test split of {result['test_examples']:,} reviews"
+
+
+def page_sections(result: dict[str, Any]) -> list[Section]:
+    """What the page says, in order; the Markdown file and the HTML page both render these sections."""
+    sections = [
+        Section(
+            "variants",
+            "Variants",
+            [Paragraph(_intro(result)), summary(result), Paragraph(" ".join(reading(result)))],
+        )
     ]
-    return "\n".join(parts)
+    seeds = each_seed_rows(result)
+    if seeds:
+        sections.append(Section("each-seed", "Each seed", [_table(EACH_SEED_COLUMNS, seeds)]))
+    sets = result.get("out_of_domain_sets", [])
+    if sets:
+        rows = result["rows"]
+        table = _table(
+            out_of_domain_columns(result),
+            [out_of_domain_cells(row, sets) for row in rows],
+            muted=frozenset(i for i, row in enumerate(rows) if row.get("reference")),
+        )
+        sections.append(Section("out-of-domain", "Out of domain", [table, Paragraph(OUT_OF_DOMAIN_NOTE, style="note")]))
+    for filename, (_, ylabel, title) in FIGURES.items():
+        sections.append(
+            Section(filename.removesuffix(".png"), title.capitalize(), [Image(filename, f"{ylabel} per epoch")])
+        )
+    reports = ", ".join(_reports(result))
+    sections.append(
+        Section("reports", "Each run's report", [Paragraph(f"Test details, contrast cases and errors: {reports}.")])
+    )
+    return sections
 
 
 def _reports(result: dict[str, Any]) -> list[str]:
@@ -348,47 +369,13 @@ def _reports(result: dict[str, Any]) -> list[str]:
     return found
 
 
-def _html_table(header: tuple[str, ...] | list[str], rows: list[list[str]], references: list[bool]) -> str:
-    head = "".join(f"<th>{html.escape(column)}</th>" for column in header)
-    body = "".join(
-        "<tr"
-        + (' class="ref"' if reference else "")
-        + ">"
-        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
-        + "</tr>"
-        for cells, reference in zip(rows, references, strict=True)
+def render_markdown(result: dict[str, Any]) -> str:
+    """compare.md; the figures are linked by file name, next to it."""
+    return markdown_document(_title(result), _subtitle(result), page_sections(result))
+
+
+def render_html(result: dict[str, Any], directory: str | Path) -> str:
+    """compare.html, one self-contained page: the figures are read from ``directory`` and inlined."""
+    return html_document(
+        _title(result), _subtitle(result), page_sections(result), directory, footer="Generated by sentiment compare"
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>\n'
-
-
-def render_html(result: dict[str, Any], images: dict[str, str]) -> str:
-    references = [bool(row.get("reference")) for row in result["rows"]]
-    table = _html_table(columns(result), [table_cells(row, result) for row in result["rows"]], references)
-    seeds = each_seed_rows(result)
-    each_seed = f"<h2>Each seed</h2>\n{_html_table(EACH_SEED_COLUMNS, seeds, [False] * len(seeds))}" if seeds else ""
-    sets = result.get("out_of_domain_sets", [])
-    ood = ""
-    if sets:
-        cells = [out_of_domain_cells(row, sets) for row in result["rows"]]
-        ood = (
-            f"<h2>Out of domain</h2>\n{_html_table(out_of_domain_columns(result), cells, references)}"
-            f"<p>{html.escape(OUT_OF_DOMAIN_NOTE)}</p>\n"
-        )
-    intro = html.escape(_intro(result)).replace("`", "")
-    figures = "".join(
-        f'<h2>{html.escape(FIGURES[name][2].capitalize())}</h2><img src="{uri}" '
-        f'alt="{html.escape(FIGURES[name][1])} per epoch">'
-        for name, uri in images.items()
-    )
-    read = html.escape(" ".join(reading(result))).replace("`", "")
-    page_body = f"<p>{intro}</p>\n{table}<p>{read}</p>\n{each_seed}{ood}{figures}"
-    return html_page(_title(result), page_body, _CSS)
-
-
-_CSS = """
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.92em; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
-tr.ref td { color: #555; font-style: italic; }
-"""

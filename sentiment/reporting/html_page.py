@@ -1,7 +1,7 @@
-"""The shell of the small self-contained HTML pages (`compare.html`, `explain` output).
+"""The shell of the self-contained HTML page that `sentiment explain` writes.
 
 One file each, no network: inline CSS, images as data URIs, readable on a phone.
-The evaluation report has a richer template of its own (`templates/report.html.j2`).
+The evaluation report and `compare.html` are laid out by `document.html_document` instead.
 """
 
 from __future__ import annotations

@@ -22,7 +22,16 @@ from typing import Any, TypeVar
 
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.reporting import plots as figures
-from sentiment.reporting.document import Cell, Image, Paragraph, Section, Table, html_document, markdown_document
+from sentiment.reporting.document import (
+    Cell,
+    Image,
+    Paragraph,
+    Section,
+    Table,
+    html_document,
+    markdown_document,
+    text_table,
+)
 from sentiment.schemas import (
     CaseOutcome,
     CheckOutcome,
@@ -711,16 +720,14 @@ def summary_table(metrics: Metrics) -> str:
 
     contrast = _contrast_systems(m)
     rows = [
-        ["metric", *_names(systems)],
         ["accuracy (95% CI)", *(with_ci(part, "accuracy") for part in systems.values())],
         ["macro-F1 (95% CI)", *(with_ci(part, "macro_f1") for part in systems.values())],
         ["ROC-AUC", *(_num(part.roc_auc, none="n/a") for part in systems.values())],
         ["ECE", *(_num(part.ece, none="n/a") for part in systems.values())],
         ["contrast pass rate", *(_pct(_pass_rate(contrast.get(s)), none="n/a") for s in systems)],
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    table = Table(["metric", *_names(systems)], [[Cell(text) for text in row] for row in rows])
+    lines = [text_table(table)]
     for item in m.out_of_domain.sets:
         scores = " | ".join(f"{SYSTEM_NAMES[s]} {item.systems[s].accuracy:.3f}" for s in SYSTEMS if s in item.systems)
         lines.append(f"out of domain, {item.name} ({item.sentences:,} sentences), accuracy: {scores}")
