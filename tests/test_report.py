@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sentiment.reporting.document import Cell, Section, Table, html_document, markdown_table, text_table
 from sentiment.reporting.report import (
     PLOT_FILES,
     render_html,
@@ -354,3 +355,27 @@ def test_calibration_says_what_ece_a_calibrated_system_would_show_here(metrics, 
 def test_provenance_gives_the_short_text_readings(markdown, page, row, expected):
     assert f"| {row} | {expected}" in markdown
     assert expected in page.text
+
+
+def test_a_table_reads_the_same_in_markdown_in_a_terminal_and_in_html(tmp_path):
+    table = Table(
+        ["system", "accuracy [95% CI]"],
+        [[Cell("model|a"), Cell("0.950", note="0.939-0.959")], [Cell("VADER"), Cell("0.896")]],
+        numeric=frozenset({1}),
+        muted=frozenset({1}),
+    )
+    assert markdown_table(table).splitlines() == [
+        "| system | accuracy \\[95% CI\\] |",
+        "|---|---:|",
+        "| model\\|a | 0.950 (0.939-0.959) |",
+        "| VADER | 0.896 |",
+    ]
+    assert text_table(table).splitlines() == [
+        "system     accuracy [95% CI]",
+        "-------  -------------------",
+        "model|a  0.950 (0.939-0.959)",
+        "VADER" + " " * 18 + "0.896",  # figures to the right
+    ]
+    page = html_document("t", "s", [Section("one", "One", [table])], tmp_path, footer="made here")
+    rows = re.findall(r"<tr[^>]*>", page.split("<tbody>", 1)[1])
+    assert rows == ["<tr>", '<tr class="muted">'] and "<footer>made here</footer>" in page
