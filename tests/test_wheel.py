@@ -25,7 +25,7 @@ def test_an_installed_wheel_evaluates_a_run_outside_the_checkout(evaluated_run, 
     (wheel,) = built.glob("sentiment-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "sentiment/resources/contrast/product_reviews.jsonl" in names
-    assert "sentiment/reporting/templates/report.html.j2" in names
+    assert "sentiment/reporting/templates/document.html.j2" in names
     target = tmp_path / "installed"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -8,5 +8,5 @@ explain_page the outputs of `sentiment explain`: terminal view, figures, one HTM
 html_page    the explain page's HTML shell
 plots        the figures (training curves, reliability, risk-coverage, gates)
 model_card   the run's README.md in the Hugging Face model-card format
-templates/   the Jinja template of the report and compare pages
+templates/   document.html.j2, the page of the report and of compare
 """

@@ -2,7 +2,7 @@
 
 `sentiment.reporting.report` decides what the report says, as a list of `Section`s; this module lays
 such a list out, as GitHub-flavoured Markdown (`markdown_document`) and as one self-contained HTML
-page (`html_document`, from `templates/report.html.j2`: CSS inline, every PNG inlined as a data URI).
+page (`html_document`, from `templates/document.html.j2`: CSS inline, every PNG inlined as a data URI).
 Both take the same sections, so the two files always show the same numbers in the same order. Text
 is escaped here, in each format's own way: nothing a report quotes (a review, an experiment name)
 can become markup.
@@ -157,7 +157,7 @@ def html_document(
     )
     # Line breaks inside a cell ("\n") become <br>; the text itself stays escaped.
     environment.filters["lines"] = lambda text: Markup("<br>").join(escape(line) for line in str(text).split("\n"))
-    template = environment.get_template("report.html.j2")
+    template = environment.get_template("document.html.j2")
     return template.render(title=title, subtitle=subtitle, sections=sections, images=images, footer=footer)
 
 
