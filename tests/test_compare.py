@@ -99,8 +99,13 @@ def test_compare_json_has_one_row_per_cell_plus_the_references(setup):
     assert 'name="viewport"' in page
     markdown = (directory / "compare.md").read_text()
     assert "| baseline (reference) |" in markdown and "](convergence.png)" in markdown
-    assert "## Out of domain" in markdown and f"| {ood_set} accuracy \\[95% CI\\] |" in markdown
+    assert "## Out of domain" in markdown and f"| {ood_set} accuracy (95% CI) |" in markdown
     assert "<h2>Out of domain</h2>" in page
+    # a one-seed figure's interval is its cell's second line in HTML, in brackets after it in Markdown
+    baseline = rows["baseline"]
+    low, high = baseline["accuracy_ci"]
+    assert f'<span class="note">{low:.3f} to {high:.3f}</span>' in page
+    assert f"| baseline (reference) | {baseline['accuracy']:.3f} ({low:.3f} to {high:.3f}) |" in markdown
 
 
 def test_a_second_compare_trains_and_evaluates_nothing(setup, monkeypatch):
@@ -254,7 +259,7 @@ def test_cli_reuses_the_runs_and_prints_the_table(setup):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert (
-        re.search(r"^baseline \(reference\) +[01]\.\d{3} \[", result.output, flags=re.M)
+        re.search(r"^baseline \(reference\) +[01]\.\d{3} \([01]\.\d{3} to ", result.output, flags=re.M)
         and "not retraining" in result.output
     )
     assert "compare.html" in result.output

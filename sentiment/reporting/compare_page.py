@@ -40,8 +40,8 @@ OUT_OF_DOMAIN_NOTE = (
 )
 ONE_SEED_COLUMNS = (
     "system",
-    "test accuracy [95% CI]",
-    "test macro-F1 [95% CI]",
+    "test accuracy",  # each figure with its 95% interval, which the intro names
+    "test macro-F1",
     "contrast pass rate",
     "parameters",
     "s / epoch",
@@ -95,12 +95,13 @@ def _maybe(value, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
-def _with_interval(row: dict[str, Any], key: str) -> str:
+def _with_interval(row: dict[str, Any], key: str) -> Cell:
+    """The figure, its 95% interval as the cell's note: "0.950 (0.939 to 0.959)" in text, a second line in HTML."""
     low, high = row[f"{key}_ci"]
-    return f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+    return Cell(f"{row[key]:.3f}", note=f"{low:.3f} to {high:.3f}")
 
 
-def _mean_sd(row: dict[str, Any], key: str, digits: int = 3) -> str:
+def _mean_sd(row: dict[str, Any], key: str, digits: int = 3) -> str | Cell:
     if row.get(key) is None:
         return "—"
     if row.get(f"{key}_sd") is None:  # a reference row: one fit, its interval
@@ -133,8 +134,13 @@ def columns(result: dict[str, Any]) -> tuple[str, ...]:
     return SEEDS_COLUMNS if several_seeds(result) else ONE_SEED_COLUMNS
 
 
-def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    tail = [_contrast(row), _maybe(row["parameters"], ","), _seconds(row["seconds_per_epoch"]), _epochs(row)]
+def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str | Cell]:
+    tail: list[str | Cell] = [
+        _contrast(row),
+        _maybe(row["parameters"], ","),
+        _seconds(row["seconds_per_epoch"]),
+        _epochs(row),
+    ]
     if not several_seeds(result):
         return [_name(row), _with_interval(row, "accuracy"), _with_interval(row, "macro_f1"), *tail]
     seeds = "—" if row.get("reference") else str(len(row["seed_rows"]))
@@ -178,22 +184,26 @@ def each_seed_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def out_of_domain_columns(result: dict[str, Any]) -> list[str]:
-    shown = "mean ± sd" if several_seeds(result) else "[95% CI]"
+    shown = "mean ± sd" if several_seeds(result) else "(95% CI)"
     return ["system", *(f"{name} accuracy {shown}" for name in result.get("out_of_domain_sets", []))]
 
 
-def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str]:
-    cells = [_name(row)]
+def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str | Cell]:
+    cells: list[str | Cell] = [_name(row)]
     for name in sets:
         scores = row.get("out_of_domain", {}).get(name)
         cells.append("—" if scores is None else _mean_sd(scores, "accuracy"))
     return cells
 
 
-def _table(header: tuple[str, ...] | list[str], rows: list[list[str]], muted: frozenset[int] = frozenset()) -> Table:
+def _table(
+    header: tuple[str, ...] | list[str],
+    rows: list[list[str]] | list[list[str | Cell]],
+    muted: frozenset[int] = frozenset(),
+) -> Table:
     """Every column after the first holds figures (right-aligned); on a phone each row becomes a block."""
     numeric = frozenset(range(1, len(header)))
-    cells = [[Cell(text) for text in row] for row in rows]
+    cells = [[value if isinstance(value, Cell) else Cell(value) for value in row] for row in rows]
     return Table(list(header), cells, numeric=numeric, muted=muted, stack=True)
 
 
@@ -305,7 +315,8 @@ def _intro(result: dict[str, Any]) -> str:
         )
     return (
         f"Same prepared data ({result['prepared']}), seed and settings; only {varied} {verb}. "
-        f"Test split: {result['test_examples']:,} reviews; intervals are 95% bootstrap intervals. "
+        f"Test split: {result['test_examples']:,} reviews; under each figure (in brackets in text), its 95% "
+        "bootstrap interval. "
         "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
     )
 
