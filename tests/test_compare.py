@@ -101,7 +101,7 @@ def test_compare_json_has_one_row_per_cell_plus_the_references(setup):
     assert "| baseline (reference) |" in markdown and "](convergence.png)" in markdown
     assert "## Out of domain" in markdown and f"| {ood_set} accuracy (95% CI) |" in markdown
     assert "<h2>Out of domain</h2>" in page
-    # a one-seed figure's interval is its cell's second line in HTML, in brackets after it in Markdown
+    # a one-seed figure's interval is its cell's second line in HTML, in parentheses after it in Markdown
     baseline = rows["baseline"]
     low, high = baseline["accuracy_ci"]
     assert f'<span class="note">{low:.3f} to {high:.3f}</span>' in page

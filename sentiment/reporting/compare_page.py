@@ -315,7 +315,7 @@ def _intro(result: dict[str, Any]) -> str:
         )
     return (
         f"Same prepared data ({result['prepared']}), seed and settings; only {varied} {verb}. "
-        f"Test split: {result['test_examples']:,} reviews; under each figure (in brackets in text), its 95% "
+        f"Test split: {result['test_examples']:,} reviews; under each figure (after it, in parentheses, in text), its 95% "
         "bootstrap interval. "
         "Contrast pass rate: share of the contrast suite's labelled cases predicted right."
     )
