@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +151,8 @@ def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str | Cell]
 
 def summary(result: dict[str, Any]) -> Table:
     """The comparison's main table: one row per variant, then the references, shown muted."""
-    rows = result["rows"]
-    return _table(
-        columns(result),
-        [table_cells(row, result) for row in rows],
-        muted=frozenset(i for i, row in enumerate(rows) if row.get("reference")),
-    )
+    cells = [table_cells(row, result) for row in result["rows"]]
+    return _table(columns(result), cells, muted=_references(result))
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -196,11 +193,12 @@ def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str | Cell
     return cells
 
 
-def _table(
-    header: tuple[str, ...] | list[str],
-    rows: list[list[str]] | list[list[str | Cell]],
-    muted: frozenset[int] = frozenset(),
-) -> Table:
+def _references(result: dict[str, Any]) -> frozenset[int]:
+    """Positions of the reference rows (the baseline, VADER), which the tables show muted."""
+    return frozenset(i for i, row in enumerate(result["rows"]) if row.get("reference"))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str | Cell]], muted: frozenset[int] = frozenset()) -> Table:
     """Every column after the first holds figures (right-aligned); on a phone each row becomes a block."""
     numeric = frozenset(range(1, len(header)))
     cells = [[value if isinstance(value, Cell) else Cell(value) for value in row] for row in rows]
@@ -355,12 +353,8 @@ def page_sections(result: dict[str, Any]) -> list[Section]:
         sections.append(Section("each-seed", "Each seed", [_table(EACH_SEED_COLUMNS, seeds)]))
     sets = result.get("out_of_domain_sets", [])
     if sets:
-        rows = result["rows"]
-        table = _table(
-            out_of_domain_columns(result),
-            [out_of_domain_cells(row, sets) for row in rows],
-            muted=frozenset(i for i, row in enumerate(rows) if row.get("reference")),
-        )
+        cells = [out_of_domain_cells(row, sets) for row in result["rows"]]
+        table = _table(out_of_domain_columns(result), cells, muted=_references(result))
         sections.append(Section("out-of-domain", "Out of domain", [table, Paragraph(OUT_OF_DOMAIN_NOTE, style="note")]))
     for filename, (_, ylabel, title) in FIGURES.items():
         sections.append(
