@@ -5,6 +5,7 @@ The recurrence itself (trace == the model's own encoder) is tested in test_gates
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -19,6 +20,7 @@ from sentiment.evaluation.explain import explain_text, explain_texts, load_expla
 from sentiment.reporting.explain_page import format_explanation, render_explanations_html, write_explanations
 from sentiment.training.stage import train
 
+from browser import check_screenshot, needs_chromium, render_in_chromium
 from conftest import experiment_sets, one_line_error, quiet, review_rows, tiny_model, write_csv
 
 pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
@@ -148,6 +150,20 @@ def test_text_view_and_html_mark_unknown_words(models):
     explanation = explain_text(models["gru"], "qwertyuiop fabric")
     assert "qwertyuiop*" in format_explanation(explanation)
     assert 'class="tok unk"' in render_explanations_html([explanation], units=4)
+
+
+@needs_chromium
+@pytest.mark.browser
+@pytest.mark.parametrize(("width", "height"), [(412, 915), (1366, 900)], ids=["phone", "desktop"])
+def test_the_page_renders_cleanly_in_chromium(models, tmp_path, width, height):
+    texts = [TEXT + ". It runs small, sadly. I kept it anyway.", "qwertyuiop " + "soft " * 60]
+    page = render_explanations_html(explain_texts(models["lstm"], texts), units=4)
+    assert page.count('<table class="stack">') == 1  # the first text's sentences; the second has one
+    found, stderr, screenshot = render_in_chromium(page, tmp_path, width, height)
+    assert found.get("images-loaded") == "2/2" and json.loads(found["errors"]) == []
+    assert found["overflow"] == "0", "the page scrolls sideways; only its tables may"
+    assert [line for line in stderr.splitlines() if "CONSOLE" in line] == []
+    check_screenshot(screenshot, width, height)
 
 
 def test_worst_contrast_failure_is_the_most_confidently_wrong_case():

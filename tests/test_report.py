@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from sentiment.reporting.document import Cell, Section, Table, html_document, markdown_table, text_table
+from sentiment.reporting.document import (
+    Cell,
+    Section,
+    Table,
+    Word,
+    Words,
+    html_document,
+    markdown_document,
+    markdown_table,
+    text_table,
+)
 from sentiment.reporting.report import (
     PLOT_FILES,
     render_html,
@@ -379,3 +389,18 @@ def test_a_table_reads_the_same_in_markdown_in_a_terminal_and_in_html(tmp_path):
     page = html_document("t", "s", [Section("one", "One", [table])], tmp_path, footer="made here")
     rows = re.findall(r"<tr[^>]*>", page.split("<tbody>", 1)[1])
     assert rows == ["<tr>", '<tr class="muted">'] and "<footer>made here</footer>" in page
+
+
+def test_shaded_words_keep_their_shade_and_tip_and_stay_text(tmp_path):
+    words = Words(
+        [Word("<b>soft</b>", "rgba(26,127,55,0.42)", "contribution +0.210"), Word("qwe", "rgba(0,0,0,0)", marked=True)]
+    )
+    sections = [Section("text-1", "One", [words])]
+    page = html_document("t", "s", sections, tmp_path)
+    line = re.search(r'<p class="words">(.*)</p>', page).group(1)
+    assert line == (
+        '<span class="tok" style="background:rgba(26,127,55,0.42)" title="contribution +0.210">'
+        "&lt;b&gt;soft&lt;/b&gt;</span> "
+        '<span class="tok unk" style="background:rgba(0,0,0,0)">qwe</span>'
+    )
+    assert "&lt;b&gt;soft&lt;/b&gt; *qwe*" in markdown_document("t", "s", sections)

@@ -1,7 +1,7 @@
-"""The evaluation report's document: sections of paragraphs, tables and images, and their two renderings.
+"""The pages' document model: sections of paragraphs, tables, images and shaded words, and their renderings.
 
-`sentiment.reporting.report` decides what the report says, as a list of `Section`s; this module lays
-such a list out, as GitHub-flavoured Markdown (`markdown_document`) and as one self-contained HTML
+`sentiment.reporting.report` (the evaluation report), `compare_page` and `explain_page` decide what
+their pages say, as lists of `Section`s; this module lays such a list out, as GitHub-flavoured Markdown (`markdown_document`) and as one self-contained HTML
 page (`html_document`, from `templates/document.html.j2`: CSS inline, every PNG inlined as a data URI).
 Both take the same sections, so the two files always show the same numbers in the same order. Text
 is escaped here, in each format's own way: nothing a report quotes (a review, an experiment name)
@@ -61,11 +61,30 @@ class Image:
     kind: str = "image"
 
 
+@dataclass(frozen=True)
+class Word:
+    text: str
+    shade: str  # a CSS colour for the word's background, e.g. "rgba(26,127,55,0.42)"
+    tip: str = ""  # shown on hover: the figures behind the shade
+    marked: bool = False  # underlined (in `explain`: not in the vocabulary)
+
+
+@dataclass(frozen=True)
+class Words:
+    """A text as a line of words, each shaded on its own (the explain page's contributions)."""
+
+    words: list[Word]
+    kind: str = "words"
+
+
+Block = Table | Paragraph | Image | Words
+
+
 @dataclass
 class Section:
     id: str
     title: str
-    blocks: list[Table | Paragraph | Image] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     level: int = 2
 
 
@@ -82,6 +101,8 @@ def markdown_document(title: str, subtitle: str, sections: list[Section]) -> str
                 out.append(f"![{_md(block.alt)}]({block.file.replace(' ', '%20')})")
                 if block.caption:
                     out += ["", f"*{_md(block.caption)}*"]
+            elif isinstance(block, Words):  # Markdown has no shading: the words, the marked ones in italics
+                out.append(" ".join(f"*{_md(w.text)}*" if w.marked else _md(w.text) for w in block.words))
             else:
                 out.append(markdown_table(block))
             out.append("")

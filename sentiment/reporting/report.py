@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.reporting import plots as figures
 from sentiment.reporting.document import (
+    Block,
     Cell,
     Image,
     Paragraph,
@@ -179,7 +180,7 @@ def _headline(m: EvaluationMetrics) -> Section:
             " VADER is a rule-based lexicon (Hutto & Gilbert 2014) that needs no training; "
             "its probabilities are a reading of its compound score, not calibrated."
         )
-    blocks: list[Table | Paragraph | Image] = [Paragraph(verdict(m), "verdict"), table, Paragraph(note, "note")]
+    blocks: list[Block] = [Paragraph(verdict(m), "verdict"), table, Paragraph(note, "note")]
     return Section("headline", "Model vs baseline" + (" and VADER" if "vader" in systems else ""), blocks)
 
 
@@ -386,7 +387,7 @@ def _by_length(m: EvaluationMetrics, plots: dict[str, str]) -> Section | None:
                 ]
             )
     table = Table(["tokens", "n", "system", "accuracy", "macro-F1"], rows, frozenset({1, 3, 4}))
-    blocks: list[Table | Paragraph | Image] = [table]
+    blocks: list[Block] = [table]
     if "by_length" in plots:
         blocks.append(Image(plots["by_length"], "Accuracy and macro-F1 by review length"))
     return Section("by-length", "Scores by review length", blocks, level=3)
@@ -656,7 +657,7 @@ def _provenance(m: EvaluationMetrics) -> Section:
         ),
         ("Versions", m.versions),
     ]
-    blocks: list[Table | Paragraph | Image] = [
+    blocks: list[Block] = [
         Table(["", ""], [[Cell(k), Cell(_plain(v))] for k, v in rows if v not in (None, "", {})], wide=frozenset({1}))
     ]
     if baseline.validation:
