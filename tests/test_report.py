@@ -404,3 +404,20 @@ def test_shaded_words_keep_their_shade_and_tip_and_stay_text(tmp_path):
         '<span class="tok unk" style="background:rgba(0,0,0,0)">qwe</span>'
     )
     assert "&lt;b&gt;soft&lt;/b&gt; *qwe*" in markdown_document("t", "s", sections)
+
+
+def test_the_model_cards_tables_keep_their_columns_and_escape_names(metrics):
+    from sentiment.reporting.model_card import _evaluation
+    from sentiment.schemas import EvaluationMetrics
+
+    metrics = copy.deepcopy(metrics)
+    amazon, movie = metrics["out_of_domain"]["sets"]
+    del amazon["systems"]["baseline"]  # a set one system was not read on
+    movie["name"] = "movie|snippets"
+    lines = "\n".join(_evaluation(EvaluationMetrics.model_validate(metrics))).splitlines()
+    model = metrics["model"]
+    low, high = model["accuracy_ci"]
+    assert any(line.startswith(f"| this model | {model['accuracy']:.3f} ({low:.3f} to {high:.3f}) |") for line in lines)
+    table = [line for line in lines if line.startswith("| amazon-snippets") or line.startswith("| movie")]
+    assert len(table) == 2 and all(line.count(" | ") == 3 for line in table)  # four columns each
+    assert "| — |" in table[0] and table[1].startswith("| movie\\|snippets (")

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import write_bytes_atomic
+from sentiment.reporting.document import Cell, Table, markdown_table
 from sentiment.schemas import EvaluationMetrics
 
 CARD_FILE = "README.md"
+DASH = "—"
 WEAK_CAPABILITY = 0.75
 """Contrast capabilities below this pass rate are listed as limits."""
 
@@ -149,35 +151,39 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
 def _evaluation(metrics: EvaluationMetrics) -> list[str]:
     names = {"model": "this model", "baseline": "TF-IDF + logistic regression", "vader": "VADER (lexicon)"}
     systems = {s: part for s in names if (part := metrics.system(s)) is not None}
-    lines = [
-        f"Test split ({metrics.data.test_examples:,} reviews; 95% bootstrap intervals):",
-        "",
-        "| system | accuracy | macro-F1 | ECE | contrast suite |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for s, part in systems.items():
         result = metrics.contrast_result(s)
         rate = None if result is None else result.pass_rate
-        lines.append(
-            f"| {names[s]} | {part.accuracy:.3f} [{part.accuracy_ci[0]:.3f}, {part.accuracy_ci[1]:.3f}]"
-            f" | {part.macro_f1:.3f} [{part.macro_f1_ci[0]:.3f}, {part.macro_f1_ci[1]:.3f}]"
-            f" | {part.ece:.3f} | {'—' if rate is None else f'{rate:.1%}'} |"
+        rows.append(
+            [
+                Cell(names[s]),
+                Cell(f"{part.accuracy:.3f}", note=f"{part.accuracy_ci[0]:.3f} to {part.accuracy_ci[1]:.3f}"),
+                Cell(f"{part.macro_f1:.3f}", note=f"{part.macro_f1_ci[0]:.3f} to {part.macro_f1_ci[1]:.3f}"),
+                Cell(f"{part.ece:.3f}"),
+                Cell(DASH if rate is None else f"{rate:.1%}"),
+            ]
         )
+    columns = ["system", "accuracy (95% CI)", "macro-F1 (95% CI)", "ECE", "contrast suite"]
+    lines = [
+        f"Test split ({metrics.data.test_examples:,} reviews; the intervals are 95% bootstrap intervals):",
+        "",
+        markdown_table(Table(columns, rows, numeric=frozenset(range(1, 5)))),
+    ]
     sets = metrics.out_of_domain.sets
     if sets:
+        rows = [
+            [Cell(f"{item.name} ({item.sentences:,})")]
+            + [Cell(f"{item.systems[s].accuracy:.3f}" if s in item.systems else DASH) for s in systems]
+            for item in sets
+        ]
+        columns = ["set", *(names[s] for s in systems)]
         lines += [
             "",
             "Out of domain (sentences rated by people, Hutto & Gilbert 2014), accuracy:",
             "",
-            "| set | " + " | ".join(names[s] for s in systems) + " |",
-            "|---|" + "---|" * len(systems),
+            markdown_table(Table(columns, rows, numeric=frozenset(range(1, len(columns))))),
         ]
-        for item in sets:
-            lines.append(
-                f"| {item.name} ({item.sentences:,}) | "
-                + " | ".join(f"{item.systems[s].accuracy:.3f}" for s in systems if s in item.systems)
-                + " |"
-            )
     return lines
 
 
