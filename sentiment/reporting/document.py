@@ -1,8 +1,9 @@
 """The pages' document model: sections of paragraphs, tables, images and shaded words, and their renderings.
 
 `sentiment.reporting.report` (the evaluation report), `compare_page` and `explain_page` decide what
-their pages say, as lists of `Section`s; this module lays such a list out, as GitHub-flavoured Markdown (`markdown_document`) and as one self-contained HTML
-page (`html_document`, from `templates/document.html.j2`: CSS inline, every PNG inlined as a data URI).
+their pages say, as lists of `Section`s; this module lays such a list out, as GitHub-flavoured
+Markdown (`markdown_document`) and as one self-contained HTML page (`html_document`, from
+`templates/document.html.j2`: CSS inline, every PNG inlined as a data URI).
 Both take the same sections, so the two files always show the same numbers in the same order. Text
 is escaped here, in each format's own way: nothing a report quotes (a review, an experiment name)
 can become markup.
