@@ -24,6 +24,7 @@ from sentiment.reporting.document import (
     Paragraph,
     Section,
     Table,
+    figure_with_interval,
     html_document,
     markdown_document,
     text_table,
@@ -97,9 +98,8 @@ def _maybe(value, fmt: str) -> str:
 
 
 def _with_interval(row: dict[str, Any], key: str) -> Cell:
-    """The figure, its 95% interval as the cell's note: "0.950 (0.939 to 0.959)" in text, a second line in HTML."""
-    low, high = row[f"{key}_ci"]
-    return Cell(f"{row[key]:.3f}", note=f"{low:.3f} to {high:.3f}")
+    """The figure with its 95% interval (`document.figure_with_interval`)."""
+    return figure_with_interval(row[key], row[f"{key}_ci"])
 
 
 def _mean_sd(row: dict[str, Any], key: str, digits: int = 3) -> str | Cell:

@@ -12,6 +12,7 @@ can become markup.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ class Cell:
     note: str = ""  # a second, smaller line: an interval, a probability, an id
     tone: str = ""  # "good" or "bad": colour in HTML; the text itself always says it too
     span: int = 1
+
+
+def figure_with_interval(value: float, interval: Sequence[float]) -> Cell:
+    """A figure with its interval as the cell's note: "0.950 (0.939 to 0.959)" in text, a second line in HTML."""
+    low, high = interval
+    return Cell(f"{value:.3f}", note=f"{low:.3f} to {high:.3f}")
 
 
 @dataclass(frozen=True)

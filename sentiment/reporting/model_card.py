@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import write_bytes_atomic
-from sentiment.reporting.document import Cell, Table, markdown_table
+from sentiment.reporting.document import Cell, Table, figure_with_interval, markdown_table
 from sentiment.schemas import EvaluationMetrics
 
 CARD_FILE = "README.md"
@@ -158,8 +158,8 @@ def _evaluation(metrics: EvaluationMetrics) -> list[str]:
         rows.append(
             [
                 Cell(names[s]),
-                Cell(f"{part.accuracy:.3f}", note=f"{part.accuracy_ci[0]:.3f} to {part.accuracy_ci[1]:.3f}"),
-                Cell(f"{part.macro_f1:.3f}", note=f"{part.macro_f1_ci[0]:.3f} to {part.macro_f1_ci[1]:.3f}"),
+                figure_with_interval(part.accuracy, part.accuracy_ci),
+                figure_with_interval(part.macro_f1, part.macro_f1_ci),
                 Cell(f"{part.ece:.3f}"),
                 Cell(DASH if rate is None else f"{rate:.1%}"),
             ]
