@@ -21,6 +21,12 @@ def main() -> None:
         help="scoring: `ray` compares the local engine with `score --engine ray`",
     )
     parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="scoring: `bfloat16` compares float32 with `score --precision bfloat16`",
+    )
+    parser.add_argument(
         "--pairs", type=int, default=3, help="scoring: end-to-end / bare forward pairs timed for the ratio (default 3)"
     )
     args = parser.parse_args()
@@ -29,7 +35,9 @@ def main() -> None:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"benchmarks.{name}")
-        if name == "scoring":
+        if name == "scoring" and args.precision == "bfloat16":
+            module.run_precision(quick=args.quick, pairs=args.pairs)
+        elif name == "scoring":
             module.run_ray(quick=args.quick) if args.engine == "ray" else module.run(quick=args.quick, pairs=args.pairs)
         else:
             module.run(quick=args.quick)

@@ -14,7 +14,9 @@ each text about five times: tokenizing (`WordIds`, which keeps each word chunk's
 timed alone on the distinct texts, where every chunk is new once, against spaCy's own pipe.
 Target on a 2-core machine: at least 0.85x the bare forward pass end to end, and 3,000 reviews/s with the default model
 (bi-LSTM 128, GloVe 50d, max+mean pooling), and peak memory that does not grow with the
-input (100k vs 1M lines). Other jobs on the machine slow every figure: the load average
+input (100k vs 1M lines). `--precision bfloat16` scores the same reviews in float32 and in
+bfloat16 (`score --precision`), alternating, and counts the labels and probabilities that differ.
+Other jobs on the machine slow every figure: the load average
 before and after is recorded with them, and CPU-seconds per review are less sensitive to it.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,13 +181,82 @@ def run_ray(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     return figures
 
 
-def _require_model(model: str):
+def run_precision(quick: bool = False, model: str = DEFAULT_MODEL, pairs: int = 3) -> dict:
+    """The same reviews scored end to end in float32 and in bfloat16 (`score --precision`), each in
+    its own process, alternating `pairs` times; the bare forward pass in each; and how far the
+    bfloat16 scores are from float32's (labels that differ, the largest probability difference)."""
+    import csv
+
+    from sentiment.errors import SentimentError
+    from sentiment.model.precision import check_precision
+
+    try:
+        check_precision("bfloat16")
+    except SentimentError as error:
+        raise SystemExit(f"benchmarks.scoring --precision bfloat16: {error}") from None
+    _require_model(model)
+    n = 20_000 if quick else 100_000
+    texts = _real_reviews()
+    precisions = ("float32", "bfloat16")
+    rates: dict[str, list[float]] = {precision: [] for precision in precisions}
+    forward: dict[str, list[float]] = {precision: [] for precision in precisions}
+    with tempfile.TemporaryDirectory(prefix="bench-precision-") as scratch:
+        reviews = _write_reviews(texts, n, Path(scratch) / "reviews.txt")
+        outputs = {precision: Path(scratch) / f"{precision}.csv" for precision in precisions}
+        for _ in range(pairs):
+            for precision in precisions:
+                scored = _score_in_subprocess(model, reviews, outputs[precision], precision)
+                rates[precision].append(scored["rows"] / scored["seconds"])
+                forward[precision].append(_bare_forward(_require_model(model, precision), texts, n)["forward_rate"])
+        with open(outputs["float32"], newline="") as a, open(outputs["bfloat16"], newline="") as b:
+            rows = list(zip(csv.DictReader(a), csv.DictReader(b)))
+    probability_columns = [column for column in rows[0][0] if column.startswith("prob_")]
+    differing = sum(x["label"] != y["label"] for x, y in rows)
+    largest = max(abs(float(x[c]) - float(y[c])) for x, y in rows for c in probability_columns if x[c])
+    speedups = sorted(b / a for a, b in zip(rates["float32"], rates["bfloat16"]))
+    figures = {
+        "model": model,
+        "reviews": n,
+        "pairs": pairs,
+        "float32_reviews_per_second": round(statistics.median(rates["float32"])),
+        "bfloat16_reviews_per_second": round(statistics.median(rates["bfloat16"])),
+        "speedup_end_to_end": round(speedups[len(speedups) // 2], 2),
+        "speedups_end_to_end": [round(speedup, 3) for speedup in speedups],
+        "float32_forward_reviews_per_second": round(statistics.median(forward["float32"])),
+        "bfloat16_forward_reviews_per_second": round(statistics.median(forward["bfloat16"])),
+        "speedup_forward": round(statistics.median(forward["bfloat16"]) / statistics.median(forward["float32"]), 2),
+        "labels_differing": differing,
+        "largest_probability_difference": round(largest, 4),
+    }
+    print_table(
+        f"scoring, bfloat16 vs float32 ({model}, {n:,} reviews, {pairs} pairs, {os.cpu_count()} cores)",
+        [
+            (
+                "end to end",
+                f"{figures['float32_reviews_per_second']:,} -> {figures['bfloat16_reviews_per_second']:,} reviews/s "
+                f"(x{figures['speedup_end_to_end']:.2f}, the median pair of "
+                f"{', '.join(f'{speedup:.2f}' for speedup in speedups)})",
+            ),
+            (
+                "bare forward, same batches",
+                f"{figures['float32_forward_reviews_per_second']:,} -> "
+                f"{figures['bfloat16_forward_reviews_per_second']:,} reviews/s (x{figures['speedup_forward']:.2f})",
+            ),
+            ("labels that differ", f"{differing:,} of {len(rows):,}"),
+            ("largest probability difference", f"{largest:.4f}"),
+        ],
+    )
+    record("scoring_precision", figures)
+    return figures
+
+
+def _require_model(model: str, precision: str = "float32"):
     """The trained run, loaded as the scorer loads it (its forward pass is the reference)."""
     from sentiment.errors import SentimentError
     from sentiment.serving.inference import load_model
 
     try:
-        return load_model(model, batch_size=BATCH_SIZE)
+        return load_model(model, batch_size=BATCH_SIZE, precision=precision)
     except SentimentError as error:
         raise SystemExit(
             f"benchmarks.scoring needs a trained run: {error}\n"
@@ -213,8 +285,9 @@ def _write_reviews(texts: list[str], n: int, path: Path) -> Path:
     return path
 
 
-def _score_in_subprocess(model: str, reviews: Path, output: Path) -> dict:
+def _score_in_subprocess(model: str, reviews: Path, output: Path, precision: str = "float32") -> dict:
     command = [sys.executable, "-m", "benchmarks.scoring", "--child", model, str(reviews), str(output)]
+    command += ["--child-precision", precision]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -224,12 +297,12 @@ def _score_in_subprocess(model: str, reviews: Path, output: Path) -> dict:
     return figures
 
 
-def _child(model: str, reviews: str, output: str) -> None:
+def _child(model: str, reviews: str, output: str, precision: str = "float32") -> None:
     """One scoring, as the CLI does it; prints its figures as one JSON line."""
     from sentiment.serving.inference import load_model
     from sentiment.serving.scoring import CHUNK_SIZE, default_workers, score_files
 
-    loaded = load_model(model, batch_size=BATCH_SIZE)
+    loaded = load_model(model, batch_size=BATCH_SIZE, precision=precision)
     rss_after_load = _peak_rss_mb()
     cpu = time.process_time()
     summary = score_files(loaded, [reviews], output)
@@ -320,12 +393,21 @@ if __name__ == "__main__":
     parser.add_argument(
         "--pairs", type=int, default=3, help="end-to-end / bare forward pairs timed for the ratio (default 3)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="bfloat16: float32 against `score --precision bfloat16` on the same reviews",
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(*args.child)
+        _child(*args.child, precision=args.child_precision)
     else:
-        if args.engine == "ray":
+        if args.precision == "bfloat16":
+            run_precision(quick=args.quick, model=args.model, pairs=args.pairs)
+        elif args.engine == "ray":
             run_ray(quick=args.quick, model=args.model)
         else:
             run(quick=args.quick, model=args.model, pairs=args.pairs)

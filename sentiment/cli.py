@@ -301,6 +301,15 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     show_default=True,
     help="--engine ray: GPUs per scoring actor.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="The forward pass's number format. bfloat16 runs faster where the processor computes it natively "
+    "(CPUs with AVX512-BF16 or AMX, recent GPUs; refused elsewhere): about 1.4x end to end on such a CPU, "
+    "with probabilities within about 0.003 of float32's. evaluate's figures are float32's.",
+)
 @click.option("--preserve-order", is_flag=True, help="--engine ray: write rows in input order.")
 @click.option(
     "--output-format",
@@ -326,6 +335,7 @@ def score(
     concurrency: int | None,
     num_cpus: float,
     num_gpus: float,
+    precision: str,
     preserve_order: bool,
     output_format: str,
 ) -> None:
@@ -367,6 +377,7 @@ def score(
             preserve_order=preserve_order,
             min_confidence=min_confidence,
             sentences=sentences,
+            precision=precision,
         )
         click.echo(
             f"scored {ray_summary.rows:,} rows on Ray in {ray_summary.seconds:.1f} s "
@@ -389,7 +400,7 @@ def score(
         if device == "cuda" and not torch.cuda.is_available():
             raise SentimentError("--device cuda: no CUDA device is available here; use --device cpu")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(model_path, device=device, batch_size=batch_size)
+    model = load_model(model_path, device=device, batch_size=batch_size, precision=precision)
     summary = score_files(
         model,
         inputs,
@@ -615,7 +626,16 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
     show_default=True,
     help="Largest request body in bytes (more: 413).",
 )
-def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int) -> None:
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="The forward pass's number format. bfloat16 runs faster where the processor computes it natively "
+    "(CPUs with AVX512-BF16 or AMX, recent GPUs; refused elsewhere): about 1.4x end to end on such a CPU, "
+    "with probabilities within about 0.003 of float32's. GET /v1/model names it.",
+)
+def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int, precision: str) -> None:
     """Serve a trained run over HTTP (FastAPI under uvicorn) until Ctrl-C or SIGTERM.
 
     \b
@@ -629,7 +649,7 @@ def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int) 
     """
     from sentiment.serving.server import serve as run_server
 
-    run_server(model_path, host=host, port=port, max_batch=max_batch, max_body=max_body)
+    run_server(model_path, host=host, port=port, max_batch=max_batch, max_body=max_body, precision=precision)
 
 
 def main() -> None:

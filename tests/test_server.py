@@ -133,6 +133,7 @@ def test_model_endpoint_and_openapi_docs(server):
     card = httpx.get(f"{base}/v1/model", timeout=10).json()
     assert card["classes"] == run.labels and card["temperature"] == run.temperature
     assert card["config_fingerprint"] == run.config.fingerprint()
+    assert card["precision"] == "float32"
     assert "/v1/predict" in httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
     assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
 

@@ -39,13 +39,14 @@ class BatchScorer:
         keep_text: bool = False,
         sentences: bool = False,
         nested: bool = True,
+        precision: str = "float32",
     ):
         import torch
 
         from sentiment.serving.inference import load_model
 
         torch.set_num_threads(1)  # one core per worker: an engine runs one scorer per CPU it is given
-        self.model = load_model(model_path, device=device, batch_size=batch_size)
+        self.model = load_model(model_path, device=device, batch_size=batch_size, precision=precision)
         self.classes = list(self.model.classes)
         self.text_column, self.keep_text = text_column, keep_text
         self.min_confidence = min_confidence

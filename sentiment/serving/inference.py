@@ -5,6 +5,7 @@ from sentiment import load_model
 model = load_model("runs/clothing")
 predictions = model.predict(["not perfect, but pretty good"])
 predictions.labels, predictions.probabilities   # ["positive"], array([[0.03, 0.97]])
+fast = load_model("runs/clothing", precision="bfloat16")   # where the CPU has bfloat16 arithmetic
 ```
 """
 
@@ -23,6 +24,7 @@ from sentiment.data.vocab import UNK_ID
 from sentiment.errors import SentimentError
 from sentiment.model.batching import collate, predict_ids
 from sentiment.model.classifier import SentencePrediction, TextClassifier
+from sentiment.model.precision import check_precision, in_precision
 from sentiment.model.tracing import traced_for_inference
 
 
@@ -31,11 +33,13 @@ class SentimentModel(TextClassifier):
 
     tokenizer: Tokenizer
 
-    def __init__(self, run, device: str = "cpu", batch_size: int = 256):
+    def __init__(self, run, device: str = "cpu", batch_size: int = 256, precision: str = "float32"):
+        check_precision(precision, device)
         self.run = run
         self.classes = list(run.labels)
         self.device = device
         self.batch_size = batch_size
+        self.precision = precision
         self.max_len = run.config.tokenize.max_len
         self.tokenizer = Tokenizer(lowercase=run.config.tokenize.lowercase)
         self.network = run.build_model(device)
@@ -47,14 +51,16 @@ class SentimentModel(TextClassifier):
 
     @property
     def inference_network(self) -> torch.nn.Module:
-        """What predictions run: on the CPU the network traced into TorchScript where the trace is
-        exact (`sentiment.model.tracing`), made on first use; otherwise the network itself."""
+        """What predictions run: the network in the model's precision (`sentiment.model.precision`),
+        on the CPU traced into TorchScript where the trace is exact (`sentiment.model.tracing`);
+        made on first use. The sentence head's readings run the float32 network itself."""
         with self._tracing:  # score's worker threads may ask for it at the same time
             # A trace keeps the temperature it was made with: a new one is traced again.
             temperature = getattr(self.network, "temperature", 1.0)
             if self._inference_network is None or self._traced_at != temperature:
+                network = in_precision(self.network, self.precision)
                 on_cpu = str(self.device).startswith("cpu")
-                self._inference_network = traced_for_inference(self.network) if on_cpu else self.network
+                self._inference_network = traced_for_inference(network) if on_cpu else network
                 self._traced_at = temperature
             return self._inference_network
 
@@ -124,15 +130,28 @@ class BaselineModel(TextClassifier):
         return self.baseline.predict_proba([list(tokens) for tokens in token_lists])
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu", batch_size: int = 256) -> TextClassifier:
+def load_model(
+    path: str | os.PathLike, device: str = "cpu", batch_size: int = 256, precision: str = "float32"
+) -> TextClassifier:
     """Load a trained run (`runs/<experiment>/`), its baseline (`runs/<experiment>/baseline/`), or
-    `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.model.vader`; no files needed)."""
+    `vader` / `vader:ternary` (the rule-based lexicon, `sentiment.model.vader`; no files needed).
+
+    `precision="bfloat16"` runs a trained run's forward pass in bfloat16 where the device computes
+    it natively (`sentiment.model.precision`); the baseline and VADER have no such pass."""
     from sentiment.model.baseline import CONFIG_FILE
     from sentiment.model.vader import MODEL_NAMES, VaderModel
     from sentiment.training.run import load_run
 
     if str(path) in MODEL_NAMES and not Path(path).exists():
+        _float32_only(precision, f"{path} (VADER, a lexicon)")
         return VaderModel(MODEL_NAMES[str(path)])
     if (Path(path) / CONFIG_FILE).is_file():
+        _float32_only(precision, f"{path} (the bag-of-words baseline)")
         return BaselineModel(Path(path))
-    return SentimentModel(load_run(Path(path)), device=device, batch_size=batch_size)
+    check_precision(precision, device)  # before the weights load
+    return SentimentModel(load_run(Path(path)), device=device, batch_size=batch_size, precision=precision)
+
+
+def _float32_only(precision: str, what: str) -> None:
+    if precision != "float32":
+        raise SentimentError(f"--precision {precision} is for a trained run's network; {what} has none to run")

@@ -68,9 +68,11 @@ def score_with_ray(
     preserve_order: bool = False,
     min_confidence: float | None = None,
     sentences: bool = False,
+    precision: str = "float32",
 ) -> RayScoringSummary:
     """Score `inputs` with the run at `model_path` on Ray Data into the directory `output_dir`;
-    with `sentences`, a `sentences` column as `score --sentences` writes it (JSON text in CSV)."""
+    with `sentences`, a `sentences` column as `score --sentences` writes it (JSON text in CSV).
+    `precision` is checked here against this machine's CPU (`num_gpus`: on each actor's GPU)."""
     from sentiment.serving.inference import load_model
     from sentiment.serving.input_files import check_columns, resolve_inputs
 
@@ -86,7 +88,8 @@ def score_with_ray(
     keep_columns = list(dict.fromkeys(keep_columns))
     for file in files:
         check_columns(file, text_column, keep_columns)
-    load_model(model_path)  # fails here, once, for a path that is not a run
+    # Fails here, once, for a path that is not a run (or a precision this machine cannot run).
+    load_model(model_path, precision="float32" if num_gpus else precision)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-operator progress lines
     started = time.perf_counter()
     if not ray.is_initialized():
@@ -130,6 +133,7 @@ def score_with_ray(
             "sentences": sentences,
             "nested": output_format != "csv",
             "device": "cuda" if num_gpus else "cpu",
+            "precision": precision,
         },
         batch_size=batch_size,
         batch_format="pyarrow",

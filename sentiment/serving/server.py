@@ -54,16 +54,21 @@ class PredictRequest(BaseModel):
 
 
 def create_app(
-    model_path: str | Path, max_batch: int = DEFAULT_MAX_BATCH, max_body: int = DEFAULT_MAX_BODY, device: str = "cpu"
+    model_path: str | Path,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_body: int = DEFAULT_MAX_BODY,
+    device: str = "cpu",
+    precision: str = "float32",
 ):
-    """A FastAPI app serving the run (or baseline, or `vader`) at `model_path`."""
+    """A FastAPI app serving the run (or baseline, or `vader`) at `model_path`; a run's forward pass
+    in `precision` (`sentiment.model.precision`)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     from sentiment.serving.inference import load_model
 
-    model = load_model(model_path, device=device)
+    model = load_model(model_path, device=device, precision=precision)
     # One pass before the first request: the first forward pass of a process also sets up oneDNN's
     # kernels, which would otherwise land on some client's request as 100+ ms of latency.
     predict_rows(model, ["warm up the model before serving.", "a second text of another length to batch"])
@@ -273,6 +278,7 @@ def model_summary(model, model_path: str | Path) -> dict[str, Any]:
         "classes": list(model.classes),
         "version": version("sentiment"),
         "kind": type(model).__name__,
+        "precision": getattr(model, "precision", "float32"),
     }
     run = getattr(model, "run", None)
     if run is not None:
@@ -305,11 +311,12 @@ def serve(
     max_batch: int = DEFAULT_MAX_BATCH,
     max_body: int = DEFAULT_MAX_BODY,
     log_level: str = "info",
+    precision: str = "float32",
 ) -> None:
     """Run the app under uvicorn until SIGTERM or Ctrl-C (a clean shutdown, exit 0)."""
     import uvicorn
 
-    app = create_app(model_path, max_batch=max_batch, max_body=max_body)
+    app = create_app(model_path, max_batch=max_batch, max_body=max_body, precision=precision)
     # The model, tokenizer and vocabulary are millions of long-lived objects: frozen out of the
     # cyclic collector (this process is ours; `create_app` leaves a host service's to it), its
     # full collections under load stop scanning them. The first 16 concurrent requests took
