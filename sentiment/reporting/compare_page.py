@@ -19,6 +19,7 @@ from typing import Any
 
 from sentiment.artifacts import atomic_directory, write_bytes_atomic, write_json
 from sentiment.reporting.document import (
+    DASH,
     Cell,
     Image,
     Paragraph,
@@ -94,7 +95,7 @@ def several_seeds(result: dict[str, Any]) -> bool:
 
 
 def _maybe(value, fmt: str) -> str:
-    return "—" if value is None else format(value, fmt)
+    return DASH if value is None else format(value, fmt)
 
 
 def _with_interval(row: dict[str, Any], key: str) -> Cell:
@@ -104,7 +105,7 @@ def _with_interval(row: dict[str, Any], key: str) -> Cell:
 
 def _mean_sd(row: dict[str, Any], key: str, digits: int = 3) -> str | Cell:
     if row.get(key) is None:
-        return "—"
+        return DASH
     if row.get(f"{key}_sd") is None:  # a reference row: one fit, its interval
         return _with_interval(row, key) if row.get(f"{key}_ci") else f"{row[key]:.{digits}f}"
     return f"{row[key]:.{digits}f} ± {row[f'{key}_sd']:.{digits}f}"
@@ -121,13 +122,13 @@ def _name(row: dict[str, Any]) -> str:
 def _epochs(row: dict[str, Any]) -> str:
     if row.get("seed_rows"):
         return ", ".join(f"{seed['best_epoch']} / {seed['epochs_run']}" for seed in row["seed_rows"])
-    return "—" if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
+    return DASH if row["best_epoch"] is None else f"{row['best_epoch']} / {row['epochs_run']}"
 
 
 def _contrast(row: dict[str, Any]) -> str:
     rate, spread = row["contrast_pass_rate"], row.get("contrast_pass_rate_sd")
     if rate is None:
-        return "—"
+        return DASH
     return f"{rate:.1%}" if spread is None else f"{rate:.1%} ± {100 * spread:.1f} pp"
 
 
@@ -144,7 +145,7 @@ def table_cells(row: dict[str, Any], result: dict[str, Any]) -> list[str | Cell]
     ]
     if not several_seeds(result):
         return [_name(row), _with_interval(row, "accuracy"), _with_interval(row, "macro_f1"), *tail]
-    seeds = "—" if row.get("reference") else str(len(row["seed_rows"]))
+    seeds = DASH if row.get("reference") else str(len(row["seed_rows"]))
     validation = [_mean_sd(row, "best_val_macro_f1", 4), _mean_sd(row, "cut_val_macro_f1", 4)]
     return [_name(row), seeds, *validation, _mean_sd(row, "accuracy"), _mean_sd(row, "macro_f1"), *tail]
 
@@ -189,7 +190,7 @@ def out_of_domain_cells(row: dict[str, Any], sets: list[str]) -> list[str | Cell
     cells: list[str | Cell] = [_name(row)]
     for name in sets:
         scores = row.get("out_of_domain", {}).get(name)
-        cells.append("—" if scores is None else _mean_sd(scores, "accuracy"))
+        cells.append(DASH if scores is None else _mean_sd(scores, "accuracy"))
     return cells
 
 

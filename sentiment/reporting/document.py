@@ -22,6 +22,9 @@ from markupsafe import Markup, escape
 
 from sentiment.reporting import plots as figures
 
+DASH = "—"
+"""What a cell holds where there is no figure (a system not read on that set, a missing value)."""
+
 
 @dataclass(frozen=True)
 class Cell:

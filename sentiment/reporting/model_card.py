@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.artifacts import write_bytes_atomic
-from sentiment.reporting.document import Cell, Table, figure_with_interval, markdown_table
+from sentiment.reporting.document import DASH, Cell, Table, figure_with_interval, markdown_table
 from sentiment.schemas import EvaluationMetrics
 
 CARD_FILE = "README.md"
-DASH = "—"
 WEAK_CAPABILITY = 0.75
 """Contrast capabilities below this pass rate are listed as limits."""
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sentiment.artifacts import write_bytes_atomic
 from sentiment.reporting import plots as figures
 from sentiment.reporting.document import (
+    DASH,
     Block,
     Cell,
     Image,
@@ -62,7 +63,6 @@ PLOT_FILES = {
     "risk_coverage": "risk_coverage.png",
 }
 CONTRAST_TARGET = 0.9
-DASH = "—"
 
 
 # --------------------------------------------------------------------------- #
