@@ -24,7 +24,7 @@ def main() -> None:
         "--precision",
         choices=["float32", "bfloat16"],
         default="float32",
-        help="scoring: `bfloat16` compares float32 with `score --precision bfloat16`",
+        help="scoring: `bfloat16` compares float32 with `score --precision bfloat16`; serve: serve in bfloat16",
     )
     parser.add_argument(
         "--pairs", type=int, default=3, help="scoring: end-to-end / bare forward pairs timed for the ratio (default 3)"
@@ -35,7 +35,9 @@ def main() -> None:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"benchmarks.{name}")
-        if name == "scoring" and args.precision == "bfloat16":
+        if name == "serve":
+            module.run(quick=args.quick, precision=args.precision)
+        elif name == "scoring" and args.precision == "bfloat16":
             module.run_precision(quick=args.quick, pairs=args.pairs)
         elif name == "scoring":
             module.run_ray(quick=args.quick) if args.engine == "ray" else module.run(quick=args.quick, pairs=args.pairs)

@@ -6,7 +6,8 @@ be 0), and the same texts scored by direct `predict` in this run as the referenc
 ratio. The clients share the machine with the server, so they are kept cheap: keep-alive
 HTTP/1.1 on asyncio streams (`_Connection`); the same runs with httpx's AsyncClient, whose own
 CPU cost per request is about the server's, are reported beside them. Only 127.0.0.1 is ever
-contacted. Needs a trained run (default `runs/clothing`).
+contacted. Needs a trained run (default `runs/clothing`). `--precision bfloat16` serves and
+predicts in bfloat16 (`serve --precision`; results under `serve_bfloat16`).
 Targets on a 2-core machine: batched requests >= 0.7x direct predict; p99 of single-text
 requests under 100 ms at 16 clients.
 """
@@ -27,7 +28,7 @@ DEFAULT_MODEL = "runs/clothing"
 CLIENTS = 16
 
 
-def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
+def run(quick: bool = False, model: str = DEFAULT_MODEL, precision: str = "float32") -> dict:
 
     from sentiment.serving.inference import load_model
 
@@ -37,21 +38,21 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     requests = {1: 400 if quick else 2000, 32: 60 if quick else 300}
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "sentiment", "serve", "--model", model, "--port", str(port)],
+        [sys.executable, "-m", "sentiment", "serve", "--model", model, "--port", str(port), "--precision", precision],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, server)
-        figures: dict = {"model": model, "clients": CLIENTS}
+        figures: dict = {"model": model, "clients": CLIENTS, "precision": precision}
         for size, count in requests.items():
             for kind, prefix in (("streams", ""), ("httpx", "httpx_")):
                 figures[f"{prefix}batch_{size}"] = asyncio.run(_load(base, texts, size, count, kind))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    loaded = load_model(model)
+    loaded = load_model(model, precision=precision)
     sample = [texts[i % len(texts)] for i in range(32 * 40)]
     loaded.predict(sample[:64])  # warm up
     started = time.perf_counter()
@@ -60,7 +61,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     direct = len(sample) / (time.perf_counter() - started)
     figures["direct_predict_texts_per_second"] = round(direct)
     figures["batched_ratio_to_direct"] = round(figures["batch_32"]["texts_per_second"] / direct, 2)
-    record("serve", figures)
+    record("serve" if precision == "float32" else f"serve_{precision}", figures)
     rows = [
         (
             f"{size} text(s) per request{' (httpx clients)' if prefix else ''}",
@@ -72,7 +73,7 @@ def run(quick: bool = False, model: str = DEFAULT_MODEL) -> dict:
     ]
     rows.append(("direct predict, 32 per call", f"{figures['direct_predict_texts_per_second']:,} texts/s"))
     rows.append(("batched / direct", f"{figures['batched_ratio_to_direct']:.2f}"))
-    print_table(f"serve: {model}, {CLIENTS} clients on localhost", rows)
+    print_table(f"serve: {model} ({precision}), {CLIENTS} clients on localhost", rows)
     return figures
 
 
