@@ -87,6 +87,20 @@ def config_options(function):
     )(function)
 
 
+def precision_option(where: str):
+    """`--precision float32|bfloat16` for the commands that run a trained network (`where`: what
+    the help adds about that command)."""
+    return click.option(
+        "--precision",
+        type=click.Choice(["float32", "bfloat16"]),
+        default="float32",
+        show_default=True,
+        help="The forward pass's number format. bfloat16 runs faster where the processor computes it natively "
+        "(CPUs with AVX512-BF16 or AMX, recent GPUs; refused elsewhere): about 1.4x end to end on such a CPU, "
+        f"with probabilities within about 0.003 of float32's. {where}",
+    )
+
+
 def _load(config_path: str, overrides: tuple[str, ...]):
     from sentiment.config import load_config
 
@@ -301,15 +315,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool, device: st
     show_default=True,
     help="--engine ray: GPUs per scoring actor.",
 )
-@click.option(
-    "--precision",
-    type=click.Choice(["float32", "bfloat16"]),
-    default="float32",
-    show_default=True,
-    help="The forward pass's number format. bfloat16 runs faster where the processor computes it natively "
-    "(CPUs with AVX512-BF16 or AMX, recent GPUs; refused elsewhere): about 1.4x end to end on such a CPU, "
-    "with probabilities within about 0.003 of float32's. evaluate's figures are float32's.",
-)
+@precision_option("evaluate's figures are float32's.")
 @click.option("--preserve-order", is_flag=True, help="--engine ray: write rows in input order.")
 @click.option(
     "--output-format",
@@ -626,15 +632,7 @@ def explain(texts: tuple[str, ...], model_path: str, text_file: str | None, outp
     show_default=True,
     help="Largest request body in bytes (more: 413).",
 )
-@click.option(
-    "--precision",
-    type=click.Choice(["float32", "bfloat16"]),
-    default="float32",
-    show_default=True,
-    help="The forward pass's number format. bfloat16 runs faster where the processor computes it natively "
-    "(CPUs with AVX512-BF16 or AMX, recent GPUs; refused elsewhere): about 1.4x end to end on such a CPU, "
-    "with probabilities within about 0.003 of float32's. GET /v1/model names it.",
-)
+@precision_option("GET /v1/model names it.")
 def serve(model_path: str, host: str, port: int, max_batch: int, max_body: int, precision: str) -> None:
     """Serve a trained run over HTTP (FastAPI under uvicorn) until Ctrl-C or SIGTERM.
 

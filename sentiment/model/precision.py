@@ -3,10 +3,10 @@ evaluated) or bfloat16 (faster where the processor computes it natively).
 
 bfloat16 keeps float32's exponent and 8 of its 24 mantissa bits, so a copy of the network in it
 reads every review with the same weights, rounded. On a 2-core AMD EPYC with AVX512-BF16
-(`python -m benchmarks scoring --precision bfloat16`) the default model's forward pass ran
-1.6x as fast and scoring end to end 1.4x, with 5 labels of 100,000 reviews different from
-float32's and no probability more than 0.003 apart. Processors without
-bfloat16 arithmetic emulate it, slower than float32, so it is refused there.
+(`python -m benchmarks scoring --precision bfloat16`) the default model's forward pass ran 1.6x
+as fast and scoring end to end 1.4x, with 5 labels of 100,000 reviews different from float32's
+and no probability more than 0.003 apart. Processors without bfloat16 arithmetic emulate it,
+slower than float32, so it is refused there.
 
 Training and `evaluate` always run float32: a run's reported figures are float32's.
 """
