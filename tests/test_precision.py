@@ -16,29 +16,15 @@ from sentiment.errors import SentimentError
 from sentiment.model import precision
 from sentiment.model.batching import predict_ids
 from sentiment.model.precision import check_precision, in_precision, native_bfloat16
-from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier
+from sentiment.model.recurrent import EnsembleClassifier
 from sentiment.model.tracing import traced_for_inference
 from sentiment.serving.batch_scorer import BatchScorer
 
 from conftest import one_line_error
+from small_networks import id_lists, network
 
-VOCAB = 40
 needs_native = pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512-BF16, AMX)")
 TEXTS = ["love it", "not bad at all, but the zipper broke", "awful . returned it", "", "so soft"] * 4
-
-
-def network(**kwargs: object) -> RecurrentClassifier:
-    torch.manual_seed(0)
-    defaults: dict[str, object] = dict(embedding_dim=8, hidden_size=12, dropout=0.0)
-    model = RecurrentClassifier(ModelSpec(VOCAB, 2, **(defaults | kwargs)))
-    if model.spec.word_features:
-        model.set_word_features(torch.rand(VOCAB, model.spec.word_features))
-    return model.eval()
-
-
-def id_lists(n: int, seed: int = 1) -> list[list[int]]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(1, VOCAB, int(rng.integers(1, 60))).tolist() for _ in range(n)]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +50,7 @@ def test_a_bfloat16_copy_reads_like_the_float32_network_and_leaves_it_as_it_was(
 
 
 def test_an_ensemble_is_copied_member_by_member():
-    ensemble = EnsembleClassifier([network(), network(cell="gru")]).eval()
+    ensemble = EnsembleClassifier([network(), network(cell="gru")])
     texts = id_lists(50)
     np.testing.assert_allclose(
         predict_ids(traced_for_inference(in_precision(ensemble, "bfloat16")), texts),

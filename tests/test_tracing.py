@@ -8,24 +8,10 @@ import torch
 
 from sentiment.model import tracing
 from sentiment.model.batching import predict_ids
-from sentiment.model.recurrent import EnsembleClassifier, ModelSpec, RecurrentClassifier
+from sentiment.model.recurrent import EnsembleClassifier
 from sentiment.model.tracing import traced_for_inference
 
-VOCAB = 40
-
-
-def network(**kwargs: object) -> RecurrentClassifier:
-    torch.manual_seed(0)
-    defaults: dict[str, object] = dict(embedding_dim=8, hidden_size=12, dropout=0.0)
-    model = RecurrentClassifier(ModelSpec(VOCAB, 3, **(defaults | kwargs)))
-    if model.spec.word_features:
-        model.set_word_features(torch.rand(VOCAB, model.spec.word_features))
-    return model
-
-
-def id_lists(n: int, seed: int = 1) -> list[list[int]]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(1, VOCAB, int(rng.integers(1, 60))).tolist() for _ in range(n)]
+from small_networks import id_lists, network
 
 
 @pytest.mark.parametrize(
