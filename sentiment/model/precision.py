@@ -6,7 +6,8 @@ reads every review with the same weights, rounded. On a 2-core AMD EPYC with AVX
 (`python -m benchmarks scoring --precision bfloat16`) the default model's forward pass ran 1.6x
 as fast and scoring end to end 1.4x, with 5 labels of 100,000 reviews different from float32's
 and no probability more than 0.003 apart. Processors without bfloat16 arithmetic emulate it,
-slower than float32, so it is refused there.
+slower than float32 (the same CPU with oneDNN held to AVX512 without BF16, `ONEDNN_MAX_CPU_ISA`:
+0.42x float32's forward pass; held to AVX2: 0.12x), so it is refused there.
 
 Training and `evaluate` always run float32: a run's reported figures are float32's.
 """
