@@ -135,3 +135,8 @@ def test_the_baseline_and_vader_have_no_bfloat16_pass(tiny_trained, tmp_path, re
             f"--precision bfloat16 is for a trained run's network; .*{what}",
         )
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_serve_refuses_bfloat16_for_the_baseline_before_it_listens(tiny_trained):
+    result = CliRunner().invoke(cli, ["serve", "-m", str(tiny_trained.run_dir / "baseline"), "--precision", "bfloat16"])
+    one_line_error(result, "--precision bfloat16 is for a trained run's network; .*the bag-of-words baseline")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
 
+from sentiment.model.precision import native_bfloat16
 from sentiment.serving.inference import load_model
 
 pytestmark = pytest.mark.slow  # trains models; `make test-fast` leaves these out
@@ -25,28 +28,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_trained):
-    """The session's tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
-    from sentiment.training.run import load_run
-
-    run = load_run(tiny_trained.run_dir)
+@contextlib.contextmanager
+def serving(run_dir, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`sentiment serve` of `run_dir` in its own process, with `options`: (base URL, process)."""
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sentiment",
-            "serve",
-            "--model",
-            str(run.directory),
-            "--port",
-            str(port),
-            "--max-batch",
-            "8",
-            "--max-body",
-            "20000",
-        ],
+        [sys.executable, "-m", "sentiment", "serve", "--model", str(run_dir), "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -63,10 +50,22 @@ def server(tiny_trained):
             process.kill()
             pytest.fail(f"the server did not start: {process.stdout.read()}")
         time.sleep(0.2)
-    yield base, run, process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    try:
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_trained):
+    """The session's tiny run served by `sentiment serve` in its own process: (base URL, run, process)."""
+    from sentiment.training.run import load_run
+
+    run = load_run(tiny_trained.run_dir)
+    with serving(run.directory, "--max-batch", "8", "--max-body", "20000") as (base, process):
+        yield base, run, process
 
 
 def test_predictions_equal_the_python_api_to_the_bit(server):
@@ -158,3 +157,14 @@ def test_sigterm_shuts_the_server_down_cleanly(server):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert "Application shutdown complete" in process.stdout.read()
+
+
+@pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512-BF16, AMX)")
+def test_a_bfloat16_server_answers_as_the_bfloat16_api_does(tiny_trained):
+    with serving(tiny_trained.run_dir, "--precision", "bfloat16") as (base, _):
+        assert httpx.get(f"{base}/v1/model", timeout=10).json()["precision"] == "bfloat16"
+        body = httpx.post(f"{base}/v1/predict", json={"texts": TEXTS}, timeout=30).json()
+    expected = load_model(tiny_trained.run_dir, precision="bfloat16").predict(TEXTS)
+    served = np.array([[row["probabilities"][c] for c in expected.classes] for row in body["predictions"]])
+    np.testing.assert_array_equal(served, expected.probabilities)
+    assert [row["label"] for row in body["predictions"]] == expected.labels
