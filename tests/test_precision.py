@@ -100,7 +100,11 @@ def test_score_in_bfloat16_keeps_every_row_and_reads_as_float32_does(tiny_traine
     for a, b in zip(exact, rounded):
         for column in (c for c in a if c.startswith("prob_") and a[c]):
             assert abs(float(a[column]) - float(b[column])) < 0.01
-    assert [r["label"] for r in rounded] == [r["label"] for r in exact]
+    # The labels agree wherever float32's probability is not within bfloat16's rounding of the cut.
+    cut = load_model(tiny_trained.run_dir).decision_threshold or 0.5
+    clear = [not r["prob_positive"] or abs(float(r["prob_positive"]) - cut) > 0.01 for r in exact]
+    assert sum(clear) >= len(exact) // 2  # the comparison is not empty
+    assert [r["label"] for r, c in zip(rounded, clear) if c] == [r["label"] for r, c in zip(exact, clear) if c]
 
 
 @needs_native

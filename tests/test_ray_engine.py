@@ -10,7 +10,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from sentiment.model.precision import native_bfloat16  # noqa: E402
 from sentiment.serving.batch_scorer import BatchScorer  # noqa: E402
+from sentiment.serving.inference import load_model  # noqa: E402
 from sentiment.serving.ray_engine import score_with_ray  # noqa: E402
 from sentiment.serving.scoring import score_files  # noqa: E402
 
@@ -73,6 +75,23 @@ def test_ray_scores_every_row_once_as_the_local_engine_does(local_ray, tiny_trai
     }
     # --preserve-order: the rows come back in input order.
     assert list(zip(theirs["source"], theirs["row"])) == list(zip(ours["source"], ours["row"]))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512-BF16, AMX)")
+def test_ray_scores_in_bfloat16_as_the_local_engine_does(local_ray, tiny_trained, tmp_path):
+    trained, files = tiny_trained.run_dir, inputs(tmp_path)
+    local = tmp_path / "local.parquet"
+    score_files(load_model(trained, precision="bfloat16"), files, local)
+    score_with_ray(str(trained), files, tmp_path / "ray-out", preserve_order=True, precision="bfloat16")
+    ours = pd.read_parquet(local)
+    theirs = pd.concat([pd.read_parquet(path) for path in sorted((tmp_path / "ray-out").glob("*.parquet"))])
+    # bfloat16 rounds: other batch shapes may move a probability a little, so compare within 0.001
+    # and the labels of the rows that are not within that of the decision cut.
+    np.testing.assert_allclose(theirs["prob_positive"], ours["prob_positive"], atol=1e-3, equal_nan=True)
+    cut = load_model(trained).decision_threshold or 0.5
+    clear = ~(ours["prob_positive"].sub(cut).abs() < 1e-3).to_numpy()
+    assert list(theirs["label"].fillna("")[clear]) == list(ours["label"].fillna("")[clear])
 
 
 @pytest.mark.slow
