@@ -34,10 +34,11 @@ class Cell:
     span: int = 1
 
 
-def figure_with_interval(value: float, interval: Sequence[float]) -> Cell:
-    """A figure with its interval as the cell's note: "0.950 (0.939 to 0.959)" in text, a second line in HTML."""
-    low, high = interval
-    return Cell(f"{value:.3f}", note=f"{low:.3f} to {high:.3f}")
+def figure_with_interval(value: float | None, interval: Sequence[float] | None) -> Cell:
+    """A figure with its interval as the cell's note: "0.950 (0.939 to 0.959)" in text, a second line in HTML.
+    A missing figure shows `DASH`; a missing interval, no note."""
+    text = DASH if value is None else f"{value:.3f}"
+    return Cell(text, note=f"{interval[0]:.3f} to {interval[1]:.3f}" if interval else "")
 
 
 @dataclass(frozen=True)

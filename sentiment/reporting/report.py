@@ -30,6 +30,7 @@ from sentiment.reporting.document import (
     Paragraph,
     Section,
     Table,
+    figure_with_interval,
     html_document,
     markdown_document,
     text_table,
@@ -151,7 +152,7 @@ def _headline(m: EvaluationMetrics) -> Section:
     for key, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
         rows.append(
             [Cell(name)]
-            + [Cell(_num(getattr(part, key)), _interval(getattr(part, f"{key}_ci"))) for part in systems.values()]
+            + [figure_with_interval(getattr(part, key), getattr(part, f"{key}_ci")) for part in systems.values()]
         )
         for other, paired in against.items():
             if paired is not None:
@@ -553,7 +554,7 @@ def _out_of_domain(m: EvaluationMetrics) -> Section:
             rows.append(
                 [Cell(name)]
                 + [
-                    Cell(_num(getattr(item.systems[s], key)), _interval(getattr(item.systems[s], f"{key}_ci")))
+                    figure_with_interval(getattr(item.systems[s], key), getattr(item.systems[s], f"{key}_ci"))
                     for s in systems
                 ]
             )
@@ -828,10 +829,6 @@ def _pct(value: float | None, digits: int = 1, none: str = DASH) -> str:
 
 def _p(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
-
-
-def _interval(ci: list[float] | None) -> str:
-    return f"{ci[0]:.3f} to {ci[1]:.3f}" if ci else ""
 
 
 def _rate_cell(summary: PassRate | None) -> Cell:
