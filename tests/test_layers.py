@@ -34,6 +34,20 @@ def test_every_module_has_a_layer():
     assert listed - modules - packages == set(), "layers name modules or packages that do not exist"
 
 
+def test_every_folder_lists_its_modules():
+    """Each folder's `__init__.py` docstring is its table of contents: a line per module, the module's
+    name first (the README points readers there)."""
+    package = Path(sentiment.__file__).parent
+    unlisted = {}
+    for init in sorted(package.glob("*/__init__.py")):
+        lines = (init.read_text().split('"""')[1]).splitlines()
+        listed = {line.split()[0] for line in lines[1:] if line.strip()}
+        modules = {path.stem for path in init.parent.glob("*.py") if path.name != "__init__.py"}
+        if modules - listed:
+            unlisted[init.parent.name] = sorted(modules - listed)
+    assert unlisted == {}, "modules missing from their folder's __init__.py list"
+
+
 def test_the_serving_package_names_its_entry_points_without_loading_them():
     code = (
         "import sys, sentiment.serving as s; loaded = 'fastapi' in sys.modules or 'torch' in sys.modules; "

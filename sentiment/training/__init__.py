@@ -11,6 +11,7 @@ pretraining         language-model pretraining of the encoder
 segments            sentences (and clauses) of the training reviews as extra examples
 labelled_sentences  sentences labelled one by one as examples; their held-out part read after training
 extra_sentences     sentences of another prepared dataset's training reviews as extra examples
+distillation        soft targets for the sentence examples from a finished run (self-distillation)
 position_losses     per-position losses (target replication, lexicon regularisation)
 adversarial         adversarial training: each batch again with its word vectors moved against it
 interpolation       the best weights mixed with the start, the mix chosen on validation (WiSE-FT)
