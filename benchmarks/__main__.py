@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from sentiment.model.precision import PRECISIONS
+
 BENCHMARKS = ["startup", "bootstrap", "prepare", "training", "scoring", "serve"]
 
 
@@ -22,7 +24,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=["float32", "bfloat16"],
+        choices=PRECISIONS,
         default="float32",
         help="scoring: `bfloat16` compares float32 with `score --precision bfloat16`; serve: serve in bfloat16",
     )

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.common import print_table, record
+from sentiment.model.precision import PRECISIONS, check_precision
 
 DEFAULT_MODEL = "runs/clothing"
 PREPARED = Path("data/prepared/clothing")
@@ -188,7 +189,6 @@ def run_precision(quick: bool = False, model: str = DEFAULT_MODEL, pairs: int = 
     import csv
 
     from sentiment.errors import SentimentError
-    from sentiment.model.precision import check_precision
 
     try:
         check_precision("bfloat16")
@@ -197,14 +197,13 @@ def run_precision(quick: bool = False, model: str = DEFAULT_MODEL, pairs: int = 
     _require_model(model)
     n = 20_000 if quick else 100_000
     texts = _real_reviews()
-    precisions = ("float32", "bfloat16")
-    rates: dict[str, list[float]] = {precision: [] for precision in precisions}
-    forward: dict[str, list[float]] = {precision: [] for precision in precisions}
+    rates: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+    forward: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
     with tempfile.TemporaryDirectory(prefix="bench-precision-") as scratch:
         reviews = _write_reviews(texts, n, Path(scratch) / "reviews.txt")
-        outputs = {precision: Path(scratch) / f"{precision}.csv" for precision in precisions}
+        outputs = {precision: Path(scratch) / f"{precision}.csv" for precision in PRECISIONS}
         for _ in range(pairs):
-            for precision in precisions:
+            for precision in PRECISIONS:
                 scored = _score_in_subprocess(model, reviews, outputs[precision], precision)
                 rates[precision].append(scored["rows"] / scored["seconds"])
                 forward[precision].append(_bare_forward(_require_model(model, precision), texts, n)["forward_rate"])
@@ -395,7 +394,7 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--precision",
-        choices=["float32", "bfloat16"],
+        choices=PRECISIONS,
         default="float32",
         help="bfloat16: float32 against `score --precision bfloat16` on the same reviews",
     )

@@ -17,6 +17,7 @@ import sys
 import click
 
 from sentiment.errors import SentimentError, as_sentiment_error
+from sentiment.model.precision import PRECISIONS
 
 DEFAULT_CONFIG = "configs/clothing.toml"
 TERMINATED_EXIT = 128 + 15
@@ -92,7 +93,7 @@ def precision_option(where: str):
     the help adds about that command)."""
     return click.option(
         "--precision",
-        type=click.Choice(["float32", "bfloat16"]),
+        type=click.Choice(PRECISIONS),
         default="float32",
         show_default=True,
         help="The forward pass's number format. bfloat16 runs faster where the processor computes it natively "

@@ -15,18 +15,23 @@ Training and `evaluate` always run float32: a run's reported figures are float32
 from __future__ import annotations
 
 import copy
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from sentiment.errors import SentimentError
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 PRECISIONS = ("float32", "bfloat16")
+"""The choices; torch loads only when a function here runs, so the CLI's options can name them."""
 
 
 def native_bfloat16(device: str | torch.device = "cpu") -> bool:
     """Whether `device` computes in bfloat16 natively: a CPU with AVX512-BF16 or AMX tiles, or a
     CUDA GPU that supports it (Ampere and later)."""
+    import torch
+
     if str(device).startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     cpu = torch.cpu
@@ -55,4 +60,6 @@ def in_precision(network: nn.Module, precision: str) -> nn.Module:
         return network
     if precision != "bfloat16":
         raise SentimentError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    import torch
+
     return copy.deepcopy(network).to(torch.bfloat16)
