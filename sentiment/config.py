@@ -221,7 +221,12 @@ class TrainingConfig(Section):
     "however", "although", ...) splits, so "but it runs small" is an example of its own; the
     clauses pass `segment_filter` like the sentences."""
     segment_weight: float = Field(1.0, gt=0)
-    """Loss weight of one sentence example relative to one whole review."""
+    """Loss weight of one sentence example against the other examples of its batch. A batch's loss
+    is its examples' weighted mean (over the batch's summed weights), and a batch holds examples of
+    similar length, so the weight mostly sets a sentence against other short texts (labelled
+    sentences, short reviews) rather than against long reviews: at the default's 0.3 the reviews
+    carry 17-19% of an epoch's loss, where the weights taken over the whole epoch would give them
+    31-35% (docs/RESULTS.md, "loss weights at face value", which measured that form too)."""
     segment_class_weights: bool = False
     """Weight sentence examples by inverse class frequency (among the sentences), so that a
     sentence equally common in positive and negative reviews is pulled towards neither class;
@@ -283,7 +288,8 @@ class TrainingConfig(Section):
     Amazon, IMDB and Yelp sentences of Kotzias et al. (2015), fetched from the npm registry, less
     any text an evaluation set has (`sentiment.data.labelled_sentences`). Classes negative and positive."""
     labelled_sentence_weight: float = Field(1.0, gt=0)
-    """The loss weight of a labelled sentence (`labelled_sentences`) against a whole review's 1."""
+    """The loss weight of a labelled sentence (`labelled_sentences`) against the other examples of
+    its batch (a whole review weighs 1; see `segment_weight` for how a batch shares its loss)."""
     labelled_sentence_epochs: int = Field(0, ge=0)
     """How many first epochs the labelled sentences (`labelled_sentences`) join; 0: every epoch."""
     labelled_sentences_train_vectors: bool = True
