@@ -201,6 +201,26 @@ def test_each_kind_of_sentence_leaves_the_epochs_after_its_own_count():
         examples.with_labelled([np.arange(2)], np.zeros(1, dtype=int), 1.0)
 
 
+def test_loss_shares_say_what_each_kind_carries_of_its_batches():
+    from sentiment.training.segments import TrainingExamples
+
+    # 2 reviews (weight 1), 4 of their sentences (0.25 each), 2 labelled sentences (1), 2 of another dataset (0.5).
+    weights = np.array([1, 1, 0.25, 0.25, 0.25, 0.25, 1, 1, 0.5, 0.5])
+    examples = TrainingExamples(
+        ids=[np.arange(2)] * 10, labels=np.zeros(10, dtype=int), weights=weights, reviews=2, labelled=2, extra=2
+    )
+    kinds = ("reviews", "sentences", "labelled_sentences", "extra_sentences")
+    # A batch of one kind is that kind's whole loss, whatever the weight: the loss is the batch's weighted mean.
+    alone = [np.array([0, 1]), np.array([2, 3, 4, 5]), np.array([6, 7]), np.array([8, 9])]
+    assert examples.loss_shares(alone) == pytest.approx(dict.fromkeys(kinds, 0.25))
+    # One batch of everything reads the weights at face value (summed weights 2 + 1 + 2 + 1).
+    face_value = examples.loss_shares([np.arange(10)])
+    assert face_value == pytest.approx(dict(zip(kinds, [2 / 6, 1 / 6, 2 / 6, 1 / 6], strict=True)))
+    # Kinds absent from the examples are not listed; without weights every example weighs 1.
+    plain = TrainingExamples(ids=[np.arange(2)] * 3, labels=np.zeros(3, dtype=int), weights=None, reviews=1)
+    assert plain.loss_shares([np.array([0, 1]), np.array([2])]) == pytest.approx({"reviews": 0.25, "sentences": 0.75})
+
+
 def test_labelled_sentence_epochs_without_the_set_is_a_config_error():
     from sentiment.config import TrainingConfig
 

@@ -154,7 +154,11 @@ def test_training_with_sentences_and_the_sentence_head(prepared_config):
     train_split = load_prepared(config.prepared_dir).split("train")
     assert info["training_examples"]["reviews"] == len(train_split)
     assert 0 < info["training_examples"]["sentences"] <= sum(len(s) for s in train_split["sentences"])
-    assert len(metrics_lines(config.run_dir)) == 3
+    lines = metrics_lines(config.run_dir)
+    assert len(lines) == 3
+    for line in lines:  # each epoch's shares of the loss, by kind of example
+        assert set(line["loss_shares"]) == {"reviews", "sentences"}
+        assert sum(line["loss_shares"].values()) == pytest.approx(1.0, abs=1e-3)
     model = load_model(run.directory)
     kinds = model.network.sentence_kinds
     assert kinds[model.run.vocab.index["."]] == 2 and kinds[model.run.vocab.index[","]] == 1

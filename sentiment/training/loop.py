@@ -45,9 +45,12 @@ class EpochResult:
     """How many examples the epoch trained on (fewer after `training.extra_sentence_epochs` or
     `training.labelled_sentence_epochs`)."""
     best: bool = False
+    loss_shares: dict[str, float] | None = None
+    """Each kind of example's share of the epoch's loss (`TrainingExamples.loss_shares`), where
+    the epoch trains on more than one kind."""
 
     def line(self) -> dict[str, Any]:
-        return {
+        line = {
             "epoch": self.epoch,
             "train_loss": round(self.train_loss, 5),
             "examples": self.examples,
@@ -56,6 +59,9 @@ class EpochResult:
             "examples_per_second": round(self.examples_per_second, 1),
             "best": self.best,
         }
+        if self.loss_shares is not None:
+            line["loss_shares"] = {kind: round(share, 4) for kind, share in self.loss_shares.items()}
+        return line
 
 
 @dataclass
@@ -157,6 +163,7 @@ class Trainer:
         batches = [
             positions[batch] for batch in bucket_batches([len(examples.ids[i]) for i in positions], t.batch_size, rng)
         ]
+        shares = examples.loss_shares(batches) if examples.sentences else None
         epoch_lr = t.lr * t.lr_decay ** (epoch - 1)  # a function of the epoch alone, so resuming needs no state
         self._set_rate(epoch_lr)
         self.model.train()
@@ -185,6 +192,7 @@ class Trainer:
             seconds=time.perf_counter() - started,
             examples_per_second=count / train_seconds,
             examples=count,
+            loss_shares=shares,
         )
 
     def _set_rate(self, rate: float) -> None:

@@ -7,7 +7,8 @@ sentence sets and many users' inputs are single sentences. Each sentence of a tr
 
 Those labels are noisy: most sentences of a positive review are neutral ("I ordered it in
 black."), so with 88% positive reviews the model learns to call any short text positive.
-Two loss weights counter that: `segment_weight` (a sentence against a whole review) and
+Two loss weights counter that: `segment_weight` (a sentence against the other examples of its
+batch, which are of similar length: `TrainingExamples.loss_shares` says what each kind carries) and
 `segment_class_weights` (inverse class frequency among the sentences, so that a sentence as
 common in negative reviews as in positive ones is pulled towards neither class);
 `segment_logit_adjustment` shifts the sentences' logits by their class prior in the loss instead
@@ -40,6 +41,9 @@ import numpy as np
 from sentiment.config import TrainingConfig
 from sentiment.data.text import CONTRAST_CONNECTIVES, sentence_spans
 from sentiment.errors import SentimentError
+
+EXAMPLE_KINDS = ("reviews", "sentences", "labelled_sentences", "extra_sentences")
+"""The kinds of training example, in the order `TrainingExamples` holds them."""
 
 
 @dataclass
@@ -103,6 +107,31 @@ class TrainingExamples:
     @property
     def sentences(self) -> int:
         return len(self.ids) - self.reviews
+
+    def kinds(self) -> np.ndarray:
+        """[n] each example's index in `EXAMPLE_KINDS`: a whole review, one of its sentences or
+        clauses, a sentence labelled one by one, another dataset's sentence."""
+        kinds = np.zeros(len(self.ids), dtype=np.int64)
+        kinds[self.reviews :] = 1
+        labelled = self.labelled_rows
+        kinds[labelled.start : labelled.stop] = 2
+        kinds[labelled.stop :] = 3
+        return kinds
+
+    def loss_shares(self, batches: Sequence[np.ndarray]) -> dict[str, float]:
+        """Each kind of example's share of an epoch's loss over these batches (of positions).
+
+        The training loop divides a batch's weighted loss by the batch's summed weights, so an
+        example carries its weight over that sum, and a batch holds examples of similar length:
+        a weight sets an example against the others of its batch, not against every example of
+        the epoch. Summed over the batches and divided by their number, per kind present."""
+        kinds, carried = self.kinds(), np.zeros(len(EXAMPLE_KINDS))
+        for batch in batches:
+            weights = np.ones(len(batch)) if self.weights is None else self.weights[batch]
+            carried += np.bincount(kinds[batch], weights=weights / weights.sum(), minlength=len(EXAMPLE_KINDS))
+        present = np.bincount(kinds, minlength=len(EXAMPLE_KINDS)) > 0
+        total = max(len(batches), 1)
+        return {name: float(carried[k] / total) for k, name in enumerate(EXAMPLE_KINDS) if present[k]}
 
     def sentence_log_prior(self, num_classes: int) -> np.ndarray:
         """log of each class's share among the sentence examples (a pseudo-count of 1 per class)."""
