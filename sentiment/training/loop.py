@@ -50,7 +50,7 @@ class EpochResult:
     the epoch trains on more than one kind."""
 
     def line(self) -> dict[str, Any]:
-        line = {
+        line: dict[str, Any] = {
             "epoch": self.epoch,
             "train_loss": round(self.train_loss, 5),
             "examples": self.examples,
