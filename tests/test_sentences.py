@@ -409,7 +409,7 @@ def test_the_negation_veto_lets_vader_overrule_the_corpus_reading_of_a_negated_s
         TrainingConfig(segments="sentences", segment_filter="lexicon", segment_negation_veto=True)
 
 
-def test_the_model_card_counts_the_clause_examples():
+def test_the_model_card_counts_the_training_examples_and_their_shares_of_the_loss():
     from sentiment.reporting.model_card import _body
 
     info = {"model": {"cell": "lstm"}, "training_examples": {"reviews": 10, "sentences": 7, "clauses": 2}}
@@ -418,3 +418,9 @@ def test_the_model_card_counts_the_clause_examples():
     )
     info["training_examples"] = {"reviews": 10, "sentences": 5}
     assert "- Trained on 10 reviews and 5 of their sentences." in _body(info, {}, None)
+    # The kept epoch's shares of the loss, the kinds that trained in it.
+    info["best_validation"] = {"loss_shares": {"reviews": 0.188, "sentences": 0.812, "extra_sentences": 0.0}}
+    assert (
+        "- Shares of the kept epoch's loss: reviews 18.8%, sentences 81.2% (a batch's loss is its examples' "
+        "weighted mean, and a batch holds examples of similar length)."
+    ) in _body(info, {}, None)

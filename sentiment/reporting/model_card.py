@@ -49,6 +49,12 @@ def write_model_card(
     return path
 
 
+def loss_shares_text(shares: dict[str, float]) -> str:
+    """ "reviews 18.8%, sentences 75.1%, ...": each kind of example's share of an epoch's loss
+    (`metrics.jsonl` `loss_shares`), the kinds that trained in it."""
+    return ", ".join(f"{kind.replace('_', ' ')} {share:.1%}" for kind, share in shares.items() if share > 0)
+
+
 def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetrics | None) -> list[str]:
     m = info["model"]
     head = {
@@ -94,6 +100,12 @@ def _body(info: dict[str, Any], config: dict[str, Any], metrics: EvaluationMetri
     if extra:
         other = (config.get("training") or {}).get("extra_sentences")
         lines.append(f"- And {extra:,} sentences of the prepared dataset `{other}`'s training reviews.")
+    shares = best.get("loss_shares")
+    if shares:
+        lines.append(
+            f"- Shares of the kept epoch's loss: {loss_shares_text(shares)} (a batch's loss is its examples' "
+            "weighted mean, and a batch holds examples of similar length)."
+        )
     training = config.get("training") or {}
     epsilon = training.get("adversarial") or 0
     if epsilon:

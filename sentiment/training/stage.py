@@ -144,8 +144,9 @@ def _record(trainer: Trainer, result: EpochResult) -> None:
         + ("  *best" if result.best else "")
     )
     if result.loss_shares is not None:
-        shares = ", ".join(f"{kind.replace('_', ' ')} {share:.1%}" for kind, share in result.loss_shares.items())
-        trainer.log(f"          shares of the epoch's loss: {shares}")
+        from sentiment.reporting.model_card import loss_shares_text
+
+        trainer.log(f"          shares of the epoch's loss: {loss_shares_text(result.loss_shares)}")
 
 
 def _silent(*_: Any) -> None:
