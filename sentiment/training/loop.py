@@ -216,7 +216,7 @@ class Trainer:
         ids, lengths = collate([examples.ids[i] for i in rows])
         targets = torch.as_tensor(examples.labels[rows], device=self.device)
         # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
-        denominator = float(len(batch)) if examples.weights is None else float(examples.weights[batch].sum())
+        denominator = float(examples.batch_weights(batch).sum())
         adversary = self.adversary
         with self._vectors_detached_for_labelled(rows):
             try:

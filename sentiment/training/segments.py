@@ -108,6 +108,11 @@ class TrainingExamples:
     def sentences(self) -> int:
         return len(self.ids) - self.reviews
 
+    def batch_weights(self, batch: np.ndarray) -> np.ndarray:
+        """The loss weights of these positions (1 each without weights); the training loop divides
+        a batch's weighted loss by their sum."""
+        return np.ones(len(batch)) if self.weights is None else self.weights[batch]
+
     def kinds(self) -> np.ndarray:
         """[n] each example's index in `EXAMPLE_KINDS`: a whole review, one of its sentences or
         clauses, a sentence labelled one by one, another dataset's sentence."""
@@ -121,13 +126,14 @@ class TrainingExamples:
     def loss_shares(self, batches: Sequence[np.ndarray]) -> dict[str, float]:
         """Each kind of example's share of an epoch's loss over these batches (of positions).
 
-        The training loop divides a batch's weighted loss by the batch's summed weights, so an
-        example carries its weight over that sum, and a batch holds examples of similar length:
-        a weight sets an example against the others of its batch, not against every example of
-        the epoch. Summed over the batches and divided by their number, per kind present."""
+        The training loop divides a batch's weighted loss by the batch's summed weights
+        (`batch_weights`), so an example carries its weight over that sum, and a batch holds
+        examples of similar length: a weight sets an example against the others of its batch, not
+        against every example of the epoch. Summed over the batches and divided by their number,
+        per kind present."""
         kinds, carried = self.kinds(), np.zeros(len(EXAMPLE_KINDS))
         for batch in batches:
-            weights = np.ones(len(batch)) if self.weights is None else self.weights[batch]
+            weights = self.batch_weights(batch)
             carried += np.bincount(kinds[batch], weights=weights / weights.sum(), minlength=len(EXAMPLE_KINDS))
         present = np.bincount(kinds, minlength=len(EXAMPLE_KINDS)) > 0
         total = max(len(batches), 1)
