@@ -145,6 +145,11 @@ class ModelConfig(Section):
     """Locked (variational) dropout on the word vectors the recurrent layer reads, while training
     (Gal & Ghahramani 2016; AWD-LSTM's input dropout): each review drops this share of the vectors'
     dimensions, the same ones at every word; the lexicon features are kept; 0 for none."""
+    lexicon_dropout: float = Field(0.0, ge=0, lt=1)
+    """With `lexicon_input`: in training, each word's lexicon valence is zeroed with this
+    probability (its negator and connective flags and its vector are kept), so that a rated word
+    is also learned from its vector and its context rather than from a context-free rating alone;
+    0 for none."""
     negation_scope: bool = False
     """Read each word between a negator ("not", "never", "n't", ... : VADER's list) and the next
     punctuation mark or contrast connective through a learned map of its vector (Pang et al.
@@ -171,6 +176,12 @@ class ModelConfig(Section):
     def _refine_needs_vectors(self) -> ModelConfig:
         if self.refine_vectors != "none" and not self.vectors:
             raise ValueError("model.refine_vectors refines pretrained vectors: set model.vectors too")
+        return self
+
+    @model_validator(mode="after")
+    def _lexicon_dropout_needs_the_lexicon(self) -> ModelConfig:
+        if self.lexicon_dropout > 0 and self.lexicon_input == "none":
+            raise ValueError("model.lexicon_dropout drops the lexicon input's ratings: set model.lexicon_input too")
         return self
 
 

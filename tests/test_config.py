@@ -25,6 +25,7 @@ def test_a_bare_none_is_the_choice_none_where_the_choices_have_it():
         "configs/clothing.toml",
         [
             "model.lexicon_input=none",
+            "model.lexicon_dropout=0",
             "training.decision_threshold=None",
             "training.segment_filter=none",
             "training.segment_negation_veto=false",
@@ -33,7 +34,7 @@ def test_a_bare_none_is_the_choice_none_where_the_choices_have_it():
     assert (config.model.lexicon_input, config.training.decision_threshold, config.training.segment_filter) == (
         "none",
     ) * 3
-    config = load_config("configs/clothing.toml", ['model.lexicon_input="none"'])  # quoted, as before
+    config = load_config("configs/clothing.toml", ['model.lexicon_input="none"', "model.lexicon_dropout=0"])  # quoted
     assert config.model.lexicon_input == "none"
     with pytest.raises(SentimentError, match="model.cell"):  # where "none" is no choice, null is refused
         load_config(None, ["model.cell=none"])
@@ -96,10 +97,11 @@ LATER_LEVERS = (
     "training.labelled_sentences_train_vectors",
     "training.decision_threshold",
     "training.segment_negation_veto",
+    "model.lexicon_dropout",
 )
 """What the default gained after the transfer experiment was measured (the warm start on IMDB
 sentences, the lexicon as input, adversarial training with patience 1, weight drop, the three-epoch
-cap, the sentences labelled one by one with a fitted cut, the negation veto); it leaves them out."""
+cap, the sentences labelled one by one with a fitted cut, the negation veto, the lexicon dropout); it leaves them out."""
 
 
 @pytest.mark.parametrize(

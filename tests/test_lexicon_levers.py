@@ -257,6 +257,36 @@ def test_a_dropped_word_keeps_its_lexicon_features():
         model.set_word_features(features[:-1])
 
 
+def test_lexicon_dropout_zeroes_some_ratings_in_training_only_and_keeps_the_rest_as_they_are():
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        vocab_size=len(SCOPE_TOKENS),
+        num_classes=2,
+        embedding_dim=6,
+        hidden_size=5,
+        word_features=3,
+        lexicon_dropout=0.5,
+    )
+    model = RecurrentClassifier(spec)
+    features = torch.as_tensor(word_features(SCOPE_TOKENS, vader_lexicon()))
+    model.set_word_features(features)
+    rated = [i for i, row in enumerate(features.tolist()) if row[0] != 0]
+    ids = torch.tensor([rated * 40])  # each rated word many times over
+    expected = features[ids[0]]
+    model.train()
+    read = model.embed(ids)[0]
+    torch.testing.assert_close(read[:, :6], model.embedding(ids)[0])  # the word vectors untouched
+    torch.testing.assert_close(read[:, 7:], expected[:, 1:])  # negator and connective flags kept
+    valence = read[:, 6]
+    dropped = valence == 0
+    assert 0.3 < dropped.float().mean() < 0.7  # about half the ratings dropped ...
+    torch.testing.assert_close(valence[~dropped], expected[~dropped, 0])  # ... the others not rescaled
+    model.eval()
+    torch.testing.assert_close(model.embed(ids)[0][:, 6:], expected)  # scoring reads every rating
+    with pytest.raises(SentimentError, match="model.lexicon_dropout"):
+        load_config(None, ["model.lexicon_input=none", "model.lexicon_dropout=0.3"])
+
+
 def test_a_run_with_lexicon_input_knows_the_lexicons_words_and_reads_their_ratings(prepared_config):
     config = prepared_config(*tiny_model(2), "model.lexicon_input=vader", "name=lexicon-input")
     scorer = load_model(train(config, log=quiet).directory)

@@ -40,7 +40,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentiment.data.lexicon import ENDS_SCOPE, NEGATES  # the roles negation_roles gives
+from sentiment.data.lexicon import ENDS_SCOPE, NEGATES, WORD_FEATURES  # the roles negation_roles gives
 from sentiment.data.text import CONNECTIVE, SENTENCE_END, WORD  # the token kinds sentence_token_kinds gives
 from sentiment.errors import SentimentError
 
@@ -143,6 +143,8 @@ class ModelSpec:
     negation_scope: bool = False
     word_features: int = 0
     """Fixed per-word input features read beside each word's vector (`model.lexicon_input`)."""
+    lexicon_dropout: float = 0.0
+    """The share of words whose lexicon valence is zeroed while training (`model.lexicon_dropout`)."""
     pooling: str = "max+mean"
     head: str = "pooled"
     padding_idx: int = 0
@@ -162,7 +164,7 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SentimentError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name in ("dropout", "embedding_dropout", "weight_drop", "input_dropout"):
+        for name in ("dropout", "embedding_dropout", "weight_drop", "input_dropout", "lexicon_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise SentimentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.padding_idx < self.vocab_size:
@@ -174,6 +176,7 @@ class ModelSpec:
         object.__setattr__(self, "embedding_dropout", float(self.embedding_dropout))
         object.__setattr__(self, "weight_drop", float(self.weight_drop))
         object.__setattr__(self, "input_dropout", float(self.input_dropout))
+        object.__setattr__(self, "lexicon_dropout", float(self.lexicon_dropout))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,8 +274,9 @@ class RecurrentClassifier(nn.Module):
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, E + F] input vectors; in training, whole word vectors are dropped
         (`embedding_dropout`) and so are some dimensions of every word vector of a review, the same
-        ones at each word (`input_dropout`); never the word features: a dropped word is still read
-        by what the lexicon says of it."""
+        ones at each word (`input_dropout`); those leave the word features alone, so a dropped word
+        is still read by what the lexicon says of it. `lexicon_dropout` drops the lexicon's valence
+        of some words instead, keeping their vectors."""
         x = self._word_vectors(ids)
         if self.training and self.embedding_dropout > 0:
             keep = 1.0 - self.embedding_dropout
@@ -283,7 +287,7 @@ class RecurrentClassifier(nn.Module):
             # inputs: one [B, 1, E] mask per batch, so a review loses the same dimensions at every step.
             keep = 1.0 - self.spec.input_dropout
             x = x * torch.bernoulli(x.new_full((x.size(0), 1, x.size(2)), keep)) / keep
-        return self._with_word_features(x, ids)
+        return self._with_word_features(x, ids, dropping=self.training)
 
     def _word_vectors(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, E]: the word vectors, negated in a negation's scope (`negation_scope`)."""
@@ -293,10 +297,18 @@ class RecurrentClassifier(nn.Module):
             x = x + scope.unsqueeze(2).to(x.dtype) * self.negation(x)
         return x
 
-    def _with_word_features(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def _with_word_features(self, x: torch.Tensor, ids: torch.Tensor, dropping: bool = False) -> torch.Tensor:
+        """The word vectors `x` with each word's lexicon features beside them; `dropping`: some
+        words' valence zeroed (`lexicon_dropout`), not rescaled, so a kept rating keeps the value
+        it has at scoring time."""
         if not self.spec.word_features:
             return x
-        return torch.cat([x, self.word_features[ids].to(x.dtype)], dim=2)
+        features = self.word_features[ids].to(x.dtype)
+        if dropping and self.spec.lexicon_dropout > 0:
+            kept = torch.bernoulli(features.new_full(features.shape[:-1], 1.0 - self.spec.lexicon_dropout))
+            features = features.clone()
+            features[..., WORD_FEATURES.index("valence")] *= kept
+        return torch.cat([x, features], dim=2)
 
     def set_word_features(self, features) -> None:
         """Per vocabulary id, [vocab_size, F] floats (`sentiment.data.lexicon.word_features`)."""

@@ -97,6 +97,7 @@ def build_model(config: ExperimentConfig, vocab_size: int, num_classes: int, pac
         input_dropout=m.input_dropout,
         negation_scope=m.negation_scope,
         word_features=len(WORD_FEATURES) if m.lexicon_input != "none" else 0,
+        lexicon_dropout=m.lexicon_dropout,
         pooling=m.pooling,
         head=m.head,
     )
