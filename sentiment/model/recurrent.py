@@ -303,10 +303,9 @@ class RecurrentClassifier(nn.Module):
         it has at scoring time."""
         if not self.spec.word_features:
             return x
-        features = self.word_features[ids].to(x.dtype)
+        features = self.word_features[ids].to(x.dtype)  # indexing copies: the buffer is never written
         if dropping and self.spec.lexicon_dropout > 0:
             kept = torch.bernoulli(features.new_full(features.shape[:-1], 1.0 - self.spec.lexicon_dropout))
-            features = features.clone()
             features[..., WORD_FEATURES.index("valence")] *= kept
         return torch.cat([x, features], dim=2)
 
