@@ -40,7 +40,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentiment.data.lexicon import ENDS_SCOPE, NEGATES, WORD_FEATURES  # the roles negation_roles gives
+from sentiment.data.lexicon import ENDS_SCOPE, NEGATES, WORD_FEATURES  # negation_roles's roles, word_features's columns
 from sentiment.data.text import CONNECTIVE, SENTENCE_END, WORD  # the token kinds sentence_token_kinds gives
 from sentiment.errors import SentimentError
 
