@@ -167,16 +167,12 @@ class ModelSpec:
         for name in ("dropout", "embedding_dropout", "weight_drop", "input_dropout", "lexicon_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise SentimentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+            object.__setattr__(self, name, float(getattr(self, name)))  # JSON keeps 0.3 whatever type came in
         if not 0 <= self.padding_idx < self.vocab_size:
             raise SentimentError(f"padding_idx must be in [0, {self.vocab_size}), got {self.padding_idx!r}")
-        # JSON keeps 0.3 and True whatever numeric types came in.
+        # JSON keeps True whatever numeric types came in.
         object.__setattr__(self, "bidirectional", bool(self.bidirectional))
         object.__setattr__(self, "negation_scope", bool(self.negation_scope))
-        object.__setattr__(self, "dropout", float(self.dropout))
-        object.__setattr__(self, "embedding_dropout", float(self.embedding_dropout))
-        object.__setattr__(self, "weight_drop", float(self.weight_drop))
-        object.__setattr__(self, "input_dropout", float(self.input_dropout))
-        object.__setattr__(self, "lexicon_dropout", float(self.lexicon_dropout))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
