@@ -256,7 +256,7 @@ class TrainingConfig(Section):
     carry the review's label; the reviews themselves are all kept. `lexicon`: VADER's compound
     score beyond its neutral band (|compound| >= 0.05); `corpus`: the summed log-odds of the
     polar unigrams and bigrams of the training reviews ("runs small", which VADER does not rate;
-    `sentiment.training.segments.corpus_polarity`); `lexicon_or_corpus`: either agrees."""
+    `sentiment.training.segment_filter.corpus_polarity`); `lexicon_or_corpus`: either agrees."""
     segment_verdict_clause: bool = False
     """With `segment_filter`: a sentence that "but", "however" or "yet" splits is read through its
     clause after the last of them, where its verdict is ("beautiful shirt but runs small!" reads as

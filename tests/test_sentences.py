@@ -266,7 +266,7 @@ def test_the_lexicon_filter_keeps_the_sentences_vader_agrees_with():
 
 def test_the_corpus_filter_reads_the_training_reviews_own_polar_ngrams():
     from sentiment.config import TrainingConfig
-    from sentiment.training.segments import corpus_polarity
+    from sentiment.training.segment_filter import corpus_polarity
 
     negative = "it runs small . i ordered it in black .".split()  # VADER rates neither sentence
     positive = "love it . i ordered it in black .".split()
@@ -357,7 +357,7 @@ def test_clause_examples_split_sentences_at_contrast_connectives_and_pass_the_fi
 
 def test_the_verdict_clause_reading_reads_a_but_sentence_by_what_follows_the_last_but():
     from sentiment.config import TrainingConfig
-    from sentiment.training.segments import verdict_spans
+    from sentiment.training.segment_filter import verdict_spans
 
     # A positive review: its first sentence praises and then complains after "but"; its second
     # complains and then praises after "however". VADER, which does not rate "runs small", reads

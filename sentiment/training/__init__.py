@@ -9,6 +9,7 @@ distributed         several processes (torchrun + DDP)
 transfer            starting from another run's weights
 pretraining         language-model pretraining of the encoder
 segments            sentences (and clauses) of the training reviews as extra examples
+segment_filter      which of those sentences agree with their review's label (VADER's or the reviews' n-grams' reading)
 labelled_sentences  sentences labelled one by one as examples; their held-out part read after training
 extra_sentences     sentences of another prepared dataset's training reviews as extra examples
 distillation        soft targets for the sentence examples from a finished run (self-distillation)

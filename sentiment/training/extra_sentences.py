@@ -25,7 +25,7 @@ from sentiment.data.text import sentence_spans
 from sentiment.data.vocab import Vocab, frequent_words
 from sentiment.errors import SentimentError
 from sentiment.training.calibration import read_as_shipped
-from sentiment.training.segments import filter_verdicts
+from sentiment.training.segment_filter import filter_verdicts
 
 CANDIDATES_PER_SENTENCE = 2
 """Sentences drawn before filtering, per sentence wanted: the filter keeps about two in three."""
