@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentiment.config import TrainingConfig
+from sentiment.data.labels import SCHEMES
 from sentiment.errors import SentimentError
 
 
@@ -145,7 +146,7 @@ def filter_verdicts(
 
 def check_binary_classes(class_names: list[str]) -> None:
     """The filter reads a polarity's sign: refuse any scheme but the binary one."""
-    if class_names != ["negative", "positive"]:
+    if class_names != SCHEMES["binary"]:
         raise SentimentError(
             f"training.segment_filter reads a polarity's sign, which needs the binary scheme; "
             f"the classes here are {class_names}"
