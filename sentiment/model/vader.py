@@ -21,12 +21,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from sentiment.data.labels import SCHEMES
 from sentiment.errors import SentimentError
 from sentiment.model.classifier import TextClassifier
 
 NEUTRAL_BAND = 0.05
 MODEL_NAMES = {"vader": "binary", "vader:binary": "binary", "vader:ternary": "ternary"}
-SCHEME_CLASSES = {"binary": ["negative", "positive"], "ternary": ["negative", "neutral", "positive"]}
+SCHEME_CLASSES = {scheme: SCHEMES[scheme] for scheme in ("binary", "ternary")}
+"""The label schemes VADER's compound score maps to, with their classes in the schemes' order."""
 
 
 def vader_scheme(labels: Sequence[str]) -> str | None:
