@@ -39,6 +39,13 @@ def vader_scheme(labels: Sequence[str]) -> str | None:
     return None
 
 
+def compound_signs(compound) -> np.ndarray:
+    """[n] int64 per compound score: 1 at or above `NEUTRAL_BAND`, -1 at or below its negative,
+    0 inside the band (the authors' reading of positive, negative and neutral)."""
+    compound = np.asarray(compound, dtype=np.float64)
+    return np.where(compound >= NEUTRAL_BAND, 1, np.where(compound <= -NEUTRAL_BAND, -1, 0)).astype(np.int64)
+
+
 def compound_probabilities(compound: np.ndarray, scheme: str) -> np.ndarray:
     """[n, k] class scores from compound scores, columns in the order of `SCHEME_CLASSES[scheme]`."""
     compound = np.clip(np.asarray(compound, dtype=np.float64), -1.0, 1.0)
@@ -48,7 +55,7 @@ def compound_probabilities(compound: np.ndarray, scheme: str) -> np.ndarray:
         positive = np.where(positive == 0.5, np.nextafter(0.5, 1.0), positive)
         return np.stack([1.0 - positive, positive], axis=1)
     if scheme == "ternary":
-        chosen = np.where(compound >= NEUTRAL_BAND, 2, np.where(compound <= -NEUTRAL_BAND, 0, 1))
+        chosen = compound_signs(compound) + 1  # the column of negative, neutral or positive
         confidence = (1.0 + np.abs(compound)) / 2.0
         confidence = np.where(chosen == 1, 1.0 - np.abs(compound) / 2.0, confidence)
         probabilities = np.repeat(((1.0 - confidence) / 2.0)[:, None], 3, axis=1)

@@ -30,14 +30,12 @@ def lexicon_signs(tokens: Sequence[Sequence[str]], spans: list[tuple[int, int, i
     neutral band."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from sentiment.model.vader import NEUTRAL_BAND
+    from sentiment.model.vader import compound_signs
 
     analyzer = SentimentIntensityAnalyzer()
-    signs = np.zeros(len(spans), dtype=np.int64)
-    for index, (review, begin, end) in enumerate(spans):
-        compound = analyzer.polarity_scores(" ".join(tokens[review][begin:end]))["compound"]
-        signs[index] = 1 if compound >= NEUTRAL_BAND else -1 if compound <= -NEUTRAL_BAND else 0
-    return signs
+    return compound_signs(
+        [analyzer.polarity_scores(" ".join(tokens[review][begin:end]))["compound"] for review, begin, end in spans]
+    )
 
 
 CORPUS_MIN_REVIEWS = 20
