@@ -27,8 +27,8 @@ demo: setup
 	$(SENTIMENT) evaluate --config $(CONFIG)
 	@echo "Open the report: reports/$$(basename $(CONFIG) .toml)/report.html"
 
-# Transfer between datasets: the IMDB sentence models first (configs/imdb-sentences.toml, about
-# 70 minutes on 2 cores), then the default clothing model started from their first member
+# Transfer between datasets: the IMDB sentence model first (configs/imdb-sentences.toml, about
+# 10 minutes on 2 cores), then the default clothing model started from it and mixed back towards it
 # (configs/clothing-from-imdb.toml).
 demo-transfer: setup
 	$(SENTIMENT) prepare --config configs/imdb-sentences.toml
