@@ -132,7 +132,10 @@ def test_derived_configs_change_only_what_they_say(variant, base, allowed):
         assert derived.model.lexicon_input == default.model.lexicon_input
         assert (derived.training.ensemble, derived.training.max_epochs) == (1, 1)
     elif variant == "clothing-from-imdb":
-        assert derived.model.init_from == f"runs/{load_config('configs/imdb-sentences.toml').name}"
+        start = load_config("configs/imdb-sentences.toml")
+        assert derived.model.init_from == f"runs/{start.name}"
+        # Transfer copies the start's layers, so the width it keeps apart from the default must be the start's.
+        assert derived.model.hidden_size == start.model.hidden_size
 
 
 def test_weight_averaging_and_interpolation_are_not_combined():
