@@ -95,3 +95,23 @@ def test_word_ids_follow_spacy_where_a_special_case_reaches_across_a_space():
     list(word_ids.pipe(apart))
     texts = together + apart
     assert list(word_ids.pipe(texts)) == [vocab.encode(tokens) for tokens in tokenizer.pipe(texts)]
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_word_ids_read_plain_words_without_spacy_and_special_cases_with_it(lowercase, monkeypatch):
+    """A chunk of ASCII letters is one token unless it is one of spaCy's special cases ("cannot",
+    "Gonna", "dont", "id"; not "wanna"), which go through spaCy with every chunk holding another character."""
+    texts = [
+        "I cannot believe it, Gonna keep it. dont LOVE the colour",
+        "id say its FINE ok wanna lemme gimme",
+        "émigré naïve café x-small 5ft 2in it's 100% U.S. sizes",
+    ]
+    tokenizer = Tokenizer(lowercase=lowercase)
+    vocab = Vocab.build(tokenizer.pipe(texts[1:]))
+    word_ids = tokenizer.word_ids(vocab.tokens, UNK_ID)
+    through_spacy = []
+    learn = word_ids._learn_from_spacy
+    monkeypatch.setattr(word_ids, "_learn_from_spacy", lambda chunks: (through_spacy.extend(chunks), learn(chunks)))
+    assert list(word_ids.pipe(texts)) == [vocab.encode(tokens) for tokens in tokenizer.pipe(texts)]
+    assert {"cannot", "Gonna", "dont", "id", "émigré", "it,", "x-small", "it's", "U.S."} <= set(through_spacy)
+    assert not {"I", "believe", "LOVE", "its", "FINE", "ok", "say", "wanna", "lemme"} & set(through_spacy)

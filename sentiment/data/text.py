@@ -105,20 +105,24 @@ class WordIds:
     spaCy tokenizes each whitespace-separated chunk of a text on its own, with one exception: its
     special cases that hold affix characters (`'bout`, `(:`, `a.m.`) are found by a matcher over
     the whole text, whose matches may reach across a space (`talkin' 'bout` matches `''` and so
-    loses `'bout`). So this keeps each chunk's ids (chunk -> ids, learnt by one spaCy call per batch
-    of texts, the new chunks one per line), reads a text as a split and dictionary lookups, and
+    loses `'bout`). So this keeps each chunk's ids (chunk -> ids: a new chunk of ASCII letters read
+    as the one token it is, the other new chunks of a batch of texts by one spaCy call, one per
+    line), reads a text as a split and dictionary lookups, and
     sends a text through spaCy whole only where two neighbouring chunks could start such a match
     (`_CrossChunkCases`). At `max_chunks` entries the memo starts again, which bounds memory.
     One thread at a time, like the spaCy tokenizer it calls (`score` tokenizes under a lock).
     """
 
     def __init__(self, tokenizer: Tokenizer, words: Sequence[str], unknown: int, max_chunks: int = 200_000):
-        strings = tokenizer._strings
+        self._spacy = _lean_spacy_tokenizer(tokenizer.lowercase)
+        self._attribute = tokenizer._attribute
+        strings = self._spacy.vocab.strings
         # spaCy's string hash of each word -> its index in `words`: ids without making strings.
         self._lookup = {strings.add(word): index for index, word in enumerate(words)}
+        self._index = {word: index for index, word in enumerate(words)}
+        self._lowercase = tokenizer.lowercase
         self._unknown = unknown
-        self._tokenizer = tokenizer
-        self._cases = _CrossChunkCases(tokenizer._tokenizer)
+        self._cases = _CrossChunkCases(self._spacy)
         self._memo: dict[str, tuple[int, ...]] = {}
         # The few chunks whose first or last token could be part of a match across a space.
         self._starts: dict[str, frozenset[str]] = {}
@@ -141,7 +145,7 @@ class WordIds:
                 ids = list(chain.from_iterable(map(memo.__getitem__, chunks)))
                 edges = starts.keys() & chunks  # chunks that could continue a match from their left
                 if edges and self._crossing(chunks, edges):
-                    ids = self._ids(self._tokenizer._tokenizer(" ".join(chunks)))
+                    ids = self._ids(self._spacy(" ".join(chunks)))
                 read.append(ids)
             yield from read
 
@@ -160,29 +164,48 @@ class WordIds:
 
     def _ids(self, doc) -> list[int]:
         lookup, unknown = self._lookup, self._unknown
-        return [lookup.get(key, unknown) for key in doc.to_array(self._tokenizer._attribute).tolist()]
+        return [lookup.get(key, unknown) for key in doc.to_array(self._attribute).tolist()]
 
     def _learn(self, chunks: list[str]) -> None:
-        """Each chunk's ids, from one spaCy call over the chunks one per line (a line break is a
-        token of its own, which no special case reaches across), and the tokens at its edges that
-        could begin or end a special case reaching into a neighbour."""
+        """Each chunk's ids and the tokens at its edges that could begin or end a special case
+        reaching into a neighbour. A chunk of ASCII letters that is not a special case ("cannot",
+        "gonna") is one token, the chunk itself: every prefix, suffix and infix rule of spaCy's
+        English tokenizer needs a character other than a letter, and so does a URL. The others go
+        through one spaCy call, one chunk per line (a line break is a token of its own, which no
+        special case reaches across)."""
+        rules, index, unknown = self._spacy.rules, self._index, self._unknown
+        hard = []
+        for chunk in chunks:
+            if not (chunk.isascii() and chunk.isalpha()) or chunk in rules:
+                hard.append(chunk)
+                continue
+            self._memo[chunk] = (index.get(chunk.lower() if self._lowercase else chunk, unknown),)
+            self._edges(chunk, chunk, chunk)
+        if hard:
+            self._learn_from_spacy(hard)
+
+    def _learn_from_spacy(self, chunks: list[str]) -> None:
         from spacy.attrs import ORTH
 
-        doc = self._tokenizer._tokenizer("\n".join(chunks))
+        doc = self._spacy("\n".join(chunks))
         ids, orths = self._ids(doc), doc.to_array(ORTH).tolist()
-        strings, cases = self._tokenizer._strings, self._cases
+        strings, newline = self._spacy.vocab.strings, self._cases.newline
         begin, last_line = 0, len(chunks) - 1
         for line, chunk in enumerate(chunks):
-            end = orths.index(cases.newline, begin) if line < last_line else len(orths)
+            end = orths.index(newline, begin) if line < last_line else len(orths)
             self._memo[chunk] = tuple(ids[begin:end])
-            firsts, lasts = cases.starts(chunk, strings[orths[begin]]), cases.ends(chunk, strings[orths[end - 1]])
-            if firsts:
-                self._starts[chunk] = firsts
-            if lasts:
-                self._ends[chunk] = lasts
+            self._edges(chunk, strings[orths[begin]], strings[orths[end - 1]])
             begin = end + 1
         if begin != len(orths) + 1:  # cannot happen for chunks without whitespace; stay exact anyway
             raise AssertionError(f"{len(chunks)} chunks did not tokenize into as many lines")
+
+    def _edges(self, chunk: str, first: str, last: str) -> None:
+        """Keep what a special case across a space could see of this chunk (its first and last token)."""
+        firsts, lasts = self._cases.starts(chunk, first), self._cases.ends(chunk, last)
+        if firsts:
+            self._starts[chunk] = firsts
+        if lasts:
+            self._ends[chunk] = lasts
 
 
 class _CrossChunkCases:
@@ -211,32 +234,47 @@ class _CrossChunkCases:
         self.pairs = {pair for tokens in patterns.values() for pair in zip(tokens, tokens[1:])}
         self._firsts = {first for first, _ in self.pairs}
         self._seconds = {second for _, second in self.pairs}
-        self._cases = tuple(patterns)
-        # The cases by their first and by their last character, so a chunk is checked against a few.
-        self._by_first: dict[str, list[tuple[str, str]]] = {}
-        self._by_last: dict[str, list[tuple[str, str]]] = {}
+        # Each case's first and last pattern token, by the case's length: a chunk's opening (closing)
+        # characters of each length are one dict lookup, where most chunks begin or end no case.
+        self._heads: dict[int, dict[str, str]] = {}
+        self._tails: dict[int, dict[str, str]] = {}
         for case, tokens in patterns.items():
-            self._by_first.setdefault(case[0], []).append((case, tokens[0]))
-            self._by_last.setdefault(case[-1], []).append((case, tokens[-1]))
+            self._heads.setdefault(len(case), {})[case] = tokens[0]
+            self._tails.setdefault(len(case), {})[case] = tokens[-1]
         self.newline = spacy_tokenizer.vocab.strings.add("\n")
 
     def starts(self, chunk: str, first: str) -> frozenset[str]:
         """What a match could see as this chunk's first token, where that continues a pattern: its
         first token, or a special case's first pattern token where one begins the chunk."""
-        if not chunk.startswith(self._cases):
+        tokens = [token for n, cases in self._heads.items() if (token := cases.get(chunk[:n])) is not None]
+        if not tokens:
             return frozenset((first,)) if first in self._seconds else _NOTHING
-        seen = {first, *(token for case, token in self._by_first[chunk[0]] if chunk.startswith(case))}
-        return frozenset(seen & self._seconds)
+        return frozenset({first, *tokens} & self._seconds)
 
     def ends(self, chunk: str, last: str) -> frozenset[str]:
         """What a match could see as this chunk's last token, where a pattern goes on from it."""
-        if not chunk.endswith(self._cases):
+        tokens = [token for n, cases in self._tails.items() if (token := cases.get(chunk[-n:])) is not None]
+        if not tokens:
             return frozenset((last,)) if last in self._firsts else _NOTHING
-        seen = {last, *(token for case, token in self._by_last[chunk[-1]] if chunk.endswith(case))}
-        return frozenset(seen & self._firsts)
+        return frozenset({last, *tokens} & self._firsts)
 
 
 _NOTHING: frozenset[str] = frozenset()
+
+
+def _lean_spacy_tokenizer(lowercase: bool) -> Any:
+    """spaCy's English tokenizer (the same rules, so the same tokens) on a vocabulary that computes
+    for each new word only the attribute `WordIds` reads, its lowercase form (none where it reads
+    the word as written): spaCy's English vocabulary computes 23 in Python (shape, stop word,
+    like_num...), about a seventh of what reading new text cost. A vocabulary of its own, so the
+    `Tokenizer` that splits sentences (its sentencizer reads `is_punct`) keeps every attribute."""
+    import spacy
+    from spacy.attrs import LOWER
+
+    tokenizer: Any = spacy.blank("en").tokenizer
+    getters = tokenizer.vocab.lex_attr_getters
+    tokenizer.vocab.lex_attr_getters = {LOWER: getters[LOWER]} if lowercase else {}
+    return tokenizer
 
 
 def _index(items: list[str], item: str, start: int) -> int:
