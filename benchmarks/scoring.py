@@ -15,7 +15,8 @@ timed alone on the distinct texts, where every chunk is new once, against spaCy'
 Target on a 2-core machine: at least 0.85x the bare forward pass end to end, and 3,000 reviews/s with the default model
 (bi-LSTM of 64 units per direction, GloVe 50d, max+mean pooling), and peak memory that does not grow with the input
 (100k vs 1M lines). At 64 units (128 until session 44) the forward pass is about 2.3 times faster and tokenizing is
-not, so the ratio falls (0.64x against 0.76x) while end to end is 1.6-1.9 times faster (docs/RESULTS.md).
+not, so the ratio falls (0.64x against 0.76x) while end to end is 1.6-1.9 times faster; faster tokenizing of new
+text (session 45) took it to 0.71x at full size (docs/RESULTS.md).
 `--precision bfloat16` scores the same reviews in float32 and in bfloat16 (`score --precision`), alternating, and
 counts the labels and probabilities that differ.
 Other jobs on the machine slow every figure: the load average
