@@ -35,6 +35,21 @@ def test_the_trace_scores_every_batch_shape_as_the_eager_network(options):
         )
 
 
+def test_many_batches_in_one_call_give_each_batch_s_own_probabilities():
+    """`predict_ids` sends a traced network GROUP batches per call; the rows come back in input order,
+    as each batch's own call gives them, across the groups' edges."""
+    from sentiment.model.batching import GROUP, bucket_batches, collate
+
+    traced = traced_for_inference(network())
+    assert isinstance(traced, torch.jit.ScriptModule) and hasattr(traced, "batch_probabilities")
+    texts = id_lists(2 * GROUP * 4 + 3)  # batches of 4: two full groups and a short third
+    expected = np.empty((len(texts), 3), dtype=np.float32)  # three classes
+    with torch.no_grad():
+        for batch in bucket_batches([len(ids) for ids in texts], 4):
+            expected[batch] = torch.softmax(traced(*collate([texts[i] for i in batch])), dim=-1).numpy()
+    np.testing.assert_array_equal(predict_ids(traced, texts, 4), expected)
+
+
 def test_an_ensemble_of_traceable_members_is_traced():
     ensemble = EnsembleClassifier([network(), network(cell="gru")])
     traced = traced_for_inference(ensemble)

@@ -9,6 +9,7 @@ On a CPU, padded batches of similar length keep the recurrent kernels on their f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,8 @@ def predict_ids(
     model.eval()
     probabilities = None
     try:
+        if hasattr(model, "batch_probabilities"):  # a traced `BatchLoop`: GROUP batches per call
+            return _predict_in_groups(model, id_lists, batch_size, device)
         for batch in bucket_batches([len(ids) for ids in id_lists], batch_size):
             ids, lengths = collate([id_lists[i] for i in batch])
             logits = model(ids.to(device), lengths.to(device))
@@ -68,6 +71,34 @@ def predict_ids(
             probabilities[batch] = batch_probs
     finally:
         model.train(was_training)
+    if probabilities is None:
+        return np.empty((0, 0), dtype=np.float32)
+    return probabilities
+
+
+GROUP = 32
+"""Batches per `batch_probabilities` call of a traced network (`sentiment.model.tracing.BatchLoop`):
+a GIL hand-over per 32 batches instead of several per batch, with at most 32 padded batches in memory."""
+
+
+def _predict_in_groups(
+    model: Any,  # a scripted `BatchLoop`, whose exported method the type checker cannot see
+    id_lists: Sequence[Sequence[int] | np.ndarray],
+    batch_size: int,
+    device: str | torch.device,
+) -> np.ndarray:
+    """`predict_ids` for a traced `BatchLoop`: the same batches, GROUP of them per call."""
+    batches = bucket_batches([len(ids) for ids in id_lists], batch_size)
+    probabilities = None
+    for start in range(0, len(batches), GROUP):
+        group = batches[start : start + GROUP]
+        padded = [collate([id_lists[i] for i in batch]) for batch in group]
+        outputs = model.batch_probabilities(
+            [ids.to(device) for ids, _ in padded], [lengths.to(device) for _, lengths in padded]
+        )
+        if probabilities is None:
+            probabilities = np.empty((len(id_lists), outputs[0].shape[1]), dtype=np.float32)
+        probabilities[np.concatenate(group)] = torch.cat(outputs).cpu().numpy()
     if probabilities is None:
         return np.empty((0, 0), dtype=np.float32)
     return probabilities
