@@ -55,20 +55,31 @@ def predict_ids(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """Class probabilities [n, k] in input order; batches of similar length for speed."""
+    """Class probabilities [n, k] in input order; batches of similar length for speed.
+
+    A traced network (`sentiment.model.tracing.BatchLoop`) gets GROUP batches per call, any
+    other network one."""
+    loop: Any = model  # a scripted `BatchLoop`'s exported method is invisible to the type checker
+    grouped = hasattr(loop, "batch_probabilities")
+
+    def probabilities_of(ids: list[torch.Tensor], lengths: list[torch.Tensor]) -> list[torch.Tensor]:
+        if grouped:
+            return loop.batch_probabilities(ids, lengths)
+        return [torch.softmax(model(batch, size).float(), dim=-1) for batch, size in zip(ids, lengths)]
+
+    batches = bucket_batches([len(ids) for ids in id_lists], batch_size)
+    group_size = GROUP if grouped else 1
     was_training = model.training
     model.eval()
     probabilities = None
     try:
-        if hasattr(model, "batch_probabilities"):  # a traced `BatchLoop`: GROUP batches per call
-            return _predict_in_groups(model, id_lists, batch_size, device)
-        for batch in bucket_batches([len(ids) for ids in id_lists], batch_size):
-            ids, lengths = collate([id_lists[i] for i in batch])
-            logits = model(ids.to(device), lengths.to(device))
-            batch_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        for start in range(0, len(batches), group_size):
+            group = batches[start : start + group_size]
+            padded = [collate([id_lists[i] for i in batch]) for batch in group]
+            outputs = probabilities_of([ids.to(device) for ids, _ in padded], [n.to(device) for _, n in padded])
             if probabilities is None:
-                probabilities = np.empty((len(id_lists), batch_probs.shape[1]), dtype=np.float32)
-            probabilities[batch] = batch_probs
+                probabilities = np.empty((len(id_lists), outputs[0].shape[1]), dtype=np.float32)
+            probabilities[np.concatenate(group)] = torch.cat(outputs).cpu().numpy()
     finally:
         model.train(was_training)
     if probabilities is None:
@@ -79,26 +90,3 @@ def predict_ids(
 GROUP = 32
 """Batches per `batch_probabilities` call of a traced network (`sentiment.model.tracing.BatchLoop`):
 a GIL hand-over per 32 batches instead of several per batch, with at most 32 padded batches in memory."""
-
-
-def _predict_in_groups(
-    model: Any,  # a scripted `BatchLoop`, whose exported method the type checker cannot see
-    id_lists: Sequence[Sequence[int] | np.ndarray],
-    batch_size: int,
-    device: str | torch.device,
-) -> np.ndarray:
-    """`predict_ids` for a traced `BatchLoop`: the same batches, GROUP of them per call."""
-    batches = bucket_batches([len(ids) for ids in id_lists], batch_size)
-    probabilities = None
-    for start in range(0, len(batches), GROUP):
-        group = batches[start : start + GROUP]
-        padded = [collate([id_lists[i] for i in batch]) for batch in group]
-        outputs = model.batch_probabilities(
-            [ids.to(device) for ids, _ in padded], [lengths.to(device) for _, lengths in padded]
-        )
-        if probabilities is None:
-            probabilities = np.empty((len(id_lists), outputs[0].shape[1]), dtype=np.float32)
-        probabilities[np.concatenate(group)] = torch.cat(outputs).cpu().numpy()
-    if probabilities is None:
-        return np.empty((0, 0), dtype=np.float32)
-    return probabilities
