@@ -175,6 +175,34 @@ def test_scoring_streams_chunk_by_chunk(model):
     ]
 
 
+def test_a_worker_goes_on_to_later_chunks_while_the_oldest_is_still_on_another(model, monkeypatch):
+    import threading
+    import time
+
+    from sentiment.serving import scoring
+
+    later_done = []
+    seen_by_the_first: list[int] = []
+    original = scoring.score_chunk
+
+    def spy(model, records, *args):
+        if records[0].row == 1:  # the first chunk is held until three later ones are scored (or 30 s)
+            deadline = time.monotonic() + 30
+            while len(later_done) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen_by_the_first.append(len(later_done))
+            return original(model, records, *args)
+        scored = original(model, records, *args)
+        later_done.append(threading.current_thread().name)
+        return scored
+
+    monkeypatch.setattr(scoring, "score_chunk", spy)
+    records = [Record("in", row, "love it", ()) for row in range(1, 41)]
+    chunks = list(score_records(model, records, chunk_size=8, workers=2))
+    assert seen_by_the_first and seen_by_the_first[0] >= 3
+    assert [r.row for chunk in chunks for r in chunk.records] == list(range(1, 41))  # still in input order
+
+
 def test_chunks_start_small_with_several_workers_and_grow_to_the_chunk_size():
     from sentiment.serving.scoring import RAMP_UP, chunk_sizes
 
@@ -183,21 +211,30 @@ def test_chunks_start_small_with_several_workers_and_grow_to_the_chunk_size():
     assert list(islice(chunk_sizes(3, workers=2), 3)) == [1, 2, 3]
 
 
-def test_the_last_chunk_is_shared_among_the_workers():
+def test_the_end_is_cut_finer_so_that_the_workers_finish_together():
     from sentiment.serving.scoring import chunked
 
-    # sizes 1, 2, 4, 8, 8...: the rows left for the last chunk are cut in two for two workers
+    # sizes 1, 2, 4, 8...; once the input has ended (two chunks are read ahead) each piece is a
+    # quarter of what is left for two workers, at least the first chunk's size
     assert list(chunked(range(20), 8, workers=2)) == [
         [0],
         [1, 2],
         [3, 4, 5, 6],
-        list(range(7, 15)),
-        [15, 16, 17],
-        [18, 19],
+        [7, 8, 9, 10],
+        [11, 12, 13],
+        [14, 15],
+        [16],
+        [17],
+        [18],
+        [19],
     ]
-    # a last chunk that is full is cut too; with three workers, into three
-    assert list(chunked(range(15), 8, workers=2)) == [[0], [1, 2], [3, 4, 5, 6], [7, 8, 9, 10], [11, 12, 13, 14]]
-    assert list(chunked(range(10), 8, workers=3))[-3:] == [[7], [8], [9]]
+    assert [len(chunk) for chunk in chunked(range(100_000), 8192, workers=2)] == [
+        *(1024, 2048, 4096),
+        *[8192] * 9,
+        *(4776, 3582, 2687, 2015, 1511, 1134, 1024, 1024, 1024, 327),
+    ]
+    # with three workers a sixth of what is left
+    assert list(chunked(range(10), 8, workers=3)) == [[0], [1, 2], [3, 4], [5], [6], [7], [8], [9]]
     # one worker: plain chunks; nothing in, nothing out
     assert list(chunked(range(20), 8)) == [list(range(8)), list(range(8, 16)), [16, 17, 18, 19]]
     assert list(chunked([], 8, workers=2)) == [] == list(chunked([], 8))
@@ -229,6 +266,41 @@ def test_worker_threads_get_one_torch_thread_and_a_short_gil_hand_over_then_both
         assert (torch.get_num_threads(), sys.getswitchinterval()) == (2, interval)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_scoring_freezes_what_was_alive_and_collects_less_often_then_restores_the_collector(
+    model, tmp_path, monkeypatch
+):
+    import gc
+
+    from sentiment.serving import scoring
+
+    seen = []
+    original = scoring.score_chunk
+
+    def spy(*args, **kwargs):
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_chunk", spy)
+    (tmp_path / "in.txt").write_text("love it\nawful\n" * 10)
+    threshold = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    score_files(model, [tmp_path / "in.txt"], tmp_path / "out.csv", workers=2, chunk_size=4)
+    assert seen and all(young == scoring.GC_YOUNG_THRESHOLD and frozen > 0 for young, frozen in seen), seen
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 20
+
+    # A caller that froze its own objects (a server after loading) keeps its freeze and its threshold.
+    seen.clear()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        score_files(model, [tmp_path / "in.txt"], tmp_path / "out2.csv", workers=2, chunk_size=4)
+        assert seen and all(s == (threshold[0], frozen) for s in seen)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 # ---- formats in and out ----------------------------------------------------------------------

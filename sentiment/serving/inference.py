@@ -76,7 +76,7 @@ class SentimentModel(TextClassifier):
         if empty is not None:
             raise SentimentError(f"text {empty} has no tokens; the model cannot score an empty review")
         max_len = self.max_len
-        ids = inputs if max_len is None else [row[:max_len] for row in inputs]
+        ids = inputs if max_len is None else [row if len(row) <= max_len else row[:max_len] for row in inputs]
         return predict_ids(self.inference_network, ids, self.batch_size, self.device)
 
     def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
