@@ -17,7 +17,8 @@ Target on a 2-core machine: at least 0.85x the bare forward pass end to end, and
 (100k vs 1M lines). At 64 units (128 until session 44) the forward pass is about 2.3 times faster and tokenizing is
 not, so the ratio falls (0.64x against 0.76x) while end to end is 1.6-1.9 times faster; faster tokenizing of new
 text (session 45) took it to 0.71x at full size, and grouping the traced network's batches 32 to a call (session 46)
-to 0.76-0.77x (docs/RESULTS.md).
+to 0.76-0.77x, and holding off Python's garbage collector while scoring, with a balanced tail (session 47), to
+0.77-0.81x (docs/RESULTS.md).
 `--precision bfloat16` scores the same reviews in float32 and in bfloat16 (`score --precision`), alternating, and
 counts the labels and probabilities that differ.
 Other jobs on the machine slow every figure: the load average
