@@ -250,9 +250,8 @@ T = TypeVar("T")
 
 
 def chunked(items: Iterable[T], chunk_size: int, workers: int = 1) -> Iterator[list[T]]:
-    """`items` in lists of `chunk_sizes(chunk_size, workers)` items; the last one may be shorter.
-
-    With several workers the end is cut finer too. The workers take the chunks in turn, so one
+    """`items` in lists of `chunk_sizes(chunk_size, workers)` items; the last one may be shorter,
+    and with several workers the end is cut finer. The workers take the chunks in turn, so one
     that draws a whole chunk near the end keeps working (seconds at 8,192 rows) while the others
     idle. So the items are read `workers` chunks ahead, and once the input has ended, each piece
     is 1/(2 * workers) of what is left (at least the first chunk's size): the pieces shrink and
