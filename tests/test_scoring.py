@@ -158,6 +158,23 @@ def test_the_python_api_takes_a_loaded_model_or_a_path(tiny_trained, model, tmp_
     assert [json.loads(line)["label"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == predictions.labels
 
 
+def test_loading_a_trained_run_and_scoring_do_not_import_scikit_learn(tiny_trained, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "in.txt").write_text("love it\nawful\n")
+    program = (
+        "import sys\n"
+        "from sentiment.serving.scoring import score_files\n"
+        f"score_files({str(tiny_trained.run_dir)!r}, [{str(tmp_path / 'in.txt')!r}], {str(tmp_path / 'out.csv')!r})\n"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"  # 2.7 s of start-up a `score` does not need
+    assert (tmp_path / "out.csv").read_text().count("\n") == 3
+
+
 def test_scoring_streams_chunk_by_chunk(model):
     def endless():
         row = 0

@@ -138,16 +138,19 @@ def load_model(
 
     `precision="bfloat16"` runs a trained run's forward pass in bfloat16 where the device computes
     it natively (`sentiment.model.precision`); the baseline and VADER have no such pass."""
-    from sentiment.model.baseline import CONFIG_FILE
     from sentiment.model.vader import MODEL_NAMES, VaderModel
     from sentiment.training.run import load_run
 
     if str(path) in MODEL_NAMES and not Path(path).exists():
         _float32_only(precision, f"{path} (VADER, a lexicon)")
         return VaderModel(MODEL_NAMES[str(path)])
-    if (Path(path) / CONFIG_FILE).is_file():
-        _float32_only(precision, f"{path} (the bag-of-words baseline)")
-        return BaselineModel(Path(path))
+    # The baseline's module imports scikit-learn and SciPy (2.7 s here): not for a trained run.
+    if not (Path(path) / "run.json").is_file():
+        from sentiment.model.baseline import CONFIG_FILE
+
+        if (Path(path) / CONFIG_FILE).is_file():
+            _float32_only(precision, f"{path} (the bag-of-words baseline)")
+            return BaselineModel(Path(path))
     check_precision(precision, device)  # before the weights load
     return SentimentModel(load_run(Path(path)), device=device, batch_size=batch_size, precision=precision)
 
