@@ -309,13 +309,13 @@ def test_scoring_freezes_what_was_alive_and_collects_less_often_then_restores_th
     assert len(pd.read_csv(tmp_path / "out.csv")) == 20
 
     # A caller that froze its own objects (a server after loading) keeps its freeze and its threshold.
+    # (The frozen count may fall while scoring: a frozen object that is freed leaves the count.)
     seen.clear()
     gc.freeze()
     try:
-        frozen = gc.get_freeze_count()
         score_files(model, [tmp_path / "in.txt"], tmp_path / "out2.csv", workers=2, chunk_size=4)
-        assert seen and all(s == (threshold[0], frozen) for s in seen)
-        assert gc.get_freeze_count() == frozen
+        assert seen and all(young == threshold[0] and frozen > 0 for young, frozen in seen), seen
+        assert gc.get_threshold() == threshold and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
 
