@@ -14,6 +14,10 @@ def test_collate_pads_lists_and_arrays_alike():
     assert lengths.tolist() == [3, 1, 2]
     from_arrays = collate([np.asarray(row, dtype=np.int32) for row in rows])
     assert torch.equal(from_arrays[0], ids) and torch.equal(from_arrays[1], lengths)
+    mixed = collate([rows[0], np.asarray(rows[1]), rows[2]])  # lists and arrays in one batch
+    assert torch.equal(mixed[0], ids) and torch.equal(mixed[1], lengths)
+    arrays_first = collate([np.asarray(rows[0]), rows[1], rows[2]])
+    assert torch.equal(arrays_first[0], ids)
 
 
 def test_every_row_lands_in_exactly_one_batch_of_similar_lengths():

@@ -9,6 +9,7 @@ On a CPU, padded batches of similar length keep the recurrent kernels on their f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,15 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
 
 def collate(id_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token id lists (or arrays) to the longest one: ids [B, T] (padding = 0) and lengths [B]."""
-    lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
+    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
     ids = np.full((len(id_lists), int(lengths.max())), PAD_ID, dtype=np.int64)
-    # One vectorised copy: row-major order of the real positions is the concatenated ids.
-    ids[np.arange(ids.shape[1]) < lengths[:, None]] = np.concatenate(id_lists)
+    # One vectorised copy: row-major order of the real positions is the concatenated ids. Python
+    # lists (what `score` tokenizes into) are read in one pass rather than each made an array first.
+    if isinstance(id_lists[0], list):
+        flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
+    else:
+        flat = np.concatenate(id_lists)
+    ids[np.arange(ids.shape[1]) < lengths[:, None]] = flat
     return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
