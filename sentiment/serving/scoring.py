@@ -240,10 +240,15 @@ def chunk_sizes(chunk_size: int, workers: int = 1) -> Iterator[int]:
     `chunk_size`: the first chunk is tokenized before any forward pass can start (with a cold
     tokenizer, the slowest reading of all), and every other worker waits for it, so a small one
     sets them all to work sooner."""
-    size = chunk_size if workers <= 1 else max(1, chunk_size // RAMP_UP)
+    size = first_chunk_size(chunk_size, workers)
     while True:
         yield size
         size = min(chunk_size, 2 * size)
+
+
+def first_chunk_size(chunk_size: int, workers: int = 1) -> int:
+    """The first chunk's rows: `chunk_size`, or with several workers `chunk_size // RAMP_UP` (at least 1)."""
+    return chunk_size if workers <= 1 else max(1, chunk_size // RAMP_UP)
 
 
 T = TypeVar("T")
@@ -261,7 +266,7 @@ def chunked(items: Iterable[T], chunk_size: int, workers: int = 1) -> Iterator[l
     if workers <= 1:
         yield from iter(lambda: list(islice(items, next(sizes))), [])
         return
-    ahead, smallest = workers * chunk_size, max(1, chunk_size // RAMP_UP)
+    ahead, smallest = workers * chunk_size, first_chunk_size(chunk_size, workers)
     buffer: list[T] = []
     ended = False
     for size in sizes:
