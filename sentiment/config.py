@@ -341,6 +341,14 @@ class TrainingConfig(Section):
     word vectors moved an L2 distance epsilon (over the whole example) in the direction that
     raises its loss most, so no single cue word can carry a reading. About twice the cost of a
     step. GloVe 50-d word vectors have norms of about 4 to 6. 0: off."""
+    contrast_rule: float = Field(0.0, ge=0, lt=1)
+    """The A-but-B rule distilled into training (Hu et al. 2016, "Harnessing Deep Neural Networks
+    with Logic Rules"; `sentiment.training.contrast_rule`): a sentence example "A but B" (B after its
+    last "but", A not empty) is trained with this share of its loss towards a teacher distribution,
+    the network's own prediction moved towards its reading of B alone, and the rest towards its
+    label. The share rises linearly from 0 over the first epoch. Reviews are left alone. 0: off."""
+    contrast_rule_strength: float = Field(6.0, gt=0)
+    """C of the rule's teacher: log q(y) = log p(y) + C * p_B(y) + const, where p_B is the reading of B."""
     adversarial_loss: Literal["label", "consistency"] = "label"
     """What the perturbed pass of `adversarial` is trained towards: `label`, the example's label
     (adversarial training); `consistency`, the clean pass's own prediction, KL(p(x) || p(x + r))

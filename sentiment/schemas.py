@@ -158,6 +158,9 @@ class RunRecord(_TopLevel):
     vectors: Json | None = None
     transfer: Json | None = None
     distillation: Json | None = Field(None, description="with training.teacher: the teacher and its agreement")
+    contrast_rule: Json | None = Field(
+        None, description="with training.contrast_rule: its share, strength and the sentence examples it grounds"
+    )
     training_examples: Json | None = None
     other_validation: Json | None = Field(
         None,

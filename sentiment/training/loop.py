@@ -28,6 +28,7 @@ from sentiment.metrics import improves, validation_scores
 from sentiment.model.batching import bucket_batches, collate, predict_ids
 from sentiment.progress import progress_bar
 from sentiment.training.adversarial import AdversarialEmbeddings, consistency_losses
+from sentiment.training.contrast_rule import CONTRAST_WORD, imitation_share, rule_losses, rule_starts, teacher
 from sentiment.training.distributed import ProcessGroup, rows_for_rank
 from sentiment.training.initialise import TrainingSetup, initialise, member_seeds
 from sentiment.training.interpolation import start_weights
@@ -137,12 +138,36 @@ class Trainer:
             else None
         )
         """Perturbs the word vectors of each batch's second pass (`training.adversarial`)."""
+        self.rule_starts = (
+            rule_starts(self.examples.ids, self.examples.reviews, self.vocab.index.get(CONTRAST_WORD))
+            if config.training.contrast_rule > 0
+            else None
+        )
+        """Where each example's B begins under `training.contrast_rule` (-1: the rule does not apply)."""
+        self._rule_share = 0.0
+        if self.rule_starts is not None:
+            log(
+                f"the A-but-B rule (training.contrast_rule = {config.training.contrast_rule}) grounds "
+                f"{int((self.rule_starts >= 0).sum()):,} sentence examples"
+            )
         self.state = TrainingState()
         # The start that `training.weight_interpolation` mixes back in, copied before a resumed
         # run restores its checkpoint: initialise builds the same start every time.
         self.start = start_weights(self.model) if config.training.weight_interpolation else None
         self.interpolation: dict[str, Any] | None = None
         """`interpolate_with_start`'s record, once training is over."""
+
+    @property
+    def contrast_rule_record(self) -> dict[str, Any] | None:
+        """What `training.contrast_rule` did: its share and strength, and how many sentence examples it grounds."""
+        if self.rule_starts is None:
+            return None
+        t = self.config.training
+        return {
+            "share": t.contrast_rule,
+            "strength": t.contrast_rule_strength,
+            "sentences": int((self.rule_starts >= 0).sum()),
+        }
 
     @property
     def selected(self) -> nn.Module:
@@ -177,6 +202,8 @@ class Trainer:
                 if t.lr_schedule == "linear":  # the share of all `max_epochs` done before this step
                     remaining = 1 - (epoch - 1 + (done - 1) / len(batches)) / t.max_epochs
                     self._set_rate(epoch_lr * remaining)
+                if self.rule_starts is not None:
+                    self._rule_share = imitation_share(t.contrast_rule, epoch, done - 1, len(batches))
                 loss_sum += self._step(batch)
                 bar.update(len(batch))
                 if done % 20 == 0:
@@ -218,6 +245,7 @@ class Trainer:
         # Per-example loss weights (class weights, sentence weights), normalised by the whole batch's.
         denominator = float(examples.batch_weights(batch).sum())
         adversary = self.adversary
+        rule_readings = self._rule_readings(rows)
         with self._vectors_detached_for_labelled(rows):
             try:
                 ids, lengths = ids.to(self.device, non_blocking=True), lengths.to(self.device)
@@ -232,6 +260,10 @@ class Trainer:
                 else:
                     targets_in_loss = targets
                 losses = self._example_losses(logits, targets_in_loss, rows_on_device)
+                if rule_readings is not None:
+                    grounded, b_logits = rule_readings
+                    q = teacher(logits[grounded], b_logits, self.config.training.contrast_rule_strength)
+                    losses = rule_losses(losses, logits, grounded, q, self._rule_share)
                 if self.position_losses is not None:
                     replication, regularisation = self.position_losses(directions, mask, ids, targets)
                     t = self.config.training
@@ -260,6 +292,24 @@ class Trainer:
         if self.averaged is not None:
             self.averaged.update_parameters(self.model)
         return float(loss.detach())
+
+    def _rule_readings(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Under `training.contrast_rule`: which of the batch's rows are "A but B" sentences, and the
+        network's logits for their B alone (no dropout, no gradient); None where none is."""
+        if self.rule_starts is None or self._rule_share <= 0:
+            return None
+        starts = self.rule_starts[rows]
+        grounded = np.flatnonzero(starts >= 0)
+        if len(grounded) == 0:
+            return None
+        ids, lengths = collate([self.examples.ids[rows[i]][starts[i] :] for i in grounded])
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                b_logits = self.forward(ids.to(self.device), lengths.to(self.device))
+        finally:
+            self.model.train()
+        return torch.as_tensor(grounded, device=self.device), b_logits
 
     def _vectors_detached_for_labelled(self, rows: np.ndarray):
         """With `training.labelled_sentences_train_vectors = false`: the batch's labelled sentences

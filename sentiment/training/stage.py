@@ -221,6 +221,7 @@ def finish_run(
         "vectors": first.setup.vectors_summary,
         "transfer": first.setup.transfer,
         "distillation": first.setup.distillation,
+        "contrast_rule": first.contrast_rule_record,
         "training_examples": first.examples.summary(),
         "prepared": {"directory": str(prepared.directory), "fingerprint": prepared.manifest["fingerprint"]},
         "versions": environment_versions(),
