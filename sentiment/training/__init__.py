@@ -13,6 +13,7 @@ segment_filter      which of those sentences agree with their review's label (VA
 labelled_sentences  sentences labelled one by one as examples; their held-out part read after training
 extra_sentences     sentences of another prepared dataset's training reviews as extra examples
 distillation        soft targets for the sentence examples from a finished run (self-distillation)
+contrast_rule       the A-but-B rule distilled into the sentence examples (Hu et al. 2016)
 position_losses     per-position losses (target replication, lexicon regularisation)
 adversarial         adversarial training: each batch again with its word vectors moved against it
 interpolation       the best weights mixed with the start, the mix chosen on validation (WiSE-FT)
