@@ -304,9 +304,9 @@ class Trainer:
             return None
         ids, lengths = collate([self.examples.ids[rows[i]][starts[i] :] for i in grounded])
         self.model.eval()
-        try:
+        try:  # the module itself, not a DDP wrapper: a reading without gradient needs no collective step
             with torch.no_grad():
-                b_logits = self.forward(ids.to(self.device), lengths.to(self.device))
+                b_logits = self.model(ids.to(self.device), lengths.to(self.device))
         finally:
             self.model.train()
         return torch.as_tensor(grounded, device=self.device), b_logits
